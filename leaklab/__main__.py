@@ -1,0 +1,3 @@
+from leaklab.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""``leaklab run``: run a scenario in a child process and record a run directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from leaklab import clitypes, probes, units
+from leaklab.scenario import ScenarioError, parse_param_overrides
+
+
+@click.command("run")
+@click.argument("scenario")
+@click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
+@click.option("--duration", "-d", type=clitypes.DURATION, help="Run for this long (90s, 15m, 2h). Default 30s unless --steps is given.")
+@click.option("--steps", "-n", type=click.IntRange(min=1), help="Run this many steps (with --duration: whichever comes first).")
+@click.option("--rate", "-r", type=clitypes.RATE, help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.")
+@click.option("--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval.")
+@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.")
+@click.option("--max-rss", type=clitypes.SIZE, help="Kill the child when its RSS crosses this (default: 1/4 of RAM, at most 4GiB).")
+@click.option("--profile", type=click.Choice(list(probes.PROFILES)), default=probes.DEFAULT_PROFILE, show_default=True,
+              help="Probe level: rss (outside sampling only), default (names the culprit cheaply), deep.")
+@click.option("--probe", "probe_names", multiple=True, metavar="NAME[,NAME]", help="Add probes by name (repeatable or comma-separated).")
+@click.option("--snapshot-every", type=clitypes.STEPS_OR_DURATION, help="Snapshot cadence for snapshotting probes: steps (5000) or time (10s).")
+@click.option("--include-children", is_flag=True, help="Sum the memory of the child's own child processes.")
+@click.option("--max-errors", type=click.IntRange(min=0), default=0, show_default=True, help="Step exceptions tolerated before the run fails.")
+@click.option("--scenarios", "scenario_dirs", multiple=True, type=click.Path(file_okay=False), help="Extra folder to find named scenarios in (repeatable).")
+@click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run directory.")
+@click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
+            rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
+            profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
+            include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
+            progress: bool | None, as_json: bool) -> None:
+    """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it.
+
+    \b
+    Exit codes: 0 completed, 1 the scenario raised, 2 usage error,
+    3 killed at the memory cap, 130 interrupted (Ctrl-C).
+    """
+    from leaklab import runner
+
+    if interval <= 0:
+        raise click.BadParameter("must be positive", param_hint="--interval")
+    try:
+        explicit = [name.strip() for item in probe_names for name in item.split(",") if name.strip()]
+        probe_options: dict[str, Any] = {}
+        if snapshot_every is not None:
+            probe_options["snapshot_every"] = {"steps": snapshot_every.steps, "seconds": snapshot_every.seconds}
+        config = runner.RunConfig(
+            scenario=scenario, variant=variant, params=parse_param_overrides(params),
+            scenario_dirs=list(scenario_dirs), duration_s=duration, steps=steps, rate=rate,
+            interval_s=interval, warmup=warmup, max_rss=max_rss, include_children=include_children,
+            out=out, probes=probes.resolve(profile, explicit), probe_options=probe_options, profile=profile,
+            max_errors=max_errors, progress=progress, argv=["leaklab", *sys.argv[1:]],
+        )
+        prepared = runner.prepare(config)
+    except (ScenarioError, KeyError) as exc:
+        raise click.UsageError(str(exc).strip("'\"")) from None
+    result = runner.run(config, prepared)
+    summary = result.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    sys.exit(result.exit_code)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    status = summary["status"]
+    colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    click.echo(f"status    {click.style(status, fg=colour)}" + (f"  ({summary['message']})" if summary["message"] else ""))
+    click.echo(f"steps     {summary['steps']:,} in {units.format_duration(summary['duration_s'])}" + (f", {summary['errors']} errors" if summary["errors"] else ""))
+    start, end = summary["rss_start"], summary["rss_end"]
+    if start is not None and end is not None:
+        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} ({units.format_size(end - start, signed=True)}; peak {units.format_size(summary['rss_peak'])})")
+    click.echo(f"run       {summary['run_dir']}")

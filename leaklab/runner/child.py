@@ -1,0 +1,356 @@
+"""The child process: loads a scenario, runs its steps, reports counters to the parent.
+
+Started by :mod:`leaklab.runner.parent` as ``python -m leaklab.runner.child SPEC_JSON``.
+It writes one JSON object per line to the report file descriptor named in the spec:
+
+* ``{"type": "hello", "pid": ..., "columns": [...]}`` after setup;
+* ``{"type": "sample", "t": ..., "steps": ..., "allocated_blocks": ..., ...}`` every interval;
+* ``{"type": "event", "kind": ..., ...}`` for anything else (errors, warm-up end, probes);
+* ``{"type": "done", "reason": "completed" | "interrupted" | "failed", ...}`` last.
+
+The child never writes the run directory's main files: the parent is their one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from leaklab import probes as probe_registry
+from leaklab import scenario as scenario_mod
+
+#: Full tracebacks sent for the first few step errors; after that only counts.
+MAX_REPORTED_TRACEBACKS = 5
+
+
+class Reporter:
+    """Line-delimited JSON to the parent; a broken pipe means the parent is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, default=repr) + "\n").encode()
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except (BrokenPipeError, OSError):
+            os._exit(70)  # the parent died; nobody is left to stop us
+
+    def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
+        self.send({"type": "event", "kind": kind, "t": t, **fields})
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this process when the parent dies (no orphans)."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_address_space(limit: int | None) -> None:
+    """A backstop for allocations faster than the parent's polling: far above the RSS cap."""
+    if not limit:
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+class StepLoop:
+    """Pacing, stop conditions, sampling and warm-up: shared by the sync and async drivers."""
+
+    def __init__(self, spec: dict[str, Any], reporter: Reporter, state: Any, active_probes: list[probe_registry.Probe], ctx: probe_registry.ProbeContext) -> None:
+        self.spec = spec
+        self.reporter = reporter
+        self.state = state
+        self.probes = active_probes
+        self.ctx = ctx
+        self.t0 = float(spec["t0"])
+        self.max_steps: int | None = spec.get("steps")
+        self.duration: float | None = spec.get("duration_s")
+        self.rate: float | None = spec.get("rate")
+        self.interval: float = float(spec.get("interval", 0.5))
+        self.max_errors: int = int(spec.get("max_errors", 0))
+        warmup = spec.get("warmup") or {}
+        self.warmup_steps: int | None = warmup.get("steps")
+        self.warmup_seconds: float | None = warmup.get("seconds")
+        self.warmup_done = not self.warmup_steps and not self.warmup_seconds
+        self.steps = 0
+        self.errors = 0
+        self.stop_reason: str | None = None
+        self.failure: dict[str, Any] | None = None
+        self.start = time.monotonic()
+        self.next_sample = self.start
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def wait_time(self) -> float:
+        """Seconds to wait before the next step may run (0 when it may run now)."""
+        if self.rate is None:
+            return 0.0
+        due = self.start + self.steps / self.rate
+        now = time.monotonic()
+        if due <= now:
+            return 0.0
+        # Wake up in time for a due sample so slow rates are still sampled on schedule.
+        return max(0.0, min(due, self.next_sample) - now)
+
+    def sample_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_sample:
+            self.sample()
+            self.next_sample = max(self.next_sample + self.interval, now + self.interval / 2)
+
+    def sample(self) -> None:
+        gen0, gen1, gen2 = gc.get_count()
+        row: dict[str, Any] = {
+            "type": "sample",
+            "t": self.now(),
+            "steps": self.steps,
+            "allocated_blocks": sys.getallocatedblocks(),
+            "gc_gen0": gen0,
+            "gc_gen1": gen1,
+            "gc_gen2": gen2,
+            "gc_collections": sum(s["collections"] for s in gc.get_stats()),
+            "errors": self.errors,
+        }
+        self.ctx.steps, self.ctx.t = self.steps, row["t"]
+        for probe in list(self.probes):
+            values = self._call_probe(probe, "sample")
+            if values:
+                row.update(values)
+        self.reporter.send(row)
+        for probe in list(self.probes):
+            self._call_probe(probe, "tick")
+
+    def _call_probe(self, probe: probe_registry.Probe, method: str) -> Any:
+        try:
+            return getattr(probe, method)(self.ctx)
+        except Exception as exc:
+            self.probes.remove(probe)
+            self.reporter.event(
+                "probe_error", self.now(), probe=probe.name, method=method,
+                error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+            )
+            return None
+
+    def after_step(self, error: BaseException | None) -> bool:
+        """Account for one step; return False when the loop must stop."""
+        self.steps += 1
+        if error is not None:
+            self.errors += 1
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            if self.errors <= MAX_REPORTED_TRACEBACKS:
+                self.reporter.event("step_error", self.now(), step=self.steps, error=f"{type(error).__name__}: {error}", traceback=tb)
+            if self.errors > self.max_errors:
+                self.failure = {"phase": "step", "step": self.steps, "error": f"{type(error).__name__}: {error}", "traceback": tb}
+                self.request_stop("failed")
+        if not self.warmup_done and (
+            (self.warmup_steps is not None and self.steps >= self.warmup_steps)
+            or (self.warmup_seconds is not None and time.monotonic() - self.start >= self.warmup_seconds)
+        ):
+            self.warmup_done = True
+            self.ctx.warmup_done = True
+            self.reporter.event("warmup_end", self.now(), steps=self.steps)
+            for probe in list(self.probes):
+                self._call_probe(probe, "warmup_end")
+        self.sample_if_due()
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.request_stop("completed")
+        elif self.duration is not None and time.monotonic() - self.start >= self.duration:
+            self.request_stop("completed")
+        return self.stop_reason is None
+
+    def run_sync(self, step: Any) -> None:
+        self.sample()
+        while self.stop_reason is None:
+            delay = self.wait_time()
+            if delay > 0:
+                time.sleep(delay)
+                self.sample_if_due()
+                continue
+            try:
+                step(self.state)
+            except Exception as exc:
+                self.after_step(exc)
+            else:
+                self.after_step(None)
+
+    async def run_async(self, step: Any) -> None:
+        is_coroutine = asyncio.iscoroutinefunction(step)
+        self.sample()
+        while self.stop_reason is None:
+            delay = self.wait_time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                self.sample_if_due()
+                continue
+            try:
+                if is_coroutine:
+                    await step(self.state)
+                else:
+                    step(self.state)
+            except Exception as exc:
+                self.after_step(exc)
+            else:
+                self.after_step(None)
+
+
+def _call(fn: Any, loop: asyncio.AbstractEventLoop | None, *args: Any, **kwargs: Any) -> Any:
+    result = fn(*args, **kwargs)
+    if asyncio.iscoroutine(result):
+        if loop is None:
+            raise TypeError(f"{fn.__name__} returned a coroutine in a sync scenario")
+        return loop.run_until_complete(result)
+    return result
+
+
+def run(spec: dict[str, Any]) -> int:
+    reporter = Reporter(int(spec["report_fd"]))
+    t0 = float(spec["t0"])
+
+    def now() -> float:
+        return time.monotonic() - t0
+
+    def fail(phase: str, exc: BaseException, steps: int = 0) -> int:
+        reporter.send({
+            "type": "done", "reason": "failed", "phase": phase, "steps": steps, "t": now(),
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        })
+        return 1
+
+    try:
+        scenario = scenario_mod.load(spec["scenario_path"])
+    except scenario_mod.ScenarioError as exc:
+        return fail("load", exc)
+    loop = asyncio.new_event_loop() if scenario.is_async else None
+    if loop is not None:
+        asyncio.set_event_loop(loop)
+
+    stop_requested: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop_requested.append(signal.Signals(signum).name)
+        if step_loop is not None:
+            step_loop.request_stop("interrupted")
+
+    step_loop: StepLoop | None = None
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    params = spec.get("params", {})
+    variant = spec.get("variant")
+    try:
+        state = _call(scenario.setup, loop, **scenario.setup_kwargs(variant, params)) if scenario.setup else None
+    except Exception as exc:
+        return fail("setup", exc)
+
+    active: list[probe_registry.Probe] = []
+    ctx = probe_registry.ProbeContext(
+        artifacts=Path(spec["artifacts"]),
+        emit=lambda kind, **fields: reporter.event(kind, now(), **fields),
+        options=dict(spec.get("probe_options", {})),
+        state=state,
+    )
+    for name in spec.get("probes", []):
+        try:
+            active.append(probe_registry.create(name))
+        except Exception as exc:
+            reporter.event("probe_error", now(), probe=name, method="create", error=f"{type(exc).__name__}: {exc}")
+    extra_columns = [c for p in active for c in p.columns]
+    reporter.send({"type": "hello", "pid": os.getpid(), "columns": extra_columns, "is_async": scenario.is_async, "t": now()})
+
+    step_loop = StepLoop(spec, reporter, state, active, ctx)
+    if stop_requested:
+        step_loop.request_stop("interrupted")
+    for probe in list(active):
+        step_loop._call_probe(probe, "start")
+    try:
+        if loop is not None:
+            loop.run_until_complete(step_loop.run_async(scenario.step))
+        else:
+            step_loop.run_sync(scenario.step)
+    except BaseException as exc:  # e.g. MemoryError at the address-space backstop
+        step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        step_loop.request_stop("failed")
+    step_loop.sample()
+    for probe in list(active):
+        step_loop._call_probe(probe, "finish")
+    ctx.state = None
+
+    reason = step_loop.stop_reason or "completed"
+    done: dict[str, Any] = {"type": "done", "reason": reason, "steps": step_loop.steps, "errors": step_loop.errors}
+    if step_loop.failure:
+        done.update(step_loop.failure)
+    if scenario.teardown is not None:
+        try:
+            _call(scenario.teardown, loop, state)
+        except Exception as exc:
+            if reason != "failed":
+                done.update(
+                    reason="failed", phase="teardown", error=f"{type(exc).__name__}: {exc}",
+                    traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                )
+    if loop is not None:
+        _close_loop(loop)
+    done["t"] = now()
+    reporter.send(done)
+    return 0 if done["reason"] == "completed" else (130 if done["reason"] == "interrupted" else 1)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    _die_with_parent()
+    _limit_address_space(spec.get("address_space_limit"))
+    if spec.get("cwd"):
+        os.chdir(spec["cwd"])
+    for path in reversed(spec.get("sys_path", [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""The run directory: the one seam between recording and everything that reads a run.
+
+::
+
+    runs/<UTC timestamp>-<scenario>-<variant>/
+      meta.json      what ran, how, where, and how it ended (rewritten atomically)
+      samples.csv    one row per sample, appended and flushed row by row
+      events.jsonl   everything that is not a sample, appended and flushed
+      artifacts/     files that probes and reporters leave (captures, graphs, tracebacks)
+
+Plain text only (JSON, CSV): a run from someone else can be read without running
+any of its code. Readers tolerate a run that is still being written and a
+truncated last line (warned about, the rest kept). ``docs/run-format.md`` is the
+reference for every field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+META = "meta.json"
+SAMPLES = "samples.csv"
+EVENTS = "events.jsonl"
+ARTIFACTS = "artifacts"
+
+STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
+
+#: Columns every run has, in this order; probes may add more after them.
+BASE_COLUMNS = (
+    "t",  # seconds since the run started (monotonic clock)
+    "steps",  # cumulative steps completed by the current process generation's run
+    "rss",  # resident set size, bytes, from outside (psutil)
+    "uss",  # unique set size, bytes, where the platform gives it
+    "allocated_blocks",  # sys.getallocatedblocks() in the child
+    "gc_gen0",  # gc.get_count()
+    "gc_gen1",
+    "gc_gen2",
+    "gc_collections",  # total collections so far, all generations
+    "errors",  # cumulative step errors
+    "pid",
+    "generation",  # process generation (0 unless the supervisor restarted the child)
+)
+
+
+class RunFormatError(Exception):
+    """A path that is not a readable run directory."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None, when: datetime | None = None) -> Path:
+    """Create and return ``root/<UTC timestamp>-<scenario>[-<variant>]`` (unique)."""
+    when = when or utc_now()
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{_slug(scenario)}" + (f"-{_slug(variant)}" if variant else "")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        candidate = root / (base if n == 0 else f"{base}.{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        (candidate / ARTIFACTS).mkdir()
+        return candidate
+    raise RunFormatError(f"cannot create a unique run directory under {root}")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so a reader never sees half a file, even if the writer dies mid-way."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    # Probes may hand over numpy scalars; anything else is shown, never pickled.
+    if hasattr(value, "item"):
+        return value.item()
+    return repr(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+class RunWriter:
+    """Appends to a run directory; every write is flushed before it returns."""
+
+    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS) -> None:
+        self.path = Path(path)
+        self.meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **meta}
+        self.meta.setdefault("status", "running")
+        self.meta.setdefault("counters", {})
+        self.columns = list(columns)
+        self.samples_written = 0
+        self.events_written = 0
+        self.write_meta()
+        self._samples = open(self.path / SAMPLES, "w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._samples, lineterminator="\n")
+        self._csv.writerow(self.columns)
+        self._samples.flush()
+        self._events = open(self.path / EVENTS, "a", encoding="utf-8")
+
+    @property
+    def artifacts(self) -> Path:
+        return self.path / ARTIFACTS
+
+    def write_meta(self) -> None:
+        write_json_atomic(self.path / META, self.meta)
+
+    def update_meta(self, **fields: Any) -> None:
+        self.meta.update(fields)
+        self.write_meta()
+
+    def sample(self, row: Mapping[str, Any]) -> None:
+        self._csv.writerow([_cell(row.get(c)) for c in self.columns])
+        self._samples.flush()
+        self.samples_written += 1
+
+    def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
+        record = {"t": None if t is None else round(t, 6), "kind": kind, **fields}
+        self._events.write(json.dumps(record, default=_json_default) + "\n")
+        self._events.flush()
+        self.events_written += 1
+
+    def close(self) -> None:
+        for fh in (self._samples, self._events):
+            if not fh.closed:
+                fh.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class RunData:
+    """A run as read from disk: plain Python data, no pandas, no numpy."""
+
+    path: Path
+    meta: dict[str, Any]
+    columns: dict[str, list[float]]
+    events: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "unknown"))
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.columns.get("t", []))
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("kind") == kind]
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / META).is_file()
+
+
+def _split_complete_lines(text: str, what: str, problems: list[str]) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] != "":
+        problems.append(f"{what}: last line is truncated ({len(lines[-1])} characters); ignored")
+    return [line for line in lines[:-1] if line.strip()]
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    meta_path = Path(path) / META
+    if not meta_path.is_file():
+        raise RunFormatError(f"{path} is not a run directory (no {META})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunFormatError(f"{meta_path} is not valid JSON: {exc}") from None
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise RunFormatError(
+            f"{meta_path} has schema_version {version!r}; this leaklab reads up to {SCHEMA_VERSION}. Upgrade leaklab."
+        )
+    return meta
+
+
+def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[float]]:
+    """Columns of ``samples.csv`` as lists of floats (missing cells are NaN)."""
+    problems = problems if problems is not None else []
+    samples_path = Path(path) / SAMPLES
+    if not samples_path.is_file():
+        problems.append(f"{SAMPLES} is missing")
+        return {c: [] for c in BASE_COLUMNS}
+    lines = _split_complete_lines(samples_path.read_text(encoding="utf-8", errors="replace"), SAMPLES, problems)
+    if not lines:
+        return {c: [] for c in BASE_COLUMNS}
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    header = next(reader)
+    data: list[list[float]] = [[] for _ in header]
+    nan = math.nan
+    for lineno, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            problems.append(f"{SAMPLES}:{lineno}: expected {len(header)} fields, got {len(row)}; row ignored")
+            continue
+        try:
+            values = [float(cell) if cell else nan for cell in row]
+        except ValueError:
+            problems.append(f"{SAMPLES}:{lineno}: non-numeric field; row ignored")
+            continue
+        for column, value in zip(data, values):
+            column.append(value)
+    return dict(zip(header, data))
+
+
+def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:
+    problems = problems if problems is not None else []
+    events_path = Path(path) / EVENTS
+    if not events_path.is_file():
+        return []
+    events: list[dict[str, Any]] = []
+    lines = _split_complete_lines(events_path.read_text(encoding="utf-8", errors="replace"), EVENTS, problems)
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            problems.append(f"{EVENTS}:{lineno}: not JSON; line ignored")
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events
+
+
+def read_run(path: str | os.PathLike[str], warn: bool = True) -> RunData:
+    """Load a run directory (complete, still running, or cut short)."""
+    path = Path(path)
+    meta = read_meta(path)
+    problems: list[str] = []
+    columns = read_samples(path, problems)
+    events = read_events(path, problems)
+    if warn:
+        for problem in problems:
+            warnings.warn(f"{path.name}: {problem}", stacklevel=2)
+    return RunData(path=path, meta=meta, columns=columns, events=events, warnings=problems)
+
+
+def list_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
+    """Run directories under ``root``, oldest first (by start time, then name)."""
+    root = Path(root)
+    if is_run_dir(root):
+        return [root]
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if is_run_dir(p)]
+
+    def started(p: Path) -> tuple[str, str]:
+        try:
+            return (str(read_meta(p).get("start", "")), p.name)
+        except RunFormatError:
+            return ("", p.name)
+
+    return sorted(runs, key=started)
+
+
+def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
+    runs = list_runs(root)
+    if not runs:
+        raise RunFormatError(f"no runs under {root}; record one with `leaklab run SCENARIO`")
+    return runs[-1]
