@@ -16,6 +16,7 @@ reference for every field.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -100,17 +101,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def _json_default(value: Any) -> Any:
@@ -258,9 +251,9 @@ def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None
         except ValueError:
             problems.append(f"{SAMPLES}:{lineno}: non-numeric field; row ignored")
             continue
-        for column, value in zip(data, values):
+        for column, value in zip(data, values, strict=False):
             column.append(value)
-    return dict(zip(header, data))
+    return dict(zip(header, data, strict=False))
 
 
 def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:

@@ -1,5 +1,13 @@
 """Run a scenario in a child process and record it into a run directory."""
 
-from leaklab.runner.parent import EXIT_CODES, Prepared, RunConfig, RunResult, default_max_rss, prepare, run
+from leaklab.runner.parent import (
+    EXIT_CODES,
+    Prepared,
+    RunConfig,
+    RunResult,
+    default_max_rss,
+    prepare,
+    run,
+)
 
 __all__ = ["EXIT_CODES", "Prepared", "RunConfig", "RunResult", "default_max_rss", "prepare", "run"]

@@ -34,8 +34,19 @@ MAX_REPORTED_TRACEBACKS = 5
 class Reporter:
     """Line-delimited JSON to the parent; a broken pipe means the parent is gone."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, ack_fd: int | None = None) -> None:
         self._fd = fd
+        self._ack_fd = ack_fd
+
+    def wait_for_ack(self, timeout: float = 5.0) -> None:
+        """Block until the parent has read RSS for the last message (it writes one byte)."""
+        if self._ack_fd is None:
+            return
+        import select
+
+        ready, _, _ = select.select([self._ack_fd], [], [], timeout)
+        if ready:
+            os.read(self._ack_fd, 1)
 
     def send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message, default=repr) + "\n").encode()
@@ -129,7 +140,7 @@ class StepLoop:
             self.sample()
             self.next_sample = max(self.next_sample + self.interval, now + self.interval / 2)
 
-    def sample(self) -> None:
+    def sample(self, final: bool = False) -> None:
         gen0, gen1, gen2 = gc.get_count()
         row: dict[str, Any] = {
             "type": "sample",
@@ -147,7 +158,12 @@ class StepLoop:
             values = self._call_probe(probe, "sample")
             if values:
                 row.update(values)
+        if final:
+            # The last row must show memory before teardown frees anything.
+            row["ack"] = True
         self.reporter.send(row)
+        if final:
+            self.reporter.wait_for_ack()
         for probe in list(self.probes):
             self._call_probe(probe, "tick")
 
@@ -183,9 +199,7 @@ class StepLoop:
             for probe in list(self.probes):
                 self._call_probe(probe, "warmup_end")
         self.sample_if_due()
-        if self.max_steps is not None and self.steps >= self.max_steps:
-            self.request_stop("completed")
-        elif self.duration is not None and time.monotonic() - self.start >= self.duration:
+        if self.max_steps is not None and self.steps >= self.max_steps or self.duration is not None and time.monotonic() - self.start >= self.duration:
             self.request_stop("completed")
         return self.stop_reason is None
 
@@ -234,7 +248,7 @@ def _call(fn: Any, loop: asyncio.AbstractEventLoop | None, *args: Any, **kwargs:
 
 
 def run(spec: dict[str, Any]) -> int:
-    reporter = Reporter(int(spec["report_fd"]))
+    reporter = Reporter(int(spec["report_fd"]), spec.get("ack_fd"))
     t0 = float(spec["t0"])
 
     def now() -> float:
@@ -302,7 +316,7 @@ def run(spec: dict[str, Any]) -> int:
     except BaseException as exc:  # e.g. MemoryError at the address-space backstop
         step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         step_loop.request_stop("failed")
-    step_loop.sample()
+    step_loop.sample(final=True)
     for probe in list(active):
         step_loop._call_probe(probe, "finish")
     ctx.state = None

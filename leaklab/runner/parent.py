@@ -3,6 +3,7 @@ handles Ctrl-C, and is the one writer of the run directory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -145,10 +146,8 @@ def prepare(config: RunConfig) -> Prepared:
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("leaklab", *_VERSIONED):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
@@ -211,15 +210,11 @@ def _reader(fd: int, out: queue.Queue[dict[str, Any] | None]) -> None:
 
 def kill_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     """Signal the child and everything it started (it leads its own process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
     if sig == signal.SIGKILL:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class _Progress:
@@ -284,6 +279,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
     writer = store.RunWriter(run_dir, meta, columns)
     t0 = time.monotonic()
     read_fd, write_fd = os.pipe()
+    ack_read_fd, ack_write_fd = os.pipe()
     spec = {
         "scenario_path": str(scenario.path),
         "variant": prepared.variant,
@@ -298,6 +294,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
         "probe_options": config.probe_options,
         "artifacts": str(writer.artifacts),
         "report_fd": write_fd,
+        "ack_fd": ack_read_fd,
         "t0": t0,
         "cwd": os.getcwd(),
         "sys_path": [str(scenario.path.parent)],
@@ -309,15 +306,16 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "leaklab.runner.child", json.dumps(spec)],
-        pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+        pass_fds=(write_fd, ack_read_fd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
         start_new_session=True, env=env,
     )
     os.close(write_fd)
+    os.close(ack_read_fd)
     messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(read_fd, messages), daemon=True, name="leaklab-child-reader").start()
     writer.event("start", 0.0, pid=proc.pid)
 
-    session = _Session(config, prepared, writer, proc, messages, t0, on_sample)
+    session = _Session(config, prepared, writer, proc, messages, t0, on_sample, ack_write_fd)
     try:
         session.loop()
     finally:
@@ -327,6 +325,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
             kill_process_group(proc)  # reap anything the scenario started in its group
         stdout.close()
         stderr.close()
+        os.close(ack_write_fd)
         session.progress.close()
         result = session.finish(store.utc_now())
         writer.close()
@@ -337,7 +336,8 @@ class _Session:
     """The parent's event loop over one child process."""
 
     def __init__(self, config: RunConfig, prepared: Prepared, writer: store.RunWriter, proc: subprocess.Popen[bytes],
-                 messages: queue.Queue[dict[str, Any] | None], t0: float, on_sample: Callable[[dict[str, Any]], None] | None) -> None:
+                 messages: queue.Queue[dict[str, Any] | None], t0: float, on_sample: Callable[[dict[str, Any]], None] | None,
+                 ack_fd: int) -> None:
         self.config = config
         self.prepared = prepared
         self.writer = writer
@@ -345,6 +345,7 @@ class _Session:
         self.messages = messages
         self.t0 = t0
         self.on_sample = on_sample
+        self.ack_fd = ack_fd
         self.memory = ChildMemory(proc.pid, config.include_children)
         self.progress = _Progress(prepared, config.progress)
         self.status: str | None = None
@@ -423,6 +424,9 @@ class _Session:
         kind = message.get("type")
         if kind == "sample":
             self._write_sample(message)
+            if message.get("ack"):
+                with contextlib.suppress(OSError):
+                    os.write(self.ack_fd, b"k")
         elif kind == "hello":
             self.writer.event("ready", message.get("t"), pid=message.get("pid"), is_async=message.get("is_async"))
         elif kind == "event":
@@ -447,6 +451,7 @@ class _Session:
         if rss is None:
             return
         t = self.now()
+        message = {k: v for k, v in message.items() if k not in ("type", "ack")}
         if message:
             self.last = message
             self.steps = int(message.get("steps", self.steps))
