@@ -35,6 +35,7 @@ SCHEMA_VERSION = 1
 META = "meta.json"
 SAMPLES = "samples.csv"
 EVENTS = "events.jsonl"
+REQUESTS = "requests.csv"
 ARTIFACTS = "artifacts"
 
 STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
@@ -42,7 +43,7 @@ STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
 #: Columns every run has, in this order; probes may add more after them.
 BASE_COLUMNS = (
     "t",  # seconds since the run started (monotonic clock)
-    "steps",  # cumulative steps completed by the current process generation's run
+    "steps",  # cumulative steps completed, summed over process generations
     "rss",  # resident set size, bytes, from outside (psutil)
     "uss",  # unique set size, bytes, where the platform gives it
     "allocated_blocks",  # sys.getallocatedblocks() in the child
@@ -54,6 +55,18 @@ BASE_COLUMNS = (
     "pid",
     "generation",  # process generation (0 unless the supervisor restarted the child)
 )
+
+
+#: Columns of ``requests.csv`` (service mode: one row per request the load generator sent).
+REQUEST_COLUMNS = (
+    "t",  # seconds since the run started when the request was sent
+    "generation",  # the process generation it was sent to
+    "latency_s",  # until the response was read or the request failed
+    "status",  # HTTP status (empty when no response came back)
+    "error",  # empty, or why no response came back: refused, reset, disconnected, timeout, ...
+)
+#: ``requests.csv`` columns that hold text rather than numbers.
+_TEXT_COLUMNS = frozenset({"error"})
 
 
 class RunFormatError(Exception):
@@ -144,6 +157,9 @@ class RunWriter:
         self._csv.writerow(self.columns)
         self._samples.flush()
         self._events = open(self.path / EVENTS, "a", encoding="utf-8")
+        self._requests: Any = None
+        self._requests_csv: Any = None
+        self.requests_written = 0
 
     @property
     def artifacts(self) -> Path:
@@ -167,9 +183,19 @@ class RunWriter:
         self._events.flush()
         self.events_written += 1
 
+    def request(self, row: Mapping[str, Any]) -> None:
+        """Append one row to ``requests.csv`` (created on first use). Only one thread may call this."""
+        if self._requests is None:
+            self._requests = open(self.path / REQUESTS, "w", encoding="utf-8", newline="")
+            self._requests_csv = csv.writer(self._requests, lineterminator="\n")
+            self._requests_csv.writerow(REQUEST_COLUMNS)
+        self._requests_csv.writerow([_cell(row.get(c)) for c in REQUEST_COLUMNS])
+        self._requests.flush()
+        self.requests_written += 1
+
     def close(self) -> None:
-        for fh in (self._samples, self._events):
-            if not fh.closed:
+        for fh in (self._samples, self._events, self._requests):
+            if fh is not None and not fh.closed:
                 fh.close()
 
     def __enter__(self) -> RunWriter:
@@ -188,6 +214,8 @@ class RunData:
     columns: dict[str, list[float]]
     events: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    #: ``requests.csv`` columns (service mode only; empty otherwise): numbers as floats, ``error`` as text
+    requests: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -228,32 +256,48 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def _read_table(path: Path, problems: list[str], text_columns: frozenset[str] = frozenset()) -> dict[str, list[Any]] | None:
+    """Columns of a CSV run file; numbers as floats (empty cells NaN), ``text_columns`` as str.
+    None when the file is missing or has no complete header line."""
+    if not path.is_file():
+        return None
+    lines = _split_complete_lines(path.read_text(encoding="utf-8", errors="replace"), path.name, problems)
+    if not lines:
+        return None
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    header = next(reader)
+    text = [name in text_columns for name in header]
+    data: list[list[Any]] = [[] for _ in header]
+    nan = math.nan
+    for lineno, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            problems.append(f"{path.name}:{lineno}: expected {len(header)} fields, got {len(row)}; row ignored")
+            continue
+        try:
+            values = [cell if is_text else (float(cell) if cell else nan) for cell, is_text in zip(row, text, strict=True)]
+        except ValueError:
+            problems.append(f"{path.name}:{lineno}: non-numeric field; row ignored")
+            continue
+        for column, value in zip(data, values, strict=False):
+            column.append(value)
+    return dict(zip(header, data, strict=False))
+
+
 def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[float]]:
     """Columns of ``samples.csv`` as lists of floats (missing cells are NaN)."""
     problems = problems if problems is not None else []
     samples_path = Path(path) / SAMPLES
     if not samples_path.is_file():
         problems.append(f"{SAMPLES} is missing")
-        return {c: [] for c in BASE_COLUMNS}
-    lines = _split_complete_lines(samples_path.read_text(encoding="utf-8", errors="replace"), SAMPLES, problems)
-    if not lines:
-        return {c: [] for c in BASE_COLUMNS}
-    reader = csv.reader(io.StringIO("\n".join(lines)))
-    header = next(reader)
-    data: list[list[float]] = [[] for _ in header]
-    nan = math.nan
-    for lineno, row in enumerate(reader, start=2):
-        if len(row) != len(header):
-            problems.append(f"{SAMPLES}:{lineno}: expected {len(header)} fields, got {len(row)}; row ignored")
-            continue
-        try:
-            values = [float(cell) if cell else nan for cell in row]
-        except ValueError:
-            problems.append(f"{SAMPLES}:{lineno}: non-numeric field; row ignored")
-            continue
-        for column, value in zip(data, values, strict=False):
-            column.append(value)
-    return dict(zip(header, data, strict=False))
+    columns = _read_table(samples_path, problems)
+    return columns if columns is not None else {c: [] for c in BASE_COLUMNS}
+
+
+def read_requests(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[Any]]:
+    """Columns of ``requests.csv`` (``{}`` for a run without one): ``t``, ``generation``,
+    ``latency_s`` and ``status`` as floats (NaN when empty), ``error`` as text."""
+    problems = problems if problems is not None else []
+    return _read_table(Path(path) / REQUESTS, problems, _TEXT_COLUMNS) or {}
 
 
 def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:
@@ -281,10 +325,11 @@ def read_run(path: str | os.PathLike[str], warn: bool = True) -> RunData:
     problems: list[str] = []
     columns = read_samples(path, problems)
     events = read_events(path, problems)
+    requests = read_requests(path, problems)
     if warn:
         for problem in problems:
             warnings.warn(f"{path.name}: {problem}", stacklevel=2)
-    return RunData(path=path, meta=meta, columns=columns, events=events, warnings=problems)
+    return RunData(path=path, meta=meta, columns=columns, events=events, warnings=problems, requests=requests)
 
 
 def list_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:

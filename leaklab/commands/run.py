@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from leaklab import clitypes, probes, units
+from leaklab.commands import _service_options
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
 
@@ -32,11 +33,12 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run directory.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@_service_options.options
 def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
             rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
             profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
             include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
-            progress: bool | None, as_json: bool) -> None:
+            progress: bool | None, as_json: bool, **service: Any) -> None:
     """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it.
 
     \b
@@ -58,17 +60,38 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
             interval_s=interval, warmup=warmup, max_rss=max_rss, include_children=include_children,
             out=out, probes=probes.resolve(profile, explicit), probe_options=probe_options, profile=profile,
             max_errors=max_errors, progress=progress, argv=["leaklab", *sys.argv[1:]],
+            **_service_options.config_fields(service),
         )
         prepared = runner.prepare(config)
     except (ScenarioError, KeyError) as exc:
         raise click.UsageError(str(exc).strip("'\"")) from None
     result = runner.run(config, prepared)
     summary = result.to_dict()
+    analysis = _analyze(result.run_dir)
     if as_json:
+        if analysis is not None:
+            data = analysis.to_dict()
+            summary.update(verdict=data["verdict"], reasons=data["reasons"], growth=data["growth"],
+                           top_types=data["top_types"], top_sites=data["top_sites"], chains=data["chains"])
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+        if analysis is not None:
+            from leaklab.analysis.render import format_summary
+
+            click.echo(format_summary(analysis))
     sys.exit(result.exit_code)
+
+
+def _analyze(run_dir: Any) -> Any:
+    """The run's analysis; a failure here must not hide the run's own exit code."""
+    from leaklab.analysis import analyze
+
+    try:
+        return analyze(run_dir)
+    except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
+        click.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        return None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -79,4 +102,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     start, end = summary["rss_start"], summary["rss_end"]
     if start is not None and end is not None:
         click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} ({units.format_size(end - start, signed=True)}; peak {units.format_size(summary['rss_peak'])})")
+    if summary.get("requests"):
+        req = summary["requests"]
+        click.echo(f"requests  {req['sent']:,} sent, {req['ok']:,} ok, {req['failed']:,} failed" + (f" {req['errors']}" if req["errors"] else ""))
+    if summary.get("restarts") is not None:
+        click.echo(f"restarts  {summary['restarts']['memory']} at the memory limit, {summary['restarts']['crash']} after crashes")
     click.echo(f"run       {summary['run_dir']}")

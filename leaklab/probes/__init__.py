@@ -10,14 +10,34 @@ The child's step loop calls every active probe at fixed points:
 
 A probe must never keep references to the scenario's objects after it returns:
 it would change the memory behaviour it measures. A probe that raises is
-recorded as a ``probe_error`` event and switched off; the run goes on.
+recorded as a ``probe_error`` event and switched off; the run goes on. A probe
+that can carry on after a failed snapshot records a ``snapshot_error`` event instead.
+
+A probe that needs to act between samples (a short tracing window) asks for an
+extra ``tick`` with :meth:`ProbeContext.wake`; the step loop checks that deadline
+after every step. ``overhead()`` adds the probe's own cost estimates (for costs
+that slow the steps down rather than take time inside its calls) to the
+``probe_overhead`` event and ``meta.json``.
+
+Profile levels (``--profile``):
+
+``rss``
+    nothing in the child: RSS/USS from outside plus the child's cheap counters.
+``default``
+    names the culprit cheaply: tracemalloc in short duty-cycled windows, gc type
+    counts at a cadence set by their measured cost, and retention chains for the
+    top growing types at the end (and on ``SIGUSR1``).
+``deep``
+    the default probes plus pympler size summaries and a memray capture over the
+    last part of the run, turned into memray's leak flame graph and stats.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -31,6 +51,21 @@ class ProbeContext:
     steps: int = 0
     t: float = 0.0
     warmup_done: bool = False
+    #: what the run will do: ``steps``, ``duration_s`` (either may be None), ``scenario_path``
+    plan: dict[str, Any] = field(default_factory=dict)
+    #: time.monotonic() deadline for an extra tick (see :meth:`wake`); None: none asked
+    wake_at: float | None = None
+    #: the steps are over: set for the final sample, before ``finish``
+    done: bool = False
+    #: a callable the step loop runs once, between two steps, in its own frame (not
+    #: from inside a probe call): memray attributes allocations to the frames it sees
+    #: called after it starts, so its tracker must start where the steps are called
+    loop_call: Callable[[], Any] | None = None
+
+    def wake(self, at: float) -> None:
+        """Ask for a ``tick`` at monotonic time ``at`` (the earliest request wins)."""
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
 
 
 class Probe:
@@ -52,23 +87,42 @@ class Probe:
     def finish(self, ctx: ProbeContext) -> None:
         pass
 
+    def overhead(self) -> dict[str, float]:
+        """Cost estimates beyond the time spent inside the probe's calls (seconds)."""
+        return {}
 
-#: name -> "module:Class", imported only when the probe is asked for.
-REGISTRY: dict[str, str] = {}
 
-#: profile level -> probe names.
-PROFILES: dict[str, tuple[str, ...]] = {"rss": (), "default": (), "deep": ()}
+#: name -> "module:Class", imported only when the probe is asked for. Active probes
+#: are called in this order: memray first, so its tracker stops at the final sample
+#: before the others do their end-of-run work (which it would trace, slowly).
+REGISTRY: dict[str, str] = {
+    "memray": "leaklab.probes.memray_probe:MemrayProbe",
+    "memray-native": "leaklab.probes.memray_probe:MemrayNativeProbe",
+    "tracemalloc": "leaklab.probes.tracemalloc_probe:TracemallocProbe",
+    "tracemalloc-full": "leaklab.probes.tracemalloc_probe:TracemallocFullProbe",
+    "gc-types": "leaklab.probes.gc_types:GcTypesProbe",
+    "pympler": "leaklab.probes.pympler_probe:PymplerProbe",
+    "retention": "leaklab.probes.retention:RetentionProbe",
+}
+
+#: profile level -> probe names (see the module docstring for what each level costs).
+PROFILES: dict[str, tuple[str, ...]] = {
+    "rss": (),
+    "default": ("tracemalloc", "gc-types", "retention"),
+    "deep": ("memray", "tracemalloc", "gc-types", "pympler", "retention"),
+}
 DEFAULT_PROFILE = "default"
 
 
 def resolve(profile: str | None, explicit: list[str] | None) -> list[str]:
-    """Probe names for ``--profile`` plus ``--probe`` (explicit probes are added, in order)."""
+    """Probe names for ``--profile`` plus ``--probe``, in :data:`REGISTRY` order."""
     names = list(PROFILES[profile or DEFAULT_PROFILE])
     for name in explicit or []:
         probe_class(name)
         if name not in names:
             names.append(name)
-    return names
+    order = list(REGISTRY)
+    return sorted(names, key=order.index)
 
 
 def probe_class(name: str) -> type[Probe]:

@@ -9,5 +9,6 @@ from leaklab.runner.parent import (
     prepare,
     run,
 )
+from leaklab.runner.supervisor import RecyclePolicy
 
-__all__ = ["EXIT_CODES", "Prepared", "RunConfig", "RunResult", "default_max_rss", "prepare", "run"]
+__all__ = ["EXIT_CODES", "Prepared", "RecyclePolicy", "RunConfig", "RunResult", "default_max_rss", "prepare", "run"]

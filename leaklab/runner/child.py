@@ -3,7 +3,8 @@
 Started by :mod:`leaklab.runner.parent` as ``python -m leaklab.runner.child SPEC_JSON``.
 It writes one JSON object per line to the report file descriptor named in the spec:
 
-* ``{"type": "hello", "pid": ..., "columns": [...]}`` after setup;
+* ``{"type": "hello", "pid": ..., "columns": [...]}`` after setup (in service mode, once
+  the HTTP server listens, with its ``port``: see :mod:`leaklab.runner.service`);
 * ``{"type": "sample", "t": ..., "steps": ..., "allocated_blocks": ..., ...}`` every interval;
 * ``{"type": "event", "kind": ..., ...}`` for anything else (errors, warm-up end, probes);
 * ``{"type": "done", "reason": "completed" | "interrupted" | "failed", ...}`` last.
@@ -102,6 +103,8 @@ class StepLoop:
         self.t0 = float(spec["t0"])
         self.max_steps: int | None = spec.get("steps")
         self.duration: float | None = spec.get("duration_s")
+        #: time.monotonic() at which to stop whatever the steps say (a recycled run's later generations)
+        self.deadline: float | None = spec.get("deadline")
         self.rate: float | None = spec.get("rate")
         self.interval: float = float(spec.get("interval", 0.5))
         self.max_errors: int = int(spec.get("max_errors", 0))
@@ -109,6 +112,10 @@ class StepLoop:
         self.warmup_steps: int | None = warmup.get("steps")
         self.warmup_seconds: float | None = warmup.get("seconds")
         self.warmup_done = not self.warmup_steps and not self.warmup_seconds
+        ctx.warmup_done = self.warmup_done
+        #: probe name -> [seconds inside calls during the steps, seconds inside finish]
+        self.probe_seconds: dict[str, list[float]] = {}
+        self.all_probes = list(active_probes)
         self.steps = 0
         self.errors = 0
         self.stop_reason: str | None = None
@@ -139,6 +146,11 @@ class StepLoop:
         if now >= self.next_sample:
             self.sample()
             self.next_sample = max(self.next_sample + self.interval, now + self.interval / 2)
+        elif self.ctx.wake_at is not None and now >= self.ctx.wake_at:
+            self.ctx.wake_at = None
+            self.ctx.steps, self.ctx.t = self.steps, self.now()
+            for probe in list(self.probes):
+                self._call_probe(probe, "tick")
 
     def sample(self, final: bool = False) -> None:
         gen0, gen1, gen2 = gc.get_count()
@@ -154,6 +166,7 @@ class StepLoop:
             "errors": self.errors,
         }
         self.ctx.steps, self.ctx.t = self.steps, row["t"]
+        self.ctx.done = self.ctx.done or final
         for probe in list(self.probes):
             values = self._call_probe(probe, "sample")
             if values:
@@ -168,6 +181,7 @@ class StepLoop:
             self._call_probe(probe, "tick")
 
     def _call_probe(self, probe: probe_registry.Probe, method: str) -> Any:
+        started = time.perf_counter()
         try:
             return getattr(probe, method)(self.ctx)
         except Exception as exc:
@@ -177,6 +191,24 @@ class StepLoop:
                 error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
             )
             return None
+        finally:
+            spent = self.probe_seconds.setdefault(probe.name, [0.0, 0.0])
+            spent[method == "finish"] += time.perf_counter() - started
+
+    def probe_overhead(self, loop_s: float) -> dict[str, Any]:
+        """Per probe: seconds inside its calls while steps ran, in ``finish``, and its own estimates."""
+        report: dict[str, Any] = {}
+        for probe in self.all_probes:
+            during, finish = self.probe_seconds.get(probe.name, [0.0, 0.0])
+            entry: dict[str, Any] = {"calls_s": round(during, 6), "finish_s": round(finish, 6)}
+            try:
+                entry.update(probe.overhead())
+            except Exception as exc:
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+            lost = during + float(entry.get("slowdown_s", 0.0))
+            entry["fraction"] = round(lost / loop_s, 6) if loop_s > 0 else None
+            report[probe.name] = entry
+        return report
 
     def after_step(self, error: BaseException | None) -> bool:
         """Account for one step; return False when the loop must stop."""
@@ -195,11 +227,14 @@ class StepLoop:
         ):
             self.warmup_done = True
             self.ctx.warmup_done = True
+            self.ctx.steps, self.ctx.t = self.steps, self.now()
             self.reporter.event("warmup_end", self.now(), steps=self.steps)
             for probe in list(self.probes):
                 self._call_probe(probe, "warmup_end")
         self.sample_if_due()
-        if self.max_steps is not None and self.steps >= self.max_steps or self.duration is not None and time.monotonic() - self.start >= self.duration:
+        if (self.max_steps is not None and self.steps >= self.max_steps
+                or self.duration is not None and time.monotonic() - self.start >= self.duration
+                or self.deadline is not None and time.monotonic() >= self.deadline):
             self.request_stop("completed")
         return self.stop_reason is None
 
@@ -211,6 +246,13 @@ class StepLoop:
                 time.sleep(delay)
                 self.sample_if_due()
                 continue
+            if self.ctx.loop_call is not None:
+                call, self.ctx.loop_call = self.ctx.loop_call, None
+                try:
+                    call()  # in this frame on purpose: see ProbeContext.loop_call
+                except Exception as exc:
+                    self.reporter.event("probe_error", self.now(), probe="loop_call", method="loop_call",
+                                        error=f"{type(exc).__name__}: {exc}")
             try:
                 step(self.state)
             except Exception as exc:
@@ -227,6 +269,13 @@ class StepLoop:
                 await asyncio.sleep(delay)
                 self.sample_if_due()
                 continue
+            if self.ctx.loop_call is not None:
+                call, self.ctx.loop_call = self.ctx.loop_call, None
+                try:
+                    call()  # in this frame on purpose: see ProbeContext.loop_call
+                except Exception as exc:
+                    self.reporter.event("probe_error", self.now(), probe="loop_call", method="loop_call",
+                                        error=f"{type(exc).__name__}: {exc}")
             try:
                 if is_coroutine:
                     await step(self.state)
@@ -266,7 +315,9 @@ def run(spec: dict[str, Any]) -> int:
         scenario = scenario_mod.load(spec["scenario_path"])
     except scenario_mod.ScenarioError as exc:
         return fail("load", exc)
-    loop = asyncio.new_event_loop() if scenario.is_async else None
+    serve = bool(spec.get("serve"))
+    # A service needs an event loop for its HTTP server whether the scenario is async or not.
+    loop = asyncio.new_event_loop() if scenario.is_async or serve else None
     if loop is not None:
         asyncio.set_event_loop(loop)
 
@@ -294,6 +345,8 @@ def run(spec: dict[str, Any]) -> int:
         emit=lambda kind, **fields: reporter.event(kind, now(), **fields),
         options=dict(spec.get("probe_options", {})),
         state=state,
+        plan={"steps": spec.get("steps"), "duration_s": spec.get("duration_s"), **spec.get("plan", {}),
+              "scenario_path": spec["scenario_path"]},
     )
     for name in spec.get("probes", []):
         try:
@@ -301,7 +354,9 @@ def run(spec: dict[str, Any]) -> int:
         except Exception as exc:
             reporter.event("probe_error", now(), probe=name, method="create", error=f"{type(exc).__name__}: {exc}")
     extra_columns = [c for p in active for c in p.columns]
-    reporter.send({"type": "hello", "pid": os.getpid(), "columns": extra_columns, "is_async": scenario.is_async, "t": now()})
+    hello = {"type": "hello", "pid": os.getpid(), "columns": extra_columns, "is_async": scenario.is_async, "t": now()}
+    if not serve:
+        reporter.send(hello)
 
     step_loop = StepLoop(spec, reporter, state, active, ctx)
     if stop_requested:
@@ -309,7 +364,14 @@ def run(spec: dict[str, Any]) -> int:
     for probe in list(active):
         step_loop._call_probe(probe, "start")
     try:
-        if loop is not None:
+        if serve:
+            from leaklab.runner import service
+
+            loop.run_until_complete(service.serve(
+                step_loop, scenario.module, scenario.step, lambda message: reporter.send({**message, "t": now()}), hello,
+                float(spec.get("drain_timeout_s", service.DEFAULT_DRAIN_TIMEOUT_S)),
+            ))
+        elif loop is not None:
             loop.run_until_complete(step_loop.run_async(scenario.step))
         else:
             step_loop.run_sync(scenario.step)
@@ -317,9 +379,12 @@ def run(spec: dict[str, Any]) -> int:
         step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         step_loop.request_stop("failed")
     step_loop.sample(final=True)
+    loop_s = time.monotonic() - step_loop.start
     for probe in list(active):
         step_loop._call_probe(probe, "finish")
     ctx.state = None
+    if step_loop.all_probes:
+        reporter.event("probe_overhead", now(), loop_s=round(loop_s, 6), probes=step_loop.probe_overhead(loop_s))
 
     reason = step_loop.stop_reason or "completed"
     done: dict[str, Any] = {"type": "done", "reason": reason, "steps": step_loop.steps, "errors": step_loop.errors}

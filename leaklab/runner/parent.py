@@ -1,16 +1,21 @@
 """The parent: starts the child, samples it from outside, enforces the memory cap,
-handles Ctrl-C, and is the one writer of the run directory."""
+handles Ctrl-C, and is the one writer of the run directory.
+
+With ``--recycle`` it also supervises: it restarts the child on a memory limit or
+after a crash (:mod:`leaklab.runner.supervisor`), so a run may have several
+process *generations* (:mod:`leaklab.runner.generation`). With ``--serve`` the
+child is an HTTP service (:mod:`leaklab.runner.service`) and the parent sends it
+the load (:mod:`leaklab.runner.load`)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import os
 import platform
 import queue
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +30,11 @@ import psutil
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab import store, units
+from leaklab.runner import load as load_mod
+from leaklab.runner.generation import ChildMemory, Generation, Message, kill_process_group
+from leaklab.runner.supervisor import CrashLimit, RecyclePolicy, Restart, Supervisor
+
+__all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
 
 #: Exit codes of ``leaklab run`` by final status (usage errors exit 2, see cli).
 EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "interrupted": 130}
@@ -73,6 +83,11 @@ class RunConfig:
     progress: bool | None = None  # None: only when stderr is a terminal
     argv: list[str] = field(default_factory=list)
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
+    #: service mode: the child serves HTTP, the parent sends ``rate`` requests/s for the duration (or ``steps`` requests)
+    serve: bool = False
+    request_timeout_s: float = load_mod.DEFAULT_TIMEOUT_S
+    #: restart the child on a memory limit and after crashes (None: a crash ends the run)
+    recycle: RecyclePolicy | None = None
 
 
 @dataclass
@@ -86,6 +101,8 @@ class RunResult:
     rss_peak: int | None
     errors: int
     message: str = ""
+    requests: dict[str, Any] | None = None  # service mode: what the load generator saw
+    restarts: dict[str, int] | None = None  # recycled runs: {"memory": n, "crash": n}
 
     @property
     def exit_code(self) -> int:
@@ -102,6 +119,8 @@ class RunResult:
             "rss_peak": self.rss_peak,
             "errors": self.errors,
             "message": self.message,
+            **({"requests": self.requests} if self.requests is not None else {}),
+            **({"restarts": self.restarts} if self.restarts is not None else {}),
         }
 
 
@@ -129,6 +148,8 @@ def prepare(config: RunConfig) -> Prepared:
     rate = config.rate
     if rate is None and scenario.default_rate(variant):
         rate = units.parse_rate(scenario.default_rate(variant))
+    if config.serve and rate is None:
+        raise scenario_mod.ScenarioError("--serve needs a request rate: pass --rate (for example --rate 37/s)")
     duration_s, steps = config.duration_s, config.steps
     if duration_s is None and steps is None:
         duration_s = DEFAULT_DURATION_S
@@ -140,7 +161,12 @@ def prepare(config: RunConfig) -> Prepared:
         warmup = {"seconds": round((duration_s or 0) * DEFAULT_WARMUP_FRACTION, 3)}
     for probe in config.probes:
         probe_registry.probe_class(probe)  # raises KeyError naming the known probes
-    return Prepared(config, scenario, variant, params, rate, duration_s, steps, warmup, config.max_rss or default_max_rss())
+    max_rss = config.max_rss or default_max_rss()
+    if config.recycle is not None and config.recycle.limit >= max_rss:
+        raise scenario_mod.ScenarioError(
+            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
+            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
+    return Prepared(config, scenario, variant, params, rate, duration_s, steps, warmup, max_rss)
 
 
 def _versions() -> dict[str, str]:
@@ -160,61 +186,6 @@ def _host() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "memory_total": psutil.virtual_memory().total,
     }
-
-
-class ChildMemory:
-    """RSS (and USS where cheap) of the child, optionally summed over its own children."""
-
-    def __init__(self, pid: int, include_children: bool) -> None:
-        self.process = psutil.Process(pid)
-        self.include_children = include_children
-        self.uss_available = sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
-
-    def _processes(self) -> list[psutil.Process]:
-        if not self.include_children:
-            return [self.process]
-        return [self.process, *self.process.children(recursive=True)]
-
-    def rss(self) -> int | None:
-        total = 0
-        try:
-            for proc in self._processes():
-                total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return None
-        return total
-
-    def rss_uss(self) -> tuple[int | None, int | None]:
-        if not self.uss_available:
-            return self.rss(), None
-        rss = uss = 0
-        try:
-            for proc in self._processes():
-                info = proc.memory_full_info()
-                rss += info.rss
-                uss += info.uss
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return None, None
-        return rss, uss
-
-
-def _reader(fd: int, out: queue.Queue[dict[str, Any] | None]) -> None:
-    with os.fdopen(fd, "rb") as stream:
-        for line in stream:
-            try:
-                out.put(json.loads(line))
-            except json.JSONDecodeError:
-                out.put({"type": "event", "kind": "protocol_error", "line": line[:200].decode(errors="replace")})
-    out.put(None)
-
-
-def kill_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the child and everything it started (it leads its own process group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-    if sig == signal.SIGKILL:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 class _Progress:
@@ -273,128 +244,213 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
             "profile": config.profile,
             "probes": config.probes,
             "max_errors": config.max_errors,
+            "serve": config.serve,
+            "recycle": config.recycle.to_dict() if config.recycle else None,
+            "load": _load_config(config, prepared).__dict__ if config.serve else None,
         },
         "counters": {},
     }
     writer = store.RunWriter(run_dir, meta, columns)
     t0 = time.monotonic()
-    read_fd, write_fd = os.pipe()
-    ack_read_fd, ack_write_fd = os.pipe()
     spec = {
         "scenario_path": str(scenario.path),
         "variant": prepared.variant,
         "params": prepared.params,
-        "steps": prepared.steps,
-        "duration_s": prepared.duration_s,
-        "rate": prepared.rate,
+        # A service serves until the parent stops it: the load, not the child, bounds the run.
+        "steps": None if config.serve else prepared.steps,
+        "duration_s": None if config.serve else prepared.duration_s,
+        "rate": None if config.serve else prepared.rate,
         "interval": config.interval_s,
         "warmup": prepared.warmup,
         "max_errors": config.max_errors,
         "probes": config.probes,
         "probe_options": config.probe_options,
         "artifacts": str(writer.artifacts),
-        "report_fd": write_fd,
-        "ack_fd": ack_read_fd,
         "t0": t0,
         "cwd": os.getcwd(),
         "sys_path": [str(scenario.path.parent)],
         "address_space_limit": address_space_backstop(prepared.max_rss),
+        "serve": config.serve,
+        # What probes are told the run will do: a service's steps are the load's requests.
+        "plan": {"steps": prepared.steps, "duration_s": prepared.duration_s} if config.serve else {},
+        "drain_timeout_s": config.recycle.kill_timeout_s if config.recycle else config.stop_timeout_s,
     }
     stdout = open(writer.artifacts / "child-stdout.log", "wb")
     stderr = open(writer.artifacts / "child-stderr.log", "wb")
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leaklab.runner.child", json.dumps(spec)],
-        pass_fds=(write_fd, ack_read_fd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-        start_new_session=True, env=env,
-    )
-    os.close(write_fd)
-    os.close(ack_read_fd)
-    messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    threading.Thread(target=_reader, args=(read_fd, messages), daemon=True, name="leaklab-child-reader").start()
-    writer.event("start", 0.0, pid=proc.pid)
-
-    session = _Session(config, prepared, writer, proc, messages, t0, on_sample, ack_write_fd)
+    session = _Session(config, prepared, writer, spec, t0, on_sample, stdout, stderr)
     try:
+        session.spawn()
         session.loop()
     finally:
-        if proc.poll() is None:
-            kill_process_group(proc)
-        else:
-            kill_process_group(proc)  # reap anything the scenario started in its group
+        session.shutdown()
         stdout.close()
         stderr.close()
-        os.close(ack_write_fd)
         session.progress.close()
         result = session.finish(store.utc_now())
         writer.close()
     return result
 
 
-class _Session:
-    """The parent's event loop over one child process."""
+def _load_config(config: RunConfig, prepared: Prepared) -> load_mod.LoadConfig:
+    return load_mod.LoadConfig(rate=float(prepared.rate or 0), duration_s=prepared.duration_s,
+                               max_requests=prepared.steps, timeout_s=config.request_timeout_s)
 
-    def __init__(self, config: RunConfig, prepared: Prepared, writer: store.RunWriter, proc: subprocess.Popen[bytes],
-                 messages: queue.Queue[dict[str, Any] | None], t0: float, on_sample: Callable[[dict[str, Any]], None] | None,
-                 ack_fd: int) -> None:
+
+class _Session:
+    """The parent's event loop over the run's child processes (one, unless recycled)."""
+
+    def __init__(self, config: RunConfig, prepared: Prepared, writer: store.RunWriter, spec: dict[str, Any], t0: float,
+                 on_sample: Callable[[dict[str, Any]], None] | None, stdout: Any, stderr: Any) -> None:
         self.config = config
         self.prepared = prepared
         self.writer = writer
-        self.proc = proc
-        self.messages = messages
+        self.spec = spec
         self.t0 = t0
         self.on_sample = on_sample
-        self.ack_fd = ack_fd
-        self.memory = ChildMemory(proc.pid, config.include_children)
+        self.stdout = stdout
+        self.stderr = stderr
+        self.messages: queue.Queue[Message] = queue.Queue()
+        self.generations: list[Generation] = []
+        self.current: Generation | None = None  # the newest generation: the one sampled
         self.progress = _Progress(prepared, config.progress)
         self.status: str | None = None
         self.message = ""
-        self.done: dict[str, Any] | None = None
-        self.steps = 0
-        self.errors = 0
-        self.last: dict[str, Any] = {}
         self.rss_start: int | None = None
         self.rss_end: int | None = None
         self.rss_peak: int | None = None
         self.last_sample_t = 0.0
-        self.stop_deadline: float | None = None
+        #: generations whose final sample is in: their probes and teardown run now, not the scenario
+        self.finishing: set[int] = set()
         self.interrupts = 0
+        self.final_stop = False  # the parent asked the service to stop: the load is over
+        self.ended = False  # a recycled run that must not restart again
+        self.supervisor = Supervisor(config.recycle) if config.recycle else None
+        self.unwritten: dict[int, Restart] = {}  # restarts whose old generation is still stopping
+        self.load: load_mod.LoadGenerator | None = None
+        self.deadline: float | None = None  # time.monotonic() when a recycled step run must end
+        self.base_steps = 0  # steps of the generations before the current one
+        self.base_errors = 0
 
     def now(self) -> float:
         return time.monotonic() - self.t0
+
+    @property
+    def steps(self) -> int:
+        return sum(g.steps for g in self.generations)
+
+    @property
+    def errors(self) -> int:
+        return sum(g.errors for g in self.generations)
+
+    def _live(self) -> list[Generation]:
+        return [g for g in self.generations if g.t_exit is None]
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def spawn(self) -> Generation:
+        number = len(self.generations)
+        spec = dict(self.spec)
+        if number > 0:
+            # Later generations continue the run: no second warm-up, what is left of the budget,
+            # and their own artifacts folder so probe files do not overwrite each other.
+            spec.update(warmup={}, duration_s=None, deadline=self.deadline)
+            if self.config.probes:
+                artifacts = self.writer.artifacts / f"gen-{number}"
+                artifacts.mkdir(exist_ok=True)
+                spec["artifacts"] = str(artifacts)
+            if spec.get("steps") is not None:
+                spec["steps"] = max(1, int(self.prepared.steps or 0) - self.steps)
+        self.base_steps, self.base_errors = self.steps, self.errors
+        gen = Generation.spawn(number, spec, self.messages, self.stdout, self.stderr, self.now(), self.config.include_children)
+        self.generations.append(gen)
+        self.current = gen
+        self.writer.event("start", gen.t_spawn, pid=gen.pid, **self._tag(gen))
+        return gen
+
+    def _tag(self, gen: Generation) -> dict[str, Any]:
+        """Events of a recycled run name their generation; a plain run's events stay as they were."""
+        return {"generation": gen.number} if self.supervisor is not None or gen.number else {}
+
+    def _stop(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
+        gen.stop_requested = why
+        if sig == signal.SIGKILL:
+            gen.killed = True
+            gen.kill_group()
+            return
+        gen.send_signal(sig)
+        gen.stop_deadline = min(gen.stop_deadline or math.inf, time.monotonic() + timeout_s)
+
+    def shutdown(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+        for gen in self.generations:
+            kill_process_group(gen.proc)  # reap anything the scenario started in its group
+            gen.close()
+        if self.load is not None:
+            self.load.join(timeout=self.config.request_timeout_s + 5)
+            self._load_end()
+
+    # -- the loop ----------------------------------------------------------------------------
 
     def loop(self) -> None:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
         for sig in previous:
             signal.signal(sig, self._on_signal)
         try:
-            eof = False
             next_cap_check = 0.0
             while True:
+                timeout = CAP_POLL_S
+                if self.supervisor is not None:  # wake up on time for the next memory check
+                    timeout = max(0.0, min(timeout, self.supervisor.clock.next_at - self.now()))
                 try:
-                    message = self.messages.get(timeout=CAP_POLL_S)
+                    number, message = self.messages.get(timeout=timeout)
                 except queue.Empty:
-                    message = {}
-                if message is None:
-                    eof = True
-                elif message:
-                    self._handle(message)
+                    pass
+                else:
+                    gen = self.generations[number]
+                    if message is None:
+                        gen.eof = True
+                    else:
+                        self._handle(gen, message)
+                for gen in self.generations:
+                    if gen.t_exit is None and gen.finished:
+                        self._on_exit(gen)
                 now = self.now()
                 if now >= next_cap_check and self.status is None:
                     self._check_cap()
                     next_cap_check = now + CAP_POLL_S
-                if self.status is None and now - self.last_sample_t >= 2 * self.config.interval_s and self.proc.poll() is None:
-                    self._write_sample({})  # the child is busy in setup or a long step: RSS still counts
-                if self.stop_deadline is not None and time.monotonic() > self.stop_deadline and self.proc.poll() is None:
-                    self.writer.event("killed", self.now(), reason="stop timeout", timeout_s=self.config.stop_timeout_s)
-                    kill_process_group(self.proc)
-                if eof:
-                    self.proc.wait()
+                current = self.current
+                if (self.status is None and current is not None and current.alive
+                        and now - self.last_sample_t >= 2 * self.config.interval_s
+                        and current.number not in self.finishing):
+                    self._write_sample(current, {})  # the child is busy in setup or a long step: RSS still counts
+                self._enforce_deadlines()
+                if self.load is not None and self.load.finished.is_set() and not self.final_stop and self.status is None:
+                    self._stop_service()
+                if self.supervisor is not None and self.status is None and not self.final_stop and not self.ended:
+                    self._supervise(now)
+                if self._over():
                     break
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _over(self) -> bool:
+        if any(not g.finished for g in self.generations):
+            return False
+        if self.supervisor is None:
+            return True
+        return self.status is not None or self.final_stop or self.ended
+
+    def _enforce_deadlines(self) -> None:
+        for gen in self._live():
+            if gen.stop_deadline is not None and time.monotonic() > gen.stop_deadline and gen.alive:
+                if gen.stop_requested == "restart" and self.config.recycle is not None:
+                    self.writer.event("killed", self.now(), reason="kill timeout", timeout_s=self.config.recycle.kill_timeout_s, **self._tag(gen))
+                else:
+                    self.writer.event("killed", self.now(), reason="stop timeout", timeout_s=self.config.stop_timeout_s, **self._tag(gen))
+                gen.killed = True
+                gen.kill_group()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.interrupts += 1
@@ -402,50 +458,89 @@ class _Session:
             self.status = "interrupted"
             self.message = f"stopped by {signal.Signals(signum).name}"
         self.writer.event("interrupt", self.now(), signal=signal.Signals(signum).name)
-        if self.interrupts == 1:
-            kill_process_group(self.proc, signal.SIGTERM)
-            self.stop_deadline = time.monotonic() + self.config.stop_timeout_s
-        else:
-            kill_process_group(self.proc)
+        if self.load is not None:
+            self.load.stop()
+        for gen in self._live():
+            if self.interrupts == 1:
+                gen.stop_requested = gen.stop_requested or "interrupt"
+                kill_process_group(gen.proc, signal.SIGTERM)
+                gen.stop_deadline = time.monotonic() + self.config.stop_timeout_s
+            else:
+                kill_process_group(gen.proc)
 
     def _check_cap(self) -> None:
-        rss = self.memory.rss()
-        if rss is None:
-            return
-        self.rss_peak = max(self.rss_peak or 0, rss)
-        if rss > self.prepared.max_rss:
-            self.status = "killed_at_cap"
-            self.message = f"RSS {units.format_size(rss)} crossed the cap of {units.format_size(self.prepared.max_rss)}"
-            self._write_sample({}, rss=rss)
-            self.writer.event("killed_at_cap", self.now(), rss=rss, max_rss=self.prepared.max_rss)
-            kill_process_group(self.proc)
+        for gen in self._live():
+            rss = gen.memory.rss()
+            if rss is None:
+                continue
+            self.rss_peak = max(self.rss_peak or 0, rss)
+            if rss > self.prepared.max_rss:
+                self.status = "killed_at_cap"
+                self.message = f"RSS {units.format_size(rss)} crossed the cap of {units.format_size(self.prepared.max_rss)}"
+                if gen is self.current:
+                    self._write_sample(gen, {}, rss=rss)
+                self.writer.event("killed_at_cap", self.now(), rss=rss, max_rss=self.prepared.max_rss, **self._tag(gen))
+                if self.load is not None:
+                    self.load.stop()
+                for other in self._live():
+                    kill_process_group(other.proc)
+                return
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    # -- messages ----------------------------------------------------------------------------
+
+    def _handle(self, gen: Generation, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "sample":
-            self._write_sample(message)
+            if gen is self.current:
+                self._write_sample(gen, message)
+            else:
+                gen.steps = int(message.get("steps", gen.steps))
+                gen.errors = int(message.get("errors", gen.errors))
             if message.get("ack"):
-                with contextlib.suppress(OSError):
-                    os.write(self.ack_fd, b"k")
+                gen.ack()
+                self.finishing.add(gen.number)
         elif kind == "hello":
-            self.writer.event("ready", message.get("t"), pid=message.get("pid"), is_async=message.get("is_async"))
+            gen.t_ready = self.now()
+            gen.port = message.get("port")
+            fields = {"port": gen.port} if gen.port is not None else {}
+            self.writer.event("ready", message.get("t"), pid=message.get("pid"), is_async=message.get("is_async"), **fields, **self._tag(gen))
+            if gen.number == 0 and self.prepared.duration_s is not None and not self.config.serve:
+                self.deadline = time.monotonic() + self.prepared.duration_s
+            if self.config.serve and gen.port is not None:
+                timeout = self.config.recycle.health_timeout_s if self.config.recycle else self.config.stop_timeout_s * 3
+                gen.check_health(self.messages, self.t0, timeout)
+            elif not self.config.serve:
+                self._on_healthy(gen)
+        elif kind == "healthy":
+            if message.get("ok"):
+                self.writer.event("healthy", message.get("t"), port=message.get("port"), **self._tag(gen))
+                self._on_healthy(gen)
+            elif gen.alive and gen.stop_requested is None:
+                self.writer.event("unhealthy", message.get("t"), port=message.get("port"), **self._tag(gen))
+                if self.supervisor is None and self.status is None:
+                    self.status = "failed"
+                    self.message = f"the service never answered {load_mod.HOST}:{gen.port}/health; see artifacts/child-stderr.log"
+                gen.killed = True
+                gen.kill_group()  # a recycled run restarts it like a crash
         elif kind == "event":
             fields = {k: v for k, v in message.items() if k not in ("type", "kind", "t")}
-            self.writer.event(str(message.get("kind")), message.get("t"), **fields)
-            if message.get("kind") == "warmup_end":
+            self.writer.event(str(message.get("kind")), message.get("t"), **fields, **self._tag(gen))
+            if message.get("kind") == "warmup_end" and gen.number == 0:
                 self.writer.update_meta(warmup_end={"t": message.get("t"), "steps": message.get("steps")})
+            elif message.get("kind") == "probe_overhead":
+                self.writer.update_meta(probe_overhead={"loop_s": message.get("loop_s"), "probes": message.get("probes") or {}})
         elif kind == "done":
-            self.done = message
-            self.steps = int(message.get("steps", self.steps))
-            self.errors = int(message.get("errors", self.errors))
+            gen.done = message
+            gen.steps = int(message.get("steps", gen.steps))
+            gen.errors = int(message.get("errors", gen.errors))
             if message.get("traceback"):
                 (self.writer.artifacts / "traceback.txt").write_text(str(message["traceback"]), encoding="utf-8")
-            self.writer.event("done", message.get("t"), **{k: v for k, v in message.items() if k not in ("type", "t")})
-            self.stop_deadline = time.monotonic() + self.config.stop_timeout_s
+            self.writer.event("done", message.get("t"), **{k: v for k, v in message.items() if k not in ("type", "t")}, **self._tag(gen))
+            gen.stop_deadline = min(gen.stop_deadline or math.inf, time.monotonic() + self.config.stop_timeout_s)
 
-    def _write_sample(self, message: dict[str, Any], rss: int | None = None) -> None:
+    def _write_sample(self, gen: Generation, message: dict[str, Any], rss: int | None = None) -> None:
         if rss is None:
-            rss, uss = self.memory.rss_uss()
+            rss, uss = gen.memory.rss_uss()
         else:
             uss = None
         if rss is None:
@@ -453,28 +548,186 @@ class _Session:
         t = self.now()
         message = {k: v for k, v in message.items() if k not in ("type", "ack")}
         if message:
-            self.last = message
-            self.steps = int(message.get("steps", self.steps))
-            self.errors = int(message.get("errors", self.errors))
-        row = {**self.last, **message, "t": t, "rss": rss, "uss": uss, "pid": self.proc.pid, "generation": 0}
-        if not self.last:
+            gen.last = message
+            gen.steps = int(message.get("steps", gen.steps))
+            gen.errors = int(message.get("errors", gen.errors))
+        row = {**gen.last, **message, "t": t, "rss": rss, "uss": uss, "pid": gen.pid, "generation": gen.number}
+        if gen.last:
+            row["steps"] = self.base_steps + gen.steps
+            row["errors"] = self.base_errors + gen.errors
+        else:
             row["steps"] = None  # before the first step: setup is still running
         self.writer.sample(row)
         self.last_sample_t = t
         if self.rss_start is None and message:
             self.rss_start = rss
-        self.rss_end = rss
+        if gen.last or gen.number == 0:  # a restarted generation still starting up is not "the end"
+            self.rss_end = rss
         self.rss_peak = max(self.rss_peak or 0, rss)
+        steps = self.steps
         elapsed = max(t, 1e-9)
-        self.progress.update(t, self.steps, self.steps / elapsed, rss, None if self.rss_start is None else rss - self.rss_start)
+        self.progress.update(t, steps, steps / elapsed, rss, None if self.rss_start is None else rss - self.rss_start)
         if self.on_sample is not None:
             self.on_sample(row)
 
+    # -- service and supervision -------------------------------------------------------------
+
+    def _on_healthy(self, gen: Generation) -> None:
+        """A generation is ready for work: send it the load, finish the restart that started it."""
+        gen.t_healthy = self.now()
+        if gen is not self.current or gen.stop_requested is not None or self.status is not None or self.final_stop:
+            return
+        if self.config.serve and gen.port is not None:
+            if self.load is None:
+                config = _load_config(self.config, self.prepared)
+                self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
+                self.load.set_target(gen.port, gen.number)
+                self.load.start()
+                self.writer.event("load_start", self.now(), rate=config.rate, duration_s=config.duration_s,
+                                  max_requests=config.max_requests, timeout_s=config.timeout_s)
+            else:
+                self.load.set_target(gen.port, gen.number)
+        sup = self.supervisor
+        if sup is None or sup.pending is None or sup.pending.new_generation != gen.number:
+            return
+        restart = sup.finish_pending(self.now(), healthy=True)
+        assert restart is not None
+        old = self.generations[restart.generation]
+        if old.t_exit is None:
+            if old.stop_requested is None and self.config.recycle is not None:
+                # Reload: the new generation has the traffic; now the old one may go.
+                self._stop(old, "restart", self.config.recycle.signal, self.config.recycle.kill_timeout_s)
+            self.unwritten[old.number] = restart
+        else:
+            self._write_restart(restart)
+
+    def _write_restart(self, restart: Restart) -> None:
+        self.writer.event("restart", restart.t, **restart.to_event())
+
+    def _supervise(self, now: float) -> None:
+        sup = self.supervisor
+        policy = self.config.recycle
+        assert sup is not None and policy is not None
+        if sup.spawn_due(now):
+            gen = self.spawn()
+            if sup.pending is not None:
+                sup.pending.new_generation = gen.number
+        if not sup.check_due(now) or sup.pending is not None or sup.spawn_at is not None:
+            return
+        current = self.current
+        if current is None or not current.alive or current.stop_requested is not None:
+            return
+        rss = current.memory.rss()
+        if rss is None or not sup.over_limit(rss):
+            return
+        restart = sup.memory_restart(now, current.number, rss)
+        self._write_sample(current, {}, rss=rss)  # the row that shows the trigger
+        if policy.mode == "reload":
+            restart.new_generation = self.spawn().number  # the old one keeps serving until the new one is healthy
+        else:
+            self._stop(current, "restart", policy.signal, policy.kill_timeout_s)
+
+    def _on_exit(self, gen: Generation) -> None:
+        now = self.now()
+        gen.t_exit = now
+        gen.close()
+        sup = self.supervisor
+        if sup is not None or self.config.serve:
+            self.writer.event("exit", now, returncode=gen.proc.returncode, killed=gen.killed, **self._tag(gen))
+        if sup is None:
+            return
+        restart = self.unwritten.pop(gen.number, None)
+        if restart is not None:  # reload: the old generation is gone after the new one took over
+            restart.stopped_after_s = round(now - restart.t, 6)
+            restart.killed = gen.killed
+            self._write_restart(restart)
+            return
+        pending = sup.pending
+        if pending is not None and pending.generation == gen.number and gen.stop_requested == "restart":
+            pending.stopped_after_s = round(now - pending.t, 6)
+            pending.killed = gen.killed
+            if self.status is None and not self.final_stop:
+                pending.new_generation = self.spawn().number  # restart: the new one starts once the old one is gone
+            return
+        if gen is not self.current or self.status is not None or self.final_stop or self.ended:
+            return
+        if self._budget_spent(gen):
+            self.ended = True
+            return
+        self._crashed(gen, now)
+
+    def _budget_spent(self, gen: Generation) -> bool:
+        """A step run's generation that finished its share of the steps or time ends the run."""
+        if self.config.serve or (gen.done or {}).get("reason") != "completed":
+            return False
+        steps_left = self.prepared.steps is None or self.steps < self.prepared.steps
+        time_left = self.deadline is None or time.monotonic() < self.deadline
+        return not (steps_left and time_left) or self.prepared.steps is None and self.deadline is None
+
+    def _crashed(self, gen: Generation, now: float) -> None:
+        sup = self.supervisor
+        assert sup is not None
+        done = gen.done or {}
+        error = f"scenario raised in {done.get('phase', '?')}: {done.get('error', '')}" if done.get("reason") == "failed" else None
+        if sup.pending is not None:  # the new generation of a restart died before it was healthy
+            unfinished = sup.finish_pending(now, healthy=False)
+            if unfinished is not None:
+                old = self.generations[unfinished.generation]
+                if old.t_exit is None:
+                    self._stop(old, "restart", signal.SIGTERM, self.config.stop_timeout_s)
+                    self.unwritten[old.number] = unfinished
+                else:
+                    self._write_restart(unfinished)
+        uptime = now - (gen.t_healthy if gen.t_healthy is not None else now)
+        try:
+            restart = sup.crash_restart(now, gen.number, uptime, gen.proc.returncode, error)
+        except CrashLimit as exc:
+            self.status = "failed"
+            self.message = str(exc)
+            self.writer.event("gave_up", now, restarts=sup.backoff.consecutive, message=self.message, **self._tag(gen))
+            if self.load is not None:
+                self.load.stop()
+            return
+        self.writer.event("crash", now, returncode=gen.proc.returncode, error=error, backoff_s=restart.backoff_s,
+                          uptime_s=round(uptime, 6), **self._tag(gen))
+
+    def _stop_service(self) -> None:
+        """The load is over: stop every generation gracefully; the run then completes."""
+        self.final_stop = True
+        self._load_end()
+        if self.supervisor is not None:
+            self.supervisor.spawn_at = None
+        for gen in self._live():
+            self._stop(gen, gen.stop_requested or "end", signal.SIGTERM, self.config.stop_timeout_s)
+
+    def _load_end(self) -> None:
+        if self.load is None or getattr(self, "_load_ended", False):
+            return
+        self._load_ended = True
+        summary = self.load.summary()
+        if self.load.failure:
+            summary["failure"] = self.load.failure
+        self.writer.event("load_end", self.now(), **summary)
+
+    # -- the end -----------------------------------------------------------------------------
+
     def finish(self, ended: Any) -> RunResult:
-        returncode = self.proc.poll()
-        done = self.done or {}
+        final = self.current
+        returncode = final.proc.poll() if final is not None else None
+        done = (final.done if final is not None else None) or {}
+        for restart in self.unwritten.values():
+            self._write_restart(restart)
+        self.unwritten.clear()
+        if self.supervisor is not None and self.supervisor.pending is not None:
+            unfinished = self.supervisor.finish_pending(self.now(), healthy=False)
+            if unfinished is not None:
+                self._write_restart(unfinished)
         if self.status is None:
             reason = done.get("reason")
+            if self.final_stop and reason in (None, "interrupted"):
+                # The parent stopped the service because the load was over (a generation may have
+                # been stopped while it was still starting, before it could say anything).
+                reason = "completed"
             if reason in ("completed", "failed", "interrupted"):
                 self.status = reason
                 if reason == "failed":
@@ -488,22 +741,31 @@ class _Session:
         duration = self.now()
         if self.status != "completed":
             self.writer.event("status", duration, status=self.status, message=self.message)
+        counters: dict[str, Any] = {
+            "steps": self.steps,
+            "errors": self.errors,
+            "samples": self.writer.samples_written,
+            "events": self.writer.events_written + 1,
+            "rss_start": self.rss_start,
+            "rss_end": self.rss_end,
+            "rss_peak": self.rss_peak,
+        }
+        if self.supervisor is not None or len(self.generations) > 1:
+            restarts = self.supervisor.restarts if self.supervisor else []
+            counters["generations"] = len(self.generations)
+            counters["restarts"] = {"memory": sum(r.reason == "memory" for r in restarts),
+                                    "crash": sum(r.reason == "crash" for r in restarts)}
+        if self.load is not None:
+            counters["requests"] = self.load.summary()
         self.writer.update_meta(
             status=self.status,
             end=store.iso(ended),
             duration_s=round(duration, 3),
             exit={"status": self.status, "message": self.message, "returncode": returncode, "phase": done.get("phase")},
-            counters={
-                "steps": self.steps,
-                "errors": self.errors,
-                "samples": self.writer.samples_written,
-                "events": self.writer.events_written + 1,
-                "rss_start": self.rss_start,
-                "rss_end": self.rss_end,
-                "rss_peak": self.rss_peak,
-            },
+            counters=counters,
         )
-        return RunResult(self.writer.path, self.status, self.steps, duration, self.rss_start, self.rss_end, self.rss_peak, self.errors, self.message)
+        return RunResult(self.writer.path, self.status, self.steps, duration, self.rss_start, self.rss_end, self.rss_peak,
+                         self.errors, self.message, counters.get("requests"), counters.get("restarts"))
 
 
 def _main_thread() -> bool:

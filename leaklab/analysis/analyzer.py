@@ -1,0 +1,140 @@
+"""One run in, one :class:`RunAnalysis` out: growth per signal, the verdict, and
+room for attribution (top types, sites, retention chains) filled by the profiler
+analysis."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leaklab import store, units
+from leaklab.analysis import growth as growth_mod
+from leaklab.analysis import verdict as verdict_mod
+from leaklab.analysis import window as window_mod
+from leaklab.analysis.attribution import attribute
+from leaklab.analysis.growth import Growth, GrowthOptions
+from leaklab.analysis.verdict import Thresholds, Verdict
+
+
+@dataclass
+class RunAnalysis:
+    """Everything the outputs (terminal, report, gate, notebook) show about one run."""
+
+    run_path: Path | None
+    meta: dict[str, Any]
+    status: str
+    growth: dict[str, Growth]
+    verdict: Verdict
+    signal_verdicts: dict[str, Verdict]
+    window: window_mod.Window
+    thresholds: Thresholds
+    steps_per_s: float = math.nan
+    n_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+    top_types: list[Any] = field(default_factory=list)
+    top_sites: list[Any] = field(default_factory=list)
+    chains: list[Any] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.verdict.label
+
+    @property
+    def primary(self) -> Growth | None:
+        """The growth the verdict rests on (RSS when nothing else was chosen)."""
+        return self.growth.get(self.verdict.signal) or self.growth.get("rss") or next(iter(self.growth.values()), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.verdict.to_dict()
+        return {
+            "run": str(self.run_path) if self.run_path else None,
+            "scenario": self.meta.get("scenario"),
+            "variant": self.meta.get("variant"),
+            "status": self.status,
+            "verdict": verdict["label"],
+            "reasons": verdict["reasons"],
+            "signal": verdict["signal"],
+            "more_time_s": verdict["more_time_s"],
+            "growth": {name: g.to_dict() for name, g in self.growth.items()},
+            "signals": {name: v.to_dict() for name, v in self.signal_verdicts.items()},
+            "warmup": self.window.to_dict(),
+            "steps_per_s": None if not math.isfinite(self.steps_per_s) else round(self.steps_per_s, 3),
+            "rows": self.n_rows,
+            "notes": list(self.notes),
+            "thresholds": self.thresholds.to_dict(),
+            "baseline": growth_mod.BASELINE_DEFINITION,
+            "top_types": list(self.top_types),
+            "top_sites": list(self.top_sites),
+            "chains": list(self.chains),
+        }
+
+
+def _status_note(run: store.RunData, n_rows: int, t_last: float) -> str | None:
+    status = run.status
+    when = units.format_duration(t_last) if math.isfinite(t_last) else "the start"
+    message = (run.meta.get("exit") or {}).get("message") or ""
+    suffix = f" ({message})" if message else ""
+    if status == "completed":
+        return None
+    if status == "running":
+        return f"the run is still being written, or was cut short: analysed the {n_rows} samples up to {when}"
+    if status == "interrupted":
+        return f"the run was interrupted{suffix}: analysed the {n_rows} samples written before it stopped at {when}"
+    if status == "killed_at_cap":
+        return f"the run was killed at the memory cap{suffix}: analysed the {n_rows} samples up to {when}"
+    if status == "failed":
+        return f"the run failed{suffix}: analysed the {n_rows} samples written before {when}"
+    return f"run status {status!r}: analysed the {n_rows} samples up to {when}"
+
+
+def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
+            thresholds: Thresholds | None = None, options: GrowthOptions | None = None) -> RunAnalysis:
+    """Growth and verdict of a run (a :class:`~leaklab.store.RunData` or a run directory).
+
+    ``warmup`` overrides the run's warm-up: ``"10s"``, ``"1000"`` (steps), ``0`` for none.
+    Works on runs that are still running, were interrupted, failed or were killed at
+    the cap: whatever rows exist are analysed and ``notes`` says so.
+    """
+    if not isinstance(run, store.RunData):
+        run = store.read_run(run)
+    thresholds = thresholds or Thresholds()
+    columns = run.columns
+    window = window_mod.select(columns, run.meta, warmup)
+    mask = window.mask
+    t = np.asarray(columns.get("t", []), dtype=float)
+    n = len(t)
+
+    def column(name: str) -> np.ndarray:
+        values = columns.get(name)
+        return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
+
+    steps, generation = column("steps"), np.nan_to_num(column("generation"))
+    interval = float((run.meta.get("config") or {}).get("interval_s") or math.nan)
+    growth: dict[str, Growth] = {}
+    for signal, col in growth_mod.COLUMN_OF.items():
+        y = column(col)
+        if not np.isfinite(y).any():
+            continue  # the run does not have this signal
+        growth[signal] = growth_mod.estimate(signal, t[mask], steps[mask], y[mask], generation[mask], options)
+    per_signal = {s: verdict_mod.judge(g, thresholds, interval) for s, g in growth.items()}
+    verdict = verdict_mod.combine(growth, per_signal)
+    notes = list(window.notes)
+    status_note = _status_note(run, int(mask.sum()), float(t[-1]) if n else math.nan)
+    if status_note:
+        notes.insert(0, status_note)
+    notes.extend(run.warnings)
+    for g in growth.values():
+        notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
+    steps_per_s = next((g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan)
+    blocks_verdict = per_signal.get("blocks")
+    found = attribute(run, blocks=growth.get("blocks"),
+                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == "LEAK")
+    return RunAnalysis(run_path=run.path, meta=run.meta, status=run.status, growth=growth, verdict=verdict,
+                       signal_verdicts=per_signal, window=window, thresholds=thresholds,
+                       steps_per_s=steps_per_s, n_rows=n, notes=list(dict.fromkeys(notes)),
+                       top_types=found.top_types, top_sites=found.top_sites, chains=found.chains)

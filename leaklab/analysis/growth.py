@@ -1,0 +1,412 @@
+"""Growth rate of one sampled signal, with a confidence interval that survives
+autocorrelated samples.
+
+Method, in order:
+
+1. **Bins.** The post-warm-up samples are cut into at most ``n_bins`` consecutive
+   groups of equal count (never across a process generation) and each group is
+   reduced to its median time, steps and value. Medians ignore outliers (a
+   temporary buffer, one slow read) and shrink the GC sawtooth.
+2. **Slope.** Theil-Sen over the bin medians: the median of the slopes between
+   every pair of bins (pairs within the same generation only, so a recycled run's
+   restarts do not count as growth). Done twice: against ``t`` (units/s) and
+   against ``steps`` (units/step).
+3. **Interval.** A moving-block bootstrap of the residuals around the Theil-Sen
+   line: blocks of consecutive residuals keep their autocorrelation (allocator
+   steps, sawtooth, slow drift), so the interval widens where the samples are
+   not independent. Block length grows with the residuals' autocorrelation time.
+   The bootstrap uses a fixed seed: the same run always gives the same numbers.
+
+The last part of the window (the "tail") gets its own slope and interval, fitted the
+same way: a leak keeps growing there, a cache that filled up does not. A signal
+that repeatedly drops back (resets) gets the slope of its troughs, the floor a
+sawtooth returns to: a leak raises the floor, a periodic clear does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Signals analysed, in display order, and their unit.
+SIGNALS: dict[str, str] = {"rss": "bytes", "uss": "bytes", "blocks": "blocks", "traced": "bytes"}
+#: Run columns behind each signal.
+COLUMN_OF: dict[str, str] = {"rss": "rss", "uss": "uss", "blocks": "allocated_blocks", "traced": "traced"}
+
+BASELINE_DEFINITION = "the value of the fitted line at t_start, the first sample after the warm-up"
+
+
+@dataclass(frozen=True)
+class GrowthOptions:
+    """How growth is estimated (defaults suit runs from a few seconds to days)."""
+
+    n_bins: int = 64  # bins the window is reduced to (Theil-Sen is O(bins^2))
+    n_boot: int = 200  # bootstrap replicates
+    tail_fraction: float = 1 / 3  # last part of the window whose own slope is reported
+    reset_fraction: float = 0.5  # a drop by this share of the signal's range is a reset
+    seed: int = 0
+
+
+@dataclass
+class Growth:
+    """Growth of one signal over the analysed window.
+
+    For ``unit == "blocks"`` the ``bytes_*`` fields hold blocks (and ``mb_per_hour``
+    holds millions of blocks per hour). ``pct_per_hour`` is relative to ``baseline``:
+    the value of the fitted line at ``t_start`` (see :data:`BASELINE_DEFINITION`).
+    """
+
+    signal: str
+    unit: str
+    bytes_per_s: float
+    bytes_per_step: float
+    mb_per_hour: float
+    pct_per_hour: float
+    baseline: float
+    ci95: tuple[float, float]
+    ci95_per_step: tuple[float, float]
+    n_samples: int
+    t_start: float
+    t_end: float
+    steps_per_s: float = math.nan
+    n_bins: int = 0
+    block_len: int = 0
+    tail_per_s: float = math.nan  # slope over the last ``tail_fraction`` of the window
+    tail_ci95: tuple[float, float] = (math.nan, math.nan)
+    head_per_s: float = math.nan  # slope over the window before the tail
+    head_ci95: tuple[float, float] = (math.nan, math.nan)
+    resets: int = 0  # drops by more than half the range (a sawtooth's clears)
+    floor_per_s: float = math.nan  # slope of the troughs between resets (when resets >= 2)
+    floor_ci95: tuple[float, float] = (math.nan, math.nan)
+    max_jump: float = math.nan  # largest single rise between bins (allocator step size)
+    first: float = math.nan  # median of the first bin
+    last: float = math.nan  # median of the last bin
+    span: float = math.nan  # robust range of the bin medians (max - min)
+    generations: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def window_s(self) -> float:
+        return self.t_end - self.t_start
+
+    @property
+    def ci95_half_width(self) -> float:
+        lo, hi = self.ci95
+        return (hi - lo) / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95"):
+            data[key] = [_clean(v) for v in data[key]]
+        return {k: _clean(v) if isinstance(v, float) else v for k, v in data.items()}
+
+
+def _clean(value: float) -> float | None:
+    """JSON has no NaN: missing numbers become null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def empty_growth(signal: str, n_samples: int = 0, t_start: float = math.nan, t_end: float = math.nan,
+                 note: str = "") -> Growth:
+    nan = math.nan
+    return Growth(signal=signal, unit=SIGNALS.get(signal, "bytes"), bytes_per_s=nan, bytes_per_step=nan,
+                  mb_per_hour=nan, pct_per_hour=nan, baseline=nan, ci95=(nan, nan), ci95_per_step=(nan, nan),
+                  n_samples=n_samples, t_start=t_start, t_end=t_end, notes=[note] if note else [])
+
+
+def bin_medians(t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, n_bins: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Median t, steps and y of up to ``n_bins`` equal-count bins that never cross a group."""
+    n = len(t)
+    if n <= n_bins:
+        return t, steps, y, group
+    bounds = np.flatnonzero(np.diff(group)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [n]))
+    out_t: list[float] = []
+    out_s: list[float] = []
+    out_y: list[float] = []
+    out_g: list[float] = []
+    for a, b in zip(starts, ends, strict=True):
+        k = max(1, round(n_bins * (b - a) / n))
+        edges = np.linspace(a, b, k + 1).round().astype(int)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            if hi <= lo:
+                continue
+            out_t.append(float(np.median(t[lo:hi])))
+            out_s.append(float(np.median(steps[lo:hi])))
+            out_y.append(float(np.median(y[lo:hi])))
+            out_g.append(float(group[lo]))
+    return np.array(out_t), np.array(out_s), np.array(out_y), np.array(out_g)
+
+
+def pair_indices(group: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) in the same group with distinct x."""
+    i, j = np.triu_indices(len(x), k=1)
+    keep = (group[i] == group[j]) & (x[j] != x[i])
+    return i[keep], j[keep]
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Median pairwise slope; ``y`` may be 2-D (replicates on axis 0)."""
+    if len(i) == 0:
+        return np.full(y.shape[:-1], np.nan) if y.ndim > 1 else np.array(np.nan)
+    dx = x[j] - x[i]
+    return np.median((y[..., j] - y[..., i]) / dx, axis=-1)
+
+
+def intercepts(x: np.ndarray, y: np.ndarray, slope: float, group: np.ndarray) -> np.ndarray:
+    """Per-group median intercept, spread back onto each point."""
+    resid = y - slope * x
+    out = np.empty_like(y)
+    for g in np.unique(group):
+        mask = group == g
+        out[mask] = np.median(resid[mask])
+    return out
+
+
+def block_length(resid: np.ndarray) -> int:
+    """Bootstrap block length: twice the residuals' correlation time (at least m^(1/3),
+    at most m/3). The correlation time is the larger of the lag where the
+    autocorrelation first falls below 1/e and the e-folding time of the lag-1
+    autocorrelation, corrected for its downward bias in short series."""
+    m = len(resid)
+    base = max(1, math.ceil(m ** (1 / 3)))
+    r = resid - resid.mean()
+    denom = float(np.dot(r, r))
+    if m < 4 or denom == 0.0:
+        return min(base, max(1, m // 3))
+    acf = np.correlate(r, r, mode="full")[m - 1:] / denom
+    below = np.flatnonzero(acf < 1 / math.e)
+    tau = float(below[0]) if len(below) else float(m)
+    rho = min(0.99, float(acf[1]) + (1 + 3 * float(acf[1])) / m)
+    if rho > 0:
+        tau = max(tau, -1 / math.log(rho))
+    return int(max(1, min(max(base, math.ceil(2 * tau)), m // 3)))
+
+
+def widen(estimate: float, lo: float, hi: float, n_blocks: float) -> tuple[float, float]:
+    """Stretch a bootstrap interval by Student's t for the number of independent blocks
+    over the normal quantile: with few blocks the bootstrap underestimates the spread."""
+    from math import isfinite
+
+    if not (isfinite(lo) and isfinite(hi)) or n_blocks >= 200:
+        return lo, hi
+    factor = _t975(max(n_blocks - 1, 1)) / 1.959964
+    return estimate - factor * (estimate - lo), estimate + factor * (hi - estimate)
+
+
+def _t975(df: float) -> float:
+    """97.5% quantile of Student's t (Cornish-Fisher expansion; within 1% for df >= 1)."""
+    if df < 1.5:
+        return 12.706
+    if df < 2.5:
+        return 4.303
+    z = 1.959964
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / df + g2 / df**2 + g3 / df**3
+
+
+def moving_blocks(m: int, length: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices (n_boot, m) of a moving-block bootstrap."""
+    n_blocks = math.ceil(m / length)
+    starts = rng.integers(0, m - length + 1, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(length)[None, None, :]).reshape(n_boot, -1)
+    return idx[:, :m]
+
+
+@dataclass
+class Fit:
+    """Theil-Sen slopes against time and steps, with block-bootstrap percentile intervals."""
+
+    per_s: float
+    ci: tuple[float, float]
+    per_step: float
+    ci_step: tuple[float, float]
+    fitted: np.ndarray
+    block_len: int
+
+
+def fit(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions) -> Fit:
+    """Fit bin medians (time ``bt``, steps ``bs``, value ``by``, group ``bg``)."""
+    nan2 = (math.nan, math.nan)
+    i, j = pair_indices(bg, bt)
+    slope_t = float(theil_sen(bt, by, i, j))
+    if not math.isfinite(slope_t):
+        return Fit(math.nan, nan2, math.nan, nan2, np.full_like(by, math.nan), 0)
+    fit_t = slope_t * bt + intercepts(bt, by, slope_t, bg)
+    resid_t = by - fit_t
+    length = block_length(resid_t)
+    idx = moving_blocks(len(bt), length, options.n_boot, np.random.default_rng(options.seed))
+    boot_t = theil_sen(bt, fit_t[None, :] + resid_t[idx], i, j)
+    n_blocks = len(bt) / length
+    ci = widen(slope_t, *(float(v) for v in np.nanpercentile(boot_t, [2.5, 97.5])), n_blocks)
+    slope_s, ci_s = math.nan, nan2
+    if np.isfinite(bs).all() and np.ptp(bs) > 0:
+        si, sj = pair_indices(bg, bs)
+        if len(si):
+            slope_s = float(theil_sen(bs, by, si, sj))
+            fit_s = slope_s * bs + intercepts(bs, by, slope_s, bg)
+            # The same blocks for both fits: the two intervals describe the same resampled runs.
+            boot_s = theil_sen(bs, fit_s[None, :] + (by - fit_s)[idx], si, sj)
+            ci_s = widen(slope_s, *(float(v) for v in np.nanpercentile(boot_s, [2.5, 97.5])), n_blocks)
+    return Fit(slope_t, ci, slope_s, ci_s, fit_t, length)  # type: ignore[arg-type]
+
+
+def sen_interval(x: np.ndarray, y: np.ndarray, slope: float) -> tuple[float, float]:
+    """Sen's 95% interval for a Theil-Sen slope of independent points (order statistics
+    of the pairwise slopes, through Kendall's tau); NaN below 4 points."""
+    n = len(x)
+    if n < 4:
+        return math.nan, math.nan
+    i, j = np.triu_indices(n, k=1)
+    dx = x[j] - x[i]
+    slopes = np.sort(((y[j] - y[i]) / dx)[dx != 0])
+    big_n = len(slopes)
+    sigma = math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    lower = int(np.floor((big_n - 1.959964 * sigma) / 2))
+    upper = int(np.ceil((big_n + 1.959964 * sigma) / 2))
+    lo = slopes[lower - 1] if lower >= 1 else -math.inf
+    hi = slopes[upper] if upper < big_n else math.inf
+    return float(min(lo, slope)), float(max(hi, slope))
+
+
+def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: float, options: GrowthOptions
+                     ) -> tuple[int, float, tuple[float, float]]:
+    """Resets and the trend of the troughs between them, on the raw samples.
+
+    A sample above both neighbours (a buffer in flight), or two in a row, is first
+    clipped to the higher neighbour; a reset is then a fall between two samples by more than
+    ``fraction`` of the signal's range and by more than six noise deviations (so
+    white noise does not count). The trough is the lowest sample of each stretch
+    between resets. Their Theil-Sen slope comes with the wider of Sen's interval (for
+    independent troughs) and the block-bootstrap one (troughs share slow wander),
+    NaN with fewer than two resets. More troughs than ``n_bins`` are binned first.
+    """
+    nan2 = (math.nan, math.nan)
+    n = len(y)
+    if n < 5:
+        return 0, math.nan, nan2
+    clipped = y.copy()
+    clipped[1:-1] = np.minimum(clipped[1:-1], np.maximum(clipped[:-2], clipped[2:]))
+    clipped[2:-2] = np.minimum(clipped[2:-2], np.maximum(clipped[:-4], clipped[4:]))  # spikes two samples long
+    diffs = np.diff(clipped)
+    same = group[1:] == group[:-1]
+    noise = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))
+    span = float(np.quantile(clipped, 0.95) - np.quantile(clipped, 0.05))
+    if span <= 0:
+        return 0, math.nan, nan2
+    drops = np.flatnonzero((diffs < -fraction * span) & (diffs < -6 * noise) & same) + 1
+    if len(drops) < 2:
+        return len(drops), math.nan, nan2
+    # The stretch before the first reset starts wherever the window did: not a trough.
+    edges = np.concatenate((drops, [n]))
+    at = np.array([a + int(np.argmin(clipped[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    x, v, grp = t[at], clipped[at], group[at]
+    if len(x) > options.n_bins:
+        x, _, v, grp = bin_medians(x, x, v, grp, options.n_bins)
+    troughs = fit(x, np.full_like(x, np.nan), v, grp, options)
+    slope = troughs.per_s
+    lo, hi = troughs.ci
+    if len(np.unique(grp)) == 1 and len(x) >= 4:
+        sen_lo, sen_hi = sen_interval(x, v, slope)
+        lo, hi = min(sen_lo, lo), max(sen_hi, hi)
+    # A trough is sampled some time after its reset, up to one sampling gap: as the sampling
+    # clock drifts against the clearing one, the troughs drift by up to ramp x gap.
+    ramp_mask = same & (diffs >= -6 * noise)
+    dt = np.diff(t)
+    ramp = float(np.median(diffs[ramp_mask] / dt[ramp_mask])) if ramp_mask.any() and (dt[ramp_mask] > 0).all() else 0.0
+    spread = float(np.ptp(x)) if len(x) > 1 else 0.0
+    allowance = max(ramp, 0.0) * float(np.median(dt)) / spread if spread > 0 else math.inf
+    return len(drops), slope, (lo - allowance, hi + allowance)
+
+
+def max_jump(by: np.ndarray) -> float:
+    """The third-largest rise between neighbouring bins after a 3-point running median:
+    the size of an allocator's steps, which a short stretch of a slow leak may not
+    cross (the third, so that a stray outlier or two do not count)."""
+    if len(by) < 5:
+        return math.nan
+    padded = np.concatenate(([by[0]], by, [by[-1]]))
+    smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return float(max(np.sort(np.diff(smooth))[-3], 0.0))
+
+
+def _steps_per_s(t: np.ndarray, steps: np.ndarray, group: np.ndarray) -> float:
+    done = spent = 0.0
+    for g in np.unique(group):
+        mask = (group == g) & np.isfinite(steps)
+        if mask.sum() >= 2:
+            done += steps[mask][-1] - steps[mask][0]
+            spent += t[mask][-1] - t[mask][0]
+    return done / spent if spent > 0 and done > 0 else math.nan
+
+
+def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None = None,
+             options: GrowthOptions | None = None) -> Growth:
+    """Growth of ``y`` over the samples given (already cut to the analysed window).
+
+    ``t`` seconds, ``steps`` cumulative steps (NaN where unknown), ``y`` the signal
+    (NaN where missing), ``group`` the process generation of each row.
+    """
+    options = options or GrowthOptions()
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
+    steps = np.asarray(steps, dtype=float)
+    group = np.zeros_like(t) if group is None else np.nan_to_num(np.asarray(group, dtype=float))
+    ok = np.isfinite(t) & np.isfinite(y)
+    t, y, steps, group = t[ok], y[ok], steps[ok], group[ok]
+    n = len(t)
+    if n < 3:
+        return empty_growth(signal, n, float(t[0]) if n else math.nan, float(t[-1]) if n else math.nan,
+                            f"{n} samples after the warm-up: too few for a slope")
+    order = np.argsort(t, kind="stable")
+    t, y, steps, group = t[order], y[order], steps[order], group[order]
+    bt, bs, by, bg = bin_medians(t, steps, y, group, options.n_bins)
+    whole = fit(bt, bs, by, bg, options)
+    tail_start = bt[0] + (1 - options.tail_fraction) * (bt[-1] - bt[0])
+    tail = np.flatnonzero(bt >= tail_start)
+    tail_fit = fit(bt[tail], bs[tail], by[tail], bg[tail], options) if len(tail) >= 4 else None
+    head = np.flatnonzero(bt < tail_start)
+    head_fit = fit(bt[head], bs[head], by[head], bg[head], options) if len(head) >= 4 else None
+    resets, floor, floor_ci = resets_and_floor(t, y, group, options.reset_fraction, options)
+    baseline = float(whole.fitted[0])
+    n_groups = len(np.unique(bg))
+    notes = [f"{n_groups} process generations: slopes use pairs within a generation only"] if n_groups > 1 else []
+    return Growth(
+        signal=signal,
+        unit=SIGNALS.get(signal, "bytes"),
+        bytes_per_s=whole.per_s,
+        bytes_per_step=whole.per_step,
+        mb_per_hour=whole.per_s * 3600 / 1e6,
+        pct_per_hour=100 * whole.per_s * 3600 / baseline if baseline > 0 else math.nan,
+        baseline=baseline,
+        ci95=whole.ci,
+        ci95_per_step=whole.ci_step,
+        n_samples=n,
+        t_start=float(t[0]),
+        t_end=float(t[-1]),
+        steps_per_s=_steps_per_s(t, steps, group),
+        n_bins=len(bt),
+        block_len=whole.block_len,
+        tail_per_s=tail_fit.per_s if tail_fit else math.nan,
+        tail_ci95=tail_fit.ci if tail_fit else (math.nan, math.nan),
+        head_per_s=head_fit.per_s if head_fit else math.nan,
+        head_ci95=head_fit.ci if head_fit else (math.nan, math.nan),
+        resets=resets,
+        floor_per_s=floor,
+        floor_ci95=floor_ci,
+        max_jump=max_jump(by),
+        first=float(by[0]),
+        last=float(by[-1]),
+        span=float(np.ptp(by)),
+        generations=n_groups,
+        notes=notes,
+    )

@@ -1,0 +1,251 @@
+"""From growth estimates to one verdict: LEAK, PLATEAU, NO_LEAK or INCONCLUSIVE.
+
+Each signal is judged on its own first (:func:`judge`), then :func:`combine`
+decides which signals to trust:
+
+* process memory (``rss``, ``uss``) sees everything, Python or native, but is noisy;
+* the Python heap (``blocks``, ``traced``) is exact but blind to native memory.
+
+RSS growing with flat blocks points at native memory (a C extension, buffers
+from ``malloc``) or at allocator fragmentation; blocks growing with RSS flat
+means objects pile up in memory the allocator already had. A growth that stops
+before the end of the run is a PLATEAU (a cache or pool filling to its bound);
+a rise that keeps falling back to the same floor is a sawtooth, not a leak.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from leaklab import units
+from leaklab.analysis.growth import Growth, GrowthOptions
+
+TAIL_FRACTION = GrowthOptions().tail_fraction
+#: Resets (and so troughs) needed before a signal is judged by its troughs.
+MIN_RESETS = 5
+
+LABELS = ("LEAK", "PLATEAU", "NO_LEAK", "INCONCLUSIVE")
+PROCESS_SIGNALS = ("rss", "uss")
+HEAP_SIGNALS = ("traced", "blocks")
+
+NAMES = {"rss": "RSS", "uss": "USS", "blocks": "Allocated blocks", "traced": "Traced memory"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When growth counts as a leak. Growth is *material* when it exceeds both the
+    per-step and the per-hour bound (the per-step bound times the run's step rate,
+    and the per-hour bound, whichever is larger, in units per second).
+
+    Defaults: 16 bytes/step and 1 MB/h for memory; 0.05 blocks/step and 10,000
+    blocks/h for allocated blocks; at least 8 samples after the warm-up; growth in the
+    last third below 25% of the whole-window rate means it stopped (PLATEAU). A signal
+    that drops back at least five times (by half its range) is judged by its troughs:
+    their slope, with its interval, against the same threshold.
+    """
+
+    min_bytes_per_step: float = 16.0
+    min_mb_per_hour: float = 1.0
+    min_blocks_per_step: float = 0.05
+    min_blocks_per_hour: float = 10_000.0
+    min_samples: int = 8
+    plateau_ratio: float = 0.25
+
+    def material_rate(self, growth: Growth) -> float:
+        """Units per second above which growth of this signal counts."""
+        if growth.unit == "blocks":
+            per_s, per_step = self.min_blocks_per_hour / 3600, self.min_blocks_per_step
+        else:
+            per_s, per_step = self.min_mb_per_hour * 1e6 / 3600, self.min_bytes_per_step
+        if math.isfinite(growth.steps_per_s) and growth.steps_per_s > 0:
+            return max(per_s, per_step * growth.steps_per_s)
+        return per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    label: str
+    reasons: list[str] = field(default_factory=list)
+    signal: str = ""
+    more_time_s: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.label}: " + " ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        more = self.more_time_s
+        return {"label": self.label, "reasons": list(self.reasons), "signal": self.signal,
+                "more_time_s": None if more is None or not math.isfinite(more) else round(more, 1)}
+
+
+def fmt_rate(growth: Growth, value: float, per: str = "step") -> str:
+    """``1.2 KB/step``, ``+3 blocks/s``: the right unit for the signal."""
+    if not math.isfinite(value):
+        return "n/a"
+    if growth.unit == "blocks":
+        return f"{value:,.3g} blocks/{per}"
+    return f"{units.format_size(value)}/{per}"
+
+
+def _describe(growth: Growth) -> str:
+    """``1.2 KB per step (95% CI 1.1 KB to 1.3 KB), 8.9 MB/h`` or per second when steps are unknown."""
+    per = "step" if math.isfinite(growth.bytes_per_step) else "s"
+    value, (lo, hi) = (growth.bytes_per_step, growth.ci95_per_step) if per == "step" else (growth.bytes_per_s, growth.ci95)
+    low, high = fmt_rate(growth, lo, per), fmt_rate(growth, hi, per)
+    if low == high and value:
+        interval = f"95% CI within \u00b1{max(abs(hi - value), abs(value - lo)) / abs(value):.1%}"
+    else:
+        interval = f"95% CI {low} to {high}"
+    core = f"{fmt_rate(growth, value, per)} ({interval})"
+    if growth.unit == "bytes":
+        core += f", {units.format_size(growth.bytes_per_s * 3600)}/h"
+        if math.isfinite(growth.pct_per_hour):
+            core += f" ({growth.pct_per_hour:+,.0f}%/h)"
+    return core
+
+
+def _threshold_text(growth: Growth, rate: float) -> str:
+    if math.isfinite(growth.steps_per_s) and growth.steps_per_s > 0:
+        return fmt_rate(growth, rate / growth.steps_per_s)
+    return fmt_rate(growth, rate, "s")
+
+
+def _more_time(growth: Growth, target_half_width: float, interval: tuple[float, float] | None = None) -> float:
+    """Extra seconds until the interval is ``target_half_width`` wide, assuming the
+    half-width shrinks as window^(-3/2) (a trend in stationary noise); 20% margin."""
+    lo, hi = interval if interval is not None else growth.ci95
+    half = (hi - lo) / 2
+    window = max(growth.window_s, 1e-9)
+    if not (math.isfinite(half) and half > 0 and target_half_width > 0):
+        return math.nan
+    needed = window * (half / target_half_width) ** (2 / 3) * 1.2
+    return max(needed - window, 0.1 * window)
+
+
+def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
+    """A signal that keeps dropping back is judged by its troughs, not its slope."""
+    floor, (lo, hi) = growth.floor_per_s, growth.floor_ci95
+    if growth.resets < MIN_RESETS or not (math.isfinite(floor) and math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    moves = fmt_rate(growth, floor, "s")
+    if hi < rate:
+        return Verdict("NO_LEAK", [f"{name} rises and falls back {growth.resets} times to a floor that moves {moves}: "
+                                   "memory is released periodically (a sawtooth), not leaked."], growth.signal)
+    if math.isfinite(lo) and lo > 0 and floor >= rate:
+        return Verdict("LEAK", [f"{name} falls back {growth.resets} times, but the floor it returns to rises {moves} "
+                                f"(95% CI {fmt_rate(growth, lo, 's')} to {fmt_rate(growth, hi, 's')}): a leak under a periodic clear."],
+                       growth.signal)
+    more = _more_time(growth, rate - max(floor, 0.0) if floor < rate else floor, growth.floor_ci95)
+    return Verdict("INCONCLUSIVE", [f"{name} falls back {growth.resets} times to a floor that moves {moves}; too few cycles "
+                                    f"to tell that from the {_threshold_text(growth, rate)} threshold."],
+                   growth.signal, more if math.isfinite(more) else growth.window_s)
+
+
+def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
+    """The verdict of one signal."""
+    name = NAMES.get(growth.signal, growth.signal)
+    if growth.n_samples < thresholds.min_samples or not math.isfinite(growth.bytes_per_s):
+        missing = thresholds.min_samples - growth.n_samples
+        step = interval_s if math.isfinite(interval_s) and interval_s > 0 else 0.5
+        return Verdict("INCONCLUSIVE", [f"{name}: only {growth.n_samples} sample{'' if growth.n_samples == 1 else 's'} after the warm-up; at least "
+                                        f"{thresholds.min_samples} are needed for a trend."],
+                       growth.signal, max(missing, 1) * step)
+    rate = thresholds.material_rate(growth)
+    b = growth.bytes_per_s
+    lo, hi = growth.ci95
+    what = _describe(growth)
+    sawtooth = _sawtooth(growth, rate, name)
+    if sawtooth is not None:
+        return sawtooth
+    if hi < rate:
+        return Verdict("NO_LEAK", [f"{name} grows {what}; the interval stays below the {_threshold_text(growth, rate)} threshold."],
+                       growth.signal)
+    significant = lo > 0 and b >= rate
+    head, head_lo = growth.head_per_s, growth.head_ci95[0]
+    head_grew = math.isfinite(head) and head_lo > 0 and head >= rate
+    if significant or head_grew:
+        rise = max(b, head) if math.isfinite(head) else b
+        tail, tail_hi = growth.tail_per_s, growth.tail_ci95[1]
+        # A slow leak climbs in allocator steps: a tail shorter than two steps may sit flat.
+        tail_sees_steps = not math.isfinite(growth.max_jump) or rise * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump
+        if math.isfinite(tail) and tail < thresholds.plateau_ratio * rise and tail_sees_steps:
+            if tail_hi < rise:
+                return Verdict("PLATEAU", [f"{name} rose ({fmt_rate(growth, rise, 's')} before the last third of the run), "
+                                           f"then stopped: over the last third it moved {fmt_rate(growth, tail, 's')} "
+                                           "(a cache or pool filling to its bound, or a long warm-up)."], growth.signal)
+            return Verdict("INCONCLUSIVE", [f"{name} grows {what}, but the growth may have stopped in the last third "
+                                            f"({fmt_rate(growth, tail, 's')}); run longer to tell a leak from a plateau."],
+                           growth.signal, max(growth.window_s, interval_s if math.isfinite(interval_s) else 0.0))
+        if significant:
+            return Verdict("LEAK", [f"{name} grows {what}, steadily to the end of the run."], growth.signal)
+    target = b if b >= rate else rate - max(b, 0.0)
+    more = _more_time(growth, target)
+    return Verdict("INCONCLUSIVE", [f"{name} grows {what}: the interval is too wide to tell it from the "
+                                    f"{_threshold_text(growth, rate)} threshold."], growth.signal,
+                   more if math.isfinite(more) else None)
+
+
+def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str | None:
+    """The signal that speaks for its family: a leak if any shows one, else the first
+    decisive one (RSS before USS, traced before blocks), else the first."""
+    if not signals:
+        return None
+    for s in signals:
+        if per_signal[s].label == "LEAK":
+            return s
+    for s in signals:
+        if per_signal[s].label != "INCONCLUSIVE":
+            return s
+    return signals[0]
+
+
+def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict]) -> Verdict:
+    """One verdict over all signals, naming the one it rests on."""
+    if not per_signal:
+        return Verdict("INCONCLUSIVE", ["No memory signal has samples after the warm-up."], "", None)
+    proc = _representative([s for s in PROCESS_SIGNALS if s in per_signal], per_signal)
+    heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
+    p_label = per_signal[proc].label if proc else None
+    h_label = per_signal[heap].label if heap else None
+    if proc and p_label == "LEAK":
+        reasons = [per_signal[proc].reasons[0]]
+        if heap and h_label == "LEAK":
+            reasons.append(f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are being retained.")
+        elif heap:
+            how = "do not grow" if h_label == "NO_LEAK" else "show no steady growth"
+            reasons.append(f"{NAMES[heap]} {how}: the memory is held outside Python objects "
+                           "(a C extension, native buffers) or lost to allocator fragmentation.")
+        return Verdict("LEAK", reasons, proc)
+    if heap and h_label == "LEAK":
+        reasons = [per_signal[heap].reasons[0]]
+        if proc:
+            reasons.append(f"{NAMES[proc]} does not show it yet ({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): "
+                           "the objects fill memory the allocator already held, or the process noise hides them.")
+        return Verdict("LEAK", reasons, heap)
+    if "PLATEAU" in (p_label, h_label):
+        main = proc if p_label == "PLATEAU" else heap
+        assert main is not None
+        reasons = [per_signal[main].reasons[0]]
+        if main == proc and heap and h_label != "PLATEAU":
+            reasons.append(f"{NAMES[heap]} show no such rise: it is in native memory or allocator fragmentation, not Python objects.")
+        return Verdict("PLATEAU", reasons, main)
+    unsure = [s for s in (proc, heap) if s and per_signal[s].label == "INCONCLUSIVE"]
+    if unsure:
+        times = [per_signal[s].more_time_s for s in unsure if per_signal[s].more_time_s is not None]
+        more = max(times) if times else None
+        main = unsure[0]
+        reasons = [per_signal[main].reasons[0]]
+        if more is not None:
+            reasons.append(f"Run about {units.format_duration(more)} longer for a confident verdict.")
+        return Verdict("INCONCLUSIVE", reasons, main, more)
+    main = proc or heap
+    assert main is not None
+    reasons = [per_signal[main].reasons[0]]
+    if heap and main != heap:
+        reasons.append(f"{NAMES[heap]} do not grow either.")
+    return Verdict("NO_LEAK", reasons, main)

@@ -1,0 +1,438 @@
+"""Memory retained per call of a function, found the way CPython's ``-R`` hunts refleaks.
+
+The function is called ``warmup`` times first, so caches that fill once, lazily
+imported modules, interned strings and the interpreter's own first-call work are
+done. Then it is called in ``rounds`` rounds of ``calls`` calls each; after every
+round a full ``gc.collect()`` runs and two exact counters are read: the bytes
+traced by :mod:`tracemalloc` and :func:`sys.getallocatedblocks`.
+
+A round *retains* when its traced bytes grew by more than ``max_per_call`` per
+call. Like ``-R``, a leak needs *every* round to retain: one-off growth shows in
+one round at most and a bounded cache stops growing once full. When every round
+retains, as many confirming rounds run again under an allocation-site snapshot and
+a type census; the check fails only when they all retain too, and the result
+names the allocation sites (file:line) and the object types that grew.
+
+Nothing here keeps a reference to what the function returns or allocates, and the
+bookkeeping between two readings lives in preallocated arrays, so the measurement
+does not measure itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dis
+import gc
+import inspect
+import itertools
+import linecache
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from array import array
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from leaklab import units
+
+#: What ``@pytest.mark.leaklab(...)`` and ``leaklab_check(...)`` accept.
+OPTION_HELP = {
+    "max_per_call": "bytes a call may retain (64, '64B', '1KB', '16B/call'); default 0",
+    "warmup": "calls before measuring (caches fill, modules import); default 5",
+    "calls": "calls per measured round; default 25",
+    "rounds": "measured rounds that must all retain for a leak; default 4",
+    "frames": "tracemalloc frames kept per allocation, for the failure message; default 8",
+    "top": "allocation sites and types named in the failure message; default 5",
+}
+
+
+class OptionError(ValueError):
+    """A bad option; the message names the option and what it accepts."""
+
+
+@dataclass(frozen=True)
+class Options:
+    max_per_call: float = 0.0
+    warmup: int = 5
+    calls: int = 25
+    rounds: int = 4
+    frames: int = 8
+    top: int = 5
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: Options | None = None) -> Options:
+        """Options from user keywords, each checked: unknown names and bad values raise :class:`OptionError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            listing = "; ".join(f"{name}: {text}" for name, text in OPTION_HELP.items())
+            raise OptionError(f"unknown option {unknown[0]!r}; accepted options: {listing}")
+        base = base or cls()
+        merged: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(cls)}
+        for name, raw in values.items():
+            merged[name] = _parse_per_call(raw) if name == "max_per_call" else _parse_count(name, raw)
+        return cls(**merged)
+
+
+def _parse_per_call(raw: Any) -> float:
+    try:
+        if isinstance(raw, str) and "/" in raw:
+            limit = units.parse_growth(raw)
+            if limit.bytes_per_step is None:
+                raise units.UnitError(f"max_per_call is per call, not per time: {raw!r}")
+            return limit.bytes_per_step
+        return float(units.parse_size(raw))
+    except units.UnitError as exc:
+        raise OptionError(f"max_per_call: {exc}; {OPTION_HELP['max_per_call']}") from None
+
+
+def _parse_count(name: str, raw: Any) -> int:
+    lowest = 0 if name == "warmup" else 1
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < lowest:
+        raise OptionError(f"{name} must be an integer >= {lowest}, got {raw!r}; {OPTION_HELP[name]}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Site:
+    """An allocation site whose live memory grew: where, by how much per call, and who called it."""
+
+    filename: str
+    lineno: int
+    bytes_per_call: float
+    blocks_per_call: float
+    via: tuple[str, int] | None = None
+
+    def location(self) -> str:
+        return f"{_short_path(self.filename)}:{self.lineno}"
+
+    def source(self) -> str:
+        return linecache.getline(self.filename, self.lineno).strip()
+
+
+@dataclass(frozen=True)
+class TypeGrowth:
+    name: str
+    per_call: float
+
+
+@dataclass
+class Result:
+    """What :func:`measure` found. ``leaked`` is the verdict; the rest explains it."""
+
+    leaked: bool
+    options: Options
+    round_bytes: list[int]  # traced bytes retained by each round (measured, then confirming)
+    round_blocks: list[int]  # allocated blocks retained by each round
+    confirmed_rounds: int  # how many of the rounds above are confirming rounds
+    seconds: float
+    sites: list[Site] = field(default_factory=list)
+    types: list[TypeGrowth] = field(default_factory=list)
+
+    @property
+    def calls_measured(self) -> int:
+        return len(self.round_bytes) * self.options.calls
+
+    @property
+    def bytes_per_call(self) -> float:
+        """Bytes retained per call in the median round: one round disturbed by another
+        thread or an interpreter table resize does not move it."""
+        return statistics.median(self.round_bytes) / self.options.calls if self.round_bytes else 0.0
+
+    @property
+    def blocks_per_call(self) -> float:
+        return statistics.median(self.round_blocks) / self.options.calls if self.round_blocks else 0.0
+
+    def summary(self) -> str:
+        o = self.options
+        rounds = ", ".join(units.format_size(b, signed=True) for b in self.round_bytes)
+        verdict = "retains memory on every call" if self.leaked else "no memory retained per call"
+        return (
+            f"{verdict}: {units.format_size(self.bytes_per_call, signed=True)}/call "
+            f"({self.blocks_per_call:+.2f} blocks/call, median round) over {len(self.round_bytes)} rounds of {o.calls} calls "
+            f"after {o.warmup} warm-up calls; limit {units.format_size(o.max_per_call)}/call; "
+            f"bytes retained per round: {rounds}"
+        )
+
+    def message(self, what: str = "the function") -> str:
+        """A failure message: the figures, the growing allocation sites and the growing types."""
+        lines = [f"leaklab: {what} {self.summary()}"]
+        if self.sites:
+            lines.append("top growing allocation sites (live memory added per call):")
+            for site in self.sites:
+                lines.append(
+                    f"  {units.format_size(site.bytes_per_call, signed=True) + '/call':>12}  "
+                    f"{site.blocks_per_call:+6.2f} blocks/call  {site.location()}  {site.source()}"
+                )
+                if site.via is not None:
+                    lines.append(f"{'':>36}called from {_short_path(site.via[0])}:{site.via[1]}  "
+                                 f"{linecache.getline(site.via[0], site.via[1]).strip()}")
+        if self.types:
+            lines.append("growing object types (objects added per call):")
+            lines.extend(f"  {t.per_call:+8.2f}  {t.name}" for t in self.types)
+        return "\n".join(lines)
+
+
+def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None) -> Result:
+    """Call ``call`` repeatedly and decide whether it retains memory per call.
+
+    ``call`` takes no arguments; a coroutine it returns is run to completion on a
+    private event loop (one loop for every call, so the loop's own warm-up is
+    discarded too). ``origin`` (a file name, e.g. the test's) is where the failure
+    message looks for the caller of each growing allocation site.
+
+    >>> kept = []
+    >>> measure(lambda: kept.append(object())).leaked
+    True
+    """
+    options = options or Options()
+    started_tracing = not tracemalloc.is_tracing()
+    if started_tracing:
+        tracemalloc.start(options.frames)
+    frozen = _freeze()
+    runner = _Runner(call)
+    began = time.perf_counter()
+    try:
+        for _ in range(options.warmup):
+            runner()
+        round_bytes, round_blocks = _rounds(runner, options.rounds, options.calls)
+        leaked = _every_round_retains(round_bytes, options)
+        confirmed = 0
+        sites: list[Site] = []
+        types: list[TypeGrowth] = []
+        if leaked:
+            if frozen:
+                # The census must see every object, and the confirming rounds must not
+                # depend on the freeze: back to plain (slower) full collections.
+                gc.unfreeze()
+                frozen = False
+            _census((), started_tracing, [])  # first use fills caches outside the counted window
+            census_before = _census((), started_tracing)
+            snapshot_before = tracemalloc.take_snapshot()
+            more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
+            snapshot_after = tracemalloc.take_snapshot()
+            census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks),
+                                   started_tracing)
+            leaked = _every_round_retains(more_bytes, options)
+            round_bytes += more_bytes
+            round_blocks += more_blocks
+            confirmed = options.rounds
+            calls = options.rounds * options.calls
+            sites = _growing_sites(snapshot_before, snapshot_after, calls, options.top, origin)
+            types = _growing_types(census_before, census_after, calls, options.top)
+            del snapshot_before, snapshot_after, census_before, census_after
+    finally:
+        runner.close()
+        if frozen:
+            gc.unfreeze()
+        if started_tracing:
+            tracemalloc.stop()
+    return Result(leaked, options, round_bytes, round_blocks, confirmed, time.perf_counter() - began, sites, types)
+
+
+def _freeze() -> bool:
+    """Move every object that exists now out of the collector's reach, so each
+    ``gc.collect()`` between rounds costs the objects made since, not the whole heap.
+
+    Those objects are untraced (tracing starts with the check), so keeping their
+    cyclic garbage a little longer cannot show as retained bytes. Skipped when
+    something else already froze objects: its freeze is not ours to undo.
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+def _every_round_retains(round_bytes: list[int], options: Options) -> bool:
+    threshold = options.max_per_call * options.calls
+    return all(retained > threshold for retained in round_bytes)
+
+
+def _settle(traced: array[int], blocks: array[int], slot: int) -> None:
+    gc.collect()
+    # Stored into preallocated arrays, the readings leave no Python object behind.
+    traced[slot] = tracemalloc.get_traced_memory()[0]
+    blocks[slot] = sys.getallocatedblocks()
+
+
+def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int], list[int]]:
+    """Bytes and blocks retained by each of ``rounds`` rounds of ``calls`` calls."""
+    traced = array("q", bytes(8 * (rounds + 1)))
+    blocks = array("q", bytes(8 * (rounds + 1)))
+    slots = iter(range(1, rounds + 1))  # made before the first reading: it lives through every round
+    _settle(traced, blocks, 0)  # the first reading pays for anything the reading itself sets up
+    _settle(traced, blocks, 0)
+    for slot in slots:
+        for _ in range(calls):
+            call()
+        _settle(traced, blocks, slot)
+    return (
+        [traced[i] - traced[i - 1] for i in range(1, rounds + 1)],
+        [blocks[i] - blocks[i - 1] for i in range(1, rounds + 1)],
+    )
+
+
+class _Runner:
+    """Calls the function; runs a returned coroutine on one private event loop."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self) -> None:
+        result = self.call()
+        if inspect.isawaitable(result):
+            self._run(result)
+
+    def _run(self, awaitable: Any) -> None:
+        if self.loop is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                raise RuntimeError(
+                    "leaklab cannot run a coroutine while an event loop is already running in this "
+                    "thread; check async code from a plain (sync) test: the check runs its own loop"
+                )
+            self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        if self.loop is None:
+            return
+        loop, self.loop = self.loop, None
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _census(exclude: tuple[Any, ...], only_new: bool, objects: list[Any] | None = None) -> Counter[type]:
+    """Live objects by type: every object the collector tracks, plus the untracked ones
+    (str, bytes, int, float ...) counted once per reference a tracked object holds.
+
+    With ``only_new``, only objects allocated since tracing started are counted: the
+    walk stays whole, but the counting (which allocates, and every allocation is being
+    traced) shrinks to what the check itself saw allocated.
+    """
+    if objects is None:
+        objects = gc.get_objects()
+    counts: Counter[type] = Counter()
+    _tally(counts.update, objects, only_new)
+    del objects
+    for own in exclude:  # the check's own bookkeeping, alive while this census counts
+        _tally(counts.subtract, _reachable(own), only_new)
+    return counts
+
+
+def _tally(count: Callable[[Any], None], objects: list[Any], only_new: bool) -> None:
+    untracked = list(itertools.filterfalse(gc.is_tracked, gc.get_referents(*objects)))
+    for group in (objects, untracked):
+        chosen = itertools.compress(group, map(_traceback_of, group)) if only_new else group
+        count(map(type, chosen))
+
+
+# The raw lookup returns None for an object allocated before tracing started, and
+# builds nothing for it: cheap enough to ask of every live object.
+_traceback_of = getattr(tracemalloc, "_get_object_traceback", tracemalloc.get_object_traceback)
+
+
+def _reachable(root: Any) -> list[Any]:
+    """``root`` and the tracked objects reachable from it (a snapshot is tuples of tuples)."""
+    found, todo, seen = [], [root], set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or not gc.is_tracked(obj) or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        found.append(obj)
+        todo.extend(gc.get_referents(obj))
+    return found
+
+
+def _growing_types(before: Counter[type], after: Counter[type], calls: int, top: int) -> list[TypeGrowth]:
+    # Below one object per twenty calls is the census's own bookkeeping, not the function.
+    floor = max(1, calls // 20)
+    grown = [(after[t] - before.get(t, 0), t) for t in after if after[t] - before.get(t, 0) >= floor]
+    grown.sort(key=lambda item: (-item[0], item[1].__qualname__))
+    return [TypeGrowth(_type_name(t), diff / calls) for diff, t in grown[:top]]
+
+
+def _type_name(kind: type) -> str:
+    module = getattr(kind, "__module__", "builtins")
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _growing_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, calls: int, top: int,
+                   origin: str | None) -> list[Site]:
+    by_site: dict[tuple[str, int], list[Any]] = {}
+    for diff in after.compare_to(before, "traceback"):
+        if diff.size_diff <= 0 or _is_own(diff.traceback):
+            continue
+        frame = diff.traceback[-1]  # oldest frame first: the allocation is the last one
+        entry = by_site.setdefault((frame.filename, frame.lineno), [0, 0, None])
+        entry[0] += diff.size_diff
+        entry[1] += diff.count_diff
+        if entry[2] is None and origin is not None:
+            entry[2] = _caller_in(diff.traceback, origin, (frame.filename, frame.lineno))
+    ranked = sorted(by_site.items(), key=lambda item: -item[1][0])
+    # Sites far below the biggest one are allocator and container noise around the real growth.
+    floor = ranked[0][1][0] / 20 if ranked else 0
+    ranked = [item for item in ranked if item[1][0] >= floor][:top]
+    return [Site(f, line, size / calls, count / calls, via) for (f, line), (size, count, via) in ranked]
+
+
+_THIS_FILE = os.path.normcase(os.path.abspath(__file__))
+_TRACEMALLOC_FILE = os.path.normcase(os.path.abspath(tracemalloc.__file__))
+
+
+def _own_lines() -> frozenset[int]:
+    lines: set[int] = set()
+    for fn in (_census, _tally, _reachable, _growing_types):
+        lines.update(line for _, line in dis.findlinestarts(fn.__code__) if line is not None)
+    return frozenset(lines)
+
+
+def _is_own(traceback: tracemalloc.Traceback) -> bool:
+    """An allocation made by this module (readings, census) rather than by the function."""
+    innermost = os.path.normcase(os.path.abspath(traceback[-1].filename))
+    if innermost in (_THIS_FILE, _TRACEMALLOC_FILE):
+        return True
+    own_lines = _OWN_LINES
+    return any(
+        frame.lineno in own_lines and os.path.normcase(os.path.abspath(frame.filename)) == _THIS_FILE
+        for frame in traceback
+    )
+
+
+def _caller_in(traceback: tracemalloc.Traceback, origin: str, site: tuple[str, int]) -> tuple[str, int] | None:
+    wanted = os.path.normcase(os.path.abspath(origin))
+    for frame in traceback:
+        if os.path.normcase(os.path.abspath(frame.filename)) == wanted and (frame.filename, frame.lineno) != site:
+            return frame.filename, frame.lineno
+    return None
+
+
+def _short_path(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if relative.startswith("..") else relative
+
+
+_OWN_LINES = _own_lines()

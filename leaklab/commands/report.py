@@ -1,0 +1,61 @@
+"""``leaklab report``: charts and an incident-style report for a run or a before/after pair."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from leaklab import clitypes, units
+
+
+@click.command("report")
+@click.argument("run", required=False, type=click.Path(file_okay=False))
+@click.option("--before", type=click.Path(file_okay=False), help="Run directory before the fix (with --after).")
+@click.option("--after", type=click.Path(file_okay=False), help="Run directory after the fix (with --before).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Folder for the report (default: reports/<name>/).")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where to look for the latest run(s) when none is named.")
+@click.option("--limit", type=clitypes.SIZE,
+              help="Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a recycled run's limit, else each run's --max-rss cap.")
+@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up: steps (1000) or time (10s).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list.")
+def command(run: str | None, before: str | None, after: str | None, out: str | None, runs_root: str,
+            limit: int | None, warmup: units.StepsOrDuration | None, as_json: bool) -> None:
+    """Write report.md, a self-contained report.html, PNG charts and summary.json.
+
+    \b
+    leaklab report RUN                          one run
+    leaklab report --before A --after B --out reports/http-agent-fix
+    leaklab report                              the latest run, or the latest before/after pair
+
+    \b
+    With no run named: take the latest run under --runs; if its scenario has runs of a
+    "fixed" variant (named fixed or fixed-*) and runs of any other variant, report the
+    latest other-variant run (before) against the latest fixed run (after); otherwise
+    report the latest run alone.
+    """
+    from leaklab import store
+    from leaklab.report import build, selection
+
+    if run and (before or after):
+        raise click.UsageError("give either RUN or --before/--after, not both")
+    if bool(before) != bool(after):
+        raise click.UsageError("--before and --after go together: leaklab report --before RUN_A --after RUN_B")
+    try:
+        if before and after:
+            chosen = selection.pair(before, after)
+        elif run:
+            chosen = selection.single(run)
+        else:
+            chosen = selection.latest(runs_root)
+        result = build.build(chosen, out, limit=limit, warmup=warmup)
+    except store.RunFormatError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+        return
+    for r in result.summary["runs"]:
+        click.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}" + ("" if r["status"] == "completed" else f"  ({r['status']})"))
+    click.echo(f"report    {result.html}")
+    click.echo(f"markdown  {result.markdown}")

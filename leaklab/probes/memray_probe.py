@@ -1,0 +1,228 @@
+"""memray: a capture of every allocation over the last part of the run, and memray's own reports.
+
+``memray`` traces Python allocators too (``trace_python_allocators``: pymalloc
+blocks, so its leak report sees objects rather than arenas), ``memray-native``
+adds native stacks. Tracing costs a lot (aiohttp loopback on the development
+machine keeps ~0.27 of its throughput while traced), so the tracker runs only over
+the last ``TAIL_FRACTION`` of the planned run, at most ``MAX_TRACK_S`` seconds
+(which also bounds the capture file: ~3 MB/s of traced aiohttp traffic).
+
+At the end the capture (``artifacts/memray/capture.bin``) becomes memray's leak
+flame graph (``memray flamegraph --leaks --no-web``: self-contained HTML) and
+stats (``memray stats --json``), by memray's own command line; the largest
+leaked allocations, read with memray's ``FileReader``, go into the event.
+
+tracemalloc and memray both hook the allocator and must not stop out of order,
+so the tracker waits for a tracemalloc window to close, and tracemalloc windows
+wait while the tracker runs.
+
+memray attributes an allocation to the Python frames it has seen called since it
+started; a tracker started from inside a probe call would see those calls return
+without having seen them begin, and lose the stacks of everything after (98 % of
+the bytes landed on ``???`` that way). So the probe hands ``Tracker.__enter__`` to
+the step loop (``ProbeContext.loop_call``), which calls it between two steps in its
+own frame, and stops it at the final sample, before the other probes' end-of-run work.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from leaklab.probes import Probe, ProbeContext, support
+from leaklab.probes.sites import Classifier, blame, short_path
+
+_tracking = False
+
+
+def tracking() -> bool:
+    """Whether a memray tracker started by this probe is running in this process."""
+    return _tracking
+
+
+class MemrayProbe(Probe):
+    name = "memray"
+    native = False
+    TAIL_FRACTION = 0.15
+    MAX_TRACK_S = 10.0
+    #: memray slows the aiohttp loopback steps ~3.7x: turns a step plan into a traced time
+    SLOWDOWN_GUESS = 3.0
+    REPORT_TIMEOUT_S = 300.0
+    #: ticks to wait for tracemalloc to stop tracing before giving up
+    MAX_WAITS = 20
+    TOP = 10
+
+    def __init__(self) -> None:
+        self.tracker: Any = None
+        self.started = 0.0
+        self.track_t = 0.0
+        self.track_steps = 0
+        self.rate_before: float | None = None
+        self.slowdown_s = 0.0
+        self.tracked_s = 0.0
+        self.skipped: str | None = None
+        self.waits = 0
+        self.ended = False
+        self.tracked_steps = 0
+        self.classifier = Classifier()
+
+    def start(self, ctx: ProbeContext) -> None:
+        import memray  # noqa: F401  (fail here, recorded as probe_error, where memray is missing)
+
+        self.started = time.monotonic()
+        self.classifier = Classifier(ctx.plan.get("scenario_path"))
+
+    def sample(self, ctx: ProbeContext) -> dict[str, float]:
+        if ctx.done and self.tracker is not None:
+            self._end(ctx)  # the steps are over: what the other probes do next is not the scenario's
+        return {}
+
+    def tick(self, ctx: ProbeContext) -> None:
+        if self.tracker is not None or self.skipped or not ctx.warmup_done or ctx.done or self.ended:
+            return
+        if self._due(ctx):
+            self._begin(ctx)
+
+    def _due(self, ctx: ProbeContext) -> bool:
+        """In the last ``TAIL_FRACTION`` of the planned time or steps, within ``MAX_TRACK_S``."""
+        elapsed = time.monotonic() - self.started
+        duration = ctx.plan.get("duration_s")
+        if duration and duration - elapsed <= min(self.TAIL_FRACTION * duration, self.MAX_TRACK_S):
+            return True
+        steps = ctx.plan.get("steps")
+        rate = ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
+        if steps and rate:
+            remaining = steps - ctx.steps
+            # Traced steps run slower: keep the traced time, not just the steps, within bounds.
+            return remaining <= self.TAIL_FRACTION * steps and remaining / rate * self.SLOWDOWN_GUESS <= self.MAX_TRACK_S
+        return False  # an open-ended run has no "end" to trace: nothing is captured
+
+    def _begin(self, ctx: ProbeContext) -> None:
+        global _tracking
+        import memray
+
+        if tracemalloc.is_tracing():
+            self.waits += 1  # a tracemalloc window is open: try again at the next tick
+            if self.waits > self.MAX_WAITS:
+                self.skipped = ("tracemalloc kept tracing (tracemalloc-full or PYTHONTRACEMALLOC); memray and "
+                                "tracemalloc cannot take turns at the allocator hooks")
+            return
+        folder = ctx.artifacts / "memray"
+        folder.mkdir(parents=True, exist_ok=True)
+        capture = folder / "capture.bin"
+        if capture.exists():
+            capture.unlink()
+        now = time.monotonic()
+        elapsed = now - self.started
+        self.rate_before = ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
+        tracker = memray.Tracker(destination=memray.FileDestination(str(capture), overwrite=True),
+                                 native_traces=self.native, trace_python_allocators=True)
+        # Started by the step loop itself (a C method: no Python frame of ours returns after it).
+        ctx.loop_call = tracker.__enter__
+        self.tracker = tracker
+        _tracking = True
+        self.track_t, self.track_steps = time.monotonic(), ctx.steps
+        ctx.emit("memray_started", steps=ctx.steps, native=self.native)
+
+    def _end(self, ctx: ProbeContext) -> None:
+        global _tracking
+        tracker, self.tracker = self.tracker, None
+        seconds = time.monotonic() - self.track_t
+        steps = ctx.steps - self.track_steps
+        if ctx.loop_call == tracker.__enter__:
+            ctx.loop_call = None
+            _tracking = False
+            self.skipped = "the steps ended before the step loop could start the tracker"
+            return
+        try:
+            tracker.__exit__(None, None, None)
+        finally:
+            _tracking = False
+        self.ended = True
+        self.tracked_s, self.tracked_steps = seconds, steps
+        if self.rate_before:
+            self.slowdown_s = max(0.0, seconds - steps / self.rate_before)
+
+    def finish(self, ctx: ProbeContext) -> None:
+        if self.tracker is not None:
+            self._end(ctx)
+        if not self.ended:
+            reason = self.skipped or "the run ended before the traced part at its end began"
+            ctx.emit("memray_capture", captured=False, native=self.native, reason=reason)
+            return
+        seconds, steps = self.tracked_s, self.tracked_steps
+        folder = ctx.artifacts / "memray"
+        capture = folder / "capture.bin"
+        record: dict[str, Any] = {"captured": True, "native": self.native, "steps": steps,
+                                  "seconds": round(seconds, 3), "slowdown_s": round(self.slowdown_s, 3),
+                                  "capture": "artifacts/memray/capture.bin",
+                                  "capture_bytes": capture.stat().st_size if capture.exists() else None,
+                                  "flamegraph": None, "stats": None, "errors": []}
+        began = time.monotonic()
+        reports = {
+            "flamegraph": ("leaks-flamegraph.html", ["flamegraph", "--leaks", "--no-web", "-f", "-o"]),
+            "stats": ("stats.json", ["stats", "--json", "-f", "-o"]),
+        }
+        for key, (filename, args) in reports.items():
+            out = folder / filename
+            error = self._memray(args + [str(out), str(capture)])
+            if error is None and out.exists():
+                record[key] = f"artifacts/memray/{filename}"
+            else:
+                record["errors"].append(f"memray {args[0]}: {error or 'no output written'}")
+        try:
+            record["top_leaks"] = self.top_leaks(capture)
+        except Exception as exc:
+            support.record_failure(ctx, self.name, "reading leaked allocations", exc)
+            record["top_leaks"] = []
+        record["reports_s"] = round(time.monotonic() - began, 3)
+        ctx.emit("memray_capture", **record)
+
+    def _memray(self, args: list[str]) -> str | None:
+        try:
+            done = subprocess.run([sys.executable, "-m", "memray", *args], capture_output=True, text=True,
+                                  timeout=self.REPORT_TIMEOUT_S)
+        except (subprocess.SubprocessError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if done.returncode != 0:
+            return (done.stderr or done.stdout).strip()[-500:] or f"exit code {done.returncode}"
+        return None
+
+    def top_leaks(self, capture: Path) -> list[dict[str, Any]]:
+        """The largest allocations still alive when tracking stopped, by the frame :func:`blame` picks."""
+        from memray import FileReader
+
+        reader = FileReader(str(capture))
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for record in reader.get_leaked_allocation_records(merge_threads=True):
+            stack = record.stack_trace()  # most recent first: (function, file, line)
+            if not stack:
+                continue
+            frames = [(filename, line) for _function, filename, line in reversed(stack)]
+            blamed = blame(frames, self.classifier)
+            if blamed is None:
+                continue  # leaklab's own allocation
+            (filename, line), user = blamed
+            entry = found.get((filename, line))
+            if entry is None:
+                function = next(f for f, name, n in stack if (name, n) == (filename, line))
+                entry = found[(filename, line)] = {
+                    "site": f"{short_path(filename)}:{line}", "file": filename, "line": line, "function": function,
+                    "user": user, "kind": self.classifier.kind(filename), "size": 0, "count": 0,
+                    "alloc": f"{short_path(stack[0][1])}:{stack[0][2]}"}
+            entry["size"] += record.size
+            entry["count"] += record.n_allocations
+        del reader
+        return sorted(found.values(), key=lambda entry: entry["size"], reverse=True)[: self.TOP]
+
+    def overhead(self) -> dict[str, float]:
+        return {"slowdown_s": round(self.slowdown_s, 6), "traced_s": round(self.tracked_s, 6)}
+
+
+class MemrayNativeProbe(MemrayProbe):
+    name = "memray-native"
+    native = True

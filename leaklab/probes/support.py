@@ -1,0 +1,163 @@
+"""What several probes share: type names and counts, snapshot cadence, failure records.
+
+Nothing here keeps a reference to a scenario object once a function returns.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import Any
+
+from leaklab.probes import ProbeContext
+
+#: Event kind of a snapshot that failed while its probe carried on.
+SNAPSHOT_ERROR = "snapshot_error"
+
+
+def type_name(cls: type) -> str:
+    """``module.QualName`` (builtins bare), the name every probe and the analysis use for a type."""
+    try:
+        qualname = cls.__qualname__
+        module = cls.__module__
+    except Exception:  # a metaclass with a hostile __getattribute__
+        return f"<type at {id(cls):#x}>"
+    if not isinstance(qualname, str):
+        qualname = type.__dict__["__name__"].__get__(cls)
+    if not isinstance(module, str) or module == "builtins":
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def count_types(collect: bool = True) -> Counter[str]:
+    """Live gc-tracked objects per type name.
+
+    ``collect`` first frees unreachable cycles so the counts show what is really
+    kept alive, not garbage waiting for the next collection. Counting over
+    ``map(type, ...)`` runs in C: ~4 ms for 57,000 objects where
+    ``objgraph.typestats`` (the same counts, a Python loop) takes ~16 ms.
+    """
+    if collect:
+        gc.collect()
+    objects = gc.get_objects()
+    try:
+        by_type = Counter(map(type, objects))
+    finally:
+        del objects
+    names: Counter[str] = Counter()
+    for cls, n in by_type.items():
+        names[type_name(cls)] += n
+    return names
+
+
+_STDLIB = frozenset(sys.stdlib_module_names)
+
+
+def type_tier(name: str) -> int:
+    """How telling a growing type is: 0 for a class of the program or a library
+    (``aiohttp.client.ClientSession``), 1 for the standard library's (``asyncio.Future``,
+    ``collections.deque``), 2 for builtins (``dict``, ``function``). A leak grows all
+    three; the most specific class names it."""
+    if "." not in name or name.startswith("<"):
+        return 2
+    return 1 if name.split(".", 1)[0] in _STDLIB else 0
+
+
+def record_failure(ctx: ProbeContext, probe: str, what: str, exc: BaseException) -> None:
+    """A snapshot that failed: recorded as an event; the probe and the run go on."""
+    ctx.emit(SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
+             traceback=traceback.format_exc(limit=8))
+
+
+def safe_text(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters; an object whose ``__repr__`` raises gets a placeholder."""
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<{type(value).__name__} repr raised {type(exc).__name__}>"
+    if not isinstance(text, str):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Followed:
+    """The types a snapshotting probe reports: the top growers, each followed to the end once seen.
+
+    Reporting every type a probe ever reported gives the analysis a series per
+    type; when ``limit`` types are followed, one that stopped growing makes room.
+    """
+
+    def __init__(self, top: int, limit: int, min_growth: float) -> None:
+        self.top = top
+        self.limit = limit
+        self.min_growth = min_growth
+        self.names: list[str] = []
+
+    def update(self, growth: dict[str, float]) -> list[str]:
+        ranked = sorted(growth.items(), key=lambda item: item[1], reverse=True)[: self.top]
+        for name, grew in ranked:
+            if grew < self.min_growth or name in self.names:
+                continue
+            if len(self.names) >= self.limit:
+                stale = min(self.names, key=lambda n: growth.get(n, 0))
+                if growth.get(stale, 0) > 0:
+                    continue
+                self.names.remove(stale)
+            self.names.append(name)
+        return list(self.names)
+
+
+class Cadence:
+    """When the next snapshot is due.
+
+    With ``--snapshot-every`` (``options["snapshot_every"]``) the cadence is fixed, in
+    steps or seconds, times ``stretch`` (a probe that should run less often than the
+    others). Otherwise the cadence follows the measured cost: after a snapshot that
+    cost ``c`` seconds, the next one is due ``c / budget`` seconds later, so the probe
+    spends about ``budget`` of the run's time, within ``[min_s, max_s]``.
+    """
+
+    def __init__(self, options: dict[str, Any], budget: float, min_s: float, max_s: float, stretch: float = 1.0) -> None:
+        every = options.get("snapshot_every") or {}
+        self.every_steps = int(every["steps"] * stretch) if every.get("steps") else None
+        self.every_s = float(every["seconds"]) * stretch if every.get("seconds") else None
+        self.budget = budget
+        self.min_s = min_s
+        self.max_s = max_s
+        self.next_t: float | None = None
+        self.next_steps: int | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.every_steps is not None or self.every_s is not None
+
+    def schedule(self, now: float, steps: int, cost_s: float, at_least_s: float = 0.0) -> None:
+        """Plan the next snapshot after one that ended at ``now``/``steps`` and cost ``cost_s``."""
+        self.next_t = self.next_steps = None
+        if self.every_steps is not None:
+            self.next_steps = steps + self.every_steps
+        elif self.every_s is not None:
+            self.next_t = now + max(self.every_s, at_least_s)
+        else:
+            wait = min(self.max_s, max(self.min_s, cost_s / self.budget, at_least_s))
+            self.next_t = now + wait
+
+    def due(self, now: float, steps: int) -> bool:
+        if self.next_steps is not None:
+            return steps >= self.next_steps
+        return self.next_t is not None and now >= self.next_t
+
+
+def run_fraction(ctx: ProbeContext, started: float) -> float | None:
+    """How far the run has got (0..1) by its step or time plan; None when it has no end."""
+    fractions = []
+    steps = ctx.plan.get("steps")
+    if steps:
+        fractions.append(ctx.steps / steps)
+    duration = ctx.plan.get("duration_s")
+    if duration:
+        fractions.append((time.monotonic() - started) / duration)
+    return min(1.0, max(fractions)) if fractions else None

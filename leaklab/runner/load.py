@@ -1,0 +1,179 @@
+"""The parent's load generator for service mode: real HTTP requests at a fixed rate.
+
+Open loop, like real traffic: request ``i`` is sent at ``start + i / rate`` whether
+or not earlier ones have come back, so a slow or restarting service piles up
+failures instead of slowing the load down. Bounded in count (``max_requests``),
+in time (``duration_s``), in requests in flight (``max_in_flight``) and per
+request (``timeout_s``).
+
+Requests go to the port of the generation the parent points it at
+(:meth:`LoadGenerator.set_target`); while a generation restarts, requests keep
+going to the old port and fail the way a client would see it (connection refused,
+reset, disconnected). Every result is handed to ``record`` as one row of
+``requests.csv`` (see :data:`leaklab.store.REQUEST_COLUMNS`), from the load
+generator's own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+HOST = "127.0.0.1"
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_MAX_IN_FLIGHT = 512
+#: Longest single sleep of the pacing loop, so a stop request is seen quickly.
+_TICK_S = 0.05
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    rate: float  # requests per second
+    duration_s: float | None = None
+    max_requests: int | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    path: str = "/"
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"rate must be a positive number of requests per second, got {self.rate!r}")
+        if self.duration_s is None and self.max_requests is None:
+            raise ValueError("a load needs a bound: duration_s, max_requests or both")
+
+
+def classify(exc: BaseException) -> str:
+    """A short name for why a request got no response, as a client sees it."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = getattr(exc.os_error, "errno", None)
+        return {errno.ECONNREFUSED: "refused", errno.ECONNRESET: "reset"}.get(code or 0, "connect")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "reset" if exc.errno in (errno.ECONNRESET, errno.EPIPE) else "oserror"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "truncated"
+    return type(exc).__name__
+
+
+class LoadGenerator:
+    """Sends the load from a thread of its own (its own event loop and connection pool)."""
+
+    def __init__(self, config: LoadConfig, t0: float, record: Callable[[dict[str, Any]], None]) -> None:
+        self.config = config
+        self.t0 = t0
+        self.record = record
+        self.sent = 0
+        self.ok = 0
+        self.errors: Counter[str] = Counter()
+        self.started_at: float | None = None  # seconds since t0
+        self.ended_at: float | None = None
+        self.finished = threading.Event()
+        self._target: tuple[int, int] | None = None  # (port, generation)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failure: str | None = None
+
+    def set_target(self, port: int, generation: int) -> None:
+        """Send the next requests to ``port`` (a tuple swap: atomic for the other thread)."""
+        self._target = (port, generation)
+
+    @property
+    def failed(self) -> int:
+        return self.sent - self.ok
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="leaklab-load", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Send no more requests; the ones in flight finish or time out."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def summary(self) -> dict[str, Any]:
+        span = (self.ended_at or 0.0) - (self.started_at or 0.0)
+        return {
+            "sent": self.sent, "ok": self.ok, "failed": self.failed, "errors": dict(self.errors),
+            "started_at": self.started_at, "ended_at": self.ended_at,
+            "throughput_rps": round(self.ok / span, 3) if span > 0 else None,
+        }
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:  # the parent reports it; the run itself goes on
+            self.failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ended_at = time.monotonic() - self.t0
+            self.finished.set()
+
+    async def _main(self) -> None:
+        config = self.config
+        connector = aiohttp.TCPConnector(limit=config.max_in_flight)
+        timeout = aiohttp.ClientTimeout(total=config.timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            start = time.monotonic()
+            self.started_at = start - self.t0
+            in_flight: set[asyncio.Task[None]] = set()
+            i = 0
+            while not self._stop.is_set():
+                if config.max_requests is not None and i >= config.max_requests:
+                    break
+                due = start + i / config.rate
+                if config.duration_s is not None and due - start >= config.duration_s:
+                    break
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, _TICK_S))
+                    continue
+                i += 1
+                if len(in_flight) >= config.max_in_flight:
+                    self._count(time.monotonic() - self.t0, None, 0.0, None, "overload")
+                    continue
+                task = asyncio.create_task(self._one(session))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=config.timeout_s + 1)
+
+    async def _one(self, session: aiohttp.ClientSession) -> None:
+        target = self._target
+        sent = time.monotonic()
+        t = sent - self.t0
+        if target is None:
+            self._count(t, None, 0.0, None, "no_target")
+            return
+        port, generation = target
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with session.get(f"http://{HOST}:{port}{self.config.path}") as response:
+                await response.read()
+                status = response.status
+        except Exception as exc:
+            error = classify(exc)
+        self._count(t, generation, time.monotonic() - sent, status, error)
+
+    def _count(self, t: float, generation: int | None, latency: float, status: int | None, error: str | None) -> None:
+        self.sent += 1
+        if error is None and status is not None and 200 <= status < 400:
+            self.ok += 1
+        else:
+            self.errors[error or f"http_{status}"] += 1
+        self.record({"t": round(t, 6), "generation": generation, "latency_s": round(latency, 6),
+                     "status": status, "error": error})
