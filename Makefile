@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test soak lint bench gate clean
+.PHONY: run report test soak lint gate bench clean
 
 $(STAMP): pyproject.toml
 	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# The main job: reproduce the incident (seed preset, time compressed) and its fix, then report.
-run: $(STAMP)
-	$(BIN)/leaklab list
-	$(BIN)/leaklab run tests/scenarios/retain_bytes.py --variant leaky --steps 20000 --rate 5000/s
+# The main job: reproduce the incident (the http-agent seed preset, time compressed 20-fold,
+# recycled at 150 MB as PM2 did), then its fix under the same load, then the before/after
+# report in reports/http-agent-fix/ (about 5 minutes).
+run: report
+
+report: $(STAMP)
+	BIN=$(BIN) sh reports/http-agent-fix.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -30,11 +33,17 @@ test: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
+# The regression gate on the fixed scenarios ([tool.leaklab.gate] in pyproject.toml).
+gate: $(STAMP)
+	$(BIN)/leaklab gate --junit-xml runs/gate/junit.xml
+
 lint: $(STAMP)
 	$(BIN)/ruff check leaklab tests benchmarks scenarios
 
+# Every benchmark, one after the other (about 40 minutes; each file also runs on its own).
+BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability
 bench: $(STAMP)
-	$(BIN)/python benchmarks/runner_overhead.py
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

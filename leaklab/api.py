@@ -8,6 +8,9 @@
     run.growth()           # one row per signal: per step, per hour, 95% CI, verdict
     run.verdict()          # Verdict(label="LEAK", reasons=[...], ...)
     run.plot()             # matplotlib Figure
+    run.requests           # --serve runs: one row per request (latency, status, error)
+    run.recycling()        # --recycle runs: restarts/h, downtime, success rate, throughput
+    run.plan("150MB")      # predicted cost of recycling at a limit
     leaklab.compare(before, after)   # before/after table and plot
 
 pandas and matplotlib are imported here, never on the recording path.
@@ -26,6 +29,12 @@ import pandas as pd
 from leaklab import store, units
 from leaklab.analysis import RunAnalysis, Verdict, analyze
 from leaklab.analysis.growth import COLUMN_OF, Growth
+from leaklab.analysis.recycling import (
+    Prediction,
+    RecyclingMetrics,
+    analyze_recycling,
+    predict_from_run,
+)
 from leaklab.analysis.render import format_summary
 
 if TYPE_CHECKING:
@@ -43,6 +52,7 @@ class Run:
         self.data = data
         self._samples: pd.DataFrame | None = None
         self._events: pd.DataFrame | None = None
+        self._requests: pd.DataFrame | None = None
         self._analysis: RunAnalysis | None = None
 
     @property
@@ -74,6 +84,23 @@ class Run:
         if self._events is None:
             self._events = pd.DataFrame(self.data.events, columns=None if self.data.events else ["t", "kind"])
         return self._events
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Service mode (``--serve``): one row per request the load generator sent, indexed
+        by ``t``; empty for a run without one."""
+        if self._requests is None:
+            frame = pd.DataFrame(self.data.requests)
+            self._requests = frame.set_index("t") if "t" in frame else frame
+        return self._requests
+
+    def recycling(self) -> RecyclingMetrics:
+        """Restarts per hour, downtime, success rate, throughput and each generation's slope."""
+        return analyze_recycling(self.data)
+
+    def plan(self, limit: Any, **kwargs: Any) -> Prediction:
+        """What recycling at ``limit`` (bytes or ``"150MB"``) would cost, predicted from this run."""
+        return predict_from_run(self.data, units.parse_size(limit), analysis=self.analysis(), **kwargs)
 
     def analysis(self, warmup: Any = None, **kwargs: Any) -> RunAnalysis:
         """The full :class:`~leaklab.analysis.RunAnalysis` (cached for the default options)."""

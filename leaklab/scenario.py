@@ -121,6 +121,8 @@ class Variant:
     doc: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     rate: str | None = None
+    #: other names accepted by ``--variant`` (``leaky`` for a scenario's main leak)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -153,6 +155,9 @@ class Scenario:
             return self.default_variant
         if not self.variants:
             raise ScenarioError(f"scenario {self.name!r} has no variants; drop --variant")
+        for candidate in self.variants.values():
+            if variant in candidate.aliases:
+                return candidate.name
         if variant not in self.variants:
             raise ScenarioError(
                 f"scenario {self.name!r} has no variant {variant!r}; known variants: {', '.join(self.variants)}"
@@ -308,16 +313,25 @@ def _read_variants(raw: Any, path: Path) -> dict[str, Variant]:
         if isinstance(value, str):
             variants[name] = Variant(name=name, doc=value)
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"doc", "params", "rate"}
+            unknown = set(value) - {"doc", "params", "rate", "aliases"}
             if unknown:
-                raise ScenarioError(f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, params, rate")
+                raise ScenarioError(f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, params, rate, aliases")
             if value.get("rate") is not None:
                 units.parse_rate(value["rate"])
+            aliases = value.get("aliases", ())
+            aliases = (aliases,) if isinstance(aliases, str) else tuple(map(str, aliases))
             variants[name] = Variant(
-                name=name, doc=value.get("doc", ""), params=dict(value.get("params", {})), rate=value.get("rate")
+                name=name, doc=value.get("doc", ""), params=dict(value.get("params", {})), rate=value.get("rate"),
+                aliases=aliases,
             )
         else:
             raise ScenarioError(f"{path}: variant {name!r} must map to a description or a dict")
+    taken = set(variants)
+    for variant in variants.values():
+        clash = taken.intersection(variant.aliases)
+        if clash:
+            raise ScenarioError(f"{path}: alias {sorted(clash)[0]!r} of variant {variant.name!r} is already a variant or alias")
+        taken.update(variant.aliases)
     return variants
 
 
@@ -351,6 +365,7 @@ def describe(path: Path) -> dict[str, Any]:
         "path": str(scenario.path),
         "description": scenario.description,
         "variants": {v.name: v.doc for v in scenario.variants.values()},
+        "aliases": {alias: v.name for v in scenario.variants.values() for alias in v.aliases},
         "params": {
             name: {"default": p.default, "type": p.type_name(), "help": p.help}
             for name, p in scenario.params.items()

@@ -81,7 +81,8 @@ def iso(dt: datetime) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` made safe for a file or directory name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
@@ -89,7 +90,7 @@ def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None
     """Create and return ``root/<UTC timestamp>-<scenario>[-<variant>]`` (unique)."""
     when = when or utc_now()
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
-    base = f"{stamp}-{_slug(scenario)}" + (f"-{_slug(variant)}" if variant else "")
+    base = f"{stamp}-{slug(scenario)}" + (f"-{slug(variant)}" if variant else "")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1000):

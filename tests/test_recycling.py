@@ -32,6 +32,7 @@ import numpy as np
 import psutil
 import pytest
 
+import leaklab
 from leaklab import runner, store
 from leaklab.analysis import recycling
 from leaklab.runner.supervisor import RecyclePolicy
@@ -264,3 +265,17 @@ def test_plan_prints_a_what_if_table_without_running_anything(unrecycled):
     assert len(list(unrecycled.path.parent.iterdir())) == runs_before
     bad = plan("--limit", "lots")
     assert bad.returncode == 2 and "accepted forms" in bad.stderr
+
+
+def test_notebook_api_exposes_requests_recycling_and_plan(runs, unrecycled, limit):
+    """``leaklab.load_run`` gives the same figures as the analysis layer, for notebooks."""
+    run = leaklab.load_run(runs("restart", "SIGINT").path)
+    frame = run.requests
+    assert len(frame) == RATE * 10 and frame.index.name == "t"
+    assert {"generation", "latency_s", "error"} <= set(frame.columns)
+    m, direct = run.recycling(), recycling.analyze_recycling(run.data)
+    assert (m.memory_restarts, m.requests, m.failed) == (direct.memory_restarts, direct.requests, direct.failed)
+    assert frame["generation"].nunique() == m.generations and m.memory_restarts >= 2
+    plan, direct_plan = leaklab.load_run(unrecycled.path).plan(f"{limit}B"), recycling.predict_from_run(unrecycled, limit)
+    assert plan.restarts_per_hour == pytest.approx(direct_plan.restarts_per_hour) and plan.restarts_per_hour > 0
+    assert leaklab.load_run(unrecycled.path).requests["generation"].nunique() == 1

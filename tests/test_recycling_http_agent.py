@@ -22,18 +22,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from leaklab import runner, store
+from leaklab import runner, scenario, store
 from leaklab.analysis import recycling
 from leaklab.runner.supervisor import RecyclePolicy
 
 SCENARIO = str(Path(__file__).resolve().parent.parent / "scenarios" / "http_agent.py")
 SPEED = 20
 RATE = 37.0
+#: the seed preset's response size and starting RSS, given to the fixed variant too
+SEED_PRESET = scenario.load(SCENARIO).variants["seed"].params
 
 
 def _serve(out: Path, variant: str, duration: float, limit: int | None, check_s: float = 2.0) -> store.RunData:
     # The fixed variant gets the seed's response size and starting RSS: the same load, without the leak.
-    params = {"speed": str(SPEED)} if variant == "seed" else {"speed": str(SPEED), "response_size": "1690B", "baseline": "50MB"}
+    params = {"speed": str(SPEED)}
+    if variant != "seed":
+        params.update(SEED_PRESET)
     result = runner.run(runner.RunConfig(
         scenario=SCENARIO, variant=variant, params=params, serve=True, rate=RATE, duration_s=duration,
         interval_s=0.25, out=str(out), progress=False, probes=[],

@@ -64,6 +64,18 @@ async def step(state):
         loaded.resolve_variant("fixed")
 
 
+def test_variant_aliases(tmp_path):
+    body = '"""A."""\nVARIANTS = {"listeners": {"doc": "d", "aliases": ["leaky"]}, "fixed": "f"}\ndef step(s): pass\n'
+    loaded = sc.load(write(tmp_path, "aliased", body))
+    assert loaded.resolve_variant("leaky") == "listeners" and loaded.resolve_variant("fixed") == "fixed"
+    assert sc.describe(loaded.path)["aliases"] == {"leaky": "listeners"}
+    with pytest.raises(sc.ScenarioError, match="known variants: listeners, fixed"):
+        loaded.resolve_variant("other")
+    clash = '"""A."""\nVARIANTS = {"a": {"aliases": "fixed"}, "fixed": "f"}\ndef step(s): pass\n'
+    with pytest.raises(sc.ScenarioError, match="alias 'fixed' of variant 'a'"):
+        sc.load(write(tmp_path, "clash", clash))
+
+
 def test_setup_receives_what_it_names(tmp_path):
     path = write(
         tmp_path,

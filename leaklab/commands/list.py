@@ -26,8 +26,10 @@ def command(scenario_dirs: tuple[str, ...], as_json: bool) -> None:
         return
     for entry in entries:
         click.echo(click.style(entry["name"], bold=True) + f"  {entry['description']}")
+        also = {name: [a for a, target in entry.get("aliases", {}).items() if target == name] for name in entry["variants"]}
         for name, doc in entry["variants"].items():
-            click.echo(f"    variant {name:<18} {doc.splitlines()[0] if doc else ''}")
+            label = name + (f" ({', '.join(also[name])})" if also[name] else "")
+            click.echo(f"    variant {label:<28} {doc.splitlines()[0] if doc else ''}")
         for name, info in entry["params"].items():
             help_text = f"  {info['help']}" if info["help"] else ""
             click.echo(f"    --param {name}={info['default']!s:<12} ({info['type']}){help_text}")

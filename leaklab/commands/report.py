@@ -34,6 +34,8 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
     "fixed" variant (named fixed or fixed-*) and runs of any other variant, report the
     latest other-variant run (before) against the latest fixed run (after); otherwise
     report the latest run alone.
+
+    Exit codes: 0 written (whatever the runs' status), 2 usage error (not a run, bad option).
     """
     from leaklab import store
     from leaklab.report import build, selection

@@ -41,7 +41,7 @@ def default_name(sel: selection.Selection) -> str:
     metas = [store.read_meta(p) for p in sel.runs]
     before, after = (str(m.get("variant") or p.name) for m, p in zip(metas, sel.runs, strict=True))
     scenario = str(metas[0].get("scenario") or "runs")
-    return store._slug(f"{scenario}-{before}-vs-{after}")
+    return store.slug(f"{scenario}-{before}-vs-{after}")
 
 
 def _previous_charts(out: Path) -> list[Path]:
