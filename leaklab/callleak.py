@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from leaklab import units
+from leaklab.aio import close_loop
 
 #: What ``@pytest.mark.leaklab(...)`` and ``leaklab_check(...)`` accept.
 OPTION_HELP = {
@@ -310,15 +311,7 @@ class _Runner:
         if self.loop is None:
             return
         loop, self.loop = self.loop, None
-        try:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        close_loop(loop)
 
 
 def _census(exclude: tuple[Any, ...], only_new: bool, objects: list[Any] | None = None) -> Counter[type]:

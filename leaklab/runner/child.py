@@ -27,6 +27,7 @@ from typing import Any
 
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
+from leaklab.aio import close_loop
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
@@ -400,22 +401,10 @@ def run(spec: dict[str, Any]) -> int:
                     traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
                 )
     if loop is not None:
-        _close_loop(loop)
+        close_loop(loop)
     done["t"] = now()
     reporter.send(done)
     return 0 if done["reason"] == "completed" else (130 if done["reason"] == "interrupted" else 1)
-
-
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    try:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
 
 
 def main(argv: list[str] | None = None) -> int:
