@@ -37,6 +37,7 @@ from _upstream import Upstream  # noqa: E402
 
 VARIANTS: dict[str, Any] = {
     "listeners": {
+        "aliases": ["leaky"],
         "doc": "each request adds a shutdown listener to the agent's long-lived future and never removes it; "
         "the listener's closure pins the response body (the AbortSignal listener leak)",
     },

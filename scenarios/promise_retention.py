@@ -38,8 +38,11 @@ from _upstream import Upstream  # noqa: E402
 LEAKY = ("pending_map", "task_set", "race", "tracebacks", "executor_futures")
 
 VARIANTS: dict[str, Any] = {
-    "pending_map": "a pending-request map of Futures keyed by request id; a call that times out is aborted "
-    "but its entry (Future and request payload) is only removed when a response arrives",
+    "pending_map": {
+        "aliases": ["leaky"],
+        "doc": "a pending-request map of Futures keyed by request id; a call that times out is aborted "
+        "but its entry (Future and request payload) is only removed when a response arrives",
+    },
     "task_set": "fire-and-forget audit tasks kept in a set so they are not garbage-collected mid-flight, "
     "without the done-callback that discards them: every finished Task and its result stays",
     "race": "each request races a long-lived shutdown future with asyncio.as_completed() and takes the first; "

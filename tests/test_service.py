@@ -7,13 +7,16 @@ retain_service leaky, size=50KB, delay=0.2s, 50 requests/s for 3 s:
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import numpy as np
+from aiohttp import web
 
 from leaklab import runner, store
 from leaklab.analysis import recycling
+from leaklab.runner import load
 
 
 def test_service_serves_real_requests_and_stops_gracefully(tmp_path, test_scenario):
@@ -75,3 +78,52 @@ def test_service_and_recycling_usage_errors(test_scenario):
     assert bad_signal.returncode == 2 and "accepted forms" in bad_signal.stderr and "SIGTERM" in bad_signal.stderr
     bad_limit = _cli(path, "--recycle", "lots")
     assert bad_limit.returncode == 2 and "accepted forms" in bad_limit.stderr
+
+
+def test_load_reuses_the_latest_connection_and_closes_the_ones_a_burst_opened():
+    """Three requests at once open three connections; one at a time afterwards, the most
+    recently used one serves them all and the other two close once idle for ``idle_s``.
+    (aiohttp's own pool would hand the three out in turn and keep all of them open.)"""
+
+    async def scenario() -> tuple[int, set[int], int]:
+        peers: list[int] = []
+
+        async def handle(request: web.Request) -> web.Response:
+            peers.append(request.transport.get_extra_info("peername")[1])
+            await asyncio.sleep(0.05)
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_get("/", handle)
+        server = web.AppRunner(app, access_log=None)
+        await server.setup()
+        site = web.TCPSite(server, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{server.addresses[0][1]}/"
+        connections = load.Connections(timeout_s=5.0, idle_s=0.3)
+
+        async def one() -> None:
+            session = connections.take()
+            try:
+                async with session.get(url) as response:
+                    await response.read()
+            finally:
+                connections.give(session)
+
+        try:
+            await asyncio.gather(one(), one(), one())
+            burst = connections.open
+            peers.clear()
+            for _ in range(8):
+                await one()
+                await asyncio.sleep(0.05)
+                await connections.expire()
+            return burst, set(peers), connections.open
+        finally:
+            await connections.close()
+            await server.cleanup()
+
+    burst, ports, after = asyncio.run(scenario())
+    assert burst == 3
+    assert len(ports) == 1  # one connection served every request after the burst
+    assert after == 1  # the two the burst opened were closed

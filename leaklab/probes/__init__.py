@@ -51,7 +51,8 @@ class ProbeContext:
     steps: int = 0
     t: float = 0.0
     warmup_done: bool = False
-    #: what the run will do: ``steps``, ``duration_s`` (either may be None), ``scenario_path``
+    #: what the run will do: ``steps``, ``duration_s`` (either may be None), ``warmup`` (``{"steps": n}``,
+    #: ``{"seconds": s}`` or empty), ``scenario_path``
     plan: dict[str, Any] = field(default_factory=dict)
     #: time.monotonic() deadline for an extra tick (see :meth:`wake`); None: none asked
     wake_at: float | None = None
@@ -61,6 +62,9 @@ class ProbeContext:
     #: from inside a probe call): memray attributes allocations to the frames it sees
     #: called after it starts, so its tracker must start where the steps are called
     loop_call: Callable[[], Any] | None = None
+    #: what the probes called at one moment share (a type count: support.count_types_at); the
+    #: step loop sets it for each round of calls and drops it after; None: nothing is shared
+    shared: dict[str, Any] | None = None
 
     def wake(self, at: float) -> None:
         """Ask for a ``tick`` at monotonic time ``at`` (the earliest request wins)."""

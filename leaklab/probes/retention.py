@@ -64,7 +64,7 @@ class RetentionProbe(Probe):
     def warmup_end(self, ctx: ProbeContext) -> None:
         if self.base is None:
             try:
-                self.base = dict(support.count_types())
+                self.base = dict(support.count_types_at(ctx))
             except Exception as exc:
                 support.record_failure(ctx, self.name, "baseline count", exc)
                 self.base = {}
@@ -100,7 +100,7 @@ class RetentionProbe(Probe):
             return
         self.searches += 1
         try:
-            counts = support.count_types()
+            counts = support.count_types_at(ctx)
         except Exception as exc:
             support.record_failure(ctx, self.name, "count", exc)
             return

@@ -9,6 +9,26 @@ leak is there ``steps x rate`` times, what was in flight is there once. Windows 
 cost (the steps they slowed down plus the snapshot) so that tracing takes about
 ``BUDGET`` of the run; ``--snapshot-every`` fixes the cadence instead.
 
+Windows start during the warm-up too, longest first, and those are not reported:
+a window's first runs raise the process's memory once (tracemalloc's tables, the
+allocator's high-water mark, in a service the connections its pause lets pile up),
+and that one-off rise belongs in the warm-up, not at the start of the analysed
+stretch, where it reads as growth.
+
+CPython before 3.12.5 never frees the tracebacks it recorded when tracing stops
+(python/cpython#121390): each window leaks about 100 bytes per distinct traceback it
+saw. In http_agent's aiohttp service each window left RSS 20-130 KB higher, and at
+the budget's cadence (a window every ~9 s there) that is a steady ~110-135 B per
+request, which the run reports as the service's own leak. On those versions the
+reported windows run in the warm-up instead, from a quarter of the way into it, one
+of each length (those the warm-up has no room for run right after it), so what they
+leak lands before the analysed stretch; each later window waits until the run is
+``LEAKY_GROWTH`` times as old as at the end of the one before: none in a run whose
+warm-up is the default tenth, one more each time the run gets ten times longer
+otherwise. Windows in the warm-up can see caches still filling; a cache fills once,
+so it does not scale with the window's steps, which is what the analysis asks of a
+leaking site. ``--snapshot-every`` keeps the cadence it asks for, after the warm-up.
+
 ``tracemalloc-full`` traces from the end of the warm-up to the end of the run and
 compares each snapshot with the post-warm-up one (the sites whose size and count
 grew since); it also fills the ``traced`` sample column. It is the precise and
@@ -19,6 +39,7 @@ expensive option; when tracemalloc is already on (``PYTHONTRACEMALLOC``) the
 from __future__ import annotations
 
 import fnmatch
+import gc
 import sys
 import time
 import tracemalloc
@@ -29,6 +50,8 @@ from leaklab.probes import Probe, ProbeContext, memray_probe, support
 from leaklab.probes.sites import Classifier, group_sites, source_lines
 
 _HERE = Path(__file__).resolve().parent
+#: tracemalloc.stop() leaks the recorded tracebacks here (see the module docstring)
+STOP_LEAKS = sys.version_info < (3, 12, 5)
 _FILTERS = (
     tracemalloc.Filter(False, tracemalloc.__file__),
     tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
@@ -56,6 +79,10 @@ class TracemallocProbe(Probe):
     WINDOW_POLL_S = 0.02
     MIN_PERIOD_S = 0.5
     MAX_PERIOD_S = 60.0
+    #: where tracemalloc.stop() leaks: how much older the run gets between two windows after the first ones
+    LEAKY_GROWTH = 10.0
+    #: ... and how far into the warm-up the first one starts
+    LEAKY_START = 0.25
 
     def __init__(self) -> None:
         self.cadence: support.Cadence | None = None
@@ -71,6 +98,9 @@ class TracemallocProbe(Probe):
         self.baseline_at = (0.0, 0)
         self.warmup_rate: float | None = None
         self.started = 0.0
+        self.primed = 0  # warm-up windows run (and not reported)
+        #: stopping tracing leaks, and the cadence is the probe's to choose: the windows run early and then sparsely
+        self.leaky = False
         #: frames the events named: their functions and source lines are looked up after the last step
         self.seen: set[tuple[str, int]] = set()
 
@@ -91,13 +121,28 @@ class TracemallocProbe(Probe):
                 self.classifier.kind(filename)
         if tracemalloc.is_tracing():
             self.continuous = True  # someone else traces all along: compare snapshots, never stop it
+        self.leaky = STOP_LEAKS and not self.continuous and not self.cadence.fixed
         if ctx.warmup_done:
             self.warmup_end(ctx)
+        elif not self.continuous:
+            self.mark = (self.started, ctx.steps)
+            self.cadence.schedule(self.started, ctx.steps, cost_s=0.0)
+            warmup = ctx.plan.get("warmup") or {}
+            if self.leaky:
+                if warmup.get("seconds"):
+                    self.cadence.next_t = self.started + self.LEAKY_START * float(warmup["seconds"])
+                elif warmup.get("steps"):
+                    self.cadence.next_t = None
+                    self.cadence.next_steps = ctx.steps + int(self.LEAKY_START * int(warmup["steps"]))
+            self._rearm(ctx)
 
     def warmup_end(self, ctx: ProbeContext) -> None:
         if self.ready:
             return
         now = time.monotonic()
+        if self.window is not None:
+            self._close(ctx, now)  # a warm-up window cut short (reported only where stop() leaks)
+            now = time.monotonic()
         self.ready = True
         elapsed = now - self.started
         self.warmup_rate = ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
@@ -105,7 +150,8 @@ class TracemallocProbe(Probe):
         if self.continuous:
             self._start_continuous(ctx, now)
         assert self.cadence is not None
-        self.cadence.schedule(now, ctx.steps, cost_s=0.0)
+        if not (self.leaky and self.count >= len(self.LENGTHS)):
+            self.cadence.schedule(now, ctx.steps, cost_s=0.0)
         self._rearm(ctx)
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
@@ -114,7 +160,7 @@ class TracemallocProbe(Probe):
         return {}
 
     def tick(self, ctx: ProbeContext) -> None:
-        if not self.ready or self.cadence is None:
+        if self.cadence is None or (self.continuous and not self.ready):
             return
         now = time.monotonic()
         if self.continuous:
@@ -162,7 +208,10 @@ class TracemallocProbe(Probe):
         lengths let the analysis tell the two apart.
         """
         assert self.cadence is not None
-        factor = self.LENGTHS[self.count % len(self.LENGTHS)]
+        if self.ready or self.leaky:
+            factor = self.LENGTHS[self.count % len(self.LENGTHS)]
+        else:  # the longest first: the memory the windows need is reached in one go
+            factor = sorted(self.LENGTHS, reverse=True)[self.primed % len(self.LENGTHS)]
         longest = max(self.LENGTHS)
         steps, seconds = self.MIN_WINDOW_STEPS, self.MAX_WINDOW_S / longest
         if self.cadence.every_steps:
@@ -181,7 +230,8 @@ class TracemallocProbe(Probe):
         rate_out = (ctx.steps - mark_steps) / (now - mark_t) if now > mark_t and ctx.steps > mark_steps else None
         tracemalloc.start(self.NFRAMES)
         self.owns = True
-        self.window = {"t": time.monotonic(), "steps": ctx.steps, "rate_out": rate_out}
+        self.window = {"t": time.monotonic(), "steps": ctx.steps, "rate_out": rate_out,
+                       "report": self.ready or self.leaky}
 
     def _maybe_close(self, ctx: ProbeContext, now: float) -> None:
         assert self.window is not None
@@ -213,22 +263,38 @@ class TracemallocProbe(Probe):
         self.slowdown_s += slowdown
         self.traced_s += elapsed
         snapshot_s = time.perf_counter() - began
+        if not window["report"]:
+            self.primed += 1
         if snapshot is not None:
             try:
-                self._emit_window(ctx, snapshot, steps, elapsed, rate_out, slowdown, began)
+                self._emit_window(ctx, snapshot, steps, elapsed, rate_out, slowdown, began, window["report"])
             except Exception as exc:
                 support.record_failure(ctx, self.name, "window statistics", exc)
             finally:
                 del snapshot
+        # The snapshot's thousands of tuples went to the interpreter's free lists, where
+        # they count as allocated blocks until the next full collection: a step up after
+        # every window that the blocks signal would carry (a full collection empties them).
+        collect_began = time.perf_counter()
+        gc.collect()
+        collect_s = time.perf_counter() - collect_began
         end = time.monotonic()
         # Reading source files for function names is paid once per file: the cadence
-        # follows what every window costs (the slowed steps and the snapshot itself).
-        cost = slowdown + snapshot_s
+        # follows what every window costs (the slowed steps, the snapshot, the collection).
+        cost = slowdown + snapshot_s + collect_s
         self.cadence.schedule(end, ctx.steps, cost, at_least_s=2 * elapsed)
+        if self.leaky:
+            if not self.ready:
+                # The warm-up's own time is not the budget's: the windows fit in it back to back.
+                self.cadence.next_steps = None
+                self.cadence.next_t = end + elapsed
+            if self.count >= len(self.LENGTHS):
+                self.cadence.next_steps = None
+                self.cadence.next_t = self.started + self.LEAKY_GROWTH * (end - self.started)
         self.mark = (end, ctx.steps)
 
     def _emit_window(self, ctx: ProbeContext, snapshot: tracemalloc.Snapshot, steps: int, elapsed: float,
-                     rate_out: float | None, slowdown: float, began: float) -> None:
+                     rate_out: float | None, slowdown: float, began: float, report: bool = True) -> None:
         assert self.classifier is not None
         snapshot = snapshot.filter_traces(_FILTERS)
         stats = snapshot.statistics("traceback")
@@ -236,6 +302,10 @@ class TracemallocProbe(Probe):
         total_count = sum(s.count for s in stats)
         sites = group_sites(((s.traceback, s.size, s.count, s.size, s.count) for s in stats), self.classifier, self.TOP,
                             seen=self.seen)
+        # A warm-up window does all the work above (its memory is the point) but reports
+        # nothing: the first-use caches of the warm-up would show among its survivors.
+        if not report:
+            return
         self.count += 1
         ctx.emit("tracemalloc_snapshot", mode="window", snapshot=self.count, nframes=self.NFRAMES,
                  steps=steps, seconds=round(elapsed, 6),

@@ -150,8 +150,7 @@ class StepLoop:
         elif self.ctx.wake_at is not None and now >= self.ctx.wake_at:
             self.ctx.wake_at = None
             self.ctx.steps, self.ctx.t = self.steps, self.now()
-            for probe in list(self.probes):
-                self._call_probe(probe, "tick")
+            self.call_probes("tick")
 
     def sample(self, final: bool = False) -> None:
         gen0, gen1, gen2 = gc.get_count()
@@ -178,8 +177,16 @@ class StepLoop:
         self.reporter.send(row)
         if final:
             self.reporter.wait_for_ack()
-        for probe in list(self.probes):
-            self._call_probe(probe, "tick")
+        self.call_probes("tick")
+
+    def call_probes(self, method: str) -> None:
+        """One round: every active probe's ``method``, sharing what they compute at this moment."""
+        self.ctx.shared = {}
+        try:
+            for probe in list(self.probes):
+                self._call_probe(probe, method)
+        finally:
+            self.ctx.shared = None
 
     def _call_probe(self, probe: probe_registry.Probe, method: str) -> Any:
         started = time.perf_counter()
@@ -230,8 +237,7 @@ class StepLoop:
             self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = self.steps, self.now()
             self.reporter.event("warmup_end", self.now(), steps=self.steps)
-            for probe in list(self.probes):
-                self._call_probe(probe, "warmup_end")
+            self.call_probes("warmup_end")
         self.sample_if_due()
         if (self.max_steps is not None and self.steps >= self.max_steps
                 or self.duration is not None and time.monotonic() - self.start >= self.duration
@@ -347,7 +353,7 @@ def run(spec: dict[str, Any]) -> int:
         options=dict(spec.get("probe_options", {})),
         state=state,
         plan={"steps": spec.get("steps"), "duration_s": spec.get("duration_s"), **spec.get("plan", {}),
-              "scenario_path": spec["scenario_path"]},
+              "warmup": spec.get("warmup") or {}, "scenario_path": spec["scenario_path"]},
     )
     for name in spec.get("probes", []):
         try:
@@ -381,8 +387,7 @@ def run(spec: dict[str, Any]) -> int:
         step_loop.request_stop("failed")
     step_loop.sample(final=True)
     loop_s = time.monotonic() - step_loop.start
-    for probe in list(active):
-        step_loop._call_probe(probe, "finish")
+    step_loop.call_probes("finish")
     ctx.state = None
     if step_loop.all_probes:
         reporter.event("probe_overhead", now(), loop_s=round(loop_s, 6), probes=step_loop.probe_overhead(loop_s))

@@ -12,6 +12,11 @@ going to the old port and fail the way a client would see it (connection refused
 reset, disconnected). Every result is handed to ``record`` as one row of
 ``requests.csv`` (see :data:`leaklab.store.REQUEST_COLUMNS`), from the load
 generator's own thread.
+
+Keep-alive connections are reused most recently used first, like Node's
+``http.Agent`` (``scheduling: 'lifo'``), and close after ``IDLE_S`` unused: the
+service holds as many connections as its recent concurrency needs, not the most it
+ever needed (see :class:`Connections`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MAX_IN_FLIGHT = 512
 #: Longest single sleep of the pacing loop, so a stop request is seen quickly.
 _TICK_S = 0.05
+#: An idle keep-alive connection is closed after this long: what Node's global http.Agent
+#: uses (since Node 19), and short next to a run, so the connections a burst opened are
+#: gone within seconds instead of drifting out of a two-minute run's analysed stretch.
+IDLE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,56 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "truncated"
     return type(exc).__name__
+
+
+class Connections:
+    """Keep-alive connections to the service, handed out last in, first out.
+
+    aiohttp's pool hands its idle connections out first in, first out: at a steady
+    rate every connection ever opened comes round again well within its keep-alive,
+    so none is ever closed. A moment of extra concurrency (the service paused for a
+    full collection, a probe's snapshot) then leaves the service holding that many
+    connections, and the memory of each, for the rest of the run: its memory
+    follows the largest pause so far, a slow climb that reads as a leak. Here each
+    connection is a one-connection session; the most recently used idle one goes out
+    first, so the ones a burst added fall idle and are closed after ``idle_s``.
+    """
+
+    def __init__(self, timeout_s: float, idle_s: float = IDLE_S) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.idle_s = idle_s
+        #: (session, last used), least recently used first
+        self._idle: list[tuple[aiohttp.ClientSession, float]] = []
+        self._open: set[aiohttp.ClientSession] = set()
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def take(self) -> aiohttp.ClientSession:
+        if self._idle:
+            return self._idle.pop()[0]
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=self.idle_s),
+                                        timeout=self.timeout)
+        self._open.add(session)
+        return session
+
+    def give(self, session: aiohttp.ClientSession) -> None:
+        self._idle.append((session, time.monotonic()))
+
+    async def expire(self) -> None:
+        """Close the connections idle for longer than ``idle_s``."""
+        deadline = time.monotonic() - self.idle_s
+        while self._idle and self._idle[0][1] < deadline:
+            session, _ = self._idle.pop(0)
+            self._open.discard(session)
+            await session.close()
+
+    async def close(self) -> None:
+        self._idle.clear()
+        sessions, self._open = self._open, set()
+        for session in sessions:
+            await session.close()
 
 
 class LoadGenerator:
@@ -124,9 +183,8 @@ class LoadGenerator:
 
     async def _main(self) -> None:
         config = self.config
-        connector = aiohttp.TCPConnector(limit=config.max_in_flight)
-        timeout = aiohttp.ClientTimeout(total=config.timeout_s)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        connections = Connections(config.timeout_s)
+        try:
             start = time.monotonic()
             self.started_at = start - self.t0
             in_flight: set[asyncio.Task[None]] = set()
@@ -139,19 +197,22 @@ class LoadGenerator:
                     break
                 wait = due - time.monotonic()
                 if wait > 0:
+                    await connections.expire()
                     await asyncio.sleep(min(wait, _TICK_S))
                     continue
                 i += 1
                 if len(in_flight) >= config.max_in_flight:
                     self._count(time.monotonic() - self.t0, None, 0.0, None, "overload")
                     continue
-                task = asyncio.create_task(self._one(session))
+                task = asyncio.create_task(self._one(connections))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if in_flight:
                 await asyncio.wait(in_flight, timeout=config.timeout_s + 1)
+        finally:
+            await connections.close()
 
-    async def _one(self, session: aiohttp.ClientSession) -> None:
+    async def _one(self, connections: Connections) -> None:
         target = self._target
         sent = time.monotonic()
         t = sent - self.t0
@@ -161,12 +222,15 @@ class LoadGenerator:
         port, generation = target
         status: int | None = None
         error: str | None = None
+        session = connections.take()
         try:
             async with session.get(f"http://{HOST}:{port}{self.config.path}") as response:
                 await response.read()
                 status = response.status
         except Exception as exc:
             error = classify(exc)
+        finally:
+            connections.give(session)
         self._count(t, generation, time.monotonic() - sent, status, error)
 
     def _count(self, t: float, generation: int | None, latency: float, status: int | None, error: str | None) -> None:
