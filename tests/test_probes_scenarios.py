@@ -115,11 +115,11 @@ def test_fixed_service_under_the_default_profile_keeps_its_memory_flat(tmp_path)
     connection a pause had made it open, the tracemalloc windows leaked their tracebacks
     on CPython < 3.12.5, and the first pauses came right after the warm-up.
 
-    Measured (2 cores, CPython 3.11): before, blocks 1.96-2.69/step (95% CI upper
-    2.7-7.6) and RSS 1.0-1.2 KB/step in all three runs; now, blocks -0.74 to 0.12/step
-    (CI upper -0.01 to 0.32) and RSS 0-14 B/step over nine runs. The margins sit between:
-    blocks under 0.5/step with a CI upper bound under 1, RSS under 100 B/step. (A short
-    service run is too noisy for a verdict: the connections a pause opens come and go.)
+    Measured (2 cores, CPython 3.11), eight runs each: before, blocks 1.75-2.84/step
+    (95% CI upper 2.7-8.9) and RSS 0.63-1.23 KB/step; now, blocks -0.74 to -0.13/step
+    (CI upper -0.05 to 0.32) and RSS 0-9 B/step. The margins sit between: blocks under
+    0.5/step with a CI upper bound under 1, RSS under 100 B/step. (A run this short is
+    too noisy for a verdict: the connections a pause opens come and go.)
     """
     result = runner.run(runner.RunConfig(
         scenario=str(SCENARIOS / "http_agent.py"), variant="fixed", params={"speed": "5"}, serve=True, rate=100,

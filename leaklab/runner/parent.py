@@ -436,7 +436,9 @@ class _Session:
                 signal.signal(sig, handler)
 
     def _over(self) -> bool:
-        if any(not g.finished for g in self.generations):
+        # Exit handled, not just finished: a child that exits between the loop's exit check
+        # and this one would otherwise end the run without its exit (and restart) events.
+        if any(g.t_exit is None for g in self.generations):
             return False
         if self.supervisor is None:
             return True
