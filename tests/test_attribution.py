@@ -73,6 +73,19 @@ def test_steady_growth_is_a_leak_with_rates_per_step_and_per_hour():
     assert (session["start"], session["end"], session["snapshots"]) == (100, 7100, 7)
 
 
+def test_a_restarted_process_does_not_break_the_series():
+    """A recycled run: the counts of a later generation start from zero (a fresh process,
+    without a baseline); only the baseline's own process makes the series."""
+    events = gc_events({"app.Session": [100 + 1000 * i for i in range(8)], "tuple": [500 + 2000 * i for i in range(8)]})
+    for e in events:
+        e["generation"] = 0
+    events.append({"kind": "gc_types", "snapshot": 1, "baseline": False, "steps": 0, "generation": 1,
+                   "types": {"app.Session": 0, "tuple": 30}, "base": {"app.Session": 100, "tuple": 500}})
+    ranked = {t["type"]: t for t in attr.rank_types(make_run(events, blocks_per_step=3.0), STEPS_PER_S)}
+    assert ranked["tuple"]["leaking"] and ranked["tuple"]["per_step"] == pytest.approx(2.0)
+    assert ranked["app.Session"]["snapshots"] == 7
+
+
 def test_a_one_off_spike_and_a_wobble_are_not_leaks():
     spike = [100, 100, 5100, 5100, 5100, 5100, 5100, 5100]  # one jump, then flat
     wobble = [100, 160, 90, 170, 80, 180, 120, 150]

@@ -140,7 +140,12 @@ def _num(value: float | None, digits: int = 6) -> float | None:
 def _series(events: list[dict[str, Any]], value: Any) -> tuple[dict[str, list[tuple[float, float]]], int]:
     """Per type: ``[(steps, value)]`` from the baseline on, and the number of snapshots after it."""
     baseline = next((e for e in events if e.get("baseline")), None)
-    later = [e for e in events if not e.get("baseline")]
+    if baseline is None:
+        return {}, 0
+    # Counts from one process only: a recycled run's later generations start from zero
+    # and have no baseline of their own (only generation 0 has a warm-up).
+    generation = baseline.get("generation")
+    later = [e for e in events if not e.get("baseline") and e.get("generation") == generation]
     if baseline is None or not later:
         return {}, 0
     base_steps = float(baseline.get("steps") or 0)
