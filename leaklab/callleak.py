@@ -9,9 +9,11 @@ traced by :mod:`tracemalloc` and :func:`sys.getallocatedblocks`.
 A round *retains* when its traced bytes grew by more than ``max_per_call`` per
 call. Like ``-R``, a leak needs *every* round to retain: one-off growth shows in
 one round at most and a bounded cache stops growing once full. When every round
-retains, as many confirming rounds run again under an allocation-site snapshot and
-a type census; the check fails only when they all retain too, and the result
-names the allocation sites (file:line) and the object types that grew.
+retains, the function is called on until ``patience`` calls have been made in all
+(a cache or pool that fills more slowly than the rounds run is full by then), and
+as many confirming rounds run again under an allocation-site snapshot and a type
+census; the check fails only when they all retain too, and the result names the
+allocation sites (file:line) and the object types that grew.
 
 Nothing here keeps a reference to what the function returns or allocates, and the
 bookkeeping between two readings lives in preallocated arrays, so the measurement
@@ -46,6 +48,8 @@ OPTION_HELP = {
     "warmup": "calls before measuring (caches fill, modules import); default 5",
     "calls": "calls per measured round; default 25",
     "rounds": "measured rounds that must all retain for a leak; default 4",
+    "patience": "calls made in all before the confirming rounds of a function that retains (a bound filled "
+                "within them passes); default 1000",
     "frames": "tracemalloc frames kept per allocation, for the failure message; default 8",
     "top": "allocation sites and types named in the failure message; default 5",
 }
@@ -61,6 +65,7 @@ class Options:
     warmup: int = 5
     calls: int = 25
     rounds: int = 4
+    patience: int = 1000
     frames: int = 8
     top: int = 5
 
@@ -92,7 +97,7 @@ def _parse_per_call(raw: Any) -> float:
 
 
 def _parse_count(name: str, raw: Any) -> int:
-    lowest = 0 if name == "warmup" else 1
+    lowest = 0 if name in ("warmup", "patience") else 1
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < lowest:
         raise OptionError(f"{name} must be an integer >= {lowest}, got {raw!r}; {OPTION_HELP[name]}")
     return raw
@@ -133,10 +138,16 @@ class Result:
     seconds: float
     sites: list[Site] = field(default_factory=list)
     types: list[TypeGrowth] = field(default_factory=list)
+    patience_calls: int = 0  # calls made between the measured and the confirming rounds, unmeasured
 
     @property
     def calls_measured(self) -> int:
         return len(self.round_bytes) * self.options.calls
+
+    @property
+    def calls_made(self) -> int:
+        """Every call of the function: warm-up, measured rounds, patience, confirming rounds."""
+        return self.options.warmup + self.calls_measured + self.patience_calls
 
     @property
     def bytes_per_call(self) -> float:
@@ -155,9 +166,14 @@ class Result:
         return (
             f"{verdict}: {units.format_size(self.bytes_per_call, signed=True)}/call "
             f"({self.blocks_per_call:+.2f} blocks/call, median round) over {len(self.round_bytes)} rounds of {o.calls} calls "
-            f"after {o.warmup} warm-up calls; limit {units.format_size(o.max_per_call)}/call; "
+            f"after {o.warmup} warm-up calls{self._patience_text()}; limit {units.format_size(o.max_per_call)}/call; "
             f"bytes retained per round: {rounds}"
         )
+
+    def _patience_text(self) -> str:
+        if not self.patience_calls:
+            return ""
+        return f" (the confirming rounds after {self.calls_made - self.confirmed_rounds * self.options.calls} calls in all)"
 
     def message(self, what: str = "the function") -> str:
         """A failure message: the figures, the growing allocation sites and the growing types."""
@@ -202,10 +218,13 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
             runner()
         round_bytes, round_blocks = _rounds(runner, options.rounds, options.calls)
         leaked = _every_round_retains(round_bytes, options)
-        confirmed = 0
+        confirmed = patience_calls = 0
         sites: list[Site] = []
         types: list[TypeGrowth] = []
         if leaked:
+            patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
+            for _ in range(patience_calls):
+                runner()
             if frozen:
                 # The census must see every object, and the confirming rounds must not
                 # depend on the freeze: back to plain (slower) full collections.
@@ -232,7 +251,8 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
             gc.unfreeze()
         if started_tracing:
             tracemalloc.stop()
-    return Result(leaked, options, round_bytes, round_blocks, confirmed, time.perf_counter() - began, sites, types)
+    return Result(leaked, options, round_bytes, round_blocks, confirmed, time.perf_counter() - began, sites, types,
+                  patience_calls)
 
 
 def _freeze() -> bool:

@@ -36,7 +36,7 @@ MARKER = "leaklab"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(max_per_call=0, *, warmup=5, calls=25, rounds=4, frames=8, top=5): call the test body "
+        f"{MARKER}(max_per_call=0, *, warmup=5, calls=25, rounds=4, patience=1000, frames=8, top=5): call the test body "
         "repeatedly and fail when every round retains more than max_per_call bytes per call (docs/ci.md)",
     )
 
@@ -113,12 +113,12 @@ class LeakCheck:
         self.origin = origin
 
     def __call__(self, fn: Callable[..., Any], /, *args: Any, max_per_call: Any = None, warmup: int | None = None,
-                 calls: int | None = None, rounds: int | None = None, frames: int | None = None,
-                 top: int | None = None, **kwargs: Any) -> callleak.Result:
+                 calls: int | None = None, rounds: int | None = None, patience: int | None = None,
+                 frames: int | None = None, top: int | None = None, **kwargs: Any) -> callleak.Result:
         from leaklab import callleak
 
         given = {"max_per_call": max_per_call, "warmup": warmup, "calls": calls, "rounds": rounds,
-                 "frames": frames, "top": top}
+                 "patience": patience, "frames": frames, "top": top}
         options = callleak.Options.from_mapping({k: v for k, v in given.items() if v is not None})
         result = callleak.measure(functools.partial(fn, *args, **kwargs), options, origin=self.origin)
         if result.leaked:

@@ -12,8 +12,9 @@ pytest_plugins = ["pytester"]
 
 
 def test_leaky_test_fails_naming_site_and_type(pytester: pytest.Pytester) -> None:
-    """One 64-byte ``bytes`` kept per call: measured +73 B/call (+1.00 blocks/call),
-    the 9 bytes over 64 being the list's own amortised growth."""
+    """One 64-byte ``bytes`` kept per call: measured +67 B/call (+1.00 blocks/call) in the
+    median round, the bytes over 64 being the list's own amortised growth (+73 B/call in
+    the first rounds; +64 B in the confirming ones, 1,000 calls in, where it resizes rarely)."""
     pytester.makepyfile(
         test_inner="""
         import pytest
@@ -27,7 +28,7 @@ def test_leaky_test_fails_naming_site_and_type(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*leaklab: test_leaky retains memory on every call: +7? B/call (+1.00 blocks/call, median round)*",
+        "*leaklab: test_leaky retains memory on every call: +[67]? B/call (+1.00 blocks/call, median round)*",
         "*top growing allocation sites*",
         "*B/call*+1.0? blocks/call*test_inner.py:6*KEPT.append(bytes(31))*",
         "*growing object types*",

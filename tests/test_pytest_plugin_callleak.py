@@ -7,8 +7,10 @@ other versions' object sizes and the list's amortised growth.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import gc
+import itertools
 import sys
 import tracemalloc
 import types
@@ -66,6 +68,29 @@ def test_bounded_cache_grows_then_passes() -> None:
     assert not result.leaked
     assert result.round_bytes[0] > 40 * 150 / 4  # the cache really was filling
     assert result.round_bytes[-1] <= 0
+
+
+def test_a_bound_filled_past_the_measured_rounds_passes_by_patience() -> None:
+    """A log of 100 entries, one every 5th call, is full after 500 calls: every one of the
+    first 105 calls' rounds retains (an entry per round at least), so ``patience=0`` calls it
+    a leak; the default patience calls on to 1,000 before the confirming rounds, and those
+    retain nothing."""
+    log: collections.deque[bytes] = collections.deque(maxlen=100)
+    counter = itertools.count()
+
+    def call() -> None:
+        if next(counter) % 5 == 0:
+            log.append(bytes(200))
+
+    impatient = callleak.measure(call, callleak.Options(patience=0))
+    assert impatient.leaked and impatient.patience_calls == 0 and impatient.calls_made == 205
+
+    log.clear()
+    counter = itertools.count()
+    result = callleak.measure(call)
+    assert not result.leaked
+    assert result.patience_calls == 1000 - 105 and result.calls_made == 1100
+    assert all(b > 0 for b in result.round_bytes[:4]) and max(result.round_bytes[4:]) <= 0
 
 
 def test_lazy_import_and_interning_happen_once() -> None:

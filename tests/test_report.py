@@ -313,3 +313,16 @@ def test_envelope_keeps_every_peak_and_trough():
     assert np.all(np.diff(x2) > 0)
     assert y2.max() == y.max() and y2.min() == y.min()
     assert (y2 >= 10).sum() == (y >= 10).sum()
+
+
+def test_a_drawn_line_breaks_between_processes():
+    """Two process generations: the drawn points are each generation's own, joined by one
+    NaN point, so matplotlib draws no line from the first process's peak to the next one's start."""
+    t = np.arange(10, dtype=float)
+    rss = np.array([50, 60, 70, 80, 150, 40, 50, 60, 70, 80], dtype=float)
+    generation = np.array([0] * 5 + [1] * 5, dtype=float)
+    x, y = plotdata.envelope_by_process(t, rss, generation)
+    assert len(x) == 11 and np.isnan(x[5]) and np.isnan(y[5])
+    assert list(y[:5]) == [50, 60, 70, 80, 150] and list(y[6:]) == [40, 50, 60, 70, 80]
+    one_x, one_y = plotdata.envelope_by_process(t, rss, np.zeros(10))
+    assert list(one_y) == list(rss) and np.isfinite(one_x).all()

@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 
 from leaklab.analysis.growth import Growth
 from leaklab.report import fmt, style
-from leaklab.report.plotdata import envelope
+from leaklab.report.plotdata import envelope_by_process
 from leaklab.report.subject import ReportRun
 
 HEAP_SIGNALS = ("traced", "blocks")
@@ -130,6 +130,16 @@ def _stepped(r: ReportRun) -> np.ndarray:
     return np.isfinite(_column(r, "steps"))
 
 
+def _line(r: ReportRun, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points of ``y`` against ``x`` to draw: rows after each process's setup (a step
+    count exists), broken between process generations; every row when no setup finished."""
+    stepped = _stepped(r)
+    if not stepped.any():
+        stepped = np.ones_like(stepped)
+    process = np.nan_to_num(_column(r, "generation"))
+    return envelope_by_process(_column(r, x)[stepped], _column(r, y)[stepped], process[stepped])
+
+
 def _excluded_spans(r: ReportRun) -> list[tuple[float, float]]:
     """Stretches of the run the analysis left out (setup, the warm-up of each process), as
     (start, end) times: from the first row of a stretch to the first analysed row after it."""
@@ -163,7 +173,7 @@ def memory_over_time(r: ReportRun, path: Path) -> Path | None:
                 _shade_warmup(ax, a, b, ts.seconds, label=i == 0 and ax is axes[0, 0])
         top = axes[0, 0]
         for col, colour, name, width in (("uss", style.USS, "USS", 1.0), ("rss", r.colour, "RSS", 1.4)):
-            x, y = envelope(t, _column(r, col))
+            x, y = _line(r, "t", col)
             if len(x):
                 top.plot(x / ts.seconds, y / style.MB, color=colour, linewidth=width, label=name)
         if "rss" in r.analysis.growth:
@@ -173,7 +183,7 @@ def memory_over_time(r: ReportRun, path: Path) -> Path | None:
         if heap:
             bottom = axes[1, 0]
             div, unit = _scale_of(heap)
-            x, y = envelope(t, _column(r, HEAP_COLUMNS[heap]))
+            x, y = _line(r, "t", HEAP_COLUMNS[heap])
             name = HEAP_TITLES[heap].split(": ")[1]
             if not _trend_lines(r, heap):  # no line to carry the rate: the series does
                 name += f" ({trend_label(r.analysis.growth[heap])})"
@@ -206,14 +216,12 @@ def before_after(before: ReportRun, after: ReportRun, path: Path) -> Path:
         _shade_warmup(by_time, 0.0, warm_t, ts.seconds)
         _shade_warmup(by_steps, 0.0, warm_s, 1.0, label=False)
         for r in runs:
-            stepped = _stepped(r)
-            t, steps, rss = _column(r, "t")[stepped], _column(r, "steps")[stepped], _column(r, "rss")[stepped]
             g = r.analysis.growth.get("rss")
-            x, y = envelope(t, rss)
+            x, y = _line(r, "t", "rss")
             by_time.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.6, label=plain(r.label))
             if g is not None:
                 _trend(by_time, r, "rss", ts.seconds, style.MB, r.colour, f"{r.role} {trend_label(g)}")
-            x, y = envelope(steps, rss)
+            x, y = _line(r, "steps", "rss")
             by_steps.plot(x, y / style.MB, color=r.colour, linewidth=1.6, label=plain(r.label))
         by_time.set_title("by time", loc="left")
         by_time.set_xlabel(ts.label)
@@ -332,17 +340,15 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
     served), a marker at every restart, each generation's fitted growth, the limit."""
     m = r.recycling
     assert m is not None
-    t, rss, gen = _column(r, "t"), _column(r, "rss"), np.nan_to_num(_column(r, "generation"))
+    t = _column(r, "t")
     ts = style.time_scale(float(np.nanmax(t)) if len(t) else 0.0)
-    generations = np.unique(gen)
+    generations = np.unique(np.nan_to_num(_column(r, "generation")))
     with matplotlib.rc_context(style.RC):
         fig, axes = _new(style.WIDE)
         ax = axes[0, 0]
-        for i, g in enumerate(generations):
-            rows = gen == g
-            x, y = envelope(t[rows], rss[rows])
-            ax.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.5,
-                    label=f"RSS ({len(generations)} process{'es' if len(generations) > 1 else ''})" if i == 0 else None)
+        x, y = _line(r, "t", "rss")
+        ax.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.5,
+                label=f"RSS ({len(generations)} process{'es' if len(generations) > 1 else ''})")
         for i, s in enumerate(m.generation_slopes):
             if not (fmt.finite(s.bytes_per_s) and fmt.finite(s.baseline)):
                 continue

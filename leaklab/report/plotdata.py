@@ -27,3 +27,25 @@ def envelope(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tupl
     hi_idx = starts + np.array([int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)])
     idx = np.sort(np.unique(np.concatenate([lo_idx, hi_idx])))
     return x[idx], y[idx]
+
+
+def envelope_by_process(x: np.ndarray, y: np.ndarray, process: np.ndarray,
+                        max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`envelope` of each process generation's rows, joined by a NaN point, so a
+    drawn line breaks at a restart instead of joining one process to the next."""
+    x, y, process = (np.asarray(a, dtype=float) for a in (x, y, process))
+    labels = np.unique(process)
+    if len(labels) <= 1:
+        return envelope(x, y, max_points)
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for label in labels:
+        rows = process == label
+        share = max(2, int(max_points * rows.sum() / len(process)))
+        px, py = envelope(x[rows], y[rows], share)
+        if len(px):
+            xs += [px, np.array([np.nan])]
+            ys += [py, np.array([np.nan])]
+    if not xs:
+        return np.array([]), np.array([])
+    return np.concatenate(xs[:-1]), np.concatenate(ys[:-1])
