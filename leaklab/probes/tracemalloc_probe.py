@@ -7,7 +7,10 @@ steps runs, a snapshot is taken and tracing stops. Whatever the window allocated
 and still holds at its end survived 50 to 200 steps: per-step garbage is gone, a
 leak is there ``steps x rate`` times, what was in flight is there once. Windows repeat at a cadence set by their measured
 cost (the steps they slowed down plus the snapshot) so that tracing takes about
-``BUDGET`` of the run; ``--snapshot-every`` fixes the cadence instead.
+``BUDGET`` of the run; ``--snapshot-every`` fixes the cadence instead. A window
+ends after its steps or its time limit; in a run of planned duration the limits of
+one window of each length add up to at most ``BUDGET`` of it, so a step that tracing
+slows a hundredfold (many small allocations) cannot spend a short run under tracing.
 
 Windows start during the warm-up too, longest first, and those are not reported:
 a window's first runs raise the process's memory once (tracemalloc's tables, the
@@ -74,6 +77,9 @@ class TracemallocProbe(Probe):
     #: steps of the shortest window, and the seconds the longest may last (slow steps)
     MIN_WINDOW_STEPS = 50
     MAX_WINDOW_S = 4.0
+    #: a window may always last this long (a few ticks); in a run of planned duration, one
+    #: window of each length together last at most ``BUDGET`` of it otherwise
+    MIN_WINDOW_S = 0.05
     LENGTHS = (1, 2, 4)
     #: how often to check whether an open window has enough steps
     WINDOW_POLL_S = 0.02
@@ -98,6 +104,7 @@ class TracemallocProbe(Probe):
         self.baseline_at = (0.0, 0)
         self.warmup_rate: float | None = None
         self.started = 0.0
+        self.unit_s = self.MAX_WINDOW_S / max(self.LENGTHS)  # most seconds of the shortest window
         self.primed = 0  # warm-up windows run (and not reported)
         #: stopping tracing leaks, and the cadence is the probe's to choose: the windows run early and then sparsely
         self.leaky = False
@@ -108,6 +115,12 @@ class TracemallocProbe(Probe):
 
     def start(self, ctx: ProbeContext) -> None:
         self.started = time.monotonic()
+        duration = ctx.plan.get("duration_s")
+        if duration:
+            # Steps that tracing slows a lot (many small allocations) make a window last its
+            # time limit; in a short run those limits would take most of it.
+            share = self.BUDGET * float(duration) / sum(self.LENGTHS)
+            self.unit_s = max(self.MIN_WINDOW_S, min(self.unit_s, share))
         self.cadence = support.Cadence(ctx.options, self.BUDGET if not self.continuous else 0.02,
                                        self.MIN_PERIOD_S, self.MAX_PERIOD_S)
         self.classifier = Classifier(ctx.plan.get("scenario_path"))
@@ -213,7 +226,7 @@ class TracemallocProbe(Probe):
         else:  # the longest first: the memory the windows need is reached in one go
             factor = sorted(self.LENGTHS, reverse=True)[self.primed % len(self.LENGTHS)]
         longest = max(self.LENGTHS)
-        steps, seconds = self.MIN_WINDOW_STEPS, self.MAX_WINDOW_S / longest
+        steps, seconds = self.MIN_WINDOW_STEPS, self.unit_s
         if self.cadence.every_steps:
             steps = max(1, min(steps, self.cadence.every_steps // (2 * longest)))
         if self.cadence.every_s:
