@@ -46,7 +46,9 @@ BASE_COLUMNS = (
     "steps",  # cumulative steps completed, summed over process generations
     "rss",  # resident set size, bytes, from outside (psutil)
     "uss",  # unique set size, bytes, where the platform gives it
+    "child_rss",  # resident set size the child read of itself at the step boundary
     "allocated_blocks",  # sys.getallocatedblocks() in the child
+    "collected_blocks",  # allocated blocks right after the latest full gc collection (empty: none since the last row)
     "gc_gen0",  # gc.get_count()
     "gc_gen1",
     "gc_gen2",

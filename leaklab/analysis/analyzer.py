@@ -92,17 +92,62 @@ def _status_note(run: store.RunData, n_rows: int, t_last: float) -> str | None:
     return f"run status {status!r}: analysed the {n_rows} samples up to {when}"
 
 
-def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
-            thresholds: Thresholds | None = None, options: GrowthOptions | None = None) -> RunAnalysis:
-    """Growth and verdict of a run (a :class:`~leaklab.store.RunData` or a run directory).
+#: Post-collection counts needed in the window before they stand for the blocks signal.
+MIN_COLLECTED = 8
 
-    ``warmup`` overrides the run's warm-up: ``"10s"``, ``"1000"`` (steps), ``0`` for none.
-    Works on runs that are still running, were interrupted, failed or were killed at
-    the cap: whatever rows exist are analysed and ``notes`` says so.
-    """
-    if not isinstance(run, store.RunData):
-        run = store.read_run(run)
+
+def default_level(meta: dict[str, Any]) -> float:
+    """The confidence of the intervals a run's verdict rests on: 95%, or the per-look level
+    of the sequential rule that stopped a run of no set length."""
+    rule = (meta.get("config") or {}).get("stop_rule") if isinstance(meta.get("config"), dict) else None
+    level = rule.get("level") if isinstance(rule, dict) else None
+    return float(level) if isinstance(level, (int, float)) and 0.5 <= level < 1 else 0.95
+
+
+def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, Any], mask: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """The values behind a signal and the rows to fit, with a note on where they come from.
+
+    RSS is the child's own reading at the step boundary where the run has it (exact in
+    steps); the parent's outside reading otherwise, and always when the run summed the
+    child's children. Blocks are the counts right after full collections where the window
+    has enough of them, so garbage waiting for the collector is not read as growth."""
+    n = len(mask)
+
+    def column(name: str) -> np.ndarray:
+        values = columns.get(name)
+        return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
+
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    if signal == "rss" and not config.get("include_children"):
+        inside = column("child_rss")
+        if np.isfinite(inside[mask]).sum() >= 3:
+            return inside, mask & np.isfinite(inside), None
+    if signal == "blocks":
+        collected = column("collected_blocks")
+        rows = mask & np.isfinite(collected)
+        if rows.sum() >= MIN_COLLECTED:
+            return collected, rows, f"counted after each full collection ({int(rows.sum())} in the window)"
+    y = column(growth_mod.COLUMN_OF[signal])
+    return y, mask, None
+
+
+@dataclass
+class Measured:
+    """Growth and verdict of a run's signals, without attribution (what a look while recording needs)."""
+
+    growth: dict[str, Growth]
+    signal_verdicts: dict[str, Verdict]
+    verdict: Verdict
+    window: window_mod.Window
+    level: float
+
+
+def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | None = None,
+            options: GrowthOptions | None = None, level: float | None = None) -> Measured:
+    """Growth per signal and the verdict on intervals at ``level`` (default: :func:`default_level`)."""
     thresholds = thresholds or Thresholds()
+    level = default_level(run.meta) if level is None else level
     columns = run.columns
     window = window_mod.select(columns, run.meta, warmup)
     mask = window.mask
@@ -114,15 +159,41 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
         return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
 
     steps, generation = column("steps"), np.nan_to_num(column("generation"))
-    interval = float((run.meta.get("config") or {}).get("interval_s") or math.nan)
+    config = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
+    interval = float(config.get("sample_interval_s") or config.get("interval_s") or math.nan)
     growth: dict[str, Growth] = {}
     for signal, col in growth_mod.COLUMN_OF.items():
-        y = column(col)
-        if not np.isfinite(y).any():
+        if not np.isfinite(column(col)).any():
             continue  # the run does not have this signal
-        growth[signal] = growth_mod.estimate(signal, t[mask], steps[mask], y[mask], generation[mask], options)
-    per_signal = {s: verdict_mod.judge(g, thresholds, interval) for s, g in growth.items()}
+        y, rows, note = signal_rows(signal, columns, run.meta, mask)
+        g = growth_mod.estimate(signal, t[rows], steps[rows], y[rows], generation[rows], options)
+        if note:
+            g.notes.append(note)
+        growth[signal] = g
+    per_signal = {s: verdict_mod.judge(g.at_level(level), thresholds, interval) for s, g in growth.items()}
     verdict = verdict_mod.combine(growth, per_signal)
+    return Measured(growth, per_signal, verdict, window, level)
+
+
+def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
+            thresholds: Thresholds | None = None, options: GrowthOptions | None = None,
+            level: float | None = None) -> RunAnalysis:
+    """Growth and verdict of a run (a :class:`~leaklab.store.RunData` or a run directory).
+
+    ``warmup`` overrides the run's warm-up: ``"10s"``, ``"1000"`` (steps), ``0`` for none.
+    ``level`` is the confidence of the intervals the verdict rests on (95%, or what the
+    sequential rule of a run with no set length used). Works on runs that are still
+    running, were interrupted, failed or were killed at the cap: whatever rows exist are
+    analysed and ``notes`` says so.
+    """
+    if not isinstance(run, store.RunData):
+        run = store.read_run(run)
+    thresholds = thresholds or Thresholds()
+    measured = measure(run, warmup=warmup, thresholds=thresholds, options=options, level=level)
+    growth, per_signal, verdict, window = measured.growth, measured.signal_verdicts, measured.verdict, measured.window
+    mask = window.mask
+    t = np.asarray(run.columns.get("t", []), dtype=float)
+    n = len(t)
     notes = list(window.notes)
     status_note = _status_note(run, int(mask.sum()), float(t[-1]) if n else math.nan)
     if status_note:
@@ -130,6 +201,9 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
     notes.extend(run.warnings)
     for g in growth.values():
         notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
+    if measured.level != 0.95:
+        notes.append(f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was confident, "
+                     "so each look at the data used a stricter interval (docs/analysis.md)")
     steps_per_s = next((g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan)
     blocks_verdict = per_signal.get("blocks")
     found = attribute(run, blocks=growth.get("blocks"),

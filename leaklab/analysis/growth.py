@@ -26,10 +26,11 @@ sawtooth returns to: a leak raises the floor, a periodic clear does not.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 #: Signals analysed, in display order, and their unit.
 SIGNALS: dict[str, str] = {"rss": "bytes", "uss": "bytes", "blocks": "blocks", "traced": "bytes"}
@@ -76,6 +77,8 @@ class Growth:
     block_len: int = 0
     tail_per_s: float = math.nan  # slope over the last ``tail_fraction`` of the window
     tail_ci95: tuple[float, float] = (math.nan, math.nan)
+    tail_high: float = math.nan  # highest bin median in the tail
+    head_high: float = math.nan  # highest bin median before the tail
     head_per_s: float = math.nan  # slope over the window before the tail
     head_ci95: tuple[float, float] = (math.nan, math.nan)
     resets: int = 0  # drops by more than half the range (a sawtooth's clears)
@@ -96,6 +99,33 @@ class Growth:
     def ci95_half_width(self) -> float:
         lo, hi = self.ci95
         return (hi - lo) / 2
+
+    @property
+    def n_blocks(self) -> float:
+        """Independent blocks behind the interval (bins over the bootstrap block length)."""
+        return self.n_bins / self.block_len if self.block_len else math.nan
+
+    def at_level(self, level: float) -> Growth:
+        """The same estimate with every interval stretched from 95% to ``level`` (for a
+        verdict that must hold over several looks at the data). The bootstrap gives the
+        95% interval; other levels scale it by the ratio of Student's t quantiles for
+        the interval's independent blocks."""
+        if level == 0.95:
+            return self
+        df = max(self.n_blocks - 1, 1.0) if math.isfinite(self.n_blocks) else 1e6
+        factor = float(stats.t.ppf(0.5 + level / 2, df) / stats.t.ppf(0.975, df))
+
+        def stretch(centre: float, interval: tuple[float, float]) -> tuple[float, float]:
+            lo, hi = interval
+            if not math.isfinite(centre):
+                return interval
+            return centre - factor * (centre - lo), centre + factor * (hi - centre)
+
+        return replace(
+            self, ci95=stretch(self.bytes_per_s, self.ci95), ci95_per_step=stretch(self.bytes_per_step, self.ci95_per_step),
+            tail_ci95=stretch(self.tail_per_s, self.tail_ci95), head_ci95=stretch(self.head_per_s, self.head_ci95),
+            floor_ci95=stretch(self.floor_per_s, self.floor_ci95),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -260,12 +290,22 @@ def fit(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options:
     return Fit(slope_t, ci, slope_s, ci_s, fit_t, length)  # type: ignore[arg-type]
 
 
+#: Below this many points Sen's order statistics cannot bound a slope; a t interval does.
+MIN_SEN_POINTS = 10
+
+
 def sen_interval(x: np.ndarray, y: np.ndarray, slope: float) -> tuple[float, float]:
-    """Sen's 95% interval for a Theil-Sen slope of independent points (order statistics
-    of the pairwise slopes, through Kendall's tau); NaN below 4 points."""
+    """95% interval for a Theil-Sen slope of independent points: Sen's (order statistics of
+    the pairwise slopes, through Kendall's tau) from 10 points, below that the
+    least-squares slope's Student-t interval (n - 2 degrees of freedom), which still
+    bounds a slope from 4 points; NaN below 4 points."""
     n = len(x)
     if n < 4:
         return math.nan, math.nan
+    if n < MIN_SEN_POINTS:
+        fit_ = stats.linregress(x, y)
+        half = float(stats.t.ppf(0.975, n - 2)) * float(fit_.stderr)
+        return float(min(fit_.slope - half, slope)), float(max(fit_.slope + half, slope))
     i, j = np.triu_indices(n, k=1)
     dx = x[j] - x[i]
     slopes = np.sort(((y[j] - y[i]) / dx)[dx != 0])
@@ -317,7 +357,11 @@ def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: 
     lo, hi = troughs.ci
     if len(np.unique(grp)) == 1 and len(x) >= 4:
         sen_lo, sen_hi = sen_interval(x, v, slope)
-        lo, hi = min(sen_lo, lo), max(sen_hi, hi)
+        if len(x) < MIN_SEN_POINTS:
+            # A bootstrap of a handful of troughs resamples next to nothing: the t interval alone.
+            lo, hi = sen_lo, sen_hi
+        else:
+            lo, hi = min(sen_lo, lo), max(sen_hi, hi)
     # A trough is sampled some time after its reset, up to one sampling gap: as the sampling
     # clock drifts against the clearing one, the troughs drift by up to ramp x gap.
     ramp_mask = same & (diffs >= -6 * noise)
@@ -398,6 +442,8 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
         block_len=whole.block_len,
         tail_per_s=tail_fit.per_s if tail_fit else math.nan,
         tail_ci95=tail_fit.ci if tail_fit else (math.nan, math.nan),
+        tail_high=float(by[tail].max()) if len(tail) else math.nan,
+        head_high=float(by[head].max()) if len(head) else math.nan,
         head_per_s=head_fit.per_s if head_fit else math.nan,
         head_ci95=head_fit.ci if head_fit else (math.nan, math.nan),
         resets=resets,

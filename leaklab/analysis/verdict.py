@@ -127,6 +127,15 @@ def _more_time(growth: Growth, target_half_width: float, interval: tuple[float, 
     return max(needed - window, 0.1 * window)
 
 
+def _period(growth: Growth) -> str:
+    """`` (resets every ~2,000 steps)`` or every ~N seconds when steps are unknown."""
+    if growth.resets <= 0 or not growth.window_s > 0:
+        return ""
+    if math.isfinite(growth.steps_per_s) and growth.steps_per_s > 0:
+        return f" (resets every ~{growth.window_s * growth.steps_per_s / growth.resets:,.0f} steps)"
+    return f" (resets every ~{units.format_duration(growth.window_s / growth.resets)})"
+
+
 def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
     """A signal that keeps dropping back is judged by its troughs, not its slope."""
     floor, (lo, hi) = growth.floor_per_s, growth.floor_ci95
@@ -134,8 +143,10 @@ def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
         return None
     moves = fmt_rate(growth, floor, "s")
     if hi < rate:
-        return Verdict("NO_LEAK", [f"{name} rises and falls back {growth.resets} times to a floor that moves {moves}: "
-                                   "memory is released periodically (a sawtooth), not leaked."], growth.signal)
+        period = _period(growth)
+        return Verdict("NO_LEAK", [f"{name} rises and falls back {growth.resets} times{period} to a floor that moves "
+                                   f"{moves}: bounded, memory is released periodically (a sawtooth), not leaked."],
+                       growth.signal)
     if math.isfinite(lo) and lo > 0 and floor >= rate:
         return Verdict("LEAK", [f"{name} falls back {growth.resets} times, but the floor it returns to rises {moves} "
                                 f"(95% CI {fmt_rate(growth, lo, 's')} to {fmt_rate(growth, hi, 's')}): a leak under a periodic clear."],
@@ -144,6 +155,21 @@ def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
     return Verdict("INCONCLUSIVE", [f"{name} falls back {growth.resets} times to a floor that moves {moves}; too few cycles "
                                     f"to tell that from the {_threshold_text(growth, rate)} threshold."],
                    growth.signal, more if math.isfinite(more) else growth.window_s)
+
+
+def _wander(growth: Growth, name: str) -> Verdict | None:
+    """Process memory that moves up and down without a trend: no significant slope, and no
+    new high in the last third of the run above the highest point before it. A leak,
+    however noisy, keeps setting new highs; a stationary wander (arenas and thread stacks
+    coming and going) sets them ever more rarely."""
+    lo, _ = growth.ci95
+    if growth.signal not in PROCESS_SIGNALS or not (lo <= 0 < growth.ci95[1]):
+        return None
+    if not (math.isfinite(growth.tail_high) and math.isfinite(growth.head_high)) or growth.tail_high > growth.head_high:
+        return None
+    return Verdict("NO_LEAK", [f"{name} wanders within {units.format_size(growth.span)} without a trend "
+                               f"(slope {fmt_rate(growth, growth.bytes_per_s, 's')}, its interval includes zero) and set no "
+                               "new high in the last third of the run: bounded, not leaking."], growth.signal)
 
 
 def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
@@ -172,7 +198,9 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
         rise = max(b, head) if math.isfinite(head) else b
         tail, tail_hi = growth.tail_per_s, growth.tail_ci95[1]
         # A slow leak climbs in allocator steps: a tail shorter than two steps may sit flat.
-        tail_sees_steps = not math.isfinite(growth.max_jump) or rise * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump
+        # (Process memory only: block counts move by single objects.)
+        tail_sees_steps = (growth.signal not in PROCESS_SIGNALS or not math.isfinite(growth.max_jump)
+                           or rise * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump)
         if math.isfinite(tail) and tail < thresholds.plateau_ratio * rise and tail_sees_steps:
             if tail_hi < rise:
                 return Verdict("PLATEAU", [f"{name} rose ({fmt_rate(growth, rise, 's')} before the last third of the run), "
@@ -183,6 +211,9 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
                            growth.signal, max(growth.window_s, interval_s if math.isfinite(interval_s) else 0.0))
         if significant:
             return Verdict("LEAK", [f"{name} grows {what}, steadily to the end of the run."], growth.signal)
+    wander = _wander(growth, name)
+    if wander is not None:
+        return wander
     target = b if b >= rate else rate - max(b, 0.0)
     more = _more_time(growth, target)
     return Verdict("INCONCLUSIVE", [f"{name} grows {what}: the interval is too wide to tell it from the "

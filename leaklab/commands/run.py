@@ -17,8 +17,11 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.argument("scenario")
 @click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
-@click.option("--duration", "-d", type=clitypes.DURATION, help="Run for this long (90s, 15m, 2h). Default 30s unless --steps is given.")
+@click.option("--duration", "-d", type=clitypes.DURATION,
+              help="Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident.")
 @click.option("--steps", "-n", type=click.IntRange(min=1), help="Run this many steps (with --duration: whichever comes first).")
+@click.option("--max-duration", type=clitypes.DURATION,
+              help="With neither --steps nor --duration: stop here if the verdict is not confident yet (default 5m).")
 @click.option("--rate", "-r", type=clitypes.RATE, help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.")
 @click.option("--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval.")
 @click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.")
@@ -35,7 +38,7 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @_service_options.options
 def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
-            rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
+            max_duration: float | None, rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
             profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
             include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
             progress: bool | None, as_json: bool, **service: Any) -> None:
@@ -49,6 +52,10 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
 
     if interval <= 0:
         raise click.BadParameter("must be positive", param_hint="--interval")
+    if max_duration is not None and (duration is not None or steps is not None):
+        raise click.UsageError("--max-duration bounds a run of no set length: drop it, or drop --duration/--steps")
+    if max_duration is not None and max_duration <= 0:
+        raise click.BadParameter("must be positive", param_hint="--max-duration")
     try:
         explicit = [name.strip() for item in probe_names for name in item.split(",") if name.strip()]
         probe_options: dict[str, Any] = {}
@@ -60,6 +67,7 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
             interval_s=interval, warmup=warmup, max_rss=max_rss, include_children=include_children,
             out=out, probes=probes.resolve(profile, explicit), probe_options=probe_options, profile=profile,
             max_errors=max_errors, progress=progress, argv=["leaklab", *sys.argv[1:]],
+            max_duration_s=max_duration, stop_rule=_stop_rule(duration, steps, max_duration),
             **_service_options.config_fields(service),
         )
         prepared = runner.prepare(config)
@@ -81,6 +89,16 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
 
             click.echo(format_summary(analysis))
     sys.exit(result.exit_code)
+
+
+def _stop_rule(duration: float | None, steps: int | None, max_duration: float | None) -> Any:
+    """A run of no set length stops when the sequential verdict is confident."""
+    if duration is not None or steps is not None:
+        return None
+    from leaklab.analysis.sequential import SequentialStop
+    from leaklab.runner.parent import DEFAULT_MAX_DURATION_S
+
+    return SequentialStop(max_duration or DEFAULT_MAX_DURATION_S)
 
 
 def _analyze(run_dir: Any) -> Any:

@@ -2,13 +2,15 @@
 
 from leaklab.runner.parent import (
     EXIT_CODES,
+    Look,
     Prepared,
     RunConfig,
     RunResult,
+    StopRule,
     default_max_rss,
     prepare,
     run,
 )
 from leaklab.runner.supervisor import RecyclePolicy
 
-__all__ = ["EXIT_CODES", "Prepared", "RecyclePolicy", "RunConfig", "RunResult", "default_max_rss", "prepare", "run"]
+__all__ = ["EXIT_CODES", "Look", "Prepared", "RecyclePolicy", "RunConfig", "RunResult", "StopRule", "default_max_rss", "prepare", "run"]

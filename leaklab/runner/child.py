@@ -28,9 +28,16 @@ from typing import Any
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
+from leaklab.runner.heap import CollectedHeap, SelfRss
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
+#: A step-bounded run is sampled about this many times, whatever its length.
+SAMPLES_PER_RUN = 200
+#: Forced full collections wanted per run (each only when the budget allows it).
+COLLECTIONS_PER_RUN = 32
+#: Share of the run's time that forced collections may take.
+COLLECT_BUDGET = 0.02
 
 
 class Reporter:
@@ -108,6 +115,14 @@ class StepLoop:
         self.deadline: float | None = spec.get("deadline")
         self.rate: float | None = spec.get("rate")
         self.interval: float = float(spec.get("interval", 0.5))
+        #: sample at step boundaries too, so a short step-bounded run still has a trend
+        self.sample_every: int | None = max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
+        self.self_rss = SelfRss()
+        self.heap = CollectedHeap(
+            COLLECT_BUDGET,
+            spacing_s=(self.duration / COLLECTIONS_PER_RUN) if self.duration else (None if self.max_steps else 4 * self.interval),
+            spacing_steps=max(1, self.max_steps // COLLECTIONS_PER_RUN) if self.max_steps else None,
+        )
         self.max_errors: int = int(spec.get("max_errors", 0))
         warmup = spec.get("warmup") or {}
         self.warmup_steps: int | None = warmup.get("steps")
@@ -153,18 +168,31 @@ class StepLoop:
             self.call_probes("tick")
 
     def sample(self, final: bool = False) -> None:
+        if final or self.steps == 0:
+            # The first and last samples pin both ends of the post-collection series;
+            # the first one happens before any step, so it is not charged to the budget.
+            if gc.isenabled():
+                self.heap.collect()
+                if self.steps == 0 and not final:
+                    self.heap.spent_s = 0.0
+        else:
+            self.heap.maybe_collect(self.steps)
         gen0, gen1, gen2 = gc.get_count()
         row: dict[str, Any] = {
             "type": "sample",
             "t": self.now(),
             "steps": self.steps,
             "allocated_blocks": sys.getallocatedblocks(),
+            "child_rss": self.self_rss.read(),
             "gc_gen0": gen0,
             "gc_gen1": gen1,
             "gc_gen2": gen2,
             "gc_collections": sum(s["collections"] for s in gc.get_stats()),
             "errors": self.errors,
         }
+        collected = self.heap.take()
+        if collected is not None:
+            row["collected_blocks"] = collected
         self.ctx.steps, self.ctx.t = self.steps, row["t"]
         self.ctx.done = self.ctx.done or final
         for probe in list(self.probes):
@@ -238,7 +266,11 @@ class StepLoop:
             self.ctx.steps, self.ctx.t = self.steps, self.now()
             self.reporter.event("warmup_end", self.now(), steps=self.steps)
             self.call_probes("warmup_end")
-        self.sample_if_due()
+        if self.sample_every is not None and self.steps % self.sample_every == 0:
+            self.sample()
+            self.next_sample = time.monotonic() + self.interval
+        else:
+            self.sample_if_due()
         if (self.max_steps is not None and self.steps >= self.max_steps
                 or self.duration is not None and time.monotonic() - self.start >= self.duration
                 or self.deadline is not None and time.monotonic() >= self.deadline):
@@ -387,6 +419,9 @@ def run(spec: dict[str, Any]) -> int:
         step_loop.request_stop("failed")
     step_loop.sample(final=True)
     loop_s = time.monotonic() - step_loop.start
+    step_loop.heap.close()
+    step_loop.self_rss.close()
+    reporter.event("collections", now(), **step_loop.heap.summary())
     step_loop.call_probes("finish")
     ctx.state = None
     if step_loop.all_probes:

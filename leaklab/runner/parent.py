@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -43,8 +43,17 @@ EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "interrupted": 13
 CAP_POLL_S = 0.1
 #: Seconds the child gets to run teardown after a stop request before it is killed.
 DEFAULT_STOP_TIMEOUT_S = 10.0
-DEFAULT_DURATION_S = 30.0
+#: With neither --steps nor --duration a run stops once its verdict is confident, or at this.
+DEFAULT_MAX_DURATION_S = 300.0
 DEFAULT_INTERVAL_S = 0.5
+#: A run of known length is sampled about this many times (at least every interval).
+SAMPLES_PER_RUN = 200
+#: The shortest sampling interval the parent asks for.
+MIN_INTERVAL_S = 0.01
+#: Sampling interval of a run that stops when its verdict is confident (looks need points early).
+UNTIL_CONFIDENT_INTERVAL_S = 0.1
+#: Warm-up of a run that stops when its verdict is confident (each look also skips 10% of its time).
+UNTIL_CONFIDENT_WARMUP_S = 1.0
 #: Fraction of the run recorded as warm-up when --warmup is not given.
 DEFAULT_WARMUP_FRACTION = 0.1
 
@@ -60,6 +69,28 @@ def address_space_backstop(max_rss: int) -> int:
     """RLIMIT_AS for the child: far enough above the RSS cap for virtual reservations
     (thread stacks, arenas, mmaps) to fit, low enough to stop one giant allocation."""
     return max(4 * max_rss, max_rss + 8 * 2**30)
+
+
+@dataclass
+class Look:
+    """What one look at the data so far says: stop or not, and a line for the progress bar."""
+
+    decided: bool
+    text: str
+    #: where the analysed window started ({"t": ..., "steps": ...}): recorded as the warm-up's end
+    window_start: dict[str, Any] | None = None
+    label: str = ""
+
+
+class StopRule(Protocol):
+    """Looks at a run while it records (``leaklab.analysis.sequential`` implements it)."""
+
+    next_at: float  # run time (seconds) of the next look
+    looks: int
+
+    def look(self, run_dir: Path, t: float) -> Look: ...
+
+    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -88,6 +119,10 @@ class RunConfig:
     request_timeout_s: float = load_mod.DEFAULT_TIMEOUT_S
     #: restart the child on a memory limit and after crashes (None: a crash ends the run)
     recycle: RecyclePolicy | None = None
+    #: with neither steps nor duration: the longest the run may take before its verdict is confident
+    max_duration_s: float | None = None
+    #: with neither steps nor duration: decides when the verdict is confident (see :class:`StopRule`)
+    stop_rule: StopRule | None = None
 
 
 @dataclass
@@ -137,6 +172,11 @@ class Prepared:
     steps: int | None
     warmup: dict[str, Any]
     max_rss: int
+    #: seconds between time-driven samples (the asked interval, shortened so a run of known
+    #: length gets about SAMPLES_PER_RUN samples)
+    sample_interval_s: float = DEFAULT_INTERVAL_S
+    #: neither steps nor duration was given: the stop rule ends the run, at max_duration_s at the latest
+    until_confident: bool = False
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -151,10 +191,13 @@ def prepare(config: RunConfig) -> Prepared:
     if config.serve and rate is None:
         raise scenario_mod.ScenarioError("--serve needs a request rate: pass --rate (for example --rate 37/s)")
     duration_s, steps = config.duration_s, config.steps
-    if duration_s is None and steps is None:
-        duration_s = DEFAULT_DURATION_S
+    until_confident = duration_s is None and steps is None
+    if until_confident:
+        duration_s = config.max_duration_s or DEFAULT_MAX_DURATION_S
     if config.warmup is not None:
         warmup = {"steps": config.warmup.steps} if config.warmup.steps is not None else {"seconds": config.warmup.seconds}
+    elif until_confident:
+        warmup = {"seconds": min(UNTIL_CONFIDENT_WARMUP_S, (duration_s or 0) * DEFAULT_WARMUP_FRACTION)}
     elif steps is not None:
         warmup = {"steps": int(steps * DEFAULT_WARMUP_FRACTION)}
     else:
@@ -166,7 +209,12 @@ def prepare(config: RunConfig) -> Prepared:
         raise scenario_mod.ScenarioError(
             f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
             f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
-    return Prepared(config, scenario, variant, params, rate, duration_s, steps, warmup, max_rss)
+    interval = config.interval_s
+    if until_confident:
+        interval = min(interval, UNTIL_CONFIDENT_INTERVAL_S)
+    elif duration_s is not None:
+        interval = min(interval, max(duration_s / SAMPLES_PER_RUN, MIN_INTERVAL_S))
+    return Prepared(config, scenario, variant, params, rate, duration_s, steps, warmup, max_rss, interval, until_confident)
 
 
 def _versions() -> dict[str, str]:
@@ -189,6 +237,8 @@ def _host() -> dict[str, Any]:
 
 
 class _Progress:
+    MIN_REFRESH_S = 0.1
+
     def __init__(self, prepared: Prepared, enabled: bool | None) -> None:
         from tqdm import tqdm
 
@@ -200,15 +250,25 @@ class _Progress:
             dynamic_ncols=True, leave=True, file=sys.stderr,
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
+        self.refreshed = -math.inf
+        self.look = ""
 
     def update(self, t_steps: float, steps: int, rate: float, rss: int | None, growth: int | None) -> None:
+        now = time.monotonic()
+        if now - self.refreshed < self.MIN_REFRESH_S:
+            return  # samples can come hundreds of times a second; a terminal needs ten
+        self.refreshed = now
         target = steps if self.by_steps else min(t_steps, self.bar.total or t_steps)
         self.bar.n = round(target, 1) if not self.by_steps else target
-        self.bar.set_postfix_str(
-            f"steps={steps} {rate:,.0f}/s rss={units.format_size(rss)} growth={units.format_size(growth, signed=True)}",
-            refresh=False,
-        )
+        text = f"steps={steps} {rate:,.0f}/s rss={units.format_size(rss)} growth={units.format_size(growth, signed=True)}"
+        if self.look:
+            text += f" | {self.look}"
+        self.bar.set_postfix_str(text, refresh=False)
         self.bar.refresh()
+
+    def note(self, look: str) -> None:
+        """The latest look's estimate and how close it is to a decision."""
+        self.look = look
 
     def close(self) -> None:
         self.bar.close()
@@ -238,6 +298,9 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
             "steps": prepared.steps,
             "rate": prepared.rate,
             "interval_s": config.interval_s,
+            "sample_interval_s": prepared.sample_interval_s,
+            "until_confident": prepared.until_confident,
+            "stop_rule": config.stop_rule.describe() if prepared.until_confident and config.stop_rule else None,
             "warmup": prepared.warmup,
             "max_rss": prepared.max_rss,
             "include_children": config.include_children,
@@ -260,7 +323,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
         "steps": None if config.serve else prepared.steps,
         "duration_s": None if config.serve else prepared.duration_s,
         "rate": None if config.serve else prepared.rate,
-        "interval": config.interval_s,
+        "interval": prepared.sample_interval_s,
         "warmup": prepared.warmup,
         "max_errors": config.max_errors,
         "probes": config.probes,
@@ -330,6 +393,9 @@ class _Session:
         self.deadline: float | None = None  # time.monotonic() when a recycled step run must end
         self.base_steps = 0  # steps of the generations before the current one
         self.base_errors = 0
+        self.stop_rule = config.stop_rule if prepared.until_confident else None
+        self.decided: Look | None = None  # the look that found the verdict confident
+        self.last_uss_t = -math.inf
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -421,7 +487,7 @@ class _Session:
                     next_cap_check = now + CAP_POLL_S
                 current = self.current
                 if (self.status is None and current is not None and current.alive
-                        and now - self.last_sample_t >= 2 * self.config.interval_s
+                        and now - self.last_sample_t >= max(2 * self.prepared.sample_interval_s, CAP_POLL_S)
                         and current.number not in self.finishing):
                     self._write_sample(current, {})  # the child is busy in setup or a long step: RSS still counts
                 self._enforce_deadlines()
@@ -429,11 +495,36 @@ class _Session:
                     self._stop_service()
                 if self.supervisor is not None and self.status is None and not self.final_stop and not self.ended:
                     self._supervise(now)
+                if self.stop_rule is not None and self.decided is None and self.status is None and now >= self.stop_rule.next_at:
+                    self._look(now)
                 if self._over():
                     break
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _look(self, now: float) -> None:
+        """Ask the stop rule about the samples so far; stop the run once it is confident."""
+        assert self.stop_rule is not None
+        try:
+            look = self.stop_rule.look(self.writer.path, now)
+        except Exception as exc:  # a look that fails must not end the recording
+            self.writer.event("look_error", now, error=f"{type(exc).__name__}: {exc}")
+            self.stop_rule = None
+            return
+        self.progress.note(look.text)
+        if not look.decided:
+            return
+        self.decided = look
+        self.writer.event("decided", now, label=look.label, looks=self.stop_rule.looks, text=look.text,
+                          window_start=look.window_start)
+        if look.window_start:
+            self.writer.update_meta(warmup_end=look.window_start)
+        if self.load is not None:
+            self.load.stop()  # the service run then ends as when its load is over
+            return
+        for gen in self._live():
+            self._stop(gen, "decided", signal.SIGTERM, self.config.stop_timeout_s)
 
     def _over(self) -> bool:
         # Exit handled, not just finished: a child that exits between the loop's exit check
@@ -541,13 +632,18 @@ class _Session:
             gen.stop_deadline = min(gen.stop_deadline or math.inf, time.monotonic() + self.config.stop_timeout_s)
 
     def _write_sample(self, gen: Generation, message: dict[str, Any], rss: int | None = None) -> None:
-        if rss is None:
+        t = self.now()
+        if rss is None and t - self.last_uss_t >= self.config.interval_s:
+            # USS walks the process's mappings: once per asked interval, however often steps are sampled.
             rss, uss = gen.memory.rss_uss()
+            if uss is not None:
+                self.last_uss_t = t
+        elif rss is None:
+            rss, uss = gen.memory.rss(), None
         else:
             uss = None
         if rss is None:
             return
-        t = self.now()
         message = {k: v for k, v in message.items() if k not in ("type", "ack")}
         if message:
             gen.last = message
@@ -726,7 +822,7 @@ class _Session:
                 self._write_restart(unfinished)
         if self.status is None:
             reason = done.get("reason")
-            if self.final_stop and reason in (None, "interrupted"):
+            if (self.final_stop or self.decided is not None) and reason in (None, "interrupted"):
                 # The parent stopped the service because the load was over (a generation may have
                 # been stopped while it was still starting, before it could say anything).
                 reason = "completed"
