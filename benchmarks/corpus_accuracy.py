@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import fnmatch
 import json
 import math
@@ -57,16 +58,14 @@ def _constants(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
+            with contextlib.suppress(ValueError):
                 found[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
     return found
 
 
-def cases(pattern: str = "*") -> list[Case]:
+def cases(pattern: str = "*", corpus: Path = CORPUS) -> list[Case]:
     found = []
-    for path in sorted(CORPUS.glob("*.py")):
+    for path in sorted(corpus.glob("*.py")):
         if path.name.startswith("_") or not fnmatch.fnmatch(path.stem, pattern):
             continue
         c = _constants(path)
@@ -120,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
     parser.add_argument("--max-duration", type=float, default=120.0, help="seconds, for the auto way")
     parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of cases")
     args = parser.parse_args(argv)
     ways = [w for w in args.ways.split(",") if w]
-    chosen = cases(args.cases)
+    chosen = cases(args.cases, args.corpus)
     out = Path(tempfile.mkdtemp(prefix="leaklab-corpus-"))
     results: list[dict[str, Any]] = []
     started = time.monotonic()

@@ -132,6 +132,27 @@ def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, An
     return y, mask, None
 
 
+def _settled(columns: dict[str, list[float]], mask: np.ndarray, steps: np.ndarray, generation: np.ndarray
+             ) -> tuple[float, float]:
+    """Blocks per step after full collections (first to last reading in the window, one
+    generation) and of the raw readings (least squares), NaN where they cannot be told."""
+    n = len(mask)
+    raw = np.asarray(columns.get("allocated_blocks") or [math.nan] * n, dtype=float)
+    collected = np.asarray(columns.get("collected_blocks") or [math.nan] * n, dtype=float)
+    rows = mask & np.isfinite(steps)
+    if rows.any():
+        rows &= generation == generation[rows][-1]
+    raw_rows = rows & np.isfinite(raw)
+    raw_slope = math.nan
+    if raw_rows.sum() >= 3 and np.ptp(steps[raw_rows]) > 0:
+        raw_slope = float(np.polyfit(steps[raw_rows], raw[raw_rows], 1)[0])
+    at = np.flatnonzero(rows & np.isfinite(collected))
+    span = np.ptp(steps[rows]) if rows.any() else 0.0
+    if len(at) < 2 or span <= 0 or steps[at[-1]] - steps[at[0]] < span / 2:
+        return math.nan, raw_slope
+    return float((collected[at[-1]] - collected[at[0]]) / (steps[at[-1]] - steps[at[0]])), raw_slope
+
+
 @dataclass
 class Measured:
     """Growth and verdict of a run's signals, without attribution (what a look while recording needs)."""
@@ -169,6 +190,8 @@ def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | 
         g = growth_mod.estimate(signal, t[rows], steps[rows], y[rows], generation[rows], options)
         if note:
             g.notes.append(note)
+        if signal == "blocks":
+            g.settled_per_step, g.raw_per_step = _settled(columns, mask, steps, generation)
         growth[signal] = g
     per_signal = {s: verdict_mod.judge(g.at_level(level), thresholds, interval) for s, g in growth.items()}
     verdict = verdict_mod.combine(growth, per_signal)

@@ -77,6 +77,10 @@ class Growth:
     block_len: int = 0
     tail_per_s: float = math.nan  # slope over the last ``tail_fraction`` of the window
     tail_ci95: tuple[float, float] = (math.nan, math.nan)
+    tail_per_step: float = math.nan  # the same two slopes per step (NaN where steps are unknown)
+    tail_ci95_per_step: tuple[float, float] = (math.nan, math.nan)
+    head_per_step: float = math.nan
+    head_ci95_per_step: tuple[float, float] = (math.nan, math.nan)
     tail_high: float = math.nan  # highest bin median in the tail
     head_high: float = math.nan  # highest bin median before the tail
     head_per_s: float = math.nan  # slope over the window before the tail
@@ -85,10 +89,16 @@ class Growth:
     floor_per_s: float = math.nan  # slope of the troughs between resets (when resets >= 2)
     floor_ci95: tuple[float, float] = (math.nan, math.nan)
     max_jump: float = math.nan  # largest single rise between bins (allocator step size)
+    max_fall: float = math.nan  # the same for falls
     first: float = math.nan  # median of the first bin
     last: float = math.nan  # median of the last bin
     span: float = math.nan  # robust range of the bin medians (max - min)
     generations: int = 1
+    #: blocks only: the count after full collections, from its first to its last reading in
+    #: the window, per step (NaN without two readings): what really stayed alive
+    settled_per_step: float = math.nan
+    #: blocks only: the slope of every raw reading per step, garbage included
+    raw_per_step: float = math.nan
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -124,12 +134,15 @@ class Growth:
         return replace(
             self, ci95=stretch(self.bytes_per_s, self.ci95), ci95_per_step=stretch(self.bytes_per_step, self.ci95_per_step),
             tail_ci95=stretch(self.tail_per_s, self.tail_ci95), head_ci95=stretch(self.head_per_s, self.head_ci95),
+            tail_ci95_per_step=stretch(self.tail_per_step, self.tail_ci95_per_step),
+            head_ci95_per_step=stretch(self.head_per_step, self.head_ci95_per_step),
             floor_ci95=stretch(self.floor_per_s, self.floor_ci95),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95"):
+        for key in ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95", "tail_ci95_per_step",
+                    "head_ci95_per_step"):
             data[key] = [_clean(v) for v in data[key]]
         return {k: _clean(v) if isinstance(v, float) else v for k, v in data.items()}
 
@@ -383,6 +396,11 @@ def max_jump(by: np.ndarray) -> float:
     return float(max(np.sort(np.diff(smooth))[-3], 0.0))
 
 
+def max_fall(by: np.ndarray) -> float:
+    """:func:`max_jump` of the falls: a signal that falls as far as it rises wanders."""
+    return max_jump(-by) if len(by) >= 5 else math.nan
+
+
 def _steps_per_s(t: np.ndarray, steps: np.ndarray, group: np.ndarray) -> float:
     done = spent = 0.0
     for g in np.unique(group):
@@ -442,6 +460,10 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
         block_len=whole.block_len,
         tail_per_s=tail_fit.per_s if tail_fit else math.nan,
         tail_ci95=tail_fit.ci if tail_fit else (math.nan, math.nan),
+        tail_per_step=tail_fit.per_step if tail_fit else math.nan,
+        tail_ci95_per_step=tail_fit.ci_step if tail_fit else (math.nan, math.nan),
+        head_per_step=head_fit.per_step if head_fit else math.nan,
+        head_ci95_per_step=head_fit.ci_step if head_fit else (math.nan, math.nan),
         tail_high=float(by[tail].max()) if len(tail) else math.nan,
         head_high=float(by[head].max()) if len(head) else math.nan,
         head_per_s=head_fit.per_s if head_fit else math.nan,
@@ -450,6 +472,7 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
         floor_per_s=floor,
         floor_ci95=floor_ci,
         max_jump=max_jump(by),
+        max_fall=max_fall(by),
         first=float(by[0]),
         last=float(by[-1]),
         span=float(np.ptp(by)),

@@ -1,8 +1,9 @@
 """When to stop a run that has no set length: a sequential verdict that keeps its error rate.
 
 A run started with neither ``--steps`` nor ``--duration`` is looked at while it records,
-at run times that grow geometrically (2 s, 2.5 s, 3.1 s ... up to ``--max-duration``),
-and stops at the first look whose verdict is LEAK, PLATEAU or NO_LEAK. Looking again and
+at run times that grow geometrically (3 s, 3.75 s, 4.7 s ... up to ``--max-duration``),
+and stops at the first look whose verdict is LEAK, PLATEAU or NO_LEAK on at least
+20 samples. Looking again and
 again at data that keeps coming would make a 95% interval exclude the threshold by
 chance sooner or later, so every look judges on intervals at ``1 - alpha / K`` for the K
 looks the schedule allows (Bonferroni): the chance that any look's interval misses the
@@ -28,7 +29,9 @@ from leaklab.analysis.verdict import Thresholds, fmt_rate
 
 #: Family-wise chance that any look's interval misses the true rate.
 ALPHA = 0.05
-FIRST_LOOK_S = 2.0
+FIRST_LOOK_S = 3.0
+#: A look decides only on at least this many samples in its window.
+MIN_LOOK_SAMPLES = 20
 LOOK_RATIO = 1.25
 #: Share of the run so far that each look skips, besides the warm-up.
 SKIP_FRACTION = 0.1
@@ -93,8 +96,8 @@ class SequentialStop:
                     f"[{fmt_rate(growth, lo)}, {fmt_rate(growth, hi)}] {verdict.label}")
         if verdict.label not in DECISIVE and verdict.more_time_s is not None and math.isfinite(verdict.more_time_s):
             text += f", ~{units.format_duration(verdict.more_time_s)} more"
-        decided = verdict.label in DECISIVE
         window = measured.window
+        decided = verdict.label in DECISIVE and int(window.mask.sum()) >= MIN_LOOK_SAMPLES
         start = None
         if decided and math.isfinite(window.t_start):
             start = {"t": window.t_start, "steps": None if not math.isfinite(window.steps_start) else window.steps_start}

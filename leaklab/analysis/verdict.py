@@ -172,8 +172,25 @@ def _wander(growth: Growth, name: str) -> Verdict | None:
                                "new high in the last third of the run: bounded, not leaking."], growth.signal)
 
 
+def _garbage(growth: Growth, thresholds: Thresholds) -> bool:
+    """Blocks rose, but the count after full collections did not: the rise was cyclic
+    garbage waiting for the collector."""
+    return (growth.unit == "blocks" and math.isfinite(growth.settled_per_step)
+            and growth.settled_per_step < thresholds.min_blocks_per_step)
+
+
 def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
     """The verdict of one signal."""
+    verdict = _judge(growth, thresholds, interval_s)
+    if verdict.label == "LEAK" and _garbage(growth, thresholds):
+        name = NAMES.get(growth.signal, growth.signal)
+        return Verdict("NO_LEAK", [f"{name} rose {fmt_rate(growth, growth.bytes_per_step)}, but after full collections "
+                                   f"the count moved {fmt_rate(growth, growth.settled_per_step)} from the start of the "
+                                   "window to its end: the rise was garbage waiting for the collector."], growth.signal)
+    return verdict
+
+
+def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
     name = NAMES.get(growth.signal, growth.signal)
     if growth.n_samples < thresholds.min_samples or not math.isfinite(growth.bytes_per_s):
         missing = thresholds.min_samples - growth.n_samples
@@ -192,25 +209,51 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
         return Verdict("NO_LEAK", [f"{name} grows {what}; the interval stays below the {_threshold_text(growth, rate)} threshold."],
                        growth.signal)
     significant = lo > 0 and b >= rate
-    head, head_lo = growth.head_per_s, growth.head_ci95[0]
-    head_grew = math.isfinite(head) and head_lo > 0 and head >= rate
+    # Head and tail are compared per step where steps are known: a pause without work (a stop
+    # request, a slow final sample) must not read as growth that stopped.
+    per_step = (math.isfinite(growth.bytes_per_step) and math.isfinite(growth.tail_per_step)
+                and math.isfinite(growth.head_per_step) and growth.steps_per_s > 0)
+    if per_step:
+        b_cmp, rate_cmp = growth.bytes_per_step, rate / growth.steps_per_s
+        head, head_lo = growth.head_per_step, growth.head_ci95_per_step[0]
+        tail, (tail_lo, tail_hi) = growth.tail_per_step, growth.tail_ci95_per_step
+    else:
+        b_cmp, rate_cmp = b, rate
+        head, head_lo = growth.head_per_s, growth.head_ci95[0]
+        tail, (tail_lo, tail_hi) = growth.tail_per_s, growth.tail_ci95
+    head_grew = math.isfinite(head) and head_lo > 0 and head >= rate_cmp
     if significant or head_grew:
-        rise = max(b, head) if math.isfinite(head) else b
-        tail, tail_hi = growth.tail_per_s, growth.tail_ci95[1]
+        rise = max(b_cmp, head) if math.isfinite(head) else b_cmp
         # A slow leak climbs in allocator steps: a tail shorter than two steps may sit flat.
-        # (Process memory only: block counts move by single objects.)
-        tail_sees_steps = (growth.signal not in PROCESS_SIGNALS or not math.isfinite(growth.max_jump)
-                           or rise * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump)
-        if math.isfinite(tail) and tail < thresholds.plateau_ratio * rise and tail_sees_steps:
-            if tail_hi < rise:
-                return Verdict("PLATEAU", [f"{name} rose ({fmt_rate(growth, rise, 's')} before the last third of the run), "
-                                           f"then stopped: over the last third it moved {fmt_rate(growth, tail, 's')} "
+        # Only a staircase (process memory that rises in jumps and seldom falls) has such steps;
+        # memory that falls as far as it rises wanders, and block counts move by single objects.
+        staircase = (growth.signal in PROCESS_SIGNALS and math.isfinite(growth.max_jump) and growth.max_jump > 0
+                     and not (math.isfinite(growth.max_fall) and growth.max_fall >= growth.max_jump / 2))
+        rise_per_s = rise * growth.steps_per_s if per_step else rise
+        tail_sees_steps = not staircase or rise_per_s * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump
+        if not math.isfinite(tail):
+            if significant:
+                return Verdict("LEAK", [f"{name} grows {what}, to the end of the run."], growth.signal)
+        else:
+            stopped = tail < thresholds.plateau_ratio * rise and tail_sees_steps
+            if stopped and tail_hi < rise:
+                per = "step" if per_step else "s"
+                return Verdict("PLATEAU", [f"{name} rose ({fmt_rate(growth, rise, per)} before the last third of the run), "
+                                           f"then stopped: over the last third it moved {fmt_rate(growth, tail, per)} "
                                            "(a cache or pool filling to its bound, or a long warm-up)."], growth.signal)
-            return Verdict("INCONCLUSIVE", [f"{name} grows {what}, but the growth may have stopped in the last third "
-                                            f"({fmt_rate(growth, tail, 's')}); run longer to tell a leak from a plateau."],
+            if significant and (tail_lo > 0 or not tail_sees_steps):
+                return Verdict("LEAK", [f"{name} grows {what}, steadily to the end of the run."], growth.signal)
+            no_new_high = math.isfinite(growth.tail_high) and growth.tail_high <= growth.head_high
+            if stopped and no_new_high:
+                label = "PLATEAU" if head_grew else "NO_LEAK"
+                return Verdict(label, [f"{name} moved within {units.format_size(growth.span) if growth.unit == 'bytes' else f'{growth.span:,.0f} blocks'} "
+                                       f"and set no new high in the last third of the run (it moved {fmt_rate(growth, tail, 'step' if per_step else 's')} there): "
+                                       "bounded, a cache filling or allocator wander, not a steady leak."], growth.signal)
+            per = "step" if per_step else "s"
+            return Verdict("INCONCLUSIVE", [f"{name} grows {what}, but the last third of the run does not confirm it "
+                                            f"({fmt_rate(growth, tail, per)}, interval {fmt_rate(growth, tail_lo, per)} to "
+                                            f"{fmt_rate(growth, tail_hi, per)}); run longer to tell a leak from a bound."],
                            growth.signal, max(growth.window_s, interval_s if math.isfinite(interval_s) else 0.0))
-        if significant:
-            return Verdict("LEAK", [f"{name} grows {what}, steadily to the end of the run."], growth.signal)
     wander = _wander(growth, name)
     if wander is not None:
         return wander
@@ -219,6 +262,13 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
     return Verdict("INCONCLUSIVE", [f"{name} grows {what}: the interval is too wide to tell it from the "
                                     f"{_threshold_text(growth, rate)} threshold."], growth.signal,
                    more if math.isfinite(more) else None)
+
+
+def _pending_garbage(blocks: Growth) -> bool:
+    """Garbage piled up between full collections while the live count stayed flat."""
+    threshold = Thresholds().min_blocks_per_step
+    return (math.isfinite(blocks.settled_per_step) and blocks.settled_per_step < threshold
+            and math.isfinite(blocks.raw_per_step) and blocks.raw_per_step >= threshold)
 
 
 def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str | None:
@@ -243,6 +293,13 @@ def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict]) -> Verdic
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
     p_label = per_signal[proc].label if proc else None
     h_label = per_signal[heap].label if heap else None
+    if proc and p_label == "LEAK" and heap == "blocks" and h_label != "LEAK" and _pending_garbage(growth[heap]):
+        g = growth[heap]
+        return Verdict("INCONCLUSIVE", [per_signal[proc].reasons[0],
+                                        f"But Python objects after full collections moved {fmt_rate(g, g.settled_per_step)} "
+                                        f"while the raw count rose {fmt_rate(g, g.raw_per_step)}: the process grew with "
+                                        "garbage the collector had not reached yet, which a longer run tells from a leak."],
+                       proc, growth[proc].window_s)
     if proc and p_label == "LEAK":
         reasons = [per_signal[proc].reasons[0]]
         if heap and h_label == "LEAK":

@@ -116,6 +116,12 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
         else:
             kept = _skip(t, steps, rows, spec)
         mask[kept] = True
+        # Rows at the generation's last step count (waiting for a stop request, a service idle
+        # after its load) add time without work: only the last of them, the final sample, stays.
+        if len(kept):
+            last = steps[kept].max()
+            idle = kept[steps[kept] == last][:-1]  # the last one is the final sample, before teardown
+            mask[idle] = False
     if not mask.any():
         mask = stepping.copy()
         notes.append(f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is analysed, "

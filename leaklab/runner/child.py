@@ -266,6 +266,8 @@ class StepLoop:
             self.ctx.steps, self.ctx.t = self.steps, self.now()
             self.reporter.event("warmup_end", self.now(), steps=self.steps)
             self.call_probes("warmup_end")
+            if gc.isenabled():
+                self.heap.collect()  # the post-collection count where the analysed window starts
         if self.sample_every is not None and self.steps % self.sample_every == 0:
             self.sample()
             self.next_sample = time.monotonic() + self.interval

@@ -51,7 +51,7 @@ SAMPLES_PER_RUN = 200
 #: The shortest sampling interval the parent asks for.
 MIN_INTERVAL_S = 0.01
 #: Sampling interval of a run that stops when its verdict is confident (looks need points early).
-UNTIL_CONFIDENT_INTERVAL_S = 0.1
+UNTIL_CONFIDENT_INTERVAL_S = 0.05
 #: Warm-up of a run that stops when its verdict is confident (each look also skips 10% of its time).
 UNTIL_CONFIDENT_WARMUP_S = 1.0
 #: Fraction of the run recorded as warm-up when --warmup is not given.
