@@ -101,7 +101,7 @@ def test_a_run_of_no_set_length_ends_at_its_maximum_when_nothing_is_certain(tmp_
 def test_the_look_schedule_keeps_the_family_wise_error():
     times = look_times(300)
     assert times[0] == 3.0 and times[-1] == 300
-    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
     level = look_level(len(times))
     assert (1 - level) * len(times) == pytest.approx(0.05)
 
