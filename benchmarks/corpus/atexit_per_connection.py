@@ -4,7 +4,8 @@ the interpreter's atexit list keeps each connection (and its reference cycles) f
 Modelled on ARM-software/devlib issue #676, "atexit handler leaks connection instances":
 ``SshConnection.__init__`` calls ``atexit.register(self.close)``; the bound method holds the
 connection, so no connection is ever freed even after it is closed and dropped. The suggested
-fix is a WeakMethod plus ``atexit.unregister`` (see ``atexit_weakmethod.py``).
+fix is a WeakMethod plus ``atexit.unregister`` (``atexit_unregister_native.py``: that
+stops keeping connections alive, but see there what it still costs on CPython 3.13 and earlier).
 
 Each step opens one connection object (with the small per-connection state a client keeps and
 a reference cycle between the connection and its channel), uses it and closes it.

@@ -20,7 +20,7 @@ import warnings
 
 EXPECTED = "LEAK"
 SHAPE = "steady"
-NATURAL_STEPS = 80_000
+NATURAL_STEPS = 300_000
 SOURCE = "https://github.com/python/cpython/issues/97557"
 AFFECTED = "CPython 3.9, 3.11 warnings (issue open)"
 PER_STEP_BYTES = 250
