@@ -23,7 +23,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 40_000
 SOURCE = "https://github.com/ETS-Next-Gen/writing_observer/pull/192"
 AFFECTED = "writing_observer PR #192 as proposed (2024-10)"
-PER_STEP_BYTES = 1_080
+PER_STEP_BYTES = 990
 
 _BACKGROUND_TASKS: set[asyncio.Task] = set()
 

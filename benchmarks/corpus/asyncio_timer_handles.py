@@ -21,7 +21,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 150_000
 SOURCE = "https://github.com/lexiforest/curl_cffi/issues/164"
 AFFECTED = "curl_cffi 0.5.9-0.5.10"
-PER_STEP_BYTES = 600
+PER_STEP_BYTES = 480
 
 
 class AsyncCurl:

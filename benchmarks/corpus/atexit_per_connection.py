@@ -23,7 +23,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 100_000
 SOURCE = "https://github.com/ARM-software/devlib/issues/676"
 AFFECTED = "devlib before the fix of #676 (2024)"
-PER_STEP_BYTES = 1_500
+PER_STEP_BYTES = 940
 
 
 class Channel:

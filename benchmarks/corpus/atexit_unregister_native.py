@@ -30,7 +30,7 @@ SHAPE = "slow"
 NATURAL_STEPS = 100_000
 SOURCE = "https://github.com/ARM-software/devlib/issues/676"
 AFFECTED = "CPython before 3.14 atexit (measured on 3.11.7)"
-PER_STEP_BYTES = 12
+PER_STEP_BYTES = 15
 
 
 def _close_if_alive(method_ref: weakref.WeakMethod) -> None:

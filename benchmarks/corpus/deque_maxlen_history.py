@@ -19,7 +19,7 @@ from collections import deque
 
 EXPECTED = "NOT_LEAK"
 SHAPE = "plateau"
-NATURAL_STEPS = 200_000
+NATURAL_STEPS = 600_000
 SOURCE = "https://github.com/commaai/opendbc/pull/2601"
 AFFECTED = "opendbc CAN parser (2025-07)"
 

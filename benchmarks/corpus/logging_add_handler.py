@@ -21,7 +21,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 20_000
 SOURCE = "https://github.com/PaddleHQ/paddle-python-sdk/issues/144"
 AFFECTED = "paddle-python-sdk 1.10.0"
-PER_STEP_BYTES = 390
+PER_STEP_BYTES = 393
 
 _LOGGER_NAME = "corpus.paddle.null_logger"
 

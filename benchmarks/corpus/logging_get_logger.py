@@ -21,7 +21,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 15_000
 SOURCE = "https://github.com/vertica/vertica-python/issues/476"
 AFFECTED = "vertica-python as of 2022-12 (issue open)"
-PER_STEP_BYTES = 590
+PER_STEP_BYTES = 570
 
 _PREFIX = "corpus_vertica_"
 

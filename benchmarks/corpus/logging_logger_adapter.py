@@ -20,7 +20,7 @@ import uuid
 
 EXPECTED = "NOT_LEAK"
 SHAPE = "steady"
-NATURAL_STEPS = 100_000
+NATURAL_STEPS = 300_000
 SOURCE = "https://github.com/vertica/vertica-python/issues/476"
 AFFECTED = "vertica-python with the fix suggested in #476"
 

@@ -26,7 +26,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 80_000
 SOURCE = "https://github.com/python/cpython/issues/107028"
 AFFECTED = "CPython 3.11+ logging.handlers.MemoryHandler"
-PER_STEP_BYTES = 700
+PER_STEP_BYTES = 710
 
 _LOGGER_NAME = "corpus.memoryhandler.no_target"
 

@@ -25,7 +25,7 @@ SHAPE = "fast"
 NATURAL_STEPS = 3_000
 SOURCE = "https://github.com/AllenInstitute/ipfx/issues/495"
 AFFECTED = "ipfx as of 2021-02"
-PER_STEP_BYTES = 65_600
+PER_STEP_BYTES = 66_000
 
 _SWEEP_SAMPLES = 8_192  # 64 KB of float64
 

@@ -22,7 +22,7 @@ import os
 
 EXPECTED = "NOT_LEAK"
 SHAPE = "sawtooth"
-NATURAL_STEPS = 60_000
+NATURAL_STEPS = 250_000
 SOURCE = "https://github.com/python/cpython/issues/82962"
 AFFECTED = "CPython 3.9+ logging.handlers.MemoryHandler"
 

@@ -22,7 +22,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 150_000
 SOURCE = "https://github.com/jina-ai/serve/pull/4791"
 AFFECTED = "jina 3.x before PR #4791 (2022-05)"
-PER_STEP_BYTES = 250
+PER_STEP_BYTES = 155
 
 
 class GatewayMetrics:

@@ -24,7 +24,7 @@ SHAPE = "native"
 NATURAL_STEPS = 40_000
 SOURCE = "https://github.com/oetiker/rrdtool-1.x/issues/1381"
 AFFECTED = "rrdtool-1.x Python bindings (open issue, 2026-08)"
-PER_STEP_BYTES = 6_670
+PER_STEP_BYTES = 6_690
 
 _RESULT_BYTES = 6_656  # ~6.5 KB per call in the report
 _ROWS = 60

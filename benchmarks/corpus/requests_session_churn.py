@@ -1,7 +1,7 @@
 """Look-alike (GC noise): a requests.Session is created per request and closed; nothing is kept.
 
 Modelled on psf/requests issue #4601, "Requests memory leak": a session per request looked
-like a leak in the thread; the reporter's measurements show that calling ``Session.close()``
+like a leak in the thread; a commenter's measurements show that calling ``Session.close()``
 and ``Response.close()`` keeps memory stable. A closed session and its adapters, pool manager
 and response form reference cycles that wait for the cyclic collector, so allocated blocks go
 up and down while RSS stays flat.

@@ -26,7 +26,7 @@ SHAPE = "slow"
 NATURAL_STEPS = 30_000
 SOURCE = "https://github.com/tradeparadex/paradex-py/pull/172"
 AFFECTED = "paradex-py before PR #172 (2026-08)"
-PER_STEP_BYTES = 42
+PER_STEP_BYTES = 43
 
 _UNANSWERED_EVERY = 8  # one request in 8 hits the caller's deadline
 

@@ -31,7 +31,7 @@ SHAPE = "fast"
 NATURAL_STEPS = 200
 SOURCE = "https://github.com/VeNoMouS/cloudscraper/issues/328"
 AFFECTED = "cloudscraper with rotate_tls_ciphers=True (2026-03)"
-PER_STEP_BYTES = 855_000
+PER_STEP_BYTES = 854_000
 
 _CIPHER_ROTATION = ["ECDHE+AESGCM", "ECDHE+CHACHA20", "DHE+AESGCM", "ECDHE+AES"]
 

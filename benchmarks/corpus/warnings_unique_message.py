@@ -23,7 +23,7 @@ SHAPE = "steady"
 NATURAL_STEPS = 300_000
 SOURCE = "https://github.com/python/cpython/issues/97557"
 AFFECTED = "CPython 3.9, 3.11 warnings (issue open)"
-PER_STEP_BYTES = 250
+PER_STEP_BYTES = 196
 
 
 def _drop(*args, **kwargs) -> None:
