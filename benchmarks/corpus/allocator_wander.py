@@ -1,4 +1,6 @@
-"""Look-alike (allocator wander): worker threads come and go, each allocating and freeing
+"""Look-alike (allocator wander): short-lived threads and glibc arenas move RSS without a trend.
+
+Look-alike (allocator wander): worker threads come and go, each allocating and freeing
 megabytes of buffers; glibc's per-thread arenas make RSS drift up and down without a trend
 while Python's allocated blocks stay flat.
 

@@ -1,4 +1,6 @@
-"""Asyncio leak: an executor keeps every future it created in a list that is only cleared by a
+"""Asyncio leak: an executor keeps every future it made (graphql-core AsyncioExecutor).
+
+Asyncio leak: an executor keeps every future it created in a list that is only cleared by a
 method the async path never calls (graphql-core AsyncioExecutor).
 
 Modelled on graphql-python/graphql-core-legacy issue #104, "AsyncioExecutor stores every

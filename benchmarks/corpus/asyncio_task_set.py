@@ -1,4 +1,6 @@
-"""Asyncio leak: background tasks are kept in a set so they are not collected mid-run, and are
+"""Asyncio leak: finished background tasks are never removed from the set that holds them.
+
+Asyncio leak: background tasks are kept in a set so they are not collected mid-run, and are
 never removed from it when they finish.
 
 Modelled on ETS-Next-Gen/writing_observer pull request #192, "Addressed weak reference for

@@ -1,4 +1,6 @@
-"""Look-alike (flat): background tasks are kept in a set while they run and discard themselves
+"""Look-alike: background tasks held in a set discard themselves when done.
+
+Look-alike (flat): background tasks are kept in a set while they run and discard themselves
 when done, as the asyncio documentation recommends; the set stays small.
 
 Modelled on bakdata/streams-explorer pull request #290, "Fix asyncio tasks reference to

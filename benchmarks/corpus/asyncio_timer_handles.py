@@ -1,4 +1,6 @@
-"""Asyncio leak: a timeout TimerHandle per request from loop.call_later, kept in a list and never
+"""Asyncio leak: a call_later TimerHandle per request, kept and never cancelled (curl_cffi).
+
+Asyncio leak: a timeout TimerHandle per request from loop.call_later, kept in a list and never
 cancelled (curl_cffi AsyncCurl).
 
 Modelled on lexiforest/curl_cffi issue #164, "AsyncCurl TimerHandle leaks": AsyncCurl keeps

@@ -1,4 +1,6 @@
-"""Cycle kept alive by a global: every connection registers ``atexit.register(self.close)``, so
+"""Leak through a global: atexit.register(self.close) per connection keeps every connection.
+
+Cycle kept alive by a global: every connection registers ``atexit.register(self.close)``, so
 the interpreter's atexit list keeps each connection (and its reference cycles) forever.
 
 Modelled on ARM-software/devlib issue #676, "atexit handler leaks connection instances":

@@ -1,4 +1,6 @@
-"""Slow native leak: per-connection exit hooks that are registered and unregistered (the fix
+"""Slow native leak: atexit register/unregister per object grows CPython's callback array.
+
+Slow native leak: per-connection exit hooks that are registered and unregistered (the fix
 for the atexit leak) still grow CPython's C array of atexit callbacks by one slot per object.
 
 Modelled on ARM-software/devlib issue #676, "atexit handler leaks connection instances", whose

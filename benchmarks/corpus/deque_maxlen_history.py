@@ -1,4 +1,6 @@
-"""Look-alike (plateau): a per-message history kept in ``collections.deque(maxlen=N)`` fills and
+"""Look-alike (plateau): per-message histories in deque(maxlen=500) fill and stop growing.
+
+Look-alike (plateau): a per-message history kept in ``collections.deque(maxlen=N)`` fills and
 then drops its oldest entry for each new one.
 
 Modelled on commaai/opendbc pull request #2601, "parser: optimize MessageState buffer

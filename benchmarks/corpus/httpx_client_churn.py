@@ -1,4 +1,6 @@
-"""Look-alike (GC noise): an httpx.Client, with its own SSLContext, is created for one request and
+"""Look-alike (GC noise): an httpx.Client and its SSLContext per request, closed each time.
+
+Look-alike (GC noise): an httpx.Client, with its own SSLContext, is created for one request and
 closed, every time; the clients form reference cycles that the cyclic collector frees.
 
 Modelled on encode/httpx issue #978, "Memory leak when creating lots of AsyncClient contexts":

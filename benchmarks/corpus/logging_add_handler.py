@@ -1,4 +1,6 @@
-"""Logging leak: every client instance adds a new NullHandler to a shared module logger.
+"""Logging leak: every client adds a new NullHandler to a shared logger (paddle-python-sdk).
+
+Logging leak: every client instance adds a new NullHandler to a shared module logger.
 
 Modelled on PaddleHQ/paddle-python-sdk issue #144, "Memory leak: Client.null_logger() adds a
 new NullHandler on every instantiation": ``Client.__init__`` calls

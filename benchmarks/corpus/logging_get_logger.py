@@ -1,4 +1,6 @@
-"""Logging leak: every connection creates a logger with a unique name, and the logging manager
+"""Logging leak: a logger with a unique name per connection, kept forever (vertica-python).
+
+Logging leak: every connection creates a logger with a unique name, and the logging manager
 keeps every logger it ever created.
 
 Modelled on vertica/vertica-python issue #476, "Connection Loggers Leaking Memory": each

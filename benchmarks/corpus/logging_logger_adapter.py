@@ -1,4 +1,6 @@
-"""Look-alike (flat): connections share one module logger and add their identity through a
+"""Look-alike: one shared logger plus a LoggerAdapter per connection; nothing accumulates.
+
+Look-alike (flat): connections share one module logger and add their identity through a
 LoggerAdapter, the fix suggested for the per-connection logger leak; no logger accumulates.
 
 Modelled on vertica/vertica-python issue #476, "Connection Loggers Leaking Memory": the

@@ -1,4 +1,6 @@
-"""Logging leak: a MemoryHandler without a target never clears its buffer, so every record it
+"""Logging leak: a MemoryHandler without a target never clears its buffer.
+
+Logging leak: a MemoryHandler without a target never clears its buffer, so every record it
 handles stays in memory.
 
 Modelled on python/cpython issue #107028, "Ambiguity in documentation of

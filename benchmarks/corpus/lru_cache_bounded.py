@@ -1,4 +1,6 @@
-"""Look-alike (plateau): ``functools.lru_cache(maxsize=...)`` fills up and then evicts; memory
+"""Look-alike (plateau): lru_cache(maxsize=200_000) fills, then evicts; memory stops growing.
+
+Look-alike (plateau): ``functools.lru_cache(maxsize=...)`` fills up and then evicts; memory
 rises while it fills and is flat afterwards.
 
 Modelled on python/cpython issue #148459, "Memory leak when use lru_cache": memory grew while

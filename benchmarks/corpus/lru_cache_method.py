@@ -1,4 +1,6 @@
-"""Fast, big leak: ``functools.lru_cache`` on a method keeps every instance (``self`` is part of
+"""Fast leak: lru_cache on a method keeps every instance and its 64 KB of data (ipfx).
+
+Fast, big leak: ``functools.lru_cache`` on a method keeps every instance (``self`` is part of
 the key), and with it each instance's loaded data.
 
 Modelled on AllenInstitute/ipfx issue #495, "Memory leak due to LRU cache in method of

@@ -1,4 +1,6 @@
-"""Look-alike (sawtooth): a MemoryHandler with a capacity and a target buffers records and
+"""Look-alike (sawtooth): a MemoryHandler fills 2,000 records, flushes to its target, repeats.
+
+Look-alike (sawtooth): a MemoryHandler with a capacity and a target buffers records and
 flushes them to the target when full; the buffer fills and empties again and again.
 
 Modelled on python/cpython issue #82962 (bpo-38781), "Clear buffer in MemoryHandler flush":

@@ -1,4 +1,6 @@
-"""Steady leak: a metrics helper stores each request's send time in a dict keyed by request id
+"""Steady leak: request start times stored by id and never popped (jina gateway metrics).
+
+Steady leak: a metrics helper stores each request's send time in a dict keyed by request id
 and only reads it back, never removing it.
 
 Modelled on jina-ai/serve pull request #4791, "fix: pop the init time instead of normal

@@ -1,4 +1,6 @@
-"""Look-alike (plateau): parsing documents of varying size makes RSS climb to the high-water mark
+"""Look-alike (plateau): parsing documents of varying size raises RSS to a high-water mark.
+
+Look-alike (plateau): parsing documents of varying size makes RSS climb to the high-water mark
 of the largest working set and stay there (freed memory is kept by the allocator for reuse).
 
 Modelled on kurtmckee/feedparser issue #287, "Memory leak (v6.0.8 on Linux)": calling

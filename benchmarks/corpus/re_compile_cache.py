@@ -1,4 +1,6 @@
-"""Look-alike (plateau): the ``re`` module's compile cache fills to its bound (512 patterns on
+"""Look-alike (plateau): re's compile cache fills to its 512-pattern bound and evicts.
+
+Look-alike (plateau): the ``re`` module's compile cache fills to its bound (512 patterns on
 3.11) and then evicts the oldest entry.
 
 Modelled on python/cpython pull request #3768 (bpo-28293), "The regex cache no longer

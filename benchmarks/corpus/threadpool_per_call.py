@@ -1,4 +1,6 @@
-"""Thread-heavy leak: a ThreadPoolExecutor is created per call and never shut down, and its idle
+"""Thread leak: a ThreadPoolExecutor per call, never shut down: a live thread per step.
+
+Thread-heavy leak: a ThreadPoolExecutor is created per call and never shut down, and its idle
 worker stays alive, so every call leaves a live thread (2,000+ by the end of a run).
 
 Modelled on mem0ai/mem0 issue #4586, "Thread leak: ThreadPoolExecutor created per call in
@@ -30,6 +32,9 @@ AFFECTED = "mem0 before the fix of #4586 (2026-03)"
 PER_STEP_BYTES = 19_600
 
 _STACK_SIZE = 256 * 1024
+# A run without a step count could otherwise start threads until the user's process limit,
+# which the machine's other users share; past this the case stops with a clear error.
+_MAX_LIVE_THREADS = 20_000
 _KEPT_EXECUTORS: list[ThreadPoolExecutor] = []
 
 
@@ -47,6 +52,9 @@ def setup():
 
 
 def step(state):
+    if len(_KEPT_EXECUTORS) >= _MAX_LIVE_THREADS:
+        raise RuntimeError(f"threadpool_per_call keeps at most {_MAX_LIVE_THREADS} live threads; "
+                           "run it with --steps or a shorter --duration")
     state["n"] += 1
     query = f"user-{state['n']}"
     executor = ThreadPoolExecutor(max_workers=1)  # per call, never shut down

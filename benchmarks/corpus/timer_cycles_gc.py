@@ -1,4 +1,6 @@
-"""Look-alike (GC noise): each timer call leaves a small group of cyclically linked objects after
+"""Look-alike (GC noise): each fired timer leaves a reference cycle the collector frees.
+
+Look-alike (GC noise): each timer call leaves a small group of cyclically linked objects after
 it fires; they are garbage the cyclic collector frees, so allocated blocks oscillate around a
 flat level.
 

@@ -1,4 +1,6 @@
-"""Fast, big, mostly native leak: a new TLS adapter (a urllib3 PoolManager with its own
+"""Fast native-heavy leak: a new TLS adapter and SSLContext per request, old ones kept.
+
+Fast, big, mostly native leak: a new TLS adapter (a urllib3 PoolManager with its own
 ssl.SSLContext) is mounted on a requests Session for every request and the old one is not
 closed.
 

@@ -1,4 +1,6 @@
-"""Look-alike (plateau): urllib3's PoolManager keeps at most ``num_pools`` connection pools and
+"""Look-alike (plateau): urllib3 PoolManager keeps at most num_pools pools (LRU).
+
+Look-alike (plateau): urllib3's PoolManager keeps at most ``num_pools`` connection pools and
 evicts the least recently used one; many distinct hosts fill it and then it stays at its bound.
 
 Modelled on urllib3/urllib3 issue #1252, "PoolManager is not thread-safe": the discussion

@@ -1,4 +1,6 @@
-"""Warnings-registry leak: a warning whose text contains changing data adds one entry per
+"""Warnings leak: a warning text with data in it adds a registry entry per distinct text.
+
+Warnings-registry leak: a warning whose text contains changing data adds one entry per
 distinct text to the calling module's ``__warningregistry__``.
 
 Modelled on python/cpython issue #97557, "Memory leak: warnings module": calling
