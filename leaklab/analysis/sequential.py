@@ -10,10 +10,12 @@ looks the schedule allows (Bonferroni): the chance that any look's interval miss
 true rate is then at most ``alpha``, however the looks depend on each other. The
 schedule is fixed before the run starts, which is what makes the bound hold.
 
+The deciding look's window (its start and its last row) is recorded in the run, so
+``leaklab analyze`` later reads the rows the decision read, at the same level, and not
+the few the child wrote while it stopped.
+
 Each look skips the run's warm-up and, on top of it, the first tenth of the time so far,
-so start-up growth fades out of the window as the run goes on. The window of the deciding
-look becomes the run's recorded warm-up end, so ``leaklab analyze`` later reads the same
-rows the decision did, at the same level.
+so start-up growth fades out of the window as the run goes on.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class LookResult:
     text: str
     window_start: dict[str, Any] | None = None
     label: str = ""
+    window_end: dict[str, Any] | None = None
 
 
 class SequentialStop:
@@ -98,10 +101,12 @@ class SequentialStop:
             text += f", ~{units.format_duration(verdict.more_time_s)} more"
         window = measured.window
         decided = verdict.label in DECISIVE and int(window.mask.sum()) >= MIN_LOOK_SAMPLES
-        start = None
+        start = end = None
         if decided and math.isfinite(window.t_start):
             start = {"t": window.t_start, "steps": None if not math.isfinite(window.steps_start) else window.steps_start}
-        return LookResult(decided, f"look {self.looks}/{len(self.times)}: {text}", start, verdict.label)
+            last = int(window.mask.nonzero()[0][-1])
+            end = {"t": run.columns["t"][last], "steps": run.columns["steps"][last]}
+        return LookResult(decided, f"look {self.looks}/{len(self.times)}: {text}", start, verdict.label, end)
 
 
 def _look_warmup(run: store.RunData, t: float) -> dict[str, Any] | None:

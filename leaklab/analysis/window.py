@@ -122,6 +122,11 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
             last = steps[kept].max()
             idle = kept[steps[kept] == last][:-1]  # the last one is the final sample, before teardown
             mask[idle] = False
+    decided = meta.get("decided") if isinstance(meta.get("decided"), dict) else None
+    end = decided.get("window_end") if decided else None
+    if override is None and isinstance(end, dict) and isinstance(end.get("t"), (int, float)):
+        # A run that stopped on a confident verdict is read as its deciding look read it.
+        mask &= t <= float(end["t"])
     if not mask.any():
         mask = stepping.copy()
         notes.append(f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is analysed, "

@@ -28,7 +28,7 @@ from typing import Any
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
-from leaklab.runner.heap import CollectedHeap, SelfRss
+from leaklab.runner.heap import BlockCounter, CollectedHeap, SelfRss
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
@@ -38,6 +38,8 @@ SAMPLES_PER_RUN = 200
 COLLECTIONS_PER_RUN = 32
 #: Share of the run's time that forced collections may take.
 COLLECT_BUDGET = 0.02
+#: Share of the run's time that reading allocated blocks may take (it walks the arenas).
+BLOCKS_BUDGET = 0.01
 
 
 class Reporter:
@@ -118,6 +120,7 @@ class StepLoop:
         #: sample at step boundaries too, so a short step-bounded run still has a trend
         self.sample_every: int | None = max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
         self.self_rss = SelfRss()
+        self.blocks = BlockCounter(BLOCKS_BUDGET)
         self.heap = CollectedHeap(
             COLLECT_BUDGET,
             spacing_s=(self.duration / COLLECTIONS_PER_RUN) if self.duration else (None if self.max_steps else 4 * self.interval),
@@ -182,7 +185,7 @@ class StepLoop:
             "type": "sample",
             "t": self.now(),
             "steps": self.steps,
-            "allocated_blocks": sys.getallocatedblocks(),
+            "allocated_blocks": self.blocks.read(force=final or self.steps == 0),
             "child_rss": self.self_rss.read(),
             "gc_gen0": gen0,
             "gc_gen1": gen1,
@@ -423,7 +426,8 @@ def run(spec: dict[str, Any]) -> int:
     loop_s = time.monotonic() - step_loop.start
     step_loop.heap.close()
     step_loop.self_rss.close()
-    reporter.event("collections", now(), **step_loop.heap.summary())
+    reporter.event("collections", now(), **step_loop.heap.summary(), block_reads=step_loop.blocks.reads,
+                   block_reads_skipped=step_loop.blocks.skipped, block_reads_s=round(step_loop.blocks.spent_s, 6))
     step_loop.call_probes("finish")
     ctx.state = None
     if step_loop.all_probes:

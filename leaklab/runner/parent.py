@@ -80,6 +80,8 @@ class Look:
     #: where the analysed window started ({"t": ..., "steps": ...}): recorded as the warm-up's end
     window_start: dict[str, Any] | None = None
     label: str = ""
+    #: the analysed window's last row ({"t": ..., "steps": ...}): later analyses end there too
+    window_end: dict[str, Any] | None = None
 
 
 class StopRule(Protocol):
@@ -520,6 +522,8 @@ class _Session:
                           window_start=look.window_start)
         if look.window_start:
             self.writer.update_meta(warmup_end=look.window_start)
+        self.writer.update_meta(decided={"label": look.label, "t": round(now, 6), "looks": self.stop_rule.looks,
+                                         "window_end": getattr(look, "window_end", None)})
         if self.load is not None:
             self.load.stop()  # the service run then ends as when its load is over
             return
