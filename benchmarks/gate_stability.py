@@ -9,9 +9,11 @@ default probe profile, ``rss``: no in-child probes):
 * ``ci-high``: fail unless the whole interval is at or below it (``undecided = "fail"``).
 
 The flip rate of a rule on a case is the share of runs that disagree with that
-rule's majority answer: 0 means the same answer every time.
+rule's majority answer: 0 means the same answer every time. The verdict of every run is
+counted too: a fixed variant's must be NO_LEAK, which the project's own gate requires.
 
     .venv/bin/python benchmarks/gate_stability.py                 # about 10 minutes
+    .venv/bin/python benchmarks/gate_stability.py --case fixed --repeat 20 --duration 15s   # 60 runs of the fixed variants
     .venv/bin/python benchmarks/gate_stability.py --repeat 5 --duration 6s
 """
 
@@ -114,7 +116,8 @@ def main() -> int:
     print(f"gate flip rate: {args.repeat} runs of {args.duration} per case "
           f"({units.format_duration(time.monotonic() - started)} in all)")
     header = ("case", "limit", "measured/step (median)", "CI half-width (median)", "deserves",
-              "fails: point", "ci-low (gate)", "ci-high", "flips: point", "ci-low (gate)", "ci-high", "verdicts")
+              "fails: point", "ci-low (gate)", "ci-high", "flips: point", "ci-low (gate)", "ci-high", "verdicts",
+              "verdict flips")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for case, rows, verdicts in results:
@@ -134,7 +137,13 @@ def main() -> int:
         print(" | ".join([case.name, limit_text, f"{median:,.3g} {unit}", f"{half:,.3g} {unit}", case.expect,
                           f"{point}/{n}", f"{low}/{n}", f"{high}/{n}",
                           flips(point, n), flips(low, n), flips(high, n),
-                          " ".join(f"{label} x{verdicts.count(label)}" for label in sorted(set(verdicts)))]))
+                          " ".join(f"{label} x{verdicts.count(label)}" for label in sorted(set(verdicts))),
+                          f"{n - max(verdicts.count(label) for label in set(verdicts))}/{n}"]))
+    all_verdicts = [v for case, _, verdicts in results if case.expect == "pass" for v in verdicts]
+    if all_verdicts:
+        wrong = sum(v != "NO_LEAK" for v in all_verdicts)
+        print(f"\nverdict of the cases that deserve to pass: {len(all_verdicts) - wrong}/{len(all_verdicts)} NO_LEAK, "
+              f"{wrong} flips (the gate's `verdict = \"NO_LEAK\"` fails on each)")
     return 0
 
 

@@ -4,7 +4,7 @@ A sample reads allocated blocks, gc counts and the child's own RSS and sends one
 line. Allocated blocks are counted by walking the allocator's arenas (CPython 3.9+), so
 they are read on a time budget of their own; the rest does not depend on the heap. A forced full
 collection does walk it; the step loop therefore forces them only while their measured
-cost stays within 2% of the run's time. Printed: the median cost of a sample (forced
+cost stays within 1% of the run's time. Printed: the median cost of a sample (forced
 collections held off) at each heap size, what one forced collection costs, and how many
 the budget then allows in a 10 s run.
 

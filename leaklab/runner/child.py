@@ -37,9 +37,9 @@ SAMPLES_PER_RUN = 200
 #: Forced full collections wanted per run (each only when the budget allows it).
 COLLECTIONS_PER_RUN = 32
 #: Share of the run's time that forced collections may take.
-COLLECT_BUDGET = 0.02
+COLLECT_BUDGET = 0.01
 #: Share of the run's time that reading allocated blocks may take (it walks the arenas).
-BLOCKS_BUDGET = 0.01
+BLOCKS_BUDGET = 0.005
 
 
 class Reporter:
