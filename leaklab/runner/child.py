@@ -120,6 +120,8 @@ class StepLoop:
         #: sample at step boundaries too, so a short step-bounded run still has a trend
         self.sample_every: int | None = max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
         self.self_rss = SelfRss()
+        #: run times (seconds) at which to force a collection and sample: just before the parent's looks
+        self.collect_at: list[float] = sorted(float(x) for x in spec.get("collect_at") or [])
         self.blocks = BlockCounter(BLOCKS_BUDGET)
         self.heap = CollectedHeap(
             COLLECT_BUDGET,
@@ -162,7 +164,15 @@ class StepLoop:
 
     def sample_if_due(self) -> None:
         now = time.monotonic()
-        if now >= self.next_sample:
+        if self.collect_at and now - self.t0 >= self.collect_at[0]:
+            # The parent looks at the run soon: give it a count after a full collection to end on.
+            while self.collect_at and now - self.t0 >= self.collect_at[0]:
+                self.collect_at.pop(0)
+            if gc.isenabled():
+                self.heap.collect()
+            self.sample()
+            self.next_sample = now + self.interval
+        elif now >= self.next_sample:
             self.sample()
             self.next_sample = max(self.next_sample + self.interval, now + self.interval / 2)
         elif self.ctx.wake_at is not None and now >= self.ctx.wake_at:
@@ -271,7 +281,8 @@ class StepLoop:
             self.call_probes("warmup_end")
             if gc.isenabled():
                 self.heap.collect()  # the post-collection count where the analysed window starts
-        if self.sample_every is not None and self.steps % self.sample_every == 0:
+        if self.sample_every is not None and self.steps % self.sample_every == 0 and not (
+                self.collect_at and self.now() >= self.collect_at[0]):
             self.sample()
             self.next_sample = time.monotonic() + self.interval
         else:

@@ -52,6 +52,8 @@ SAMPLES_PER_RUN = 200
 MIN_INTERVAL_S = 0.01
 #: Sampling interval of a run that stops when its verdict is confident (looks need points early).
 UNTIL_CONFIDENT_INTERVAL_S = 0.05
+#: How long before each look the child forces a collection and samples.
+LOOK_LEAD_S = 0.15
 #: Warm-up of a run that stops when its verdict is confident (each look also skips 10% of its time).
 UNTIL_CONFIDENT_WARMUP_S = 1.0
 #: Fraction of the run recorded as warm-up when --warmup is not given.
@@ -89,6 +91,7 @@ class StopRule(Protocol):
 
     next_at: float  # run time (seconds) of the next look
     looks: int
+    times: list[float]  # run times of every look, fixed before the run starts
 
     def look(self, run_dir: Path, t: float) -> Look: ...
 
@@ -339,6 +342,9 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
         # What probes are told the run will do: a service's steps are the load's requests.
         "plan": {"steps": prepared.steps, "duration_s": prepared.duration_s} if config.serve else {},
         "drain_timeout_s": config.recycle.kill_timeout_s if config.recycle else config.stop_timeout_s,
+        # A look reads the samples so far: one right after a full collection just before it.
+        "collect_at": [max(t - LOOK_LEAD_S, 0.0) for t in config.stop_rule.times]
+        if prepared.until_confident and config.stop_rule else [],
     }
     stdout = open(writer.artifacts / "child-stdout.log", "wb")
     stderr = open(writer.artifacts / "child-stderr.log", "wb")
