@@ -12,7 +12,10 @@ the last step are left out). ``plain``, ``tracemalloc-1``, ``tracemalloc-10`` an
 and ``deep`` are `leaklab run --profile ...`. Rounds go through every mode in turn
 so that drift on a shared machine hits all of them alike; the table shows medians.
 
-Targets (ratio to ``plain``): rss >= 0.97, default >= 0.90, deep >= 0.50.
+Targets (ratio to ``plain``): rss >= 0.97, default >= 0.90, deep >= 0.50. ``--suite``
+measures a real step and a step that grows the heap, each in runs of 2 s and 20 s:
+
+    python benchmarks/profiler_overhead.py --suite --rounds 3 --modes plain,rss,default,deep
 """
 
 from __future__ import annotations
@@ -121,6 +124,49 @@ def under_leaklab(path: str, variant: str, seconds: float, profile: str, tmp: Pa
     return (s1 - s0) / (t1 - t0), overhead
 
 
+#: ``--suite``: a real step (http-agent listeners) and a step that grows the heap (1 KB kept per
+#: step), each in runs of 2 s and 20 s.
+SUITE = (("http-agent", "listeners", 20.0), ("http-agent", "listeners", 2.0),
+         ("tests/scenarios/retain_bytes.py", "leaky", 20.0), ("tests/scenarios/retain_bytes.py", "leaky", 2.0))
+
+
+def measure(scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
+            ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+    in_repo = HERE.parent.parent / scenario_name
+    path = str(in_repo if scenario_name.endswith(".py") and in_repo.is_file() else scenario.find(scenario_name))
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    costs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for _ in range(rounds):
+            for mode in modes:
+                if mode in TARGETS:
+                    rate, costs[mode] = under_leaklab(path, variant, seconds, mode, tmp)
+                else:
+                    rate = bare(path, variant, seconds, mode, tmp)
+                rates[mode].append(rate)
+                print(f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s", file=sys.stderr)
+    return rates, costs
+
+
+def report(scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str],
+           rates: dict[str, list[float]], costs: dict[str, dict[str, Any]]) -> int:
+    """Print one table; return how many targets were missed."""
+    base = statistics.median(rates["plain"])
+    missed = 0
+    print(f"\n{scenario_name} [{variant}], {rounds} round(s) of {seconds:g} s per mode, medians\n")
+    print(f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'target':>8}  probes' own estimate (share of the run)")
+    for mode in modes:
+        median = statistics.median(rates[mode])
+        ratio = median / base
+        target = TARGETS.get(mode)
+        missed += target is not None and ratio < target
+        verdict = "" if target is None else f">={target:.2f} {'ok' if ratio >= target else 'MISSED'}"
+        estimate = ", ".join(f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None)
+        print(f"{mode:<16} {median:>10,.1f} {ratio:>7.3f} {verdict:>8}  {estimate}")
+    return missed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="http-agent")
@@ -128,6 +174,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}")
+    parser.add_argument("--suite", action="store_true",
+                        help="every row of SUITE (a real step and a heap-growing one, 2 s and 20 s runs)")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,30 +189,12 @@ def main() -> None:
         parser.error(f"unknown mode {unknown[0]!r}; known modes: {', '.join(MODES)}")
     if "plain" not in modes:
         modes.insert(0, "plain")
-    path = str(scenario.find(args.scenario))
-    rates: dict[str, list[float]] = {m: [] for m in modes}
-    costs: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        for _ in range(args.rounds):
-            for mode in modes:
-                if mode in TARGETS:
-                    rate, costs[mode] = under_leaklab(path, args.variant, args.seconds, mode, tmp)
-                else:
-                    rate = bare(path, args.variant, args.seconds, mode, tmp)
-                rates[mode].append(rate)
-                print(f"  {mode:<15} {rate:>10,.1f} steps/s", file=sys.stderr)
-    base = statistics.median(rates["plain"])
-    print(f"\n{args.scenario} [{args.variant}], {args.rounds} round(s) of {args.seconds:g} s per mode, medians\n")
-    print(f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'target':>8}  probes' own estimate (share of the run)")
-    for mode in modes:
-        median = statistics.median(rates[mode])
-        ratio = median / base
-        target = TARGETS.get(mode)
-        verdict = "" if target is None else f">={target:.2f} {'ok' if ratio >= target else 'MISSED'}"
-        estimate = ", ".join(f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None)
-        print(f"{mode:<16} {median:>10,.1f} {ratio:>7.3f} {verdict:>8}  {estimate}")
+    rows = SUITE if args.suite else ((args.scenario, args.variant, args.seconds),)
+    results = [(row, *measure(*row, modes, args.rounds)) for row in rows]
+    missed = sum(report(*row, args.rounds, modes, rates, costs) for row, rates, costs in results)
     print("\nrss: no probes; default: " + ", ".join(probes.PROFILES["default"]) + "; deep: " + ", ".join(probes.PROFILES["deep"]))
+    if len(rows) > 1:
+        print(f"targets missed: {missed}")
 
 
 if __name__ == "__main__":
