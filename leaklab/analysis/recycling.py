@@ -424,7 +424,13 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     if _restarts(run):
         notes.append("the run was itself recycled: its growth is measured within each generation")
     base_success = _own_success_rate(run)
-    prediction = predict(g.bytes_per_s, baseline, float(limit), check_interval_s, restart_s,
+    bytes_per_s = g.bytes_per_s
+    judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
+    if judged is not None and judged.label in ("NO_LEAK", "PLATEAU") and bytes_per_s > 0:
+        # A slope the analysis does not call growth (a single allocator step, a bound) projects no restarts.
+        notes.append(f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected")
+        bytes_per_s = 0.0
+    prediction = predict(bytes_per_s, baseline, float(limit), check_interval_s, restart_s,
                          downtime_s=0.0 if mode == "reload" else restart_s, lost_per_restart=lost, rate=rate,
                          base_success=base_success, mode=mode, kill_signal=kill_signal.upper(),
                          bytes_per_s_ci95=(float(g.ci95[0]), float(g.ci95[1])))

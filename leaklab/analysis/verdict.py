@@ -162,8 +162,8 @@ def _wander(growth: Growth, name: str) -> Verdict | None:
     new high in the last third of the run above the highest point before it. A leak,
     however noisy, keeps setting new highs; a stationary wander (arenas and thread stacks
     coming and going) sets them ever more rarely."""
-    lo, _ = growth.ci95
-    if growth.signal not in PROCESS_SIGNALS or not (lo <= 0 < growth.ci95[1]):
+    lo, hi = growth.ci95_per_step if all(map(math.isfinite, growth.ci95_per_step)) else growth.ci95
+    if growth.signal not in PROCESS_SIGNALS or not (lo <= 0 < hi):
         return None
     if not (math.isfinite(growth.tail_high) and math.isfinite(growth.head_high)) or growth.tail_high > growth.head_high:
         return None
@@ -172,21 +172,41 @@ def _wander(growth: Growth, name: str) -> Verdict | None:
                                "new high in the last third of the run: bounded, not leaking."], growth.signal)
 
 
-def _garbage(growth: Growth, thresholds: Thresholds) -> bool:
-    """Blocks rose, but the count after full collections did not: the rise was cyclic
-    garbage waiting for the collector."""
-    return (growth.unit == "blocks" and math.isfinite(growth.settled_per_step)
-            and growth.settled_per_step < thresholds.min_blocks_per_step)
+#: The count after collections keeping at most this share of the raw rise: mostly garbage.
+GARBAGE_SHARE = 0.25
+#: ... and below this many times the threshold: too small to tell from warm-up in one run.
+SMALL_LIVE = 4.0
+
+
+def garbage(growth: Growth, thresholds: Thresholds) -> str | None:
+    """How much of a rise in blocks was cyclic garbage waiting for the collector:
+    ``"all"`` when the count after full collections did not grow materially, ``"most"``
+    when it kept a small part (under four times the threshold and at most a quarter of the
+    raw rise, which warm-up alone can explain), None otherwise."""
+    settled, raw = growth.settled_per_step, growth.raw_per_step
+    floor = thresholds.min_blocks_per_step
+    if growth.unit != "blocks" or not (math.isfinite(settled) and math.isfinite(raw)) or raw < floor:
+        return None  # no rise to explain
+    if settled < floor:
+        return "all"
+    if settled < SMALL_LIVE * floor and settled <= GARBAGE_SHARE * raw:
+        return "most"
+    return None
 
 
 def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
     """The verdict of one signal."""
     verdict = _judge(growth, thresholds, interval_s)
-    if verdict.label == "LEAK" and _garbage(growth, thresholds):
+    share = garbage(growth, thresholds) if verdict.label == "LEAK" else None
+    if share is not None:
         name = NAMES.get(growth.signal, growth.signal)
-        return Verdict("NO_LEAK", [f"{name} rose {fmt_rate(growth, growth.bytes_per_step)}, but after full collections "
-                                   f"the count moved {fmt_rate(growth, growth.settled_per_step)} from the start of the "
-                                   "window to its end: the rise was garbage waiting for the collector."], growth.signal)
+        after = (f"{name} rose {fmt_rate(growth, growth.bytes_per_step)}, but after full collections the count moved "
+                 f"{fmt_rate(growth, growth.settled_per_step)} from the start of the window to its end")
+        if share == "all":
+            return Verdict("NO_LEAK", [f"{after}: the rise was garbage waiting for the collector."], growth.signal)
+        return Verdict("INCONCLUSIVE", [f"{after}: most of the rise was garbage waiting for the collector, and what "
+                                        "stayed is too little to tell from warm-up in one run."],
+                       growth.signal, growth.window_s)
     return verdict
 
 
@@ -205,16 +225,20 @@ def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan)
     sawtooth = _sawtooth(growth, rate, name)
     if sawtooth is not None:
         return sawtooth
-    if hi < rate:
+    # Where steps are known the per-step slope decides: it is exact however unevenly the
+    # steps fell in time (bursts, a pause while the run stops), where the per-second one is not.
+    per_step = (math.isfinite(growth.bytes_per_step) and all(map(math.isfinite, growth.ci95_per_step))
+                and math.isfinite(growth.steps_per_s) and growth.steps_per_s > 0)
+    if per_step:
+        b_cmp, (lo_cmp, hi_cmp), rate_cmp = growth.bytes_per_step, growth.ci95_per_step, rate / growth.steps_per_s
+    else:
+        b_cmp, (lo_cmp, hi_cmp), rate_cmp = b, (lo, hi), rate
+    if hi_cmp < rate_cmp:
         return Verdict("NO_LEAK", [f"{name} grows {what}; the interval stays below the {_threshold_text(growth, rate)} threshold."],
                        growth.signal)
-    significant = lo > 0 and b >= rate
-    # Head and tail are compared per step where steps are known: a pause without work (a stop
-    # request, a slow final sample) must not read as growth that stopped.
-    per_step = (math.isfinite(growth.bytes_per_step) and math.isfinite(growth.tail_per_step)
-                and math.isfinite(growth.head_per_step) and growth.steps_per_s > 0)
+    significant = lo_cmp > 0 and b_cmp >= rate_cmp
+    per_step = per_step and math.isfinite(growth.tail_per_step) and math.isfinite(growth.head_per_step)
     if per_step:
-        b_cmp, rate_cmp = growth.bytes_per_step, rate / growth.steps_per_s
         head, head_lo = growth.head_per_step, growth.head_ci95_per_step[0]
         tail, (tail_lo, tail_hi) = growth.tail_per_step, growth.tail_ci95_per_step
     else:
@@ -264,13 +288,6 @@ def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan)
                    more if math.isfinite(more) else None)
 
 
-def _pending_garbage(blocks: Growth) -> bool:
-    """Garbage piled up between full collections while the live count stayed flat."""
-    threshold = Thresholds().min_blocks_per_step
-    return (math.isfinite(blocks.settled_per_step) and blocks.settled_per_step < threshold
-            and math.isfinite(blocks.raw_per_step) and blocks.raw_per_step >= threshold)
-
-
 def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str | None:
     """The signal that speaks for its family: a leak if any shows one, else the first
     decisive one (RSS before USS, traced before blocks), else the first."""
@@ -293,7 +310,7 @@ def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict]) -> Verdic
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
     p_label = per_signal[proc].label if proc else None
     h_label = per_signal[heap].label if heap else None
-    if proc and p_label == "LEAK" and heap == "blocks" and h_label != "LEAK" and _pending_garbage(growth[heap]):
+    if proc and p_label == "LEAK" and heap == "blocks" and h_label != "LEAK" and garbage(growth[heap], Thresholds()):
         g = growth[heap]
         return Verdict("INCONCLUSIVE", [per_signal[proc].reasons[0],
                                         f"But Python objects after full collections moved {fmt_rate(g, g.settled_per_step)} "
