@@ -174,11 +174,36 @@ class RunWriter:
         self.write_meta()
 
     def sample(self, row: Mapping[str, Any]) -> None:
+        self._reopen()
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
         self._samples.flush()
         self.samples_written += 1
 
+    def samples(self, rows: Iterable[Iterable[Any]]) -> None:
+        """Append many rows at once (values in ``columns`` order), flushed once at the end:
+        for importers, which write series already recorded elsewhere."""
+        self._reopen()
+        cells = [[_cell(v) for v in row] for row in rows]
+        self._csv.writerows(cells)
+        self._samples.flush()
+        self.samples_written += len(cells)
+
+    def release(self) -> None:
+        """Close the open files until the next write, which reopens them for appending (an
+        importer writing a thousand runs a chunk at a time keeps no file open in between)."""
+        for fh in (self._samples, self._events):
+            if not fh.closed:
+                fh.close()
+
+    def _reopen(self) -> None:
+        if self._samples.closed:
+            self._samples = open(self.path / SAMPLES, "a", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._samples, lineterminator="\n")
+        if self._events.closed:
+            self._events = open(self.path / EVENTS, "a", encoding="utf-8")
+
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
+        self._reopen()
         record = {"t": None if t is None else round(t, 6), "kind": kind, **fields}
         self._events.write(json.dumps(record, default=_json_default) + "\n")
         self._events.flush()

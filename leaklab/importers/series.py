@@ -1,0 +1,316 @@
+"""The one writer of imported runs: points per series in, run directories out.
+
+A source hands :class:`RunSink` chunks of points (epoch seconds, bytes, and where it has
+them, a request count and a pid) per series, each series in time order. The sink keeps a
+little state per series (last time, generation, the generation's first and highest value)
+and appends the rows through :class:`leaklab.store.RunWriter`, so memory stays bounded by
+one chunk however long the series are, and no file stays open between chunks.
+
+Everything is written under a staging folder inside ``--out`` and moved into place only
+when the whole import succeeded: a failed import leaves nothing behind.
+
+A *restart* starts a new generation, as in a recycled run: a new pid (a ``pid`` column or
+label, or a new value of a restart label such as ``instance``), or a drop to the baseline
+(:class:`RestartRule`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leaklab import __version__, store
+
+#: Columns of an imported run's samples.csv (a subset of the base columns, in their order).
+COLUMNS = ("t", "steps", "rss", "pid", "generation")
+
+
+class ImportFailed(Exception):
+    """A source that cannot be imported as asked; the message says what to change (exit 2)."""
+
+
+@dataclass(frozen=True)
+class RestartRule:
+    """When a fall in memory is a process restart rather than memory being freed.
+
+    A sample is a restart when the generation first rose by at least ``min_rise`` of its
+    starting value, the previous sample was in the upper half of that rise, and this one
+    is back within ``(1 - drop)`` of the rise from the start: all of the growth given back
+    at once, as only a new process does. ``drop=None`` turns this off (pids and labels
+    still count).
+    """
+
+    drop: float | None = 0.8
+    min_rise: float = 0.1
+
+    def is_restart(self, first: float, peak: float, previous: float, value: float) -> bool:
+        if self.drop is None:
+            return False
+        rise = peak - first
+        if rise <= 0 or rise < self.min_rise * abs(first):
+            return False
+        return previous >= first + 0.5 * rise and value <= first + (1 - self.drop) * rise
+
+
+@dataclass
+class _Series:
+    """What the sink remembers about one series between chunks."""
+
+    writer: store.RunWriter
+    labels: dict[str, str]
+    t0: float
+    last_ts: float = -math.inf
+    generation: int = 0
+    first: float = math.nan  # the current generation's first value
+    peak: float = math.nan
+    previous: float = math.nan
+    pid: float = math.nan
+    steps_offset: float = 0.0  # a counter that restarted: what it had counted before
+    last_count: float = math.nan
+    count0: float = math.nan
+    rows: int = 0
+    rss_start: float = math.nan
+    rss_end: float = math.nan
+    rss_peak: float = -math.inf
+    gaps: list[float] = field(default_factory=list)  # the first intervals, for interval_s
+    restarts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class RunSink:
+    """Appends series to run directories under ``out``; :meth:`finish` puts them in place.
+
+    ``source`` is recorded in every run's ``meta.json`` (``kind`` and where the data came
+    from); ``name`` is the runs' scenario name, each series' ``variant`` its label text.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], source: Mapping[str, Any], *, name: str,
+                 warmup_s: float = 0.0, rule: RestartRule | None = None, counts_steps: bool = False,
+                 argv: list[str] | None = None) -> None:
+        self.out = Path(out)
+        self.source = dict(source)
+        self.name = name
+        self.warmup_s = warmup_s
+        self.rule = rule or RestartRule()
+        self.counts_steps = counts_steps
+        self.argv = argv or []
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=".leaklab-import-", dir=self.out))
+        except OSError as exc:
+            raise ImportFailed(f"--out {self.out}: cannot write there ({exc.strerror or exc})") from None
+        self.series: dict[str, _Series] = {}
+
+    def __enter__(self) -> RunSink:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _open(self, key: str, labels: Mapping[str, str], ts0: float) -> _Series:
+        variant = key or None
+        meta = {
+            "scenario": self.name,
+            "variant": variant,
+            "description": f"imported from {self.source.get('kind')}: {self.source.get('from')}",
+            "params": {},
+            "argv": self.argv,
+            "versions": {"leaklab": __version__},
+            "start": store.iso(_utc(ts0)),
+            "end": None,
+            "config": {"duration_s": None, "steps": None, "rate": None, "interval_s": None,
+                       "warmup": {"seconds": self.warmup_s} if self.warmup_s else {},
+                       "counts_steps": self.counts_steps, "probes": [], "max_rss": None},
+            "source": {**self.source, "series": dict(labels), "restart_rule": asdict(self.rule)},
+        }
+        path = store.new_run_dir(self.staging, self.name, variant, when=_utc(ts0))
+        state = _Series(store.RunWriter(path, meta, COLUMNS), dict(labels), t0=ts0)
+        self.series[key] = state
+        return state
+
+    def add(self, key: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray,
+            counts: np.ndarray | None = None, pids: np.ndarray | None = None) -> None:
+        """Append points of series ``key`` (epoch seconds ``ts``, bytes ``values``; a cumulative
+        ``counts`` of work done and a ``pids`` column where the source has them)."""
+        ts = np.asarray(ts, dtype=float)
+        values = np.asarray(values, dtype=float)
+        counts = None if counts is None else np.asarray(counts, dtype=float)
+        pids = None if pids is None else np.asarray(pids, dtype=float)
+        keep = np.isfinite(ts) & np.isfinite(values)
+        if not keep.all():
+            ts, values = ts[keep], values[keep]
+            counts = None if counts is None else counts[keep]
+            pids = None if pids is None else pids[keep]
+        if not len(ts):
+            return
+        state = self.series.get(key) or self._open(key, labels, float(ts[0]))
+        self._check_order(key, state, ts)
+        generation = self._generations(state, ts, values, pids)
+        steps = self._steps(state, counts)
+        if len(state.gaps) < 64:
+            state.gaps.extend(np.diff(np.concatenate(([state.last_ts], ts)) if state.rows else ts)[:64].tolist())
+        state.last_ts = float(ts[-1])
+        if not state.rows:
+            state.rss_start = float(values[0])
+        state.rows += len(ts)
+        state.rss_end = float(values[-1])
+        state.rss_peak = max(state.rss_peak, float(values.max()))
+        pid_cells = [None] * len(ts) if pids is None else \
+            [None if not math.isfinite(p) else int(p) for p in pids.tolist()]
+        t = np.round(ts - state.t0, 6).tolist()
+        steps_cells = [None] * len(ts) if steps is None else [None if not math.isfinite(v) else v for v in steps.tolist()]
+        state.writer.samples(zip(t, steps_cells, values.tolist(), pid_cells, generation.tolist(), strict=True))
+        state.writer.release()
+
+    def _generations(self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None) -> np.ndarray:
+        """The generation of every point: a new one at each restart (new pid, drop to baseline)."""
+        n = len(values)
+        generation = np.empty(n, dtype=int)
+        if not state.rows:
+            state.first = state.peak = state.previous = float(values[0])
+            state.pid = float(pids[0]) if pids is not None else math.nan
+        i = 0
+        while i < n:
+            j, reason = self._next_restart(state, values, pids, i)
+            generation[i:j] = state.generation
+            if j > i:
+                state.peak = max(state.peak, float(values[i:j].max()))
+                state.previous = float(values[j - 1])
+                if pids is not None:
+                    state.pid = float(pids[j - 1])
+            if j == n:
+                break
+            state.generation += 1
+            state.restarts.append({"t": round(float(ts[j]) - state.t0, 6), "reason": reason,
+                                   "new_generation": state.generation, "before": state.previous,
+                                   "after": float(values[j])})
+            state.first = state.peak = state.previous = float(values[j])
+            if pids is not None:
+                state.pid = float(pids[j])
+            generation[j] = state.generation
+            i = j + 1
+        return generation
+
+    def _next_restart(self, state: _Series, values: np.ndarray, pids: np.ndarray | None, i: int) -> tuple[int, str]:
+        """The first index from ``i`` on that starts a new generation (``len(values)`` if none)."""
+        n = len(values)
+        j, reason = n, ""
+        if pids is not None:
+            previous_pid = np.concatenate(([state.pid], pids[i:n - 1]))
+            changed = np.isfinite(pids[i:]) & np.isfinite(previous_pid) & (pids[i:] != previous_pid)
+            if changed.any():
+                j, reason = i + int(np.flatnonzero(changed)[0]), "new pid"
+        if self.rule.drop is not None and j > i:
+            seg = values[i:j]
+            peak = np.maximum.accumulate(np.concatenate(([state.peak], seg)))[:-1]
+            previous = np.concatenate(([state.previous], seg[:-1]))
+            rise = peak - state.first
+            drop = (rise > 0) & (rise >= self.rule.min_rise * abs(state.first)) \
+                & (previous >= state.first + 0.5 * rise) & (seg <= state.first + (1 - self.rule.drop) * rise)
+            if drop.any():
+                j, reason = i + int(np.flatnonzero(drop)[0]), "drop to baseline"
+        return j, reason
+
+    @staticmethod
+    def _steps(state: _Series, counts: np.ndarray | None) -> np.ndarray | None:
+        """Steps since the series began, from a cumulative count that restarts at zero with
+        its process (each fall adds what was counted before it)."""
+        if counts is None:
+            return None
+        ok = np.isfinite(counts)
+        if not ok.any():
+            return np.full(len(counts), np.nan)
+        if not math.isfinite(state.count0):
+            state.count0 = float(counts[ok][0])
+            state.last_count = state.count0
+        known = counts[ok]
+        previous = np.concatenate(([state.last_count], known[:-1]))
+        fell = known < previous
+        offsets = state.steps_offset + np.cumsum(np.where(fell, previous, 0.0))
+        steps = np.full(len(counts), np.nan)
+        steps[ok] = offsets + known - state.count0
+        state.steps_offset = float(offsets[-1])
+        state.last_count = float(known[-1])
+        return steps
+
+    @staticmethod
+    def _check_order(key: str, state: _Series, ts: np.ndarray) -> None:
+        where = f"series {key}: " if key else ""
+        diffs = np.diff(ts)
+        if len(ts) and ts[0] <= state.last_ts:
+            bad, before, at = 0, state.last_ts, ts[0]
+        elif (diffs <= 0).any():
+            bad = int(np.flatnonzero(diffs <= 0)[0]) + 1
+            before, at = ts[bad - 1], ts[bad]
+        else:
+            return
+        what = "duplicate" if at == before else "unsorted"
+        raise ImportFailed(f"{where}{what} timestamps: {store.iso(_utc(at))} comes after {store.iso(_utc(before))}; "
+                           "a series must be in time order with one sample per time (sort it and drop duplicates)")
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def finish(self) -> list[Path]:
+        """Close every run, record its counters, and move it from staging into ``out``."""
+        if not self.series:
+            self.abort()
+            raise ImportFailed("no data: the source has no sample with both a time and a memory value")
+        placed: list[Path] = []
+        try:
+            for state in self.series.values():
+                self._close(state)
+            for state in self.series.values():
+                placed.append(self._place(state.writer.path))
+        except BaseException:
+            for path in placed:
+                shutil.rmtree(path, ignore_errors=True)
+            self.abort()
+            raise
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return placed
+
+    def _close(self, state: _Series) -> None:
+        writer = state.writer
+        for restart in state.restarts:
+            writer.event("series_restart", **restart)
+        interval = float(np.median(state.gaps)) if state.gaps else None
+        duration = state.last_ts - state.t0
+        config = dict(writer.meta["config"], interval_s=interval, duration_s=duration)
+        counters = {"samples": state.rows, "events": len(state.restarts), "rss_start": state.rss_start,
+                    "rss_end": state.rss_end, "rss_peak": state.rss_peak, "generations": state.generation + 1,
+                    "restarts": {"detected": len(state.restarts)}}
+        if math.isfinite(state.count0):
+            counters["steps"] = int(state.steps_offset + state.last_count - state.count0)
+        source = {**writer.meta["source"], **self.source}
+        writer.update_meta(status="completed", source=source, end=store.iso(_utc(state.last_ts)), duration_s=duration,
+                           config=config, counters=counters)
+        writer.close()
+
+    def _place(self, staged: Path) -> Path:
+        for n in range(1000):
+            target = self.out / (staged.name if n == 0 else f"{staged.name}.{n}")
+            if not target.exists():
+                os.rename(staged, target)
+                return target
+        raise ImportFailed(f"cannot find a free name for {staged.name} under {self.out}")
+
+    def abort(self) -> None:
+        """Remove everything this import wrote."""
+        for state in self.series.values():
+            state.writer.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
