@@ -22,7 +22,7 @@ import pandas as pd
 from leaklab import units
 from leaklab.importers.series import ImportFailed, RunSink
 
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 1_000_000
 #: Epoch numbers above this are milliseconds (as seconds they would be after the year 5000).
 MS_ABOVE = 1e11
 

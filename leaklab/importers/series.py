@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from leaklab import __version__, store
 
@@ -170,11 +171,9 @@ class RunSink:
         state.rows += len(ts)
         state.rss_end = float(values[-1])
         state.rss_peak = max(state.rss_peak, float(values.max()))
-        pid_cells = [None] * len(ts) if pids is None else \
-            [None if not math.isfinite(p) else int(p) for p in pids.tolist()]
-        t = np.round(ts - state.t0, 6).tolist()
-        steps_cells = [None] * len(ts) if steps is None else [None if not math.isfinite(v) else v for v in steps.tolist()]
-        state.writer.samples(zip(t, steps_cells, values.tolist(), pid_cells, generation.tolist(), strict=True))
+        state.writer.samples({"t": np.round(ts - state.t0, 6), "steps": steps, "rss": values,
+                              "pid": None if pids is None else pd.array(pids, dtype="Int64"),
+                              "generation": generation})
         state.writer.release()
 
     def _generations(self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None) -> np.ndarray:
