@@ -325,9 +325,11 @@ def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
     commas = lines[0].count(",")
     if '"' in lines[0] or any(line.count(",") != commas for line in lines):
         return None  # a short or long row (pandas would pad it), or quoting
+    # pandas 3 parses floats exactly by default (and deprecates the option); pandas 2 needs asking.
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     try:
-        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=float, float_precision="round_trip",
-                            keep_default_na=False, na_values=[""], engine="c")
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=float, keep_default_na=False, na_values=[""],
+                            engine="c", **exact)
     except (ValueError, pd.errors.ParserError):
         return None
     if list(frame.columns) != next(csv.reader([lines[0]])):
