@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+
+def _write_outputs(document: dict[str, Any], junit: bytes, json_path: str | None, junit_path: str | None) -> None:
+    """The JSON document and the JUnit report, where asked for (folders created)."""
+    for path, data in ((json_path, (json.dumps(document, indent=2) + "\n").encode()), (junit_path, junit)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
 
 
 @click.group("gate", invoke_without_command=True)
@@ -92,18 +101,13 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
 
-    if junit_path:
-        Path(junit_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(junit_path).write_bytes(gate.junit_xml(outcomes, shard_info))
     if update_baseline and baseline_file is not None:
         written = gate.write_baseline(baseline_file, outcomes, previous)
         if not as_json:
             click.echo(f"baseline: recorded {len(written)} check(s) in {baseline_file}", err=True)
     code = gate.exit_code(outcomes)
     document = gate.to_json(outcomes, config, shard_info)
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    _write_outputs(document, gate.junit_xml(outcomes, shard_info), json_path, junit_path)
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
@@ -151,12 +155,7 @@ def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: st
     if merged is None:
         sys.exit(0)
     document = merged.to_json()
-    if junit_path:
-        Path(junit_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(junit_path).write_bytes(merge_mod.junit_xml(merged))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    _write_outputs(document, merge_mod.junit_xml(merged), json_path, junit_path)
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
