@@ -40,6 +40,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_prometheus(config: Path, data: Path, log_path: Path, retention: str = "1d"
+                     ) -> tuple[subprocess.Popen[bytes], str]:
+    """A Prometheus server on 127.0.0.1 (a free port) with ``config`` and the TSDB in ``data``;
+    returns it and its URL once it answers ready (within 60 s)."""
+    binary = prometheus_binary()
+    if binary is None:
+        raise RuntimeError(missing_reason())
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+             f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}"],
+            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited: {log_path.read_text(errors='replace')[-2000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return proc, url
+        time.sleep(0.2)
+    proc.terminate()
+    proc.wait(timeout=10)
+    raise RuntimeError(f"prometheus did not become ready: {log_path.read_text(errors='replace')[-2000:]}")
+
+
 @dataclass
 class Exporter:
     name: str
@@ -74,8 +101,7 @@ class Fleet:
         self.stop()
 
     def start(self) -> None:
-        binary = prometheus_binary()
-        if binary is None:
+        if prometheus_binary() is None:
             raise RuntimeError(missing_reason())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for i, variant in enumerate(self.variants):
@@ -96,24 +122,7 @@ class Fleet:
         config = self.data_dir / "prometheus.yml"
         config.write_text(f"global:\n  scrape_interval: {round(self.scrape_s * 1000)}ms\n  scrape_timeout: {round(self.scrape_s * 1000)}ms\n"
                           f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n{targets}\n")
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        log = open(self.data_dir / "prometheus.log", "wb")
-        self.prometheus = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1d"],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.prometheus.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"prometheus did not become ready: {self.log_tail()}")
+        self.prometheus, self.url = start_prometheus(config, self.data_dir / "data", self.data_dir / "prometheus.log")
         self.started = time.time()
 
     def log_tail(self) -> str:
