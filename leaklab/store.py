@@ -104,15 +104,18 @@ def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None
     raise RunFormatError(f"cannot create a unique run directory under {root}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader never sees half a file, even if the writer dies mid-way."""
+def write_json_atomic(path: Path, data: Any, sync: bool = True) -> None:
+    """Write JSON so a reader never sees half a file, even if the writer dies mid-way
+    (``sync=False`` skips the fsync: for files that are not in place yet, such as a staged
+    import that is moved into place only once complete)."""
     fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
             fh.write("\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -144,8 +147,10 @@ def _cell(value: Any) -> str:
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS) -> None:
+    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS,
+                 sync: bool = True) -> None:
         self.path = Path(path)
+        self.sync = sync  # fsync meta.json on every rewrite (see write_json_atomic)
         self.meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **meta}
         self.meta.setdefault("status", "running")
         self.meta.setdefault("counters", {})
@@ -167,7 +172,7 @@ class RunWriter:
         return self.path / ARTIFACTS
 
     def write_meta(self) -> None:
-        write_json_atomic(self.path / META, self.meta)
+        write_json_atomic(self.path / META, self.meta, self.sync)
 
     def update_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
