@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from leaklab import __version__, store
 
@@ -43,23 +44,46 @@ class ImportFailed(Exception):
 class RestartRule:
     """When a fall in memory is a process restart rather than memory being freed.
 
-    A sample is a restart when the generation first rose by at least ``min_rise`` of its
-    starting value, the previous sample was in the upper half of that rise, and this one
-    is back within ``(1 - drop)`` of the rise from the start: all of the growth given back
-    at once, as only a new process does. ``drop=None`` turns this off (pids and labels
-    still count).
+    A sample is a restart when the generation had risen (its highest level held for
+    ``sustained`` samples in a row, above its first value) by at least the smaller of
+    ``min_rise`` of its first value and ``noise_multiple`` noise deviations (but at least 1%
+    of it), the ``sustained`` samples before were all in the upper half of that rise, and
+    this one is back within ``(1 - drop)`` of the rise from the start: all of the growth
+    given back at once, as a new process does. A one-sample spike is neither a rise nor a
+    restart. ``drop=None`` turns this off (pids and labels still count).
     """
 
     drop: float | None = 0.8
     min_rise: float = 0.1
+    noise_multiple: float = 10.0
+    sustained: int = 3
 
-    def is_restart(self, first: float, peak: float, previous: float, value: float) -> bool:
-        if self.drop is None:
-            return False
-        rise = peak - first
-        if rise <= 0 or rise < self.min_rise * abs(first):
-            return False
-        return previous >= first + 0.5 * rise and value <= first + (1 - self.drop) * rise
+    def threshold(self, first: float, noise: float) -> float:
+        big = self.min_rise * abs(first)
+        if not math.isfinite(noise):
+            return big
+        return min(big, max(self.noise_multiple * noise, 0.01 * abs(first)))
+
+    def restarts(self, first: float, peak: float, recent: list[float], seg: np.ndarray, noise: float) -> np.ndarray:
+        """For each sample of ``seg``: does it start a new generation? (``peak`` the highest
+        sustained level so far, ``recent`` the generation's last values before ``seg``)."""
+        if self.drop is None or not len(seg):
+            return np.zeros(len(seg), dtype=bool)
+        k = self.sustained
+        before = ([math.nan] * k + list(recent))[-k:]
+        level = sliding_window_view(np.concatenate((before, seg[:-1])), k).min(axis=1)
+        highest = np.fmax.accumulate(np.concatenate(([peak], level)))[1:]
+        rise = highest - first
+        return (rise > 0) & (rise >= self.threshold(first, noise)) & (level >= first + 0.5 * rise) \
+            & (seg <= first + (1 - self.drop) * rise)
+
+
+def _noise(values: np.ndarray) -> float:
+    """Sample-to-sample noise (robust: the median absolute deviation of the differences)."""
+    d = np.diff(values)
+    if len(d) < 8:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
 @dataclass
@@ -72,8 +96,9 @@ class _Series:
     last_ts: float = -math.inf
     generation: int = 0
     first: float = math.nan  # the current generation's first value
-    peak: float = math.nan
-    previous: float = math.nan
+    peak: float = math.nan  # its highest sustained level so far (RestartRule)
+    recent: list[float] = field(default_factory=list)  # its last few values
+    noise: float = math.nan
     pid: float = math.nan
     steps_offset: float = 0.0  # a counter that restarted: what it had counted before
     last_count: float = math.nan
@@ -195,29 +220,38 @@ class RunSink:
         n = len(values)
         generation = np.empty(n, dtype=int)
         if not state.rows:
-            state.first = state.peak = state.previous = float(values[0])
+            state.first = float(values[0])
             state.pid = float(pids[0]) if pids is not None else math.nan
+        if not math.isfinite(state.noise):
+            state.noise = _noise(values)
         i = 0
         while i < n:
             j, reason = self._next_restart(state, values, pids, i)
             generation[i:j] = state.generation
             if j > i:
-                state.peak = max(state.peak, float(values[i:j].max()))
-                state.previous = float(values[j - 1])
+                self._advance(state, values[i:j])
                 if pids is not None:
                     state.pid = float(pids[j - 1])
             if j == n:
                 break
             state.generation += 1
             state.restarts.append({"t": round(float(ts[j]) - state.t0, 6), "reason": reason,
-                                   "new_generation": state.generation, "before": state.previous,
-                                   "after": float(values[j])})
-            state.first = state.peak = state.previous = float(values[j])
+                                   "new_generation": state.generation,
+                                   "before": state.recent[-1] if state.recent else None, "after": float(values[j])})
+            state.first, state.peak, state.recent = float(values[j]), math.nan, [float(values[j])]
             if pids is not None:
                 state.pid = float(pids[j])
             generation[j] = state.generation
             i = j + 1
         return generation
+
+    def _advance(self, state: _Series, seg: np.ndarray) -> None:
+        """Take ``seg`` (no restart in it) into the generation's highest level and recent values."""
+        k = self.rule.sustained
+        joined = np.concatenate((state.recent, seg))
+        if len(joined) >= k:
+            state.peak = float(np.fmax(state.peak, sliding_window_view(joined, k).min(axis=1).max()))
+        state.recent = joined[-k:].tolist()
 
     def _next_restart(self, state: _Series, values: np.ndarray, pids: np.ndarray | None, i: int) -> tuple[int, str]:
         """The first index from ``i`` on that starts a new generation (``len(values)`` if none)."""
@@ -228,15 +262,9 @@ class RunSink:
             changed = np.isfinite(pids[i:]) & np.isfinite(previous_pid) & (pids[i:] != previous_pid)
             if changed.any():
                 j, reason = i + int(np.flatnonzero(changed)[0]), "new pid"
-        if self.rule.drop is not None and j > i:
-            seg = values[i:j]
-            peak = np.maximum.accumulate(np.concatenate(([state.peak], seg)))[:-1]
-            previous = np.concatenate(([state.previous], seg[:-1]))
-            rise = peak - state.first
-            drop = (rise > 0) & (rise >= self.rule.min_rise * abs(state.first)) \
-                & (previous >= state.first + 0.5 * rise) & (seg <= state.first + (1 - self.rule.drop) * rise)
-            if drop.any():
-                j, reason = i + int(np.flatnonzero(drop)[0]), "drop to baseline"
+        drop = self.rule.restarts(state.first, state.peak, state.recent, values[i:j], state.noise)
+        if drop.any():
+            j, reason = i + int(np.flatnonzero(drop)[0]), "drop to baseline"
         return j, reason
 
     @staticmethod
