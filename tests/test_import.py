@@ -210,3 +210,25 @@ def test_not_an_mprof_file(tmp_path: Path) -> None:
     result = _leaklab("import", str(tmp_path / "x.dat"), "--out", str(tmp_path / "runs"))
     assert result.returncode == 2 and "mprof" in result.stderr and "Traceback" not in result.stderr
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_drop_rule_ignores_one_sample_spikes_and_catches_slow_leaks_on_large_processes(tmp_path: Path) -> None:
+    from leaklab.importers import RestartRule, RunSink
+
+    rng = np.random.default_rng(3)
+    n = 400
+    t = T0 + np.arange(n) * 15.0
+    # 400 MB with 0.3 MB of noise, a 4 MB buffer caught by single samples now and then.
+    steady = 400e6 + rng.normal(0, 3e5, n)
+    steady[::37] += 4e6
+    # A 3 MB/h leak restarted after 200 samples: a 2.5 MB rise, 0.6% of the process.
+    since = np.arange(n) % 200
+    slow = 400e6 + 3e6 * since * 15 / 3600 + rng.normal(0, 2e4, n)
+    with RunSink(tmp_path / "runs", {"kind": "csv", "from": "memory"}, name="rule", rule=RestartRule()) as sink:
+        sink.add("steady", {}, t, steady)
+        sink.add("slow", {}, t[:150], slow[:150])  # in two chunks: the state carries over
+        sink.add("slow", {}, t[150:], slow[150:])
+        runs = {store.read_meta(p)["variant"]: store.read_run(p) for p in sink.finish()}
+    assert set(runs["steady"].columns["generation"]) == {0.0}
+    restarts = runs["slow"].events_of("series_restart")
+    assert [e["t"] for e in restarts] == [200 * 15.0]

@@ -46,8 +46,8 @@ class RestartRule:
 
     A sample is a restart when the generation had risen (its highest level held for
     ``sustained`` samples in a row, above its first value) by at least the smaller of
-    ``min_rise`` of its first value and ``noise_multiple`` noise deviations (but at least 1%
-    of it), the ``sustained`` samples before were all in the upper half of that rise, and
+    ``min_rise`` of its first value and ``noise_multiple`` noise deviations (but at least
+    ``floor`` of it), the ``sustained`` samples before were all in the upper half of that rise, and
     this one is back within ``(1 - drop)`` of the rise from the start: all of the growth
     given back at once, as a new process does. A one-sample spike is neither a rise nor a
     restart. ``drop=None`` turns this off (pids and labels still count).
@@ -56,13 +56,14 @@ class RestartRule:
     drop: float | None = 0.8
     min_rise: float = 0.1
     noise_multiple: float = 10.0
+    floor: float = 0.002
     sustained: int = 3
 
     def threshold(self, first: float, noise: float) -> float:
         big = self.min_rise * abs(first)
         if not math.isfinite(noise):
             return big
-        return min(big, max(self.noise_multiple * noise, 0.01 * abs(first)))
+        return min(big, max(self.noise_multiple * noise, self.floor * abs(first)))
 
     def restarts(self, first: float, peak: float, recent: list[float], seg: np.ndarray, noise: float) -> np.ndarray:
         """For each sample of ``seg``: does it start a new generation? (``peak`` the highest
