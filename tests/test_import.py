@@ -53,9 +53,13 @@ def test_csv_with_units_iso_times_and_a_count_column(tmp_path: Path) -> None:
     assert abs(data.columns["rss"][0] - rss[0]) < 2**20 / 1000  # MiB with 3 decimals
     analysis = analyze(data)
     g = analysis.growth["rss"]
-    # 20 MB/h in 5 MB/h of ... 300 requests per 15 s: 20e6 / 3600 / 20 = 278 B/request.
+    # 20 MB/h at 300 requests per 15 s (20/s): 20e6 / 3600 / 20 = 278 B/request.
     assert 18 < g.mb_per_hour < 22 and 250 < g.bytes_per_step < 305
     assert analysis.label == "LEAK"
+    # The README's path: import, then report on the run.
+    report = _leaklab("report", str(run), "--out", str(tmp_path / "report"), "--json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["runs"][0]["analysis"]["verdict"] == "LEAK"
 
 
 def test_csv_epoch_milliseconds_and_positions(tmp_path: Path) -> None:
