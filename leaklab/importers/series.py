@@ -10,8 +10,8 @@ Everything is written under a staging folder inside ``--out`` and moved into pla
 when the whole import succeeded: a failed import leaves nothing behind.
 
 A *restart* starts a new generation, as in a recycled run: a new pid (a ``pid`` column or
-label, or a new value of a restart label such as ``instance``), or a drop to the baseline
-(:class:`RestartRule`).
+label, or a new value of a restart label such as ``instance``), or, where the source does
+not name its processes, a drop to the baseline (:class:`RestartRule`).
 """
 
 from __future__ import annotations
@@ -263,6 +263,8 @@ class RunSink:
             changed = np.isfinite(pids[i:]) & np.isfinite(previous_pid) & (pids[i:] != previous_pid)
             if changed.any():
                 j, reason = i + int(np.flatnonzero(changed)[0]), "new pid"
+        if pids is not None and np.isfinite(pids[i:j]).all():
+            return j, reason  # the source names its processes: only a new name is a restart
         drop = self.rule.restarts(state.first, state.peak, state.recent, values[i:j], state.noise)
         if drop.any():
             j, reason = i + int(np.flatnonzero(drop)[0]), "drop to baseline"
