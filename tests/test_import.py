@@ -118,6 +118,11 @@ def test_csv_fleet_one_run_per_series(tmp_path: Path) -> None:
     lo, hi = rows[0]["ci95_mb_per_hour"]
     assert lo < 40 < hi or 36 < rows[0]["mb_per_hour"] < 44
     assert all(r["verdict"] != "LEAK" for r in rows[1:])
+    import leaklab
+
+    frame = leaklab.rank_fleet(tmp_path / "fleet", jobs=1)
+    assert list(frame["name"]) == [r["name"] for r in rows] and frame.loc[1, "verdict"] == "LEAK"
+    assert frame.loc[1, "ci95_lo_mb_per_hour"] == pytest.approx(rows[0]["ci95_mb_per_hour"][0])
     text = _leaklab("rank", str(tmp_path / "fleet"), "--jobs", "2")
     assert text.returncode == 0 and text.stdout.splitlines()[1].split()[1] == "LEAK"
     assert text.stdout.splitlines()[1].endswith("pod-1")
