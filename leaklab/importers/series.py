@@ -34,6 +34,10 @@ from leaklab import __version__, store
 
 #: Columns of an imported run's samples.csv (a subset of the base columns, in their order).
 COLUMNS = ("t", "steps", "rss", "pid", "generation")
+#: Points a series holds before they are appended to its run (fewer, larger writes)...
+FLUSH_ROWS = 20_000
+#: ...and points all series together hold at most (memory stays bounded however many there are).
+PENDING_ROWS = 1_000_000
 
 
 class ImportFailed(Exception):
@@ -110,6 +114,8 @@ class _Series:
     rss_peak: float = -math.inf
     gaps: list[float] = field(default_factory=list)  # the first intervals, for interval_s
     restarts: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)  # points not written yet
+    pending_rows: int = 0
 
 
 def _utc(ts: float) -> datetime:
@@ -153,6 +159,7 @@ class RunSink:
         except OSError as exc:
             raise ImportFailed(f"--out {self.out}: cannot write there ({exc.strerror or exc})") from None
         self.series: dict[str, _Series] = {}
+        self.pending_rows = 0
 
     def __enter__(self) -> RunSink:
         return self
@@ -212,9 +219,27 @@ class RunSink:
         state.rows += len(ts)
         state.rss_end = float(values[-1])
         state.rss_peak = max(state.rss_peak, float(values.max()))
-        state.writer.samples({"t": _compact(np.round(ts - state.t0, 6)), "steps": _compact(steps),
-                              "rss": _compact(values), "pid": _compact(pids), "generation": generation})
+        nan = np.full(len(ts), np.nan)
+        state.pending.append((np.round(ts - state.t0, 6), nan if steps is None else steps, values,
+                              nan if pids is None else pids, generation))
+        state.pending_rows += len(ts)
+        self.pending_rows += len(ts)
+        if state.pending_rows >= FLUSH_ROWS:
+            self._flush(state)
+        if self.pending_rows >= PENDING_ROWS:
+            for other in self.series.values():
+                self._flush(other)
+
+    def _flush(self, state: _Series) -> None:
+        """Append a series' pending points to its run (and close its files until the next time)."""
+        if not state.pending:
+            return
+        t, steps, rss, pid, generation = (np.concatenate(parts) for parts in zip(*state.pending, strict=True))
+        state.writer.samples({"t": _compact(t), "steps": _compact(steps), "rss": _compact(rss),
+                              "pid": _compact(pid), "generation": generation})
         state.writer.release()
+        self.pending_rows -= state.pending_rows
+        state.pending, state.pending_rows = [], 0
 
     def _generations(self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None) -> np.ndarray:
         """The generation of every point: a new one at each restart (new pid, drop to baseline)."""
@@ -317,6 +342,7 @@ class RunSink:
         placed: list[Path] = []
         try:
             for state in self.series.values():
+                self._flush(state)
                 self._close(state)
             for state in self.series.values():
                 placed.append(self._place(state.writer.path))
