@@ -2,7 +2,7 @@
 127.0.0.1 with a temporary data directory) scraping real exporters every second: 20 Python
 services exposing ``process_resident_memory_bytes`` with prometheus_client, 2 of them leaky.
 
-Measured on this machine (25 s of 1 s scrapes, 3 s warm-up): the leaky services grow
+Measured on this machine (18 to 25 s of 1 s scrapes, 3 s warm-up): the leaky services grow
 about 3,600 MB/h (1 MB/s) and are judged LEAK; the fixed ones grow 0 MB/h (CI 0 to 0)
 and are judged NO_LEAK. The assertions leave wide margins on both.
 """
@@ -41,7 +41,7 @@ def fleet() -> Fleet:
     variants = ["leaky" if i in LEAKY else "fixed" for i in range(20)]
     # Bounded: the exporters stop by themselves after 150 s; the fixture stops them sooner.
     with Fleet(variants, duration_s=150, leak_rate="1MB/s", scrape_s=1.0) as running:
-        running.wait_for_points(25, timeout_s=90)
+        running.wait_for_points(18, timeout_s=90)
         yield running
 
 
@@ -98,9 +98,10 @@ def test_saved_answer_of_one_leaky_and_one_fixed_service(fleet: Fleet, tmp_path:
         [run] = _runs(out)
         analysis = analyze(run)
         assert (analysis.label == "LEAK") is expected_leak, analysis.verdict
-        # The README's path: import, then report on the run.
-        report = _leaklab("report", str(run), "--out", str(tmp_path / f"report-{index}"))
-        assert report.returncode == 0, report.stderr
+        if expected_leak:  # the README's path: import, then report on the run
+            report = _leaklab("report", str(run), "--out", str(tmp_path / "report"), "--json")
+            assert report.returncode == 0, report.stderr
+            assert json.loads(report.stdout)["runs"][0]["analysis"]["verdict"] == "LEAK"
 
 
 def _free_port() -> int:
