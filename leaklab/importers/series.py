@@ -189,6 +189,7 @@ class RunSink:
         path = store.new_run_dir(self.staging, self.name, variant, when=_utc(ts0))
         # No fsync: the run is staged, and moved into place only when the import is complete.
         state = _Series(store.RunWriter(path, meta, COLUMNS, sync=False), dict(labels), t0=ts0)
+        state.writer.release()  # no file stays open between writes: a fleet may have thousands of runs
         self.series[key] = state
         return state
 
