@@ -241,3 +241,21 @@ def test_drop_rule_ignores_one_sample_spikes_and_catches_slow_leaks_on_large_pro
     assert set(runs["steady"].columns["generation"]) == {0.0}
     restarts = runs["slow"].events_of("series_restart")
     assert [e["t"] for e in restarts] == [200 * 15.0]
+
+
+def test_a_fleet_of_more_series_than_open_files(tmp_path: Path) -> None:
+    """300 series under a limit of 128 open files: no run keeps its files open between writes."""
+    import resource
+
+    t = np.repeat(T0 + np.arange(20) * 15.0, 300)
+    pods = np.tile([f"pod-{k:03d}" for k in range(300)], 20)
+    pd.DataFrame({"time": t, "pod": pods, "rss": 5e7}).to_csv(tmp_path / "wide.csv", index=False)
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    result = subprocess.run([*LEAKLAB, "import", str(tmp_path / "wide.csv"), "--series", "pod", "--out",
+                             str(tmp_path / "runs")], capture_output=True, text=True, timeout=120,
+                            preexec_fn=limit_files)
+    assert result.returncode == 0, result.stderr
+    assert len(_runs(tmp_path / "runs")) == 300
