@@ -9,9 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run report test soak lint gate bench clean
 
 $(STAMP): pyproject.toml
-	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) ; } \
-		|| echo "note: graphviz (dot) is not installed; retention graphs will be text only"
+	@sh .ci/system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -41,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check leaklab tests benchmarks scenarios
 
 # Every benchmark, one after the other (about 40 minutes; each file also runs on its own).
-BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability
+BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability import_scale import_accuracy
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 

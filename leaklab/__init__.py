@@ -13,12 +13,12 @@ from typing import Any
 
 from leaklab.scenario import Param
 
-__all__ = ["Param", "__version__", "compare", "load_run"]
+__all__ = ["Param", "__version__", "compare", "load_run", "rank_fleet"]
 
 
 def __getattr__(name: str) -> Any:
     # The notebook API pulls in pandas: imported on first use, never by `leaklab run`.
-    if name in ("load_run", "compare"):
+    if name in ("load_run", "compare", "rank_fleet"):
         from leaklab import api
 
         return getattr(api, name)

@@ -311,3 +311,17 @@ def _rate_text(g: Growth) -> str:
 def compare(before: Any, after: Any) -> Comparison:
     """Two runs side by side (each a :class:`Run`, a RunData or a run directory)."""
     return Comparison(_as_run(before), _as_run(after))
+
+
+def rank_fleet(runs_dir: str | os.PathLike[str], jobs: int | None = None) -> pd.DataFrame:
+    """Every run of a fleet folder ranked as ``leaklab rank`` ranks them: one row per run
+    (verdict, MB/h and its 95% interval, %/h, current MB, generations), indexed by rank."""
+    from leaklab.analysis import fleet
+
+    rows = fleet.rank(fleet.fleet_runs(runs_dir), jobs=jobs or os.cpu_count() or 1)
+    frame = pd.DataFrame([r.to_dict() for r in rows])
+    if len(frame):
+        frame[["ci95_lo_mb_per_hour", "ci95_hi_mb_per_hour"]] = pd.DataFrame(
+            frame.pop("ci95_mb_per_hour").tolist(), index=frame.index)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="rank")
+    return frame

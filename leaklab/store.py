@@ -106,15 +106,18 @@ def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None
     raise RunFormatError(f"cannot create a unique run directory under {root}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader never sees half a file, even if the writer dies mid-way."""
+def write_json_atomic(path: Path, data: Any, sync: bool = True) -> None:
+    """Write JSON so a reader never sees half a file, even if the writer dies mid-way
+    (``sync=False`` skips the fsync: for files that are not in place yet, such as a staged
+    import that is moved into place only once complete)."""
     fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
             fh.write("\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -146,8 +149,10 @@ def _cell(value: Any) -> str:
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS) -> None:
+    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS,
+                 sync: bool = True) -> None:
         self.path = Path(path)
+        self.sync = sync  # fsync meta.json on every rewrite (see write_json_atomic)
         self.meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **meta}
         self.meta.setdefault("status", "running")
         self.meta.setdefault("counters", {})
@@ -169,18 +174,46 @@ class RunWriter:
         return self.path / ARTIFACTS
 
     def write_meta(self) -> None:
-        write_json_atomic(self.path / META, self.meta)
+        write_json_atomic(self.path / META, self.meta, self.sync)
 
     def update_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
         self.write_meta()
 
     def sample(self, row: Mapping[str, Any]) -> None:
+        self._reopen()
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
         self._samples.flush()
         self.samples_written += 1
 
+    def samples(self, columns: Mapping[str, Any]) -> None:
+        """Append many rows at once, given as columns (``columns`` order; a missing one is
+        empty), flushed once at the end: for importers, which write series recorded
+        elsewhere. Numbers are written as :meth:`sample` writes them; NaN and None as empty."""
+        import pandas as pd
+
+        self._reopen()
+        frame = pd.DataFrame({c: columns.get(c) for c in self.columns})
+        frame.to_csv(self._samples, header=False, index=False, na_rep="", lineterminator="\n")
+        self._samples.flush()
+        self.samples_written += len(frame)
+
+    def release(self) -> None:
+        """Close the open files until the next write, which reopens them for appending (an
+        importer writing a thousand runs a chunk at a time keeps no file open in between)."""
+        for fh in (self._samples, self._events):
+            if not fh.closed:
+                fh.close()
+
+    def _reopen(self) -> None:
+        if self._samples.closed:
+            self._samples = open(self.path / SAMPLES, "a", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._samples, lineterminator="\n")
+        if self._events.closed:
+            self._events = open(self.path / EVENTS, "a", encoding="utf-8")
+
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
+        self._reopen()
         record = {"t": None if t is None else round(t, 6), "kind": kind, **fields}
         self._events.write(json.dumps(record, default=_json_default) + "\n")
         self._events.flush()
@@ -267,6 +300,10 @@ def _read_table(path: Path, problems: list[str], text_columns: frozenset[str] = 
     lines = _split_complete_lines(path.read_text(encoding="utf-8", errors="replace"), path.name, problems)
     if not lines:
         return None
+    if not text_columns:
+        fast = _read_numbers(lines)
+        if fast is not None:
+            return fast
     reader = csv.reader(io.StringIO("\n".join(lines)))
     header = next(reader)
     text = [name in text_columns for name in header]
@@ -284,6 +321,27 @@ def _read_table(path: Path, problems: list[str], text_columns: frozenset[str] = 
         for column, value in zip(data, values, strict=False):
             column.append(value)
     return dict(zip(header, data, strict=False))
+
+
+def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
+    """A table of numbers only, parsed by pandas' C reader (exactly as ``float()`` would:
+    round-trip precision); None when any row is not clean, for the careful reader to
+    tell which rows it drops and why."""
+    import pandas as pd
+
+    commas = lines[0].count(",")
+    if '"' in lines[0] or any(line.count(",") != commas for line in lines):
+        return None  # a short or long row (pandas would pad it), or quoting
+    # pandas 3 parses floats exactly by default (and deprecates the option); pandas 2 needs asking.
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    try:
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=float, keep_default_na=False, na_values=[""],
+                            engine="c", **exact)
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if list(frame.columns) != next(csv.reader([lines[0]])):
+        return None  # duplicate or odd names, which pandas would rename
+    return {str(c): frame[c].tolist() for c in frame.columns}
 
 
 def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[float]]:

@@ -89,6 +89,8 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     steps = np.asarray(columns.get("steps") or [math.nan] * n, dtype=float)
     generation = np.nan_to_num(np.asarray(columns.get("generation") or [0.0] * n, dtype=float))
     stepping = np.isfinite(steps) & np.isfinite(t)
+    if (meta.get("config") or {}).get("counts_steps") is False:
+        stepping = np.isfinite(t)  # an imported series: no steps were counted, and there is no setup
     mask = np.zeros(n, dtype=bool)
     notes: list[str] = []
     override = parse_warmup(warmup)

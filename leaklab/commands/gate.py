@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 
-@click.command("gate")
+def _write_outputs(document: dict[str, Any], junit: bytes, json_path: str | None, junit_path: str | None) -> None:
+    """The JSON document and the JUnit report, where asked for (folders created)."""
+    for path, data in ((json_path, (json.dumps(document, indent=2) + "\n").encode()), (junit_path, junit)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+
+
+@click.group("gate", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Gate config: a pyproject.toml with [tool.leaklab.gate], or a TOML file with [[checks]]. "
                    "Default: the nearest pyproject.toml.")
@@ -21,8 +30,14 @@ import click
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Folder receiving the run directories (default: config 'out', else runs/gate).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of lines.")
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report here.")
-def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, baseline_path: str | None,
-            update_baseline: bool, out: str | None, as_json: bool, junit_path: str | None) -> None:
+@click.option("--json-out", "json_path", type=click.Path(dir_okay=False),
+              help="Also write the JSON document here (what `leaklab gate merge` reads).")
+@click.option("--shard", "shard_text", metavar="K/N",
+              help="Run only the K-th of N stable shares of the checks (a CI matrix of N runners).")
+@click.pass_context
+def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...], jobs: int | None,
+            baseline_path: str | None, update_baseline: bool, out: str | None, as_json: bool,
+            junit_path: str | None, json_path: str | None, shard_text: str | None) -> None:
     """Run the regression checks and fail when a fixed leak is back.
 
     Each check runs its scenario in a child process, analyses the run, and compares
@@ -33,14 +48,27 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
     Exit codes: 0 every check passed, 1 a check failed (a limit, a verdict, a baseline
     regression, or its run failed or hit the memory cap), 2 usage or configuration
     error (the offending key is named), 130 interrupted.
+
+    \b
+    In a CI matrix: `leaklab gate --shard K/N --json-out gate-K.json --junit-xml gate-K.xml`
+    on each of N runners, then `leaklab gate merge gate-*.json gate-*.xml` (see docs/ci.md).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from dataclasses import replace
 
     from leaklab import gate
+    from leaklab.gate import shard as shard_mod
 
     argv = ["leaklab", *sys.argv[1:]]
+    shard_info = None
     try:
         config = gate.select(gate.load_config(config_path), names)
+        if shard_text is not None:
+            shard = shard_mod.parse_shard(shard_text)
+            all_names = [c.name for c in config.checks]
+            config = shard_mod.select_shard(config, shard)
+            shard_info = shard.to_dict(shard_mod.shard_names(all_names, shard))
         if out is not None:
             config = replace(config, out=Path(out))
         baseline_file = Path(baseline_path) if baseline_path else config.baseline
@@ -54,7 +82,8 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
     compare_with = None if (update_baseline or baseline_file is None) else previous
     workers = jobs or config.jobs or gate.default_jobs()
     if not as_json:
-        click.echo(f"leaklab gate: {len(config.checks)} check(s) from {config.path}, {workers} at a time; "
+        share = f" (shard {shard_text})" if shard_info else ""
+        click.echo(f"leaklab gate: {len(config.checks)} check(s) from {config.path}{share}, {workers} at a time; "
                    f"runs in {config.out}", err=True)
 
     def show(outcome: gate.Outcome) -> None:
@@ -72,17 +101,73 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
 
-    if junit_path:
-        Path(junit_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(junit_path).write_bytes(gate.junit_xml(outcomes))
     if update_baseline and baseline_file is not None:
         written = gate.write_baseline(baseline_file, outcomes, previous)
         if not as_json:
             click.echo(f"baseline: recorded {len(written)} check(s) in {baseline_file}", err=True)
     code = gate.exit_code(outcomes)
+    document = gate.to_json(outcomes, config, shard_info)
+    _write_outputs(document, gate.junit_xml(outcomes, shard_info), json_path, junit_path)
     if as_json:
-        click.echo(json.dumps(gate.to_json(outcomes, config), indent=2))
+        click.echo(json.dumps(document, indent=2))
     else:
         passed = sum(o.passed for o in outcomes)
         click.echo(f"{passed} of {len(outcomes)} check(s) passed" + ("" if code == 0 else "; the gate fails"))
     sys.exit(code)
+
+
+@command.command("merge")
+@click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Write the merged JUnit XML report here.")
+@click.option("--json-out", "json_path", type=click.Path(dir_okay=False), help="Write the merged JSON document here.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Path(dir_okay=False),
+              help="A shard's baseline file (repeatable); merged into --baseline-out.")
+@click.option("--baseline-out", type=click.Path(dir_okay=False), help="Write the merged baseline file here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged JSON document on stdout.")
+def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: str | None,
+                  baselines: tuple[str, ...], baseline_out: str | None, as_json: bool) -> None:
+    """Combine sharded gate outputs (INPUTS: --json-out documents, --junit-xml reports) into one verdict.
+
+    \b
+    leaklab gate merge gate-1.json gate-2.json gate-3.json --junit-xml gate.xml
+    leaklab gate merge gate-*.xml --baseline base-1.json --baseline base-2.json --baseline-out .leaklab-baseline.json
+
+    \b
+    Exit codes: 0 every check of every shard passed, 1 a check failed, 2 an input is
+    missing or unreadable, a shard is missing or given twice, or a check ran in two shards.
+    """
+    from leaklab import gate, store
+    from leaklab.gate import merge as merge_mod
+
+    if not inputs and not baselines:
+        raise click.UsageError("give the shards' outputs: leaklab gate merge gate-1.json gate-2.json ...")
+    if baselines and not baseline_out:
+        raise click.UsageError("--baseline needs --baseline-out FILE (where the merged baseline goes)")
+    try:
+        merged = merge_mod.merge(inputs) if inputs else None
+        baseline_doc = merge_mod.merge_baselines(baselines) if baselines else None
+    except gate.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if baseline_doc is not None and baseline_out:
+        Path(baseline_out).parent.mkdir(parents=True, exist_ok=True)
+        store.write_json_atomic(Path(baseline_out), baseline_doc)
+        click.echo(f"baseline: {len(baseline_doc['checks'])} check(s) in {baseline_out}", err=True)
+    if merged is None:
+        sys.exit(0)
+    document = merged.to_json()
+    _write_outputs(document, merge_mod.junit_xml(merged), json_path, junit_path)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        for check in document["checks"]:
+            status = check.get("status", "?")
+            colour = "green" if status == "pass" else "red"
+            head = "PASS" if status == "pass" else "FAIL"
+            texts = "; ".join(("FAILED " if j.get("outcome") == "fail" else "") + str(j.get("text", ""))
+                              for j in check.get("judgements") or []) or check.get("message") or ""
+            click.echo(click.style(head, fg=colour, bold=True) + f"  {check['name']}" + (f": {texts}" if texts else ""))
+        shards = document["shards"]
+        across = f" across {len(shards)} shard(s)" if shards else ""
+        s = document["summary"]
+        click.echo(f"{s['passed']} of {s['checks']} check(s) passed{across}" + ("" if merged.exit_code == 0 else "; the gate fails"))
+    sys.exit(merged.exit_code)

@@ -19,15 +19,20 @@ from leaklab import clitypes, units
 @click.option("--limit", type=clitypes.SIZE,
               help="Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a recycled run's limit, else each run's --max-rss cap.")
 @click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up: steps (1000) or time (10s).")
+@click.option("--fleet", "fleet_dir", type=click.Path(file_okay=False),
+              help="A fleet folder (one run per series, e.g. from `leaklab import`): ranking, top leakers' curves, rate distribution.")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="With --fleet: rows in the ranking table.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list.")
 def command(run: str | None, before: str | None, after: str | None, out: str | None, runs_root: str,
-            limit: int | None, warmup: units.StepsOrDuration | None, as_json: bool) -> None:
+            limit: int | None, warmup: units.StepsOrDuration | None, fleet_dir: str | None, top: int,
+            as_json: bool) -> None:
     """Write report.md, a self-contained report.html, PNG charts and summary.json.
 
     \b
     leaklab report RUN                          one run
     leaklab report --before A --after B --out reports/http-agent-fix
     leaklab report                              the latest run, or the latest before/after pair
+    leaklab report --fleet runs/fleet           a fleet: every series ranked, the top leakers drawn
 
     \b
     With no run named: take the latest run under --runs; if its scenario has runs of a
@@ -40,6 +45,11 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
     from leaklab import store
     from leaklab.report import build, selection
 
+    if fleet_dir:
+        if run or before or after:
+            raise click.UsageError("--fleet DIR reports a fleet on its own: give no RUN, --before or --after")
+        _fleet(fleet_dir, out, warmup, top, as_json)
+        return
     if run and (before or after):
         raise click.UsageError("give either RUN or --before/--after, not both")
     if bool(before) != bool(after):
@@ -61,3 +71,27 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
         click.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}" + ("" if r["status"] == "completed" else f"  ({r['status']})"))
     click.echo(f"report    {result.html}")
     click.echo(f"markdown  {result.markdown}")
+
+
+def _fleet(fleet_dir: str, out: str | None, warmup: units.StepsOrDuration | None, top: int, as_json: bool) -> None:
+    import os
+    from pathlib import Path
+
+    from leaklab import store
+    from leaklab.analysis import fleet
+    from leaklab.report import fleet as fleet_report
+
+    try:
+        paths = fleet.fleet_runs(fleet_dir)
+    except store.RunFormatError as exc:
+        raise click.UsageError(str(exc)) from None
+    rows = fleet.rank(paths, jobs=os.cpu_count() or 1, warmup=warmup)
+    root = Path(fleet_dir)
+    out_dir = Path(out) if out else Path("reports") / store.slug(f"fleet-{root.resolve().name}")
+    summary = fleet_report.build(rows, root, out_dir, top=top)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"fleet     {summary['runs']} series: " + ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items()))
+    click.echo(f"report    {out_dir / 'report.html'}")
+    click.echo(f"markdown  {out_dir / 'report.md'}")

@@ -14,9 +14,12 @@ def exit_code(outcomes: Iterable[Outcome]) -> int:
     return EXIT_PASS if all(o.passed for o in outcomes) else EXIT_FAIL
 
 
-def to_json(outcomes: list[Outcome], config: GateConfig) -> dict[str, Any]:
+def to_json(outcomes: list[Outcome], config: GateConfig, shard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``--json`` document; ``shard`` (index, total, checks) when run with ``--shard``."""
     code = exit_code(outcomes)
+    extra = {"shard": shard} if shard is not None else {}
     return {
+        **extra,
         "passed": code == EXIT_PASS,
         "exit_code": code,
         "config": str(config.path),
@@ -27,8 +30,9 @@ def to_json(outcomes: list[Outcome], config: GateConfig) -> dict[str, Any]:
     }
 
 
-def junit_xml(outcomes: list[Outcome]) -> bytes:
-    """JUnit XML: one testcase per check; a broken limit is a failure, a run that failed an error."""
+def junit_xml(outcomes: list[Outcome], shard: dict[str, Any] | None = None) -> bytes:
+    """JUnit XML: one testcase per check; a broken limit is a failure, a run that failed an error.
+    A sharded run says which shard it was (suite properties ``shard.index``, ``shard.total``)."""
     suite = ET.Element("testsuite", {
         "name": "leaklab.gate",
         "tests": str(len(outcomes)),
@@ -37,6 +41,10 @@ def junit_xml(outcomes: list[Outcome]) -> bytes:
         "skipped": "0",
         "time": f"{sum(o.duration_s for o in outcomes):.3f}",
     })
+    if shard is not None:
+        props = ET.SubElement(suite, "properties")
+        for key in ("index", "total"):
+            ET.SubElement(props, "property", {"name": f"shard.{key}", "value": str(shard[key])})
     for o in outcomes:
         case = ET.SubElement(suite, "testcase", {
             "classname": "leaklab.gate", "name": o.check.name, "time": f"{o.duration_s:.3f}",
