@@ -36,6 +36,7 @@ META = "meta.json"
 SAMPLES = "samples.csv"
 EVENTS = "events.jsonl"
 REQUESTS = "requests.csv"
+PROCESSES = "processes.csv"
 ARTIFACTS = "artifacts"
 
 STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
@@ -64,6 +65,17 @@ REQUEST_COLUMNS = (
     "latency_s",  # until the response was read or the request failed
     "status",  # HTTP status (empty when no response came back)
     "error",  # empty, or why no response came back: refused, reset, disconnected, timeout, ...
+)
+#: Columns of ``processes.csv`` (runs of a command or a watched process: the memory of
+#: every process of the tree at each sample, from outside).
+PROCESS_COLUMNS = (
+    "t",  # seconds since the run started
+    "generation",  # the process generation whose tree it belongs to
+    "pid",
+    "ppid",
+    "name",  # the process name as the system reports it
+    "rss",  # bytes
+    "uss",  # bytes, where the platform gives it
 )
 #: ``requests.csv`` columns that hold text rather than numbers.
 _TEXT_COLUMNS = frozenset({"error"})
@@ -161,6 +173,8 @@ class RunWriter:
         self._requests: Any = None
         self._requests_csv: Any = None
         self.requests_written = 0
+        self._processes: Any = None
+        self._processes_csv: Any = None
 
     @property
     def artifacts(self) -> Path:
@@ -194,8 +208,17 @@ class RunWriter:
         self._requests.flush()
         self.requests_written += 1
 
+    def process(self, row: Mapping[str, Any]) -> None:
+        """Append one row to ``processes.csv`` (created on first use)."""
+        if self._processes is None:
+            self._processes = open(self.path / PROCESSES, "w", encoding="utf-8", newline="")
+            self._processes_csv = csv.writer(self._processes, lineterminator="\n")
+            self._processes_csv.writerow(PROCESS_COLUMNS)
+        self._processes_csv.writerow([_cell(row.get(c)) for c in PROCESS_COLUMNS])
+        self._processes.flush()
+
     def close(self) -> None:
-        for fh in (self._samples, self._events, self._requests):
+        for fh in (self._samples, self._events, self._requests, self._processes):
             if fh is not None and not fh.closed:
                 fh.close()
 
@@ -299,6 +322,12 @@ def read_requests(path: str | os.PathLike[str], problems: list[str] | None = Non
     ``latency_s`` and ``status`` as floats (NaN when empty), ``error`` as text."""
     problems = problems if problems is not None else []
     return _read_table(Path(path) / REQUESTS, problems, _TEXT_COLUMNS) or {}
+
+
+def read_processes(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[Any]]:
+    """Columns of ``processes.csv`` (``{}`` for a run without one); ``name`` as text."""
+    problems = problems if problems is not None else []
+    return _read_table(Path(path) / PROCESSES, problems, frozenset({"name"})) or {}
 
 
 def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:

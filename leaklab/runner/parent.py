@@ -334,6 +334,14 @@ class _Session:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
+    def load_config(self) -> load_mod.LoadConfig:
+        """The load to send (a hook: a command run sends it to the program's own path)."""
+        return _load_config(self.config, self.prepared)
+
+    def record_request(self, row: dict[str, Any]) -> None:
+        """One request's result, from the load generator's thread (a hook: a command run counts them)."""
+        self.writer.request(row)
+
     @property
     def steps(self) -> int:
         return sum(g.steps for g in self.generations)
@@ -581,8 +589,8 @@ class _Session:
             return
         if self.config.serve and gen.port is not None:
             if self.load is None:
-                config = _load_config(self.config, self.prepared)
-                self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
+                config = self.load_config()
+                self.load = load_mod.LoadGenerator(config, self.t0, self.record_request)
                 self.load.set_target(gen.port, gen.number)
                 self.load.start()
                 self.writer.event("load_start", self.now(), rate=config.rate, duration_s=config.duration_s,
