@@ -22,14 +22,15 @@ _ids = itertools.count()
 #: request id -> its record: the leak (never evicted unless --fixed)
 SEEN: OrderedDict[int, RequestRecord] = OrderedDict()
 KEEP: int | None = None
+PAYLOAD = 1024
 
 
 class RequestRecord:
     """What the service remembers of one request."""
 
-    def __init__(self, request_id: int) -> None:
+    def __init__(self, request_id: int, size: int) -> None:
         self.request_id = request_id
-        self.payload = bytearray(1024)
+        self.payload = bytearray(size)
         self.tags = [f"tag-{request_id}-{i}" for i in range(4)]
 
 
@@ -41,7 +42,7 @@ def health():
 @app.get("/work")
 def work():
     request_id = next(_ids)
-    SEEN[request_id] = RequestRecord(request_id)
+    SEEN[request_id] = RequestRecord(request_id, PAYLOAD)
     if KEEP is not None:
         while len(SEEN) > KEEP:
             SEEN.popitem(last=False)
@@ -49,12 +50,14 @@ def work():
 
 
 def main() -> None:
-    global KEEP
+    global KEEP, PAYLOAD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--fixed", action="store_true", help="keep the last 100 records only")
+    parser.add_argument("--payload", type=int, default=PAYLOAD, help="bytes each record keeps")
     args = parser.parse_args()
     KEEP = 100 if args.fixed else None
+    PAYLOAD = args.payload
     app.run(host="127.0.0.1", port=args.port, threaded=True)
 
 

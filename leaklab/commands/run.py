@@ -80,11 +80,13 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
             prepared = runner.prepare(config)
     except (ScenarioError, KeyError) as exc:
         raise click.UsageError(str(exc).strip("'\"")) from None
-    if argv is not None:
-        result = command_mod.run(config, prepared)  # type: ignore[arg-type]
-    else:
-        result = runner.run(config, prepared)
+    run_it = runner.run if argv is None else command_mod.run
+    result = run_it(config, prepared)  # type: ignore[operator]
     summary = result.to_dict()
+    if result.exit_code == 2:  # the program never got ready: bad input, nothing to analyse
+        click.echo(json.dumps(summary, indent=2) if as_json else f"run       {result.run_dir}")
+        click.echo(f"Error: {result.message}", err=True)
+        sys.exit(2)
     analysis = _analyze(result.run_dir)
     if as_json:
         if analysis is not None:

@@ -55,10 +55,12 @@ BOOTSTRAP_DIR = Path(__file__).with_name("bootstrap")
 DEFAULT_HEALTH_PATH = "/health"
 #: How long a program may take to listen on its port and answer its health check.
 DEFAULT_READY_TIMEOUT_S = 30.0
+#: Without load, a program that stays up this long has started (one that exits sooner exited at once).
+STARTED_AFTER_S = 1.0
 #: How long after the program's exit its (grand)children may still report.
 _EXIT_GRACE_S = 1.0
 _POLL_S = 0.05
-_STEPS_WRITE_S = 0.1
+_STEPS_WRITE_S = 0.02
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: Exit codes for a program that never got ready (bad input), else the scenario runner's.
 USAGE_EXIT = 2
@@ -110,13 +112,13 @@ def parse_load_url(url: str) -> LoadTarget:
     """``http://127.0.0.1:{port}/path?q`` -> where to send the load; raises ScenarioError."""
     parts = urllib.parse.urlsplit(url.replace(PORT_TOKEN, "1"))
     if parts.scheme != "http":
-        raise ScenarioError(f"--load takes an http:// URL on 127.0.0.1, got {url!r}")
+        raise ScenarioError(f"--load takes an http:// URL on 127.0.0.1 (http://127.0.0.1:{{port}}/path), not {url}")
     if parts.hostname not in _LOCAL_HOSTS:
-        raise ScenarioError(f"--load must target 127.0.0.1 (leaklab loads only local programs), got {parts.hostname!r}")
+        raise ScenarioError(f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local programs only")
     try:
         port = None if PORT_TOKEN in url else (parts.port or 80)
     except ValueError:
-        raise ScenarioError(f"--load has a bad port: {url!r}") from None
+        raise ScenarioError(f"--load has a bad port: {url}") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return LoadTarget(port, path)
 
@@ -127,6 +129,8 @@ def program_name(command: list[str]) -> str:
     args = iter(command[1:])
     if name.startswith(("python", "node", "pypy")):
         for arg in args:
+            if arg == "-c":
+                return f"{name}-c"
             if arg == "-m":
                 return next(args, name)
             if not arg.startswith("-"):
@@ -270,10 +274,20 @@ class CommandGeneration(Generation):
 
         threading.Thread(target=wait, daemon=True, name=f"leaklab-port-{self.number}").start()
 
+    def await_start(self, messages: queue.Queue[Message], t0: float) -> None:
+        """From a thread (no load, so no port to wait for): ``hello`` once the program has
+        stayed up for ``STARTED_AFTER_S``; one that exits sooner "exited at once"."""
+
+        def wait() -> None:
+            if not self.stopped.wait(STARTED_AFTER_S) and self.alive:
+                messages.put((self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0}))
+
+        threading.Thread(target=wait, daemon=True, name=f"leaklab-start-{self.number}").start()
+
     def start_ticks(self, messages: queue.Queue[Message], interval_s: float, steps_file: Path,
                     steps_now: Any) -> None:
         """From a thread: a ``tick`` every interval (the parent samples), and the step count for
-        the in-process probes in ``steps_file`` every 0.1 s."""
+        the in-process probes in ``steps_file`` every 20 ms (their windows are counted in steps)."""
 
         def tick() -> None:
             next_tick = time.monotonic()
@@ -357,7 +371,7 @@ class CommandSession(parent._Session):
         if self.config.bootstrap:
             env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR), *filter(None, [env.get("PYTHONPATH")])])
             env["LEAKLAB_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
-            env["LEAKLAB_PYTHON"] = "%d.%d" % sys.version_info[:2]
+            env["LEAKLAB_PYTHON"] = "{}.{}".format(*sys.version_info[:2])
         return env
 
     def _inprocess_spec(self, number: int) -> dict[str, Any] | None:
@@ -388,7 +402,7 @@ class CommandSession(parent._Session):
         if self.config.serve:
             gen.await_port(self.messages, self.t0, self.config.ready_timeout_s)
         else:
-            self.messages.put((number, {"type": "hello", "pid": gen.pid, "t": self.now()}))
+            gen.await_start(self.messages, self.t0)
         return gen
 
     # -- hooks of the scenario session --------------------------------------------------------
@@ -493,6 +507,11 @@ class CommandSession(parent._Session):
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             self.writer.process(row)
+
+    def _stop(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
+        # What it shuts down is not what it held while it served: no samples of it from now on.
+        self.finishing.add(gen.number)
+        super()._stop(gen, why, sig, timeout_s)
 
     def _enforce_deadlines(self) -> None:
         super()._enforce_deadlines()

@@ -38,7 +38,7 @@ from typing import Any
 
 ENV = "LEAKLAB_INPROCESS"
 #: Longest sleep of the sampling thread, so a probe's extra tick is on time.
-_POLL_S = 0.05
+_POLL_S = 0.02
 
 
 class SocketReporter:

@@ -31,7 +31,7 @@ if os.environ.get("LEAKLAB_INPROCESS"):
         from leaklab.runner import inprocess
     except ImportError:
         extra = os.environ.get("LEAKLAB_SYS_PATH", "")
-        if extra and os.environ.get("LEAKLAB_PYTHON") == "%d.%d" % sys.version_info[:2]:
+        if extra and os.environ.get("LEAKLAB_PYTHON") == "{}.{}".format(*sys.version_info[:2]):
             sys.path.extend(p for p in extra.split(os.pathsep) if p and p not in sys.path)
         try:
             from leaklab.runner import inprocess
