@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# PM2, project-local (never global): `leaklab watch --pm2` and its tests drive it for real.
+PM2_VERSION := 7.0.4
+PM2    := $(VENV)/node/node_modules/.bin/pm2
 
 .PHONY: run report test soak lint gate bench clean
 
@@ -12,10 +15,15 @@ $(STAMP): pyproject.toml
 	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) ; } \
 		|| echo "note: graphviz (dot) is not installed; retention graphs will be text only"
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) ; } \
+		|| echo "note: Node.js (node, npm) is not installed; the Node.js and PM2 tests will be skipped"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	! command -v npm >/dev/null 2>&1 || test -x $(PM2) \
+		|| npm install --silent --no-audit --no-fund --prefix $(VENV)/node pm2@$(PM2_VERSION)
 	touch $(STAMP)
 
 # The main job: reproduce the incident (the http-agent seed preset, time compressed 20-fold,

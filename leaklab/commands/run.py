@@ -88,11 +88,14 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
         click.echo(f"Error: {result.message}", err=True)
         sys.exit(2)
     analysis = _analyze(result.run_dir)
+    split = _heap_split(result.run_dir) if argv is not None else None
     if as_json:
         if analysis is not None:
             data = analysis.to_dict()
             summary.update(verdict=data["verdict"], reasons=data["reasons"], growth=data["growth"],
                            top_types=data["top_types"], top_sites=data["top_sites"], chains=data["chains"])
+        if split is not None:
+            summary["heap"] = {**split.to_dict(), "sentence": split.sentence()}
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
@@ -100,6 +103,8 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
             from leaklab.analysis.render import format_summary
 
             click.echo(format_summary(analysis))
+        if split is not None:
+            click.echo(f"js heap   {split.sentence()}")
     sys.exit(result.exit_code)
 
 
@@ -111,6 +116,17 @@ def _analyze(run_dir: Any) -> Any:
         return analyze(run_dir)
     except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
         click.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        return None
+
+
+def _heap_split(run_dir: Any) -> Any:
+    """JS heap vs native for a Node.js program's run (None for other programs)."""
+    from leaklab.analysis.heap import heap_split
+
+    try:
+        return heap_split(run_dir)
+    except Exception as exc:  # like the analysis: never hide the run's own exit code
+        click.echo(f"heap split failed: {type(exc).__name__}: {exc}", err=True)
         return None
 
 

@@ -14,7 +14,10 @@ into the same run directory. What differs:
   ready when there is no load;
 * a Python program gets the in-process probes through a bootstrap on its
   ``PYTHONPATH`` (:mod:`leaklab.runner.inprocess`): allocated blocks, gc counts, growing
-  types, allocation sites and retention chains, as for a scenario.
+  types, allocation sites and retention chains, as for a scenario;
+* a Node.js program gets ``bootstrap/leaklab-node.js`` preloaded (``NODE_OPTIONS=--require``):
+  the V8 heap (used, total) and the memory outside it, so the analysis can tell JS heap
+  growth from native growth.
 
 The session is the scenario runner's (:class:`leaklab.runner.parent._Session`); this
 module replaces how a generation is started and what it reports.
@@ -52,6 +55,9 @@ from leaklab.scenario import ScenarioError
 
 PORT_TOKEN = "{port}"
 BOOTSTRAP_DIR = Path(__file__).with_name("bootstrap")
+NODE_BOOTSTRAP = BOOTSTRAP_DIR / "leaklab-node.js"
+#: Sample columns a Node.js program's bootstrap fills (empty for other programs).
+NODE_COLUMNS = ("v8_heap_used", "v8_heap_total", "v8_external")
 DEFAULT_HEALTH_PATH = "/health"
 #: How long a program may take to listen on its port and answer its health check.
 DEFAULT_READY_TIMEOUT_S = 30.0
@@ -372,6 +378,8 @@ class CommandSession(parent._Session):
             env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR), *filter(None, [env.get("PYTHONPATH")])])
             env["LEAKLAB_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
             env["LEAKLAB_PYTHON"] = "{}.{}".format(*sys.version_info[:2])
+            require = f"--require {NODE_BOOTSTRAP}"
+            env["NODE_OPTIONS"] = " ".join(filter(None, [env.get("NODE_OPTIONS"), require]))
         return env
 
     def _inprocess_spec(self, number: int) -> dict[str, Any] | None:
@@ -561,7 +569,7 @@ def run(config: CommandConfig, prepared: parent.Prepared | None = None,
     program: Program = prepared.scenario  # type: ignore[assignment]
     target = parse_load_url(config.load_url) if config.load_url else None
     run_dir = store.new_run_dir(config.out, program.name, None)
-    columns = list(store.BASE_COLUMNS) + probe_registry.columns_of(config.probes)
+    columns = [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS]
     load = None
     if target is not None:
         load = {"rate": prepared.rate, "duration_s": prepared.duration_s, "max_requests": prepared.steps,

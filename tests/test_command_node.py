@@ -1,0 +1,62 @@
+"""The incident in Node.js (scenarios/node/server.js) run with ``leaklab run -- node ...``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leaklab import store
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "scenarios" / "node" / "server.js"
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is installed by the Makefile set-up")
+FLAGS = ["--expose-gc", "--max-old-space-size=200"]
+
+
+def _run(tmp_path: Path, *args: str, variant: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "leaklab", "run", "--out", str(tmp_path), "--json", *args,
+                           "--", str(NODE), *FLAGS, str(SERVER), "--port", "{port}", "--variant", variant],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+LOAD = ["--load", "http://127.0.0.1:{port}/", "--rate", "200/s", "--duration", "10s"]
+
+
+def test_leaky_node_service_is_a_leak_in_the_js_heap(tmp_path):
+    leaky = _run(tmp_path, *LOAD, variant="leaky")
+    assert leaky["verdict"] == "LEAK" and leaky["requests"]["failed"] == 0
+    run = store.read_run(leaky["run_dir"])
+    used = [v for v in run.columns["v8_heap_used"] if v == v]
+    assert len(used) >= 15 and used[-1] > used[0] + 3e6  # ~3 KB of JS objects kept per request, 2,000 requests
+    assert leaky["heap"]["where"] == "js-heap"
+    assert leaky["heap"]["external_per_s"] > 0  # the kept Buffers: native memory grows too
+
+
+def test_fixed_node_service_is_not_a_leak(tmp_path):
+    fixed = _run(tmp_path, *LOAD, variant="fixed")
+    assert fixed["verdict"] != "LEAK" and fixed["requests"]["failed"] == 0
+    assert fixed["requests"]["ok"] >= 1900
+
+
+def test_leaky_node_service_is_recycled_at_a_limit_and_reported(tmp_path):
+    # ~6.6 KB per request at 400/s from ~47 MB: past 62 MB within ~6 s, then again after each restart
+    summary = _run(tmp_path, "--load", "http://127.0.0.1:{port}/", "--rate", "400/s", "--duration", "14s",
+                   "--recycle", "62MB", "--check-interval", "0.5s", "--profile", "rss", variant="leaky")
+    assert summary["restarts"]["memory"] >= 1
+    run = store.read_run(summary["run_dir"])
+    restarts = run.events_of("restart")
+    assert [r["reason"] for r in restarts] == ["memory"] * summary["restarts"]["memory"]
+    assert all(r["rss"] > 62e6 and r["healthy_after_s"] > 0 for r in restarts)
+    assert len(set(run.columns["generation"])) == len(restarts) + 1
+    report = subprocess.run([sys.executable, "-m", "leaklab", "report", summary["run_dir"], "--out",
+                             str(tmp_path / "report")], capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "restart" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8").lower()
