@@ -55,6 +55,11 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
     summary: dict[str, Any] = result.to_dict()
     summary["run_dir"] = str(result.run_dir)
     analysis = _analyze(result.run_dir) if result.samples else None
+    generations = None
+    if result.generations > 1 or pm2_name is not None:
+        from leaklab.analysis.generations import generations_report
+
+        generations = generations_report(result.run_dir)
     if as_json:
         if analysis is not None:
             data = analysis.to_dict()
@@ -62,9 +67,15 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
         extra = getattr(result, "pm2", None)
         if extra is not None:
             summary["pm2"] = extra
+        if generations is not None:
+            summary["generations_report"] = generations.to_dict()
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         click.echo(watch.format_result(result))
+        if generations is not None:
+            from leaklab.analysis.generations import format_report
+
+            click.echo(format_report(generations))
         if analysis is not None:
             from leaklab.analysis.render import format_summary
 

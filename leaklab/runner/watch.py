@@ -62,6 +62,7 @@ class Observation:
     pid: int | None
     extra: dict[str, Any] = field(default_factory=dict)  # columns of samples.csv the source adds
     info: dict[str, Any] = field(default_factory=dict)  # fields of the generation's start event
+    gone: bool = False  # the source no longer knows the process (a PM2 app deleted): the watch ends
 
 
 @dataclass
@@ -160,7 +161,7 @@ class Watcher:
         number = len(self.pids)
         t = self.now()
         if number:
-            self.writer.event("restart", t, reason=obs.info.pop("restart_reason", "restart"), generation=number - 1,
+            self.writer.event("restart", obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"), generation=number - 1,
                               new_generation=number, **obs.info.pop("restart", {}))
         self.pids.append(obs.pid)
         self.memory = ChildMemory(obs.pid, include_children=True)
@@ -213,7 +214,7 @@ class Watcher:
                     if self.load is None:
                         self._start_health()
                 alive = obs.pid is not None and self._sample(obs)
-                if not alive and not follow_restarts and self.pids:
+                if not alive and (obs.gone or not follow_restarts) and self.pids:
                     self.ended_by = "exit"
                     self.writer.event("exit", self.now(), pid=self.pids[-1], generation=len(self.pids) - 1)
                     message = f"the process {self.pids[-1]} exited"
