@@ -10,9 +10,10 @@ A new pid is written as a ``restart`` event, so the recycling analysis
 (:mod:`leaklab.analysis.recycling`) reads a PM2 app as it reads a ``--recycle`` run:
 growth within each generation, time between restarts, restarts/h, memory after each
 restart (:mod:`leaklab.analysis.generations`: baseline creep), and, with ``--health``,
-downtime and success rate. A restart counts as a memory restart when the old process
-was last seen at or above 90 % of ``max_memory_restart`` (PM2 reads memory on its own
-schedule, after ours), else as a plain restart.
+downtime and success rate. A restart counts as a memory restart when PM2's last reading of the
+old process was at or above 90 % of ``max_memory_restart`` (PM2 refreshes that reading
+once per check, ``PM2_WORKER_INTERVAL``, so it lags), else as a plain restart. The
+restart's ``rss`` is leaklab's own last reading of the old process (every ``--interval``).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class PM2Source:
             started = (float(app["started_at_ms"]) / 1000 - self.wall_t0) if app.get("started_at_ms") else None
             trigger = self.last_seen_t if self.last_seen_t is not None else time.monotonic() - self.t0
             info["restart_reason"] = "memory" if near else "restart"
-            info["restart"] = {"rss": memory, "limit": limit, "mode": "restart", "pm2_restarts": restarts,
+            info["restart"] = {"pm2_memory": memory, "limit": limit, "mode": "restart", "pm2_restarts": restarts,
                                "healthy_after_s": round(started - trigger, 6) if started and started >= trigger else None}
             info["restart"] = {k: v for k, v in info["restart"].items() if v is not None}
             # the restart is written at the trigger: when the old process was last seen

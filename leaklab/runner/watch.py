@@ -138,6 +138,7 @@ class Watcher:
         self.ended_by = ""
         self.rss_start: int | None = None
         self.health_port = 80
+        self.last_rss: int | None = None  # the newest sample's RSS
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -161,8 +162,10 @@ class Watcher:
         number = len(self.pids)
         t = self.now()
         if number:
-            self.writer.event("restart", obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"), generation=number - 1,
-                              new_generation=number, **obs.info.pop("restart", {}))
+            # the memory at the restart: our own last reading of the old process (the source's may be older)
+            fields = {**obs.info.pop("restart", {}), **({"rss": self.last_rss} if self.last_rss else {})}
+            self.writer.event("restart", obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"),
+                              generation=number - 1, new_generation=number, **fields)
         self.pids.append(obs.pid)
         self.memory = ChildMemory(obs.pid, include_children=True)
         self.writer.event("start", t, pid=obs.pid, generation=number, **obs.info)
@@ -180,6 +183,7 @@ class Watcher:
         number = len(self.pids) - 1
         row = {"t": t, "steps": int(t), "rss": rss, "uss": uss, "pid": self.pids[-1], "generation": number, **obs.extra}
         self.writer.sample(row)
+        self.last_rss = rss
         if self.rss_start is None:
             self.rss_start = rss
         try:
