@@ -109,3 +109,23 @@ def test_bad_commands_exit_2_with_a_clear_message(tmp_path):
                           (["--steps", "10"], "--steps counts requests served")]:
         done = _leaklab("run", "--out", str(tmp_path), *args, "--", sys.executable, "-c", "pass")
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+
+
+def test_ctrl_c_stops_the_program_and_keeps_the_run(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    run = subprocess.Popen([sys.executable, "-m", "leaklab", "run", "--out", str(tmp_path), "--duration", "60s",
+                            "--profile", "rss", "--", sys.executable, "-c", "import time; time.sleep(120)"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    data = store.read_run(run_dir)
+    assert data.meta["status"] == "interrupted" and len(data.columns["t"]) >= 3
+    program = data.events_of("start")[0]["pid"]
+    assert not psutil.pid_exists(program) or psutil.Process(program).status() == psutil.STATUS_ZOMBIE
