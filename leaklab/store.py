@@ -153,6 +153,30 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class _LazyTable:
+    """A CSV file of the run created on its first row, flushed after every row."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+        self.written = 0
+        self._fh: Any = None
+        self._csv: Any = None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._fh, lineterminator="\n")
+            self._csv.writerow(self.columns)
+        self._csv.writerow([_cell(row.get(c)) for c in self.columns])
+        self._fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+
+
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
@@ -170,11 +194,8 @@ class RunWriter:
         self._csv.writerow(self.columns)
         self._samples.flush()
         self._events = open(self.path / EVENTS, "a", encoding="utf-8")
-        self._requests: Any = None
-        self._requests_csv: Any = None
-        self.requests_written = 0
-        self._processes: Any = None
-        self._processes_csv: Any = None
+        self._requests = _LazyTable(self.path / REQUESTS, REQUEST_COLUMNS)
+        self._processes = _LazyTable(self.path / PROCESSES, PROCESS_COLUMNS)
 
     @property
     def artifacts(self) -> Path:
@@ -198,27 +219,22 @@ class RunWriter:
         self._events.flush()
         self.events_written += 1
 
+    @property
+    def requests_written(self) -> int:
+        return self._requests.written
+
     def request(self, row: Mapping[str, Any]) -> None:
         """Append one row to ``requests.csv`` (created on first use). Only one thread may call this."""
-        if self._requests is None:
-            self._requests = open(self.path / REQUESTS, "w", encoding="utf-8", newline="")
-            self._requests_csv = csv.writer(self._requests, lineterminator="\n")
-            self._requests_csv.writerow(REQUEST_COLUMNS)
-        self._requests_csv.writerow([_cell(row.get(c)) for c in REQUEST_COLUMNS])
-        self._requests.flush()
-        self.requests_written += 1
+        self._requests.append(row)
 
     def process(self, row: Mapping[str, Any]) -> None:
         """Append one row to ``processes.csv`` (created on first use)."""
-        if self._processes is None:
-            self._processes = open(self.path / PROCESSES, "w", encoding="utf-8", newline="")
-            self._processes_csv = csv.writer(self._processes, lineterminator="\n")
-            self._processes_csv.writerow(PROCESS_COLUMNS)
-        self._processes_csv.writerow([_cell(row.get(c)) for c in PROCESS_COLUMNS])
-        self._processes.flush()
+        self._processes.append(row)
 
     def close(self) -> None:
-        for fh in (self._samples, self._events, self._requests, self._processes):
+        self._requests.close()
+        self._processes.close()
+        for fh in (self._samples, self._events):
             if fh is not None and not fh.closed:
                 fh.close()
 

@@ -49,7 +49,7 @@ from leaklab import store, units
 from leaklab.runner import load as load_mod
 from leaklab.runner import parent
 from leaklab.runner.child import _die_with_parent
-from leaklab.runner.generation import HOST, Generation, Message
+from leaklab.runner.generation import HOST, ChildMemory, Generation, Message
 from leaklab.runner.inprocess import ENV as INPROCESS_ENV
 from leaklab.scenario import ScenarioError
 
@@ -255,12 +255,6 @@ class CommandGeneration(Generation):
         if self.exited_at is None:
             self.exited_at = time.monotonic()
         return self.eof or time.monotonic() - self.exited_at > _EXIT_GRACE_S
-
-    def processes(self) -> list[psutil.Process]:
-        try:
-            return [self.memory.process, *self.memory.process.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return []
 
     def await_port(self, messages: queue.Queue[Message], t0: float, timeout_s: float) -> None:
         """From a thread: ``hello`` once the port accepts connections, ``not_listening`` after ``timeout_s``."""
@@ -505,15 +499,7 @@ class CommandSession(parent._Session):
             super()._handle(gen, body)
 
     def _write_processes(self, gen: CommandGeneration) -> None:
-        t = self.now()
-        for proc in gen.processes():
-            try:
-                with proc.oneshot():
-                    info = proc.memory_full_info() if gen.memory.uss_available else proc.memory_info()
-                    row = {"t": t, "generation": gen.number, "pid": proc.pid, "ppid": proc.ppid(), "name": proc.name(),
-                           "rss": info.rss, "uss": getattr(info, "uss", None)}
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
+        for row in tree_rows(gen.memory, self.now(), gen.number):
             self.writer.process(row)
 
     def _stop(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
@@ -549,6 +535,24 @@ class CommandSession(parent._Session):
             self.writer.update_meta(counters={**self.writer.meta.get("counters", {}), "inprocess_ignored": ignored})
         return CommandResult(**result.__dict__, usage_error=self.not_ready is not None and not any(
             g.t_healthy is not None for g in self.generations))
+
+
+def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, Any]]:
+    """One ``processes.csv`` row per process of the tree ``memory`` follows (gone ones skipped)."""
+    try:
+        procs = [memory.process, *memory.process.children(recursive=True)]
+    except psutil.Error:
+        return []
+    rows = []
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                info = proc.memory_full_info() if memory.uss_available else proc.memory_info()
+                rows.append({"t": t, "generation": generation, "pid": proc.pid, "ppid": proc.ppid(),
+                             "name": proc.name(), "rss": info.rss, "uss": getattr(info, "uss", None)})
+        except psutil.Error:
+            continue
+    return rows
 
 
 def _last_line(artifacts: Path) -> str:

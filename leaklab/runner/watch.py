@@ -28,7 +28,7 @@ import psutil
 from leaklab import store, units
 from leaklab.runner import load as load_mod
 from leaklab.runner import parent
-from leaklab.runner.command import parse_load_url
+from leaklab.runner.command import parse_load_url, tree_rows
 from leaklab.runner.generation import ChildMemory
 from leaklab.scenario import ScenarioError
 
@@ -186,18 +186,8 @@ class Watcher:
         self.last_rss = rss
         if self.rss_start is None:
             self.rss_start = rss
-        try:
-            procs = [self.memory.process, *self.memory.process.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    info = proc.memory_full_info() if self.memory.uss_available else proc.memory_info()
-                    self.writer.process({"t": t, "generation": number, "pid": proc.pid, "ppid": proc.ppid(),
-                                         "name": proc.name(), "rss": info.rss, "uss": getattr(info, "uss", None)})
-            except psutil.Error:
-                continue
+        for process_row in tree_rows(self.memory, t, number):
+            self.writer.process(process_row)
         return True
 
     def run(self, follow_restarts: bool = False) -> WatchResult:
