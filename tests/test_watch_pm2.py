@@ -77,3 +77,7 @@ def test_watch_pm2_follows_real_restarts(tmp_path, pm2_home):
     grown = [g for g in report["generations"] if g["bytes_per_h"] is not None]
     assert grown and all(g["bytes_per_h"] > 0 for g in grown)  # each generation grows until PM2 restarts it
     assert 0 < report["success_rate"] <= 1
+    drawn = subprocess.run([sys.executable, "-m", "leaklab", "report", summary["run_dir"], "--out",
+                            str(tmp_path / "report")], capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    assert (tmp_path / "report" / "report.html").is_file()

@@ -30,6 +30,7 @@ from typing import Any
 import leaklab
 from leaklab import store
 from leaklab.runner.child import _die_with_parent
+from leaklab.runner.supervisor import PM2_CHECK_INTERVAL_S, PM2_KILL_TIMEOUT_S
 from leaklab.runner.watch import (
     Observation,
     WatchConfig,
@@ -45,6 +46,7 @@ MEMORY_RESTART_SHARE = 0.9
 _FIRST_LIST_TIMEOUT_S = 30.0
 #: Listings in a row without the app before the watch ends (it was deleted from PM2).
 GONE_AFTER = 5
+PM2_WORKER_INTERVAL_MS = PM2_CHECK_INTERVAL_S * 1000
 
 
 def find_pm2(explicit: str | None = None) -> Path:
@@ -192,8 +194,11 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
         source = PM2Source(name, listing, time.time() - (time.monotonic() - watcher.t0), watcher.t0)
         if limit:
             # the recycling analysis reads the limit and the check as it does for --recycle
+            # PM2's check: its worker's interval as this environment sets it (the daemon's own may differ)
+            check_s = float(os.environ.get("PM2_WORKER_INTERVAL") or PM2_WORKER_INTERVAL_MS) / 1000
             watcher.writer.meta["config"]["recycle"] = {"limit": limit, "mode": "restart", "kill_signal": "SIGINT",
-                                                        "check_interval_s": None, "by": "pm2"}
+                                                        "check_interval_s": check_s,
+                                                        "kill_timeout_s": PM2_KILL_TIMEOUT_S, "by": "pm2"}
         if config.health_url:
             watcher.writer.meta["config"]["rate"] = config.health_rate
         watcher.writer.write_meta()
