@@ -47,6 +47,16 @@ def test_flask_app_in_one_file_is_reproduced_diagnosed_and_reported(tmp_path):
     assert "RequestRecord" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
 
 
+def test_aiohttp_app_in_one_file_is_diagnosed_to_its_root(tmp_path):
+    app = ROOT / "examples" / "leaky_aiohttp_app.py"
+    summary = _run_json(tmp_path, "--load", "http://127.0.0.1:{port}/work", "--rate", "200/s", "--duration", "8s",
+                        "--", sys.executable, str(app), "--port", "{port}")
+    assert summary["verdict"] == "LEAK"
+    assert any(t["type"].endswith("SessionRecord") for t in summary["top_types"][:3])
+    assert any(c["text"].startswith("__main__.SHUTDOWN -> Future") and c["text"].endswith("SessionRecord")
+               for c in summary["chains"])
+
+
 def test_command_is_recycled_at_its_memory_limit(tmp_path):
     # 20 KB kept per request at 200/s: ~4 MB/s over a ~47 MB start, past 65 MB within seconds.
     summary = _run_json(tmp_path, "--load", "http://127.0.0.1:{port}/work", "--rate", "200/s", "--duration", "12s",

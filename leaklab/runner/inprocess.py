@@ -88,6 +88,7 @@ class InProcess:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.finished = False
+        self.handed_over = False  # this process forked workers: they carry the probes now
         self.pid = os.getpid()
         artifacts = Path(spec["artifacts"])
         if forked:
@@ -153,11 +154,12 @@ class InProcess:
 
     def stop(self) -> None:
         """Stop sampling (a pre-fork master after its first fork): no end-of-run work here."""
+        self.handed_over = True
         self.stopped.set()
 
     def finish(self) -> None:
         """At exit: the last sample, the probes' end-of-run work, their measured cost."""
-        if os.getpid() != self.pid or self.stopped.is_set() and not self.thread.is_alive() and self.finished:
+        if os.getpid() != self.pid or self.handed_over:
             return
         self.stopped.set()
         with self.lock:
