@@ -80,4 +80,5 @@ def test_watch_pm2_follows_real_restarts(tmp_path, pm2_home):
     drawn = subprocess.run([sys.executable, "-m", "leaklab", "report", summary["run_dir"], "--out",
                             str(tmp_path / "report")], capture_output=True, text=True, timeout=120)
     assert drawn.returncode == 0, drawn.stderr[-2000:]
-    assert (tmp_path / "report" / "report.html").is_file()
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Process generations" in markdown and "memory after each restart" in markdown

@@ -22,6 +22,8 @@ from leaklab.analysis import window as window_mod
 
 #: Above this share of RSS growth the growth is "in the JS heap"; below its complement "native".
 MOSTLY = 0.6
+#: Fewest analysed samples of a generation for its slopes.
+MIN_SAMPLES = 5
 #: RSS growth below this (bytes/h) is not split.
 FLAT_PER_H = 1e6
 
@@ -65,16 +67,22 @@ def heap_split(run: store.RunData | str) -> HeapSplit | None:
     rss = np.asarray(columns["rss"], dtype=float)
     external = np.asarray(columns.get("v8_external") or [math.nan] * len(t), dtype=float)
     gen = np.nan_to_num(np.asarray(columns.get("generation") or [0.0] * len(t), dtype=float))
-    keep = mask & np.isfinite(used) & np.isfinite(rss) & (gen == 0)  # one process: a restart resets all three
-    if keep.sum() < 5:
-        return None
-
-    def slope(y: np.ndarray) -> float:
-        ok = keep & np.isfinite(y)
-        return float(stats.theilslopes(y[ok], t[ok])[0]) if ok.sum() >= 5 else math.nan
-
     total = np.asarray(columns.get("v8_heap_total") or [math.nan] * len(t), dtype=float)
-    rss_s, used_s, total_s, ext_s = slope(rss), slope(used), slope(total), slope(external)
+    # Within each process generation (a restart resets all three), then the median over them.
+    per_generation = []
+    for g in np.unique(gen):
+        keep = mask & np.isfinite(used) & np.isfinite(rss) & (gen == g)
+        if keep.sum() < MIN_SAMPLES:
+            continue
+
+        def slope(y: np.ndarray, keep: np.ndarray = keep) -> float:
+            ok = keep & np.isfinite(y)
+            return float(stats.theilslopes(y[ok], t[ok])[0]) if ok.sum() >= MIN_SAMPLES else math.nan
+
+        per_generation.append([slope(rss), slope(used), slope(total), slope(external)])
+    if not per_generation:
+        return None
+    rss_s, used_s, total_s, ext_s = (float(v) for v in np.nanmedian(np.array(per_generation), axis=0))
     share = total_s / rss_s if rss_s > 0 else math.nan
     if not rss_s * 3600 >= FLAT_PER_H:
         where = "flat"
