@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# PM2, project-local (never global): `leaklab watch --pm2` and its tests drive it for real.
+PM2_VERSION := 7.0.4
+PM2    := $(VENV)/node/node_modules/.bin/pm2
 
 .PHONY: run report test soak lint gate bench clean
 
@@ -14,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	! command -v npm >/dev/null 2>&1 || test -x $(PM2) \
+		|| npm install --silent --no-audit --no-fund --prefix $(VENV)/node pm2@$(PM2_VERSION)
 	touch $(STAMP)
 
 # The main job: reproduce the incident (the http-agent seed preset, time compressed 20-fold,
@@ -39,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check leaklab tests benchmarks scenarios
 
 # Every benchmark, one after the other (about 40 minutes; each file also runs on its own).
-BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability import_scale import_accuracy
+BENCHMARKS := runner_overhead profiler_overhead sampling_cost analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability corpus_accuracy import_scale import_accuracy pm2_side_by_side bootstrap_overhead
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 

@@ -36,6 +36,7 @@ META = "meta.json"
 SAMPLES = "samples.csv"
 EVENTS = "events.jsonl"
 REQUESTS = "requests.csv"
+PROCESSES = "processes.csv"
 ARTIFACTS = "artifacts"
 
 STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
@@ -66,6 +67,17 @@ REQUEST_COLUMNS = (
     "latency_s",  # until the response was read or the request failed
     "status",  # HTTP status (empty when no response came back)
     "error",  # empty, or why no response came back: refused, reset, disconnected, timeout, ...
+)
+#: Columns of ``processes.csv`` (runs of a command or a watched process: the memory of
+#: every process of the tree at each sample, from outside).
+PROCESS_COLUMNS = (
+    "t",  # seconds since the run started
+    "generation",  # the process generation whose tree it belongs to
+    "pid",
+    "ppid",
+    "name",  # the process name as the system reports it
+    "rss",  # bytes
+    "uss",  # bytes, where the platform gives it
 )
 #: ``requests.csv`` columns that hold text rather than numbers.
 _TEXT_COLUMNS = frozenset({"error"})
@@ -146,6 +158,30 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class _LazyTable:
+    """A CSV file of the run created on its first row, flushed after every row."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+        self.written = 0
+        self._fh: Any = None
+        self._csv: Any = None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._fh, lineterminator="\n")
+            self._csv.writerow(self.columns)
+        self._csv.writerow([_cell(row.get(c)) for c in self.columns])
+        self._fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+
+
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
@@ -165,9 +201,8 @@ class RunWriter:
         self._csv.writerow(self.columns)
         self._samples.flush()
         self._events = open(self.path / EVENTS, "a", encoding="utf-8")
-        self._requests: Any = None
-        self._requests_csv: Any = None
-        self.requests_written = 0
+        self._requests = _LazyTable(self.path / REQUESTS, REQUEST_COLUMNS)
+        self._processes = _LazyTable(self.path / PROCESSES, PROCESS_COLUMNS)
 
     @property
     def artifacts(self) -> Path:
@@ -219,18 +254,22 @@ class RunWriter:
         self._events.flush()
         self.events_written += 1
 
+    @property
+    def requests_written(self) -> int:
+        return self._requests.written
+
     def request(self, row: Mapping[str, Any]) -> None:
         """Append one row to ``requests.csv`` (created on first use). Only one thread may call this."""
-        if self._requests is None:
-            self._requests = open(self.path / REQUESTS, "w", encoding="utf-8", newline="")
-            self._requests_csv = csv.writer(self._requests, lineterminator="\n")
-            self._requests_csv.writerow(REQUEST_COLUMNS)
-        self._requests_csv.writerow([_cell(row.get(c)) for c in REQUEST_COLUMNS])
-        self._requests.flush()
-        self.requests_written += 1
+        self._requests.append(row)
+
+    def process(self, row: Mapping[str, Any]) -> None:
+        """Append one row to ``processes.csv`` (created on first use)."""
+        self._processes.append(row)
 
     def close(self) -> None:
-        for fh in (self._samples, self._events, self._requests):
+        self._requests.close()
+        self._processes.close()
+        for fh in (self._samples, self._events):
             if fh is not None and not fh.closed:
                 fh.close()
 
@@ -359,6 +398,12 @@ def read_requests(path: str | os.PathLike[str], problems: list[str] | None = Non
     ``latency_s`` and ``status`` as floats (NaN when empty), ``error`` as text."""
     problems = problems if problems is not None else []
     return _read_table(Path(path) / REQUESTS, problems, _TEXT_COLUMNS) or {}
+
+
+def read_processes(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[Any]]:
+    """Columns of ``processes.csv`` (``{}`` for a run without one); ``name`` as text."""
+    problems = problems if problems is not None else []
+    return _read_table(Path(path) / PROCESSES, problems, frozenset({"name"})) or {}
 
 
 def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:

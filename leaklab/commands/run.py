@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from leaklab import clitypes, probes, units
-from leaklab.commands import _service_options
+from leaklab.commands import _command_options, _service_options
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
 
-@click.command("run")
-@click.argument("scenario")
+@click.command("run", cls=_command_options.RunCommand)
+@click.argument("scenario", required=False)
 @click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
 @click.option("--duration", "-d", type=clitypes.DURATION,
@@ -37,18 +37,23 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @_service_options.options
-def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
-            max_duration: float | None, rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
+@_command_options.options
+def command(scenario: str | None, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
+            max_duration: float | None, rate: float | None, interval: float, warmup: units.StepsOrDuration | None,
+            max_rss: int | None,
             profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
             include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
-            progress: bool | None, as_json: bool, **service: Any) -> None:
-    """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it.
+            progress: bool | None, as_json: bool, load: str | None, health: str | None,
+            ready_timeout: float, bootstrap: bool, **service: Any) -> None:
+    """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it;
+    or, after --, any program: leaklab run [OPTIONS] -- CMD ARGS...
 
     \b
     Exit codes: 0 completed, 1 the scenario raised, 2 usage error,
     3 killed at the memory cap, 130 interrupted (Ctrl-C).
     """
     from leaklab import runner
+    from leaklab.runner import command as command_mod
 
     if interval <= 0:
         raise click.BadParameter("must be positive", param_hint="--interval")
@@ -56,31 +61,50 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
         raise click.UsageError("--max-duration bounds a run of no set length: drop it, or drop --duration/--steps")
     if max_duration is not None and max_duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--max-duration")
+    argv = _command_options.command_argv()
+    _command_options.check(scenario, argv)
     try:
         explicit = [name.strip() for item in probe_names for name in item.split(",") if name.strip()]
         probe_options: dict[str, Any] = {}
         if snapshot_every is not None:
             probe_options["snapshot_every"] = {"steps": snapshot_every.steps, "seconds": snapshot_every.seconds}
-        config = runner.RunConfig(
-            scenario=scenario, variant=variant, params=parse_param_overrides(params),
-            scenario_dirs=list(scenario_dirs), duration_s=duration, steps=steps, rate=rate,
-            interval_s=interval, warmup=warmup, max_rss=max_rss, include_children=include_children,
-            out=out, probes=probes.resolve(profile, explicit), probe_options=probe_options, profile=profile,
-            max_errors=max_errors, progress=progress, argv=["leaklab", *sys.argv[1:]],
-            max_duration_s=max_duration, stop_rule=_stop_rule(duration, steps, max_duration),
-            **_service_options.config_fields(service),
-        )
-        prepared = runner.prepare(config)
+        common = dict(duration_s=duration, steps=steps, rate=rate, interval_s=interval, warmup=warmup,
+                      max_rss=max_rss, out=out, probes=probes.resolve(profile, explicit),
+                      probe_options=probe_options, profile=profile, progress=progress,
+                      argv=["leaklab", *sys.argv[1:]], max_duration_s=max_duration,
+                      stop_rule=_stop_rule(duration, steps, max_duration))
+        if argv is not None:
+            fields = _service_options.config_fields({**service, "serve": load is not None})
+            config: runner.RunConfig = command_mod.CommandConfig(
+                scenario="", command=argv, load_url=load, health_path=health, ready_timeout_s=ready_timeout,
+                bootstrap=bootstrap, serve=load is not None, request_timeout_s=fields["request_timeout_s"],
+                recycle=fields["recycle"], **common)
+            prepared = command_mod.prepare(config)  # type: ignore[arg-type]
+        else:
+            config = runner.RunConfig(
+                scenario=scenario or "", variant=variant, params=parse_param_overrides(params),
+                scenario_dirs=list(scenario_dirs), include_children=include_children, max_errors=max_errors,
+                **common, **_service_options.config_fields(service),
+            )
+            prepared = runner.prepare(config)
     except (ScenarioError, KeyError) as exc:
         raise click.UsageError(str(exc).strip("'\"")) from None
-    result = runner.run(config, prepared)
+    run_it = runner.run if argv is None else command_mod.run
+    result = run_it(config, prepared)  # type: ignore[operator]
     summary = result.to_dict()
+    if result.exit_code == 2:  # the program never got ready: bad input, nothing to analyse
+        click.echo(json.dumps(summary, indent=2) if as_json else f"run       {result.run_dir}")
+        click.echo(f"Error: {result.message}", err=True)
+        sys.exit(2)
     analysis = _analyze(result.run_dir)
+    split = _heap_split(result.run_dir) if argv is not None else None
     if as_json:
         if analysis is not None:
             data = analysis.to_dict()
             summary.update(verdict=data["verdict"], reasons=data["reasons"], growth=data["growth"],
                            top_types=data["top_types"], top_sites=data["top_sites"], chains=data["chains"])
+        if split is not None:
+            summary["heap"] = {**split.to_dict(), "sentence": split.sentence()}
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
@@ -88,6 +112,8 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
             from leaklab.analysis.render import format_summary
 
             click.echo(format_summary(analysis))
+        if split is not None:
+            click.echo(f"js heap   {split.sentence()}")
     sys.exit(result.exit_code)
 
 
@@ -109,6 +135,17 @@ def _analyze(run_dir: Any) -> Any:
         return analyze(run_dir)
     except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
         click.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        return None
+
+
+def _heap_split(run_dir: Any) -> Any:
+    """JS heap vs native for a Node.js program's run (None for other programs)."""
+    from leaklab.analysis.heap import heap_split
+
+    try:
+        return heap_split(run_dir)
+    except Exception as exc:  # like the analysis: never hide the run's own exit code
+        click.echo(f"heap split failed: {type(exc).__name__}: {exc}", err=True)
         return None
 
 

@@ -115,6 +115,38 @@ def _system_metrics(runs: Sequence[ReportRun], plan: dict[str, Any] | None) -> S
     return section
 
 
+def _generations(runs: Sequence[ReportRun]) -> Section | None:
+    """A program's runtime heap (Node.js: JS heap or native) and, for a run that was restarted
+    (by leaklab or PM2), each generation and whether memory goes back down after a restart."""
+    from leaklab.analysis.generations import generations_report
+    from leaklab.analysis.heap import heap_split
+    from leaklab.units import format_size
+
+    blocks: list[Any] = []
+    for r in runs:
+        split = heap_split(r.run)
+        if split is not None:
+            blocks.append(Para(split.sentence(), strong=f"{r.label}, JS heap or native:"))
+        if not r.run.events_of("restart"):
+            continue
+        report = generations_report(r.run)
+        if not report.generations:
+            continue
+        rows = [[str(g.generation), str(g.pid or ""), format_size(g.rss_start), format_size(g.rss_peak),
+                 f"{format_size(g.bytes_per_h, signed=True)}/h", f"{g.percent_per_h:+,.0f}%/h"]
+                for g in report.generations]
+        blocks.append(Table(["generation", "pid", "memory after the (re)start", "peak", "growth within", "growth %/h"],
+                            rows, caption=f"Process generations, {r.label}", key=f"generations_{r.role}", text_columns=2))
+        if report.creep_bytes_per_restart == report.creep_bytes_per_restart:  # not NaN
+            finding = ("memory does not go back down after a restart (baseline creep)" if report.creeps
+                       else "no baseline creep")
+            blocks.append(Para(f"{format_size(report.creep_bytes_per_restart, signed=True)} per restart "
+                               f"(95% CI {format_size(report.creep_low, signed=True)} to "
+                               f"{format_size(report.creep_high, signed=True)}): {finding}.",
+                               strong=f"{r.label}, memory after each restart:"))
+    return Section("Process generations and runtime heap", blocks) if blocks else None
+
+
 def _what_grows(runs: Sequence[ReportRun], charts: Charts) -> Section:
     """Growing types, growing sites, and the chains that hold them, per run."""
     section = Section("What grows and who holds it")
@@ -161,6 +193,9 @@ def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit],
     if over_time:
         sections.append(over_time)
     sections.append(_restarts(runs, charts, limits))
+    generations = _generations(runs)
+    if generations:
+        sections.append(generations)
     metrics = _system_metrics(runs, plan)
     if metrics:
         sections.append(metrics)

@@ -195,6 +195,33 @@ def prepare(config: RunConfig) -> Prepared:
         rate = units.parse_rate(scenario.default_rate(variant))
     if config.serve and rate is None:
         raise scenario_mod.ScenarioError("--serve needs a request rate: pass --rate (for example --rate 37/s)")
+    length = plan_length(config)
+    for probe in config.probes:
+        probe_registry.probe_class(probe)  # raises KeyError naming the known probes
+    max_rss = config.max_rss or default_max_rss()
+    if config.recycle is not None and config.recycle.limit >= max_rss:
+        raise scenario_mod.ScenarioError(
+            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
+            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
+    return Prepared(config, scenario, variant, params, rate, length.duration_s, length.steps, length.warmup, max_rss,
+                    length.sample_interval_s, length.until_confident)
+
+
+@dataclass
+class Length:
+    """How long a run goes, what it skips as warm-up, and how often it is sampled by time."""
+
+    duration_s: float | None
+    steps: int | None
+    warmup: dict[str, Any]
+    sample_interval_s: float
+    until_confident: bool
+
+
+def plan_length(config: RunConfig) -> Length:
+    """The run's length from its config: steps, a duration, or neither (until the verdict is
+    confident, at ``max_duration_s`` at the latest); the warm-up (asked, or a tenth of the run);
+    a sampling interval that gives a run of set duration about ``SAMPLES_PER_RUN`` samples."""
     duration_s, steps = config.duration_s, config.steps
     until_confident = duration_s is None and steps is None
     if until_confident:
@@ -207,19 +234,12 @@ def prepare(config: RunConfig) -> Prepared:
         warmup = {"steps": int(steps * DEFAULT_WARMUP_FRACTION)}
     else:
         warmup = {"seconds": round((duration_s or 0) * DEFAULT_WARMUP_FRACTION, 3)}
-    for probe in config.probes:
-        probe_registry.probe_class(probe)  # raises KeyError naming the known probes
-    max_rss = config.max_rss or default_max_rss()
-    if config.recycle is not None and config.recycle.limit >= max_rss:
-        raise scenario_mod.ScenarioError(
-            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
-            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
     interval = config.interval_s
     if until_confident:
         interval = min(interval, UNTIL_CONFIDENT_INTERVAL_S)
     elif duration_s is not None:
         interval = min(interval, max(duration_s / SAMPLES_PER_RUN, MIN_INTERVAL_S))
-    return Prepared(config, scenario, variant, params, rate, duration_s, steps, warmup, max_rss, interval, until_confident)
+    return Length(duration_s, steps, warmup, interval, until_confident)
 
 
 def _versions() -> dict[str, str]:
@@ -407,6 +427,14 @@ class _Session:
 
     def now(self) -> float:
         return time.monotonic() - self.t0
+
+    def load_config(self) -> load_mod.LoadConfig:
+        """The load to send (a hook: a command run sends it to the program's own path)."""
+        return _load_config(self.config, self.prepared)
+
+    def record_request(self, row: dict[str, Any]) -> None:
+        """One request's result, from the load generator's thread (a hook: a command run counts them)."""
+        self.writer.request(row)
 
     @property
     def steps(self) -> int:
@@ -687,8 +715,8 @@ class _Session:
             return
         if self.config.serve and gen.port is not None:
             if self.load is None:
-                config = _load_config(self.config, self.prepared)
-                self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
+                config = self.load_config()
+                self.load = load_mod.LoadGenerator(config, self.t0, self.record_request)
                 self.load.set_target(gen.port, gen.number)
                 self.load.start()
                 self.writer.event("load_start", self.now(), rate=config.rate, duration_s=config.duration_s,

@@ -1,0 +1,627 @@
+"""``leaklab run -- CMD ARGS...``: any program as the child (Python, Node.js, a binary).
+
+The program runs as a scenario child does (its own process group, a memory cap, logs in
+``artifacts/``, recycled by the same supervisor) and the parent records it the same way,
+into the same run directory. What differs:
+
+* memory is the whole process tree's, from outside (``samples.csv``), and each process's
+  (``processes.csv``);
+* ``{port}`` in the command and in ``--load URL`` is a free port on 127.0.0.1, new for
+  each generation; the program is ready once that port accepts connections and
+  ``--health PATH`` answers 200 (by default ``/health`` when it answers 200, else the
+  first successful request to the load's path);
+* steps are requests the program served (2xx/3xx responses), or seconds since it was
+  ready when there is no load;
+* a Python program gets the in-process probes through a bootstrap on its
+  ``PYTHONPATH`` (:mod:`leaklab.runner.inprocess`): allocated blocks, gc counts, growing
+  types, allocation sites and retention chains, as for a scenario;
+* a Node.js program gets ``bootstrap/leaklab-node.js`` preloaded (``NODE_OPTIONS=--require``):
+  the V8 heap (used, total) and the memory outside it, so the analysis can tell JS heap
+  growth from native growth.
+
+The session is the scenario runner's (:class:`leaklab.runner.parent._Session`); this
+module replaces how a generation is started and what it reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from leaklab import probes as probe_registry
+from leaklab import store, units
+from leaklab.runner import load as load_mod
+from leaklab.runner import parent
+from leaklab.runner.child import _die_with_parent
+from leaklab.runner.generation import HOST, ChildMemory, Generation, Message
+from leaklab.runner.inprocess import ENV as INPROCESS_ENV
+from leaklab.scenario import ScenarioError
+
+PORT_TOKEN = "{port}"
+BOOTSTRAP_DIR = Path(__file__).with_name("bootstrap")
+NODE_BOOTSTRAP = BOOTSTRAP_DIR / "leaklab-node.js"
+#: Sample columns a Node.js program's bootstrap fills (empty for other programs).
+NODE_COLUMNS = ("v8_heap_used", "v8_heap_total", "v8_external")
+DEFAULT_HEALTH_PATH = "/health"
+#: How long a program may take to listen on its port and answer its health check.
+DEFAULT_READY_TIMEOUT_S = 30.0
+#: Without load, a program that stays up this long has started (one that exits sooner exited at once).
+STARTED_AFTER_S = 1.0
+#: How long after the program's exit its (grand)children may still report.
+_EXIT_GRACE_S = 1.0
+_POLL_S = 0.05
+_STEPS_WRITE_S = 0.02
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
+#: Exit codes for a program that never got ready (bad input), else the scenario runner's.
+USAGE_EXIT = 2
+
+
+@dataclass
+class CommandConfig(parent.RunConfig):
+    """A run of a command: ``scenario`` is the program's short name."""
+
+    command: list[str] = field(default_factory=list)
+    load_url: str | None = None  # with {port}: the program's own port
+    health_path: str | None = None  # None: /health when it answers 200, else the first good request
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    bootstrap: bool = True  # Python processes start the in-process probes
+
+
+@dataclass
+class Program:
+    """What a :class:`~leaklab.runner.parent.Prepared` needs of a scenario, for a command."""
+
+    name: str
+    path: Path | None
+    description: str
+
+
+@dataclass
+class LoadTarget:
+    port: int | None  # a fixed port from the URL, or None when it says {port}
+    path: str  # path and query sent with every request
+
+
+@dataclass
+class CommandResult(parent.RunResult):
+    usage_error: bool = False  # the program never got ready: bad input, exit 2
+
+    @property
+    def exit_code(self) -> int:
+        return USAGE_EXIT if self.usage_error else parent.EXIT_CODES.get(self.status, 1)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def parse_load_url(url: str) -> LoadTarget:
+    """``http://127.0.0.1:{port}/path?q`` -> where to send the load; raises ScenarioError."""
+    parts = urllib.parse.urlsplit(url.replace(PORT_TOKEN, "1"))
+    if parts.scheme != "http":
+        raise ScenarioError(f"--load takes an http:// URL on 127.0.0.1 (http://127.0.0.1:{{port}}/path), not {url}")
+    if parts.hostname not in _LOCAL_HOSTS:
+        raise ScenarioError(f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local programs only")
+    try:
+        port = None if PORT_TOKEN in url else (parts.port or 80)
+    except ValueError:
+        raise ScenarioError(f"--load has a bad port: {url}") from None
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return LoadTarget(port, path)
+
+
+def program_name(command: list[str]) -> str:
+    """A short name for the run directory: the script or module a interpreter runs, else the program."""
+    name = Path(command[0]).name
+    args = iter(command[1:])
+    if name.startswith(("python", "node", "pypy")):
+        for arg in args:
+            if arg == "-c":
+                return f"{name}-c"
+            if arg == "-m":
+                return next(args, name)
+            if not arg.startswith("-"):
+                return Path(arg).stem or name
+    return name
+
+
+def substitute(command: list[str], port: int | None) -> list[str]:
+    return [arg.replace(PORT_TOKEN, str(port)) for arg in command] if port is not None else list(command)
+
+
+def prepare(config: CommandConfig) -> parent.Prepared:
+    """Check the command and the options before anything starts; raises ScenarioError."""
+    if not config.command:
+        raise ScenarioError("no command given: leaklab run -- CMD ARGS...")
+    executable = shutil.which(config.command[0])
+    if executable is None:
+        raise ScenarioError(f"command not found: {config.command[0]!r} (not an executable file, and not on PATH)")
+    if config.load_url is not None:
+        parse_load_url(config.load_url)
+        if config.rate is None:
+            raise ScenarioError("--load needs a request rate: pass --rate (for example --rate 37/s)")
+    elif config.steps is not None:
+        raise ScenarioError("--steps counts requests served: it needs --load URL (without load, use --duration)")
+    elif config.rate is not None:
+        raise ScenarioError("--rate is the load's request rate: it needs --load URL")
+    if config.health_path is not None and not config.health_path.startswith("/"):
+        raise ScenarioError(f"--health takes a path that starts with '/', got {config.health_path!r}")
+    length = parent.plan_length(config)
+    for probe in config.probes:
+        probe_registry.probe_class(probe)
+    max_rss = config.max_rss or parent.default_max_rss()
+    if config.recycle is not None and config.recycle.limit >= max_rss:
+        raise ScenarioError(
+            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
+            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
+    script = next((Path(a) for a in config.command[1:] if not a.startswith("-") and Path(a).is_file()), None)
+    program = Program(program_name(config.command), (script or Path(executable)).resolve(),
+                      " ".join(config.command))
+    return parent.Prepared(config, program, None, {}, config.rate, length.duration_s, length.steps,  # type: ignore[arg-type]
+                           length.warmup, max_rss, length.sample_interval_s, length.until_confident)
+
+
+# -- one generation: the program and what it reports ------------------------------------------------
+
+
+def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Message]) -> None:
+    """The in-process probes' messages, one per packet, until every process closed the socket."""
+    with sock:
+        while True:
+            try:
+                data = sock.recv(1 << 20)
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                body = json.loads(data)
+            except json.JSONDecodeError:
+                out.put((generation, {"type": "event", "kind": "protocol_error", "line": data[:200].decode(errors="replace")}))
+                continue
+            out.put((generation, {"type": "inprocess", "body": body}))
+    out.put((generation, None))
+
+
+class CommandGeneration(Generation):
+    """One start of the program: its process tree, its port, and its readiness."""
+
+    def __init__(self, number: int, proc: subprocess.Popen[bytes], t_spawn: float, port: int | None,
+                 argv: list[str]) -> None:
+        super().__init__(number, proc, None, t_spawn, include_children=True)  # type: ignore[arg-type]
+        self.port_planned = port
+        self.argv = argv
+        self.exited_at: float | None = None  # monotonic time the program's own process was seen gone
+        self.probed_pid: int | None = None  # the process whose in-process probes the run records
+        self.probe_switched = False
+        self.ignored_messages = 0
+        self.inprocess: dict[str, Any] = {}  # its latest in-process counters
+        self.served = 0  # requests it answered with 2xx/3xx
+        self.server_errors = 0  # 5xx answers
+        self.health_path: str | None = None
+        self.stopped = threading.Event()
+
+    @classmethod
+    def start(cls, number: int, argv: list[str], env: dict[str, str], spec: dict[str, Any] | None,
+              messages: queue.Queue[Message], stdout: IO[bytes], stderr: IO[bytes], t_spawn: float,
+              port: int | None) -> CommandGeneration:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(env)
+        if spec is not None:
+            env[INPROCESS_ENV] = json.dumps({**spec, "report_fd": theirs.fileno()})
+        try:
+            proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=stdout,
+                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=_die_with_parent)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        threading.Thread(target=_packet_reader, args=(ours, number, messages), daemon=True,
+                         name=f"leaklab-command-reader-{number}").start()
+        return cls(number, proc, t_spawn, port, argv)
+
+    @property
+    def finished(self) -> bool:
+        """Its own process is gone, and its children have closed the socket (or had a moment to)."""
+        if self.proc.poll() is None:
+            return False
+        if self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return self.eof or time.monotonic() - self.exited_at > _EXIT_GRACE_S
+
+    def await_port(self, messages: queue.Queue[Message], t0: float, timeout_s: float) -> None:
+        """From a thread: ``hello`` once the port accepts connections, ``not_listening`` after ``timeout_s``."""
+        port = self.port_planned
+
+        def wait() -> None:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and self.alive and not self.stopped.is_set():
+                with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+                    messages.put((self.number, {"type": "hello", "pid": self.pid, "port": port,
+                                                "t": time.monotonic() - t0}))
+                    return
+                time.sleep(_POLL_S)
+            if self.alive and not self.stopped.is_set():
+                messages.put((self.number, {"type": "not_listening", "port": port, "t": time.monotonic() - t0,
+                                            "timeout_s": timeout_s}))
+
+        threading.Thread(target=wait, daemon=True, name=f"leaklab-port-{self.number}").start()
+
+    def await_start(self, messages: queue.Queue[Message], t0: float) -> None:
+        """From a thread (no load, so no port to wait for): ``hello`` once the program has
+        stayed up for ``STARTED_AFTER_S``; one that exits sooner "exited at once"."""
+
+        def wait() -> None:
+            if not self.stopped.wait(STARTED_AFTER_S) and self.alive:
+                messages.put((self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0}))
+
+        threading.Thread(target=wait, daemon=True, name=f"leaklab-start-{self.number}").start()
+
+    def start_ticks(self, messages: queue.Queue[Message], interval_s: float, steps_file: Path,
+                    steps_now: Any) -> None:
+        """From a thread: a ``tick`` every interval (the parent samples), and the step count for
+        the in-process probes in ``steps_file`` every 20 ms (their windows are counted in steps)."""
+
+        def tick() -> None:
+            next_tick = time.monotonic()
+            while not self.stopped.is_set() and self.alive:
+                now = time.monotonic()
+                if now >= next_tick:
+                    messages.put((self.number, {"type": "tick"}))
+                    next_tick += interval_s
+                    if next_tick < now:
+                        next_tick = now + interval_s
+                with contextlib.suppress(OSError):
+                    tmp = steps_file.with_suffix(".tmp")
+                    tmp.write_text(str(int(steps_now())))
+                    os.replace(tmp, steps_file)
+                self.stopped.wait(min(_STEPS_WRITE_S, max(0.0, next_tick - time.monotonic())))
+
+        threading.Thread(target=tick, daemon=True, name=f"leaklab-tick-{self.number}").start()
+
+    def check_health(self, messages: queue.Queue[Message], t0: float, timeout_s: float,
+                     explicit: str | None = None, load_path: str = "/") -> None:
+        """From a thread: ``healthy`` once ``explicit`` answers 200, or (no --health) ``/health``
+        answers 200 or, if it does not, the load's path answers 2xx/3xx."""
+        port = self.port
+
+        def answer(path: str) -> int | None:
+            connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
+            try:
+                connection.request("GET", path)
+                return connection.getresponse().status
+            except OSError:
+                return None
+            finally:
+                connection.close()
+
+        def poll() -> None:
+            deadline = time.monotonic() + timeout_s
+            ok_path = None
+            while time.monotonic() < deadline and self.alive and port is not None and not self.stopped.is_set():
+                if explicit is not None:
+                    if answer(explicit) == 200:
+                        ok_path = explicit
+                        break
+                elif answer(DEFAULT_HEALTH_PATH) == 200:
+                    ok_path = DEFAULT_HEALTH_PATH
+                    break
+                else:
+                    status = answer(load_path)
+                    if status is not None and 200 <= status < 400:
+                        ok_path = load_path
+                        break
+                time.sleep(_POLL_S)
+            self.health_path = ok_path
+            messages.put((self.number, {"type": "healthy", "ok": ok_path is not None, "path": ok_path,
+                                        "t": time.monotonic() - t0, "port": port}))
+
+        threading.Thread(target=poll, daemon=True, name=f"leaklab-health-{self.number}").start()
+
+
+# -- the session ---------------------------------------------------------------------------------
+
+
+class CommandSession(parent._Session):
+    """The scenario runner's session, with the program's generations."""
+
+    config: CommandConfig
+
+    def __init__(self, *args: Any, target: LoadTarget | None, steps_dir: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target = target
+        self.steps_dir = steps_dir
+        self.lock = threading.Lock()
+        self.not_ready: str | None = None  # why the program never got ready, if it did not
+
+    @property
+    def uses_port(self) -> bool:
+        return self.target is not None and self.target.port is None or any(PORT_TOKEN in a for a in self.config.command)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.config.bootstrap:
+            env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR), *filter(None, [env.get("PYTHONPATH")])])
+            env["LEAKLAB_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+            env["LEAKLAB_PYTHON"] = "{}.{}".format(*sys.version_info[:2])
+            require = f"--require {NODE_BOOTSTRAP}"
+            env["NODE_OPTIONS"] = " ".join(filter(None, [env.get("NODE_OPTIONS"), require]))
+        return env
+
+    def _inprocess_spec(self, number: int) -> dict[str, Any] | None:
+        if not self.config.bootstrap:
+            return None
+        artifacts = self.writer.artifacts if number == 0 else self.writer.artifacts / f"gen-{number}"
+        artifacts.mkdir(exist_ok=True)
+        return {
+            "t0": self.t0, "interval": self.config.interval_s, "probes": self.config.probes,
+            "probe_options": self.config.probe_options, "artifacts": str(artifacts),
+            "warmup": self.prepared.warmup if number == 0 else {},
+            "plan": {"steps": self.prepared.steps, "duration_s": self.prepared.duration_s},
+            "program": str(self.prepared.scenario.path) if self.prepared.scenario.path else None,
+            "steps_file": str(self.steps_dir / f"gen-{number}"),
+        }
+
+    def spawn(self) -> Generation:
+        number = len(self.generations)
+        self.base_steps, self.base_errors = self.steps, self.errors
+        port = free_port() if self.uses_port else (self.target.port if self.target else None)
+        argv = substitute(self.config.command, port)
+        gen = CommandGeneration.start(number, argv, self._environment(), self._inprocess_spec(number), self.messages,
+                                      self.stdout, self.stderr, self.now(), port)
+        self.generations.append(gen)
+        self.current = gen
+        self.writer.event("start", gen.t_spawn, pid=gen.pid, argv=argv, **({"port": port} if port else {}),
+                          **self._tag(gen))
+        if self.config.serve:
+            gen.await_port(self.messages, self.t0, self.config.ready_timeout_s)
+        else:
+            gen.await_start(self.messages, self.t0)
+        return gen
+
+    # -- hooks of the scenario session --------------------------------------------------------
+
+    def load_config(self) -> load_mod.LoadConfig:
+        assert self.target is not None
+        return load_mod.LoadConfig(rate=float(self.prepared.rate or 0), duration_s=self.prepared.duration_s,
+                                   max_requests=self.prepared.steps, timeout_s=self.config.request_timeout_s,
+                                   path=self.target.path)
+
+    def record_request(self, row: dict[str, Any]) -> None:
+        self.writer.request(row)
+        number = row.get("generation")
+        if number is None or number >= len(self.generations):
+            return
+        gen = self.generations[number]
+        status = row.get("status")
+        if status is not None and 200 <= status < 400:
+            gen.served += 1  # type: ignore[attr-defined]
+        elif status is not None and status >= 500:
+            gen.server_errors += 1  # type: ignore[attr-defined]
+
+    def _steps_of(self, gen: CommandGeneration) -> int:
+        if self.config.serve:
+            return gen.served
+        return int(self.now() - gen.t_healthy) if gen.t_healthy is not None else 0
+
+    def _handle(self, gen: Generation, message: dict[str, Any]) -> None:
+        assert isinstance(gen, CommandGeneration)
+        kind = message.get("type")
+        if kind == "tick":
+            if gen is self.current and gen.alive and gen.t_healthy is not None and gen.number not in self.finishing:
+                sample = {"type": "sample", "steps": self._steps_of(gen), "errors": gen.server_errors, **gen.inprocess}
+                super()._handle(gen, sample)
+                self._write_processes(gen)
+            return
+        if kind == "inprocess":
+            self._inprocess(gen, message["body"])
+            return
+        if kind == "hello" and self.config.serve:
+            gen.t_ready = self.now()
+            gen.port = message.get("port")
+            self.writer.event("ready", message.get("t"), pid=gen.pid, port=gen.port, **self._tag(gen))
+            timeout = self.config.recycle.health_timeout_s if self.config.recycle else self.config.ready_timeout_s
+            gen.check_health(self.messages, self.t0, timeout, self.config.health_path,
+                             self.target.path if self.target else "/")
+            return
+        if kind == "healthy" and message.get("ok"):
+            gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
+                            lambda: self._steps_of(gen))
+        if kind == "healthy" and not message.get("ok") and gen.alive and gen.stop_requested is None:
+            self._not_ready(gen, f"the program listened on {HOST}:{gen.port} but never answered "
+                                 + (f"{self.config.health_path} with 200" if self.config.health_path else
+                                    f"{DEFAULT_HEALTH_PATH} with 200 nor {self.target.path if self.target else '/'} "
+                                    "with 2xx/3xx"))
+        if kind == "not_listening":
+            if gen.alive and gen.stop_requested is None:
+                self._not_ready(gen, f"the program never listened on {HOST}:{message.get('port')} within "
+                                     f"{units.format_duration(float(message.get('timeout_s') or 0))} (does the command "
+                                     f"take its port from {PORT_TOKEN}?)")
+                super()._handle(gen, {"type": "healthy", "ok": False, "t": message.get("t"), "port": message.get("port")})
+            return
+        if kind == "hello" and not self.config.serve:
+            gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
+                            lambda: self._steps_of(gen))
+        super()._handle(gen, message)
+
+    def _not_ready(self, gen: CommandGeneration, why: str) -> None:
+        if self.supervisor is None and self.status is None:
+            self.status = "failed"
+            self.message = f"{why}; see artifacts/child-stderr.log"
+            self.not_ready = self.message
+
+    def _inprocess(self, gen: CommandGeneration, body: dict[str, Any]) -> None:
+        kind = body.get("type")
+        pid = body.get("pid")
+        if kind == "hello":
+            self.writer.event("inprocess_start", body.get("t"), pid=pid, ppid=body.get("ppid"),
+                              forked=body.get("forked"), argv=body.get("argv"), **self._tag(gen))
+            if gen.probed_pid is None or (body.get("forked") and body.get("ppid") == gen.probed_pid
+                                          and not gen.probe_switched):
+                gen.probe_switched = gen.probed_pid is not None
+                gen.probed_pid = pid
+                gen.inprocess = {}
+            return
+        if pid != gen.probed_pid:
+            gen.ignored_messages += 1
+            return
+        if kind == "sample":
+            gen.inprocess = {k: v for k, v in body.items() if k not in ("type", "t", "steps", "errors", "ack", "pid")}
+        elif kind == "event":
+            super()._handle(gen, body)
+
+    def _write_processes(self, gen: CommandGeneration) -> None:
+        for row in tree_rows(gen.memory, self.now(), gen.number):
+            self.writer.process(row)
+
+    def _stop(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
+        # What it shuts down is not what it held while it served: no samples of it from now on.
+        self.finishing.add(gen.number)
+        super()._stop(gen, why, sig, timeout_s)
+
+    def _enforce_deadlines(self) -> None:
+        super()._enforce_deadlines()
+        if (not self.config.serve and self.deadline is not None and time.monotonic() >= self.deadline
+                and not self.final_stop and self.status is None):
+            self._stop_service()
+
+    def _on_exit(self, gen: Generation) -> None:
+        assert isinstance(gen, CommandGeneration)
+        gen.stopped.set()
+        if gen.t_healthy is None and gen.stop_requested is None and self.supervisor is None and self.status is None:
+            code = gen.proc.returncode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            self.status = "failed"
+            self.message = f"the program exited ({how}) before it was ready{_last_line(self.writer.artifacts)}"
+            self.not_ready = self.message
+        super()._on_exit(gen)
+
+    def finish(self, ended: Any) -> parent.RunResult:
+        final = self.current
+        if (self.status is None and not self.final_stop and final is not None
+                and final.proc.poll() == 0 and self.supervisor is None):
+            self.status = "completed"  # a program that finished its work on its own
+        result = super().finish(ended)
+        ignored = sum(getattr(g, "ignored_messages", 0) for g in self.generations)
+        if ignored:
+            self.writer.update_meta(counters={**self.writer.meta.get("counters", {}), "inprocess_ignored": ignored})
+        return CommandResult(**result.__dict__, usage_error=self.not_ready is not None and not any(
+            g.t_healthy is not None for g in self.generations))
+
+
+def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, Any]]:
+    """One ``processes.csv`` row per process of the tree ``memory`` follows (gone ones skipped)."""
+    try:
+        procs = [memory.process, *memory.process.children(recursive=True)]
+    except psutil.Error:
+        return []
+    rows = []
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                info = proc.memory_full_info() if memory.uss_available else proc.memory_info()
+                rows.append({"t": t, "generation": generation, "pid": proc.pid, "ppid": proc.ppid(),
+                             "name": proc.name(), "rss": info.rss, "uss": getattr(info, "uss", None)})
+        except psutil.Error:
+            continue
+    return rows
+
+
+def _last_line(artifacts: Path) -> str:
+    """The last line the program wrote to stderr, to show with the failure."""
+    try:
+        lines = (artifacts / "child-stderr.log").read_bytes()[-4096:].decode(errors="replace").strip().splitlines()
+    except OSError:
+        return "; see artifacts/child-stderr.log"
+    last = lines[-1].strip() if lines else ""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in last)[:200]
+    return f": {clean}" if clean else "; it wrote nothing to stderr"
+
+
+def run(config: CommandConfig, prepared: parent.Prepared | None = None,
+        on_sample: Any = None) -> CommandResult:
+    """Run the command, record it, and return how it ended; never raises for what the program does."""
+    prepared = prepared or prepare(config)
+    program: Program = prepared.scenario  # type: ignore[assignment]
+    target = parse_load_url(config.load_url) if config.load_url else None
+    run_dir = store.new_run_dir(config.out, program.name, None)
+    columns = [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS]
+    load = None
+    if target is not None:
+        load = {"rate": prepared.rate, "duration_s": prepared.duration_s, "max_requests": prepared.steps,
+                "timeout_s": config.request_timeout_s, "path": target.path, "url": config.load_url}
+    meta = {
+        "scenario": program.name,
+        "scenario_path": str(program.path) if program.path else None,
+        "description": program.description,
+        "variant": None,
+        "params": {},
+        "source": "command",
+        "command": config.command,
+        "argv": config.argv,
+        "versions": parent._versions(),
+        "host": parent._host(),
+        "start": store.iso(store.utc_now()),
+        "end": None,
+        "status": "running",
+        "config": {
+            "duration_s": prepared.duration_s, "steps": prepared.steps, "rate": prepared.rate,
+            "interval_s": config.interval_s, "sample_interval_s": prepared.sample_interval_s,
+            "until_confident": prepared.until_confident,
+            "stop_rule": config.stop_rule.describe() if prepared.until_confident and config.stop_rule else None,
+            "warmup": prepared.warmup, "max_rss": prepared.max_rss, "include_children": True, "profile": config.profile, "probes": config.probes,
+            "serve": config.serve, "health_path": config.health_path,
+            "recycle": config.recycle.to_dict() if config.recycle else None, "load": load,
+            "steps_are": "requests served" if target is not None else "seconds",
+        },
+        "counters": {},
+    }
+    writer = store.RunWriter(run_dir, meta, columns)
+    t0 = time.monotonic()
+    stdout = open(writer.artifacts / "child-stdout.log", "wb")
+    stderr = open(writer.artifacts / "child-stderr.log", "wb")
+    steps_dir = Path(tempfile.mkdtemp(prefix="leaklab-steps-"))
+    session = CommandSession(config, prepared, writer, {}, t0, on_sample, stdout, stderr, target=target,
+                             steps_dir=steps_dir)
+    try:
+        try:
+            session.spawn()
+        except OSError as exc:
+            session.status = "failed"
+            session.message = f"cannot start {config.command[0]!r}: {exc.strerror or exc}"
+            session.not_ready = session.message
+        else:
+            session.loop()
+    finally:
+        session.shutdown()
+        for gen in session.generations:
+            gen.stopped.set()  # type: ignore[attr-defined]
+        stdout.close()
+        stderr.close()
+        session.progress.close()
+        result = session.finish(store.utc_now())
+        writer.close()
+        shutil.rmtree(steps_dir, ignore_errors=True)
+    assert isinstance(result, CommandResult)
+    return result
