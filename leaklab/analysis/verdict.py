@@ -197,13 +197,16 @@ def garbage(growth: Growth, thresholds: Thresholds) -> str | None:
 def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
     """The verdict of one signal."""
     verdict = _judge(growth, thresholds, interval_s)
-    share = garbage(growth, thresholds) if verdict.label == "LEAK" else None
-    if share is not None:
-        name = NAMES.get(growth.signal, growth.signal)
-        after = (f"{name} rose {fmt_rate(growth, growth.bytes_per_step)}, but after full collections the count moved "
-                 f"{fmt_rate(growth, growth.settled_per_step)} from the start of the window to its end")
-        if share == "all":
-            return Verdict("NO_LEAK", [f"{after}: the rise was garbage waiting for the collector."], growth.signal)
+    if verdict.label not in ("LEAK", "INCONCLUSIVE") or growth.unit != "blocks":
+        return verdict
+    name = NAMES.get(growth.signal, growth.signal)
+    settled = growth.settled_per_step
+    after = (f"{name} moved {fmt_rate(growth, growth.bytes_per_step)}, but after full collections the count moved "
+             f"{fmt_rate(growth, settled)} from the start of the window to its end")
+    if math.isfinite(settled) and settled < thresholds.min_blocks_per_step:
+        # Two exact counts of what was alive: what rose and fell between them was garbage.
+        return Verdict("NO_LEAK", [f"{after}: what moved was garbage waiting for the collector."], growth.signal)
+    if verdict.label == "LEAK" and garbage(growth, thresholds) == "most":
         return Verdict("INCONCLUSIVE", [f"{after}: most of the rise was garbage waiting for the collector, and what "
                                         "stayed is too little to tell from warm-up in one run."],
                        growth.signal, growth.window_s)
@@ -306,6 +309,11 @@ def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict]) -> Verdic
     """One verdict over all signals, naming the one it rests on."""
     if not per_signal:
         return Verdict("INCONCLUSIVE", ["No memory signal has samples after the warm-up."], "", None)
+    # A signal read too seldom for a trend (allocated blocks on a large heap are read on a
+    # budget) does not hold back the verdict of the others.
+    measured = {s: v for s, v in per_signal.items() if s in growth and growth[s].n_samples >= Thresholds().min_samples}
+    if measured and len(measured) < len(per_signal):
+        per_signal = measured
     proc = _representative([s for s in PROCESS_SIGNALS if s in per_signal], per_signal)
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
     p_label = per_signal[proc].label if proc else None
