@@ -59,6 +59,15 @@ class OptionError(ValueError):
     """A bad option; the message names the option and what it accepts."""
 
 
+class BudgetExceeded(RuntimeError):
+    """The check ran out of its time budget before it could decide."""
+
+    def __init__(self, calls: int, seconds: float) -> None:
+        super().__init__(f"its {seconds:g} s time budget ran out after {calls:,} calls")
+        self.calls = calls
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class Options:
     max_per_call: float = 0.0
@@ -194,13 +203,15 @@ class Result:
         return "\n".join(lines)
 
 
-def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None) -> Result:
+def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None,
+            budget: float | None = None) -> Result:
     """Call ``call`` repeatedly and decide whether it retains memory per call.
 
     ``call`` takes no arguments; a coroutine it returns is run to completion on a
     private event loop (one loop for every call, so the loop's own warm-up is
     discarded too). ``origin`` (a file name, e.g. the test's) is where the failure
-    message looks for the caller of each growing allocation site.
+    message looks for the caller of each growing allocation site. With ``budget`` (seconds),
+    a call that starts past it raises :class:`BudgetExceeded` instead.
 
     >>> kept = []
     >>> measure(lambda: kept.append(object())).leaked
@@ -211,8 +222,8 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
     if started_tracing:
         tracemalloc.start(options.frames)
     frozen = _freeze()
-    runner = _Runner(call)
     began = time.perf_counter()
+    runner = _Runner(call, budget)
     try:
         for _ in range(options.warmup):
             runner()
@@ -302,11 +313,17 @@ def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int
 class _Runner:
     """Calls the function; runs a returned coroutine on one private event loop."""
 
-    def __init__(self, call: Callable[[], Any]) -> None:
+    def __init__(self, call: Callable[[], Any], budget: float | None = None) -> None:
         self.call = call
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.budget = budget
+        self.deadline = None if budget is None else time.perf_counter() + budget
+        self.calls = 0
 
     def __call__(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetExceeded(self.calls, self.budget or 0.0)
+        self.calls += 1
         result = self.call()
         if inspect.isawaitable(result):
             self._run(result)
