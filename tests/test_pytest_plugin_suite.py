@@ -1,0 +1,98 @@
+"""``pytest --leaklab``: every test through the repeated-call check, with pytest-xdist too."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+import logging, time, warnings
+import pytest
+
+KEPT = []
+BIG = []
+STATE = {"calls": 0}
+
+def test_clean():
+    [object() for _ in range(10)]
+
+def test_keeps_bytes():
+    KEPT.append(bytes(100))
+
+def test_keeps_more():
+    BIG.append(bytearray(1000))
+
+def test_logs_and_warns(caplog):
+    logging.getLogger("svc").warning("handled request %d", 1)
+    warnings.warn("old api", DeprecationWarning)
+    assert len(caplog.records) == 1
+
+def test_fails_on_second_call():
+    STATE["calls"] += 1
+    assert STATE["calls"] == 1
+
+def test_slow():
+    time.sleep(0.3)
+
+@pytest.fixture(params=[1, 2])
+def numbers(request):
+    return iter(range(request.param))
+
+def test_consumes_a_parametrized_iterator(numbers):
+    assert list(numbers)
+
+@pytest.mark.leaklab(max_per_call="1KB")
+def test_marked_keeps_its_own_limit():
+    KEPT.append(bytes(100))
+
+def test_fails():
+    assert 1 == 2
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester.runpytest("-p", "no:cacheprovider", "--leaklab", "--leaklab-budget", "2", *args)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_suite_is_checked_and_summarised(pytester: pytest.Pytester, workers: list[str]) -> None:
+    result = _run(pytester, *workers)
+    # Two retaining tests and the plain failure fail; everything else passes, checked or not.
+    result.assert_outcomes(passed=7, failed=3, warnings=1)
+    result.stdout.fnmatch_lines([
+        "*= leaklab: memory retained per call =*",
+        "5 tests checked, 2 retain memory on every call; not checked: 2 iterator fixture, "
+        "1 not repeatable, 1 over budget",
+        "*bytes/call*blocks/call*test*(top allocation site)*",
+        "*+1.0? KB*+2.00*test_suite.py::test_keeps_more",
+        "*test_suite.py:15*BIG.append(bytearray(1000))",
+        "*+1?? B*+1.00*test_suite.py::test_keeps_bytes",
+        "*test_suite.py:12*KEPT.append(bytes(100))",
+        "*= short test summary info =*",
+    ])
+    result.stdout.no_fnmatch_line("*test_logs_and_warns - *")
+
+
+def test_reasons_are_recorded_in_junit(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--junit-xml=out.xml", "-k", "second or slow or clean")
+    result.assert_outcomes(passed=3)
+    junit = (pytester.path / "out.xml").read_text()
+    assert '<property name="leaklab" value="checked" />' in junit
+    assert ('<property name="leaklab" value="not checked: not repeatable: a later call raised '
+            'AssertionError: assert 2 == 1" />') in junit
+    assert 'value="not checked: over budget: one call took 0.3' in junit
+
+
+def test_without_the_option_unmarked_tests_run_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "not marked")
+    result.assert_outcomes(passed=8, failed=1, warnings=1)
+    result.stdout.no_fnmatch_line("*memory retained per call*")
+
+
+def test_bad_budget_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--leaklab", "--leaklab-budget", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--leaklab-budget must be a positive number of seconds, got 0.0*"])
