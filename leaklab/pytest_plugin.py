@@ -106,40 +106,67 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
-    marker = pyfuncitem.get_closest_marker(MARKER)
-    suite = pyfuncitem.config.getoption(SUITE_OPTION)
-    if marker is None and not suite:
+    repeated = _repeated_body(pyfuncitem)
+    if repeated is None:
         return (yield)
-    if marker is None:
-        reason = _cannot_repeat(pyfuncitem)
-        if reason is not None:
-            _record_not_checked(pyfuncitem, reason)
-            return (yield)
-    from leaklab import callleak, pytest_harness
-
-    original = pyfuncitem.obj
-    origin = str(pyfuncitem.path)
-
-    def repeated(**funcargs: Any) -> None:
-        call = functools.partial(original, **funcargs)
-        stores = pytest_harness.find_stores(pyfuncitem)
-        if marker is not None:
-            result = callleak.measure(pytest_harness.rolled_back(call, stores), marker_options(marker),
-                                      origin=origin)
-        else:
-            result = _check_unmarked(pyfuncitem, call, stores, origin)
-            if result is None:
-                return
-        _record(pyfuncitem, result)
-        if result.leaked:
-            pytest.fail(result.message(pyfuncitem.name), pytrace=False)
-
     # Outermost wrapper (tryfirst): pytest-memray's wrapper, if any, wraps this one.
-    pyfuncitem.obj = repeated
+    original, pyfuncitem.obj = pyfuncitem.obj, repeated
     try:
         return (yield)
     finally:
         pyfuncitem.obj = original
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """A ``unittest.TestCase`` method is not called through ``pytest_pyfunc_call``: pytest
+    installs ``item.obj`` on the test case and runs it, so that is where the body is swapped
+    (``setUp`` and ``tearDown`` run once around all the calls, as fixtures do)."""
+    from _pytest.unittest import TestCaseFunction
+
+    # An async test case's methods run on its own loop (IsolatedAsyncioTestCase): left alone.
+    marked_async = item.get_closest_marker(MARKER) and inspect.iscoroutinefunction(getattr(item, "obj", None))
+    repeated = _repeated_body(item) if isinstance(item, TestCaseFunction) and not marked_async else None
+    if repeated is None:
+        return (yield)
+    original = item.obj
+    item.obj = functools.update_wrapper(lambda: repeated(), original)
+    try:
+        return (yield)
+    finally:
+        item.obj = original
+
+
+def _repeated_body(item: pytest.Function) -> Callable[..., None] | None:
+    """The test body that runs the check, or None when the test runs as it is."""
+    marker = item.get_closest_marker(MARKER)
+    if marker is None and not item.config.getoption(SUITE_OPTION):
+        return None
+    if marker is None:
+        reason = _cannot_repeat(item)
+        if reason is not None:
+            _record_not_checked(item, reason)
+            return None
+    from leaklab import callleak, pytest_harness
+
+    original = item.obj
+    origin = str(item.path)
+
+    def repeated(**funcargs: Any) -> None:
+        call = functools.partial(original, **funcargs)
+        stores = pytest_harness.find_stores(item)
+        if marker is not None:
+            result = callleak.measure(pytest_harness.rolled_back(call, stores), marker_options(marker),
+                                      origin=origin)
+        else:
+            result = _check_unmarked(item, call, stores, origin)
+            if result is None:
+                return
+        _record(item, result)
+        if result.leaked:
+            pytest.fail(result.message(item.name), pytrace=False)
+
+    return repeated
 
 
 def _cannot_repeat(item: pytest.Function) -> str | None:

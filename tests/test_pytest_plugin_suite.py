@@ -96,3 +96,43 @@ def test_bad_budget_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--leaklab", "--leaklab-budget", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--leaklab-budget must be a positive number of seconds, got 0.0*"])
+
+
+def test_unittest_methods_are_checked_with_setup_once(pytester: pytest.Pytester) -> None:
+    """``unittest.TestCase`` methods are repeated too (pytest runs them without
+    ``pytest_pyfunc_call``); ``setUp`` runs once around all the calls."""
+    pytester.makepyfile(
+        test_cases="""
+        import logging, unittest
+        import pytest
+        KEPT = []
+        SETUPS = []
+
+        class Cases(unittest.TestCase):
+            def setUp(self):
+                SETUPS.append(1)
+
+            def test_clean(self):
+                [object() for _ in range(10)]
+
+            def test_keeps(self):
+                KEPT.append(bytes(64))
+
+            def test_asserts_logs(self):
+                with self.assertLogs("svc"):
+                    logging.getLogger("svc").warning("handled")
+
+            @pytest.mark.leaklab(max_per_call="1KB")
+            def test_marked(self):
+                KEPT.append(bytes(64))
+
+        def test_zz_setup_ran_once_per_test():
+            assert len(SETUPS) == 4
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--leaklab")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines([
+        "5 tests checked, 1 retain memory on every call",
+        "*+1?? B*+1.00*test_cases.py::Cases::test_keeps",
+    ])
