@@ -62,10 +62,15 @@ class OptionError(ValueError):
 class BudgetExceeded(RuntimeError):
     """The check ran out of its time budget before it could decide."""
 
-    def __init__(self, calls: int, seconds: float) -> None:
-        super().__init__(f"its {seconds:g} s time budget ran out after {calls:,} calls")
+    def __init__(self, calls: int, seconds: float, suspected: float | None = None) -> None:
+        text = f"its {seconds:g} s time budget ran out after {calls:,} calls"
+        if suspected is not None:
+            text += (f" while confirming: every measured round retained "
+                     f"({units.format_size(suspected, signed=True)}/call in the median round)")
+        super().__init__(text)
         self.calls = calls
         self.seconds = seconds
+        self.suspected = suspected  # bytes per call, when every measured round retained
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,9 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
     options = options or Options()
     started_tracing = not tracemalloc.is_tracing()
     if started_tracing:
-        tracemalloc.start(options.frames)
+        # One frame per allocation while only counting: each kept frame slows every
+        # allocation of the function (a function that retains gets ``frames`` below).
+        tracemalloc.start(1)
     frozen = _freeze()
     began = time.perf_counter()
     runner = _Runner(call, budget)
@@ -233,6 +240,14 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
         sites: list[Site] = []
         types: list[TypeGrowth] = []
         if leaked:
+            runner.suspected = statistics.median(round_bytes) / options.calls
+            if started_tracing and options.frames > 1:
+                # Deeper tracebacks, to name each growing site's caller. Restarted before the
+                # patience calls: objects kept from before are untraced now, and a bounded
+                # store replacing them with traced ones would look like growth until it has
+                # turned over, which the patience calls give it time to do.
+                tracemalloc.stop()
+                tracemalloc.start(options.frames)
             patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
             for _ in range(patience_calls):
                 runner()
@@ -319,10 +334,11 @@ class _Runner:
         self.budget = budget
         self.deadline = None if budget is None else time.perf_counter() + budget
         self.calls = 0
+        self.suspected: float | None = None
 
     def __call__(self) -> None:
         if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise BudgetExceeded(self.calls, self.budget or 0.0)
+            raise BudgetExceeded(self.calls, self.budget or 0.0, self.suspected)
         self.calls += 1
         result = self.call()
         if inspect.isawaitable(result):

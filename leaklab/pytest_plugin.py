@@ -48,6 +48,7 @@ PROPERTY_BYTES = "leaklab_bytes_per_call"
 PROPERTY_BLOCKS = "leaklab_blocks_per_call"
 PROPERTY_SITE = "leaklab_top_site"
 CHECKED, FLAGGED, NOT_CHECKED = "checked", "retains", "not checked"
+UNCONFIRMED = "over budget, unconfirmed"  # every measured round retained; no time to confirm
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -205,7 +206,11 @@ def _check_unmarked(item: pytest.Function, call: Callable[[], Any], stores: list
         return callleak.measure(pytest_harness.rolled_back(call, stores), options, origin=origin,
                                 budget=budget - first)
     except callleak.BudgetExceeded as exc:
-        _record_not_checked(item, f"over budget: {exc}")
+        if exc.suspected is not None:
+            item.user_properties.append((PROPERTY_BYTES, round(exc.suspected, 2)))
+            _record_not_checked(item, f"{UNCONFIRMED}: {exc}")
+        else:
+            _record_not_checked(item, f"over budget: {exc}")
     except (Exception, OutcomeException) as exc:  # noqa: B014 - OutcomeException is a BaseException
         text = str(exc).strip().splitlines()
         detail = f": {text[0][:120]}" if text else ""
@@ -236,6 +241,7 @@ class SuiteSummary:
         self.suite = suite
         self.checked = 0
         self.flagged: list[tuple[float, float, str, str]] = []
+        self.unconfirmed: list[tuple[float, str]] = []
         self.not_checked: Counter[str] = Counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -252,6 +258,8 @@ class SuiteSummary:
                                  report.nodeid, str(props.get(PROPERTY_SITE, ""))))
         elif str(status).startswith(NOT_CHECKED):
             self.not_checked[_reason_kind(str(status))] += 1
+            if _reason_kind(str(status)) == UNCONFIRMED:
+                self.unconfirmed.append((float(props.get(PROPERTY_BYTES, 0)), report.nodeid))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.suite or self.flagged):
@@ -263,13 +271,17 @@ class SuiteSummary:
         skipped = ", ".join(f"{n} {kind}" for kind, n in self.not_checked.most_common())
         write(f"{self.checked} tests checked, {len(self.flagged)} retain memory on every call"
               + (f"; not checked: {skipped}" if skipped else ""))
-        if not self.flagged:
-            return
-        write(f"{'bytes/call':>11} {'blocks/call':>11}  test  (top allocation site)")
+        if self.flagged:
+            write(f"{'bytes/call':>11} {'blocks/call':>11}  test  (top allocation site)")
         for per_call, blocks, nodeid, site in sorted(self.flagged, key=lambda row: -row[0]):
             write(f"{units.format_size(per_call, signed=True):>11} {blocks:>+11.2f}  {_printable(nodeid)}")
             if site:
                 write(f"{'':>25}{_printable(site)[:160]}")
+        if self.unconfirmed:
+            write("retained in every measured round, budget ran out before the confirming rounds "
+                  "(check alone, or raise --leaklab-budget):")
+        for per_call, nodeid in sorted(self.unconfirmed, key=lambda row: -row[0]):
+            write(f"{units.format_size(per_call, signed=True):>11} {'':>11}  {_printable(nodeid)}")
 
 
 def _reason_kind(status: str) -> str:
