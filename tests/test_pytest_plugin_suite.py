@@ -136,3 +136,25 @@ def test_unittest_methods_are_checked_with_setup_once(pytester: pytest.Pytester)
         "5 tests checked, 1 retain memory on every call",
         "*+1?? B*+1.00*test_cases.py::Cases::test_keeps",
     ])
+
+
+def test_budget_running_out_while_confirming_is_listed_as_unconfirmed(pytester: pytest.Pytester) -> None:
+    """4 ms per call: the 105 calls of the measured rounds take ~0.45 s, well within the
+    1.5 s budget; the 895 patience calls before the confirming rounds would take 3.6 s."""
+    pytester.makepyfile(
+        test_slow_leak="""
+        import time
+        KEPT = []
+
+        def test_slow_leak():
+            KEPT.append(bytes(100))
+            time.sleep(0.004)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--leaklab", "--leaklab-budget", "1.5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "0 tests checked, 0 retain memory on every call; not checked: 1 over budget, unconfirmed",
+        "retained in every measured round, budget ran out before the confirming rounds*",
+        "*+1?? B*test_slow_leak.py::test_slow_leak",
+    ])
