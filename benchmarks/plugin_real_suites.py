@@ -8,24 +8,26 @@ own environment. A bounded subset of each suite (a few hundred tests, chosen by 
 runs three times, each in its own pytest process:
 
 * **plain**: ``pytest`` as the project runs it;
-* **leaklab**: ``pytest --leaklab --leaklab-budget 3`` (every test repeated, checked for
-  memory retained per call);
+* **leaklab**: ``pytest --leaklab`` (every test repeated, checked for memory retained per
+  call, within the default budget of 10 s per test);
 * **memray**: ``pytest --memray`` with ``@pytest.mark.limit_leaks("1 KB")`` added to
   every test by a small plugin (memray's documented way to look for leaks).
 
 Outcomes come from JUnit XML; times are wall-clock seconds of the whole pytest process.
-Every test flagged by leaklab is run again alone (``--leaklab`` on that test in a fresh
-process) and classified from its top allocation site and that rerun:
+Every test flagged by leaklab is classified from its top allocation site and a rerun
+alone (``--leaklab --leaklab-budget 60`` on that test in a fresh process; flags that
+share a top site share the rerun of the first of them by test id):
 
 * ``pytest machinery``: the site is in pytest, pluggy or a pytest plugin;
 * ``real retention``: the site is in the project's code or its tests and the flag
   reproduces alone; :data:`EXPLAINED` says what is kept;
 * ``noise``: the flag does not reproduce alone.
 
-A memray flag is set beside leaklab's verdict for the same test (leaklab checked it and
-found nothing retained per call: what memray saw was kept once).
+A memray flag is set beside leaklab's verdict for the same test: when leaklab checked it
+and found nothing retained per call, what memray saw was kept once (a cache, a lazy
+import, an interned name). ``--memray`` does not track ``unittest.TestCase`` methods.
 
-    .venv/bin/python benchmarks/plugin_real_suites.py            # about 10 minutes
+    .venv/bin/python benchmarks/plugin_real_suites.py            # about 20 minutes on 2 cores
     .venv/bin/python benchmarks/plugin_real_suites.py --short    # one file per project
 """
 

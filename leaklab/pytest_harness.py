@@ -4,7 +4,7 @@ plugin repeats a body.
 pytest keeps, for the report, everything a test does through its own channels: every log
 record (the report's log handler, and ``caplog``'s), every warning (the recorder around
 each test, or ``recwarn``'s), captured output, recorded properties, and the undo list of
-each ``monkeypatch`` call. Called a thousand times, a body that logs one line keeps a
+each ``monkeypatch`` call (and pytest-mock's ``mocker``, of each patch). Called a thousand times, a body that logs one line keeps a
 thousand records there, and none of them is the code under test's doing.
 
 Each of those stores is *rolled back* before every call to what it held before the first
@@ -12,7 +12,7 @@ one: a call starts from the state a single run starts from (``caplog.records`` h
 call's own records, ``recwarn`` its own warnings), and the report shows what the last call
 produced. Only the stores pytest owns are touched, found through pytest's own objects (the
 logging plugin's handlers, the active warnings recorder, the capture manager, the item's
-properties, the test's ``monkeypatch``); a handler, filter, buffer or list that the code
+properties, the test's ``monkeypatch`` and ``mocker``); a handler, filter, buffer or list that the code
 under test adds or keeps is not one of them, so it still counts.
 """
 
@@ -107,6 +107,21 @@ class _MonkeyPatchStore:
         tail.undo()
 
 
+class _MockerStore:
+    """pytest-mock's ``mocker`` used in the body: the patches and spies a call started are
+    stopped before the next call, as teardown would (``mocker.stopall``)."""
+
+    def __init__(self, cache: list[Any]) -> None:
+        self.cache = cache
+        self.length = len(cache)
+
+    def restore(self) -> None:
+        for entry in reversed(self.cache[self.length:]):
+            if entry.patch is not None:
+                entry.patch.stop()
+        del self.cache[self.length:]
+
+
 def find_stores(item: pytest.Item) -> list[Store]:
     """pytest's stores for ``item``, each remembering what it holds now."""
     stores: list[Store] = [_LogHandlerStore(h) for h in _log_capture_handlers()]
@@ -120,6 +135,7 @@ def find_stores(item: pytest.Item) -> list[Store]:
         stores.append(_ListStore(xml.global_properties))
     funcargs = getattr(item, "funcargs", {})
     stores.extend(_MonkeyPatchStore(v) for v in funcargs.values() if _is_monkeypatch(v))
+    stores.extend(_MockerStore(cache) for cache in map(_mocker_cache, funcargs.values()) if cache is not None)
     return stores
 
 
@@ -188,6 +204,14 @@ def _junit_xml(config: pytest.Config) -> Any:
     from _pytest.junitxml import xml_key
 
     return config.stash.get(xml_key, None)
+
+
+def _mocker_cache(value: Any) -> list[Any] | None:
+    """The list of patches and mocks of a pytest-mock ``MockerFixture`` (3.x)."""
+    if type(value).__module__ != "pytest_mock.plugin":
+        return None
+    cache = getattr(getattr(value, "_mock_cache", None), "cache", None)
+    return cache if isinstance(cache, list) else None
 
 
 def _is_monkeypatch(value: Any) -> bool:
