@@ -99,9 +99,10 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.limit_leaks({MEMRAY_LIMIT!r}))
 '''
 
-#: What a real retention keeps, found by reading the flagged test and its top site;
-#: keyed by (project, test id). A flag not listed here is printed as "unexplained".
-EXPLAINED: dict[tuple[str, str], str] = {}
+#: What a real retention keeps, found by reading the flagged tests and their top site:
+#: (project, pattern matching the top site, explanation). A flag no entry matches is
+#: printed as "unexplained", with its site.
+EXPLAINED: list[tuple[str, str, str]] = []
 
 MACHINERY = re.compile(r"[/\\](_pytest|pluggy|pytest_memray|xdist|_hypothesis_pytestplugin)[/\\]|"
                        r"[/\\]pytest_[a-z_]+\.py")
@@ -193,9 +194,13 @@ def classify(project: Project, key: str, case: Case, alone: Case | None) -> tupl
         return "pytest machinery", site
     if alone is not None and alone.properties.get("leaklab") != "retains":
         return "noise", f"did not reproduce alone ({alone.properties.get('leaklab', alone.outcome)}); site {site}"
-    note = EXPLAINED.get((project.name, key))
-    if note:
-        return "real retention", note
+    return explain(project.name, site)
+
+
+def explain(project: str, site: str) -> tuple[str, str]:
+    for name, pattern, note in EXPLAINED:
+        if name == project and re.search(pattern, site):
+            return "real retention", note
     return "real retention (unexplained)", site
 
 
@@ -293,13 +298,31 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def reload(path: Path) -> list[dict]:
+    results = json.loads(path.read_text())
+    for r in results:
+        name = next(p.name for p in PROJECTS if p.requirement == r["project"])
+        for mode, key in (("plain", "outcomes"), ("leaklab", "outcomes"), ("leaklab", "statuses"),
+                          ("memray", "outcomes"), ("memray", "classes")):
+            r[mode][key] = Counter(r[mode][key])
+        for flag in r["leaklab"]["flags"]:
+            if flag["class"] == "real retention (unexplained)":
+                flag["class"], flag["why"] = explain(name, flag["why"])
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="one test file per project")
     parser.add_argument("--project", action="append", choices=[p.name for p in PROJECTS],
                         help="only this project (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--from-json", type=Path,
+                        help="print the tables of an earlier run's --json again (explanations as of now)")
     args = parser.parse_args()
+    if args.from_json:
+        print(render(reload(args.from_json)))
+        return 0
     results = []
     for project in PROJECTS:
         if args.project and project.name not in args.project:
