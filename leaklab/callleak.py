@@ -302,6 +302,10 @@ def _every_round_retains(round_bytes: list[int], options: Options) -> bool:
 
 
 def _settle(traced: array[int], blocks: array[int], slot: int) -> None:
+    # As regrtest -R does: CPython's type attribute cache keeps the last name string looked
+    # up in each of its 4,096 slots, chosen by the string's address, so names built per call
+    # (getattr(self, f"visit_{kind}")) fill it over tens of thousands of lookups.
+    _clear_type_cache()
     gc.collect()
     # Stored into preallocated arrays, the readings leave no Python object behind.
     traced[slot] = tracemalloc.get_traced_memory()[0]
@@ -323,6 +327,9 @@ def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int
         [traced[i] - traced[i - 1] for i in range(1, rounds + 1)],
         [blocks[i] - blocks[i - 1] for i in range(1, rounds + 1)],
     )
+
+
+_clear_type_cache: Callable[[], None] = getattr(sys, "_clear_type_cache", lambda: None)
 
 
 class _Runner:
