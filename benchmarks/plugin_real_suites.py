@@ -27,7 +27,7 @@ A memray flag is set beside leaklab's verdict for the same test: when leaklab ch
 and found nothing retained per call, what memray saw was kept once (a cache, a lazy
 import, an interned name). ``--memray`` does not track ``unittest.TestCase`` methods.
 
-    .venv/bin/python benchmarks/plugin_real_suites.py            # about 20 minutes on 2 cores
+    .venv/bin/python benchmarks/plugin_real_suites.py            # about 25 minutes on 2 cores
     .venv/bin/python benchmarks/plugin_real_suites.py --short    # one file per project
 """
 
