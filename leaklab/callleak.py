@@ -59,6 +59,20 @@ class OptionError(ValueError):
     """A bad option; the message names the option and what it accepts."""
 
 
+class BudgetExceeded(RuntimeError):
+    """The check ran out of its time budget before it could decide."""
+
+    def __init__(self, calls: int, seconds: float, suspected: float | None = None) -> None:
+        text = f"its {seconds:g} s time budget ran out after {calls:,} calls"
+        if suspected is not None:
+            text += (f" while confirming: every measured round retained "
+                     f"({units.format_size(suspected, signed=True)}/call in the median round)")
+        super().__init__(text)
+        self.calls = calls
+        self.seconds = seconds
+        self.suspected = suspected  # bytes per call, when every measured round retained
+
+
 @dataclass(frozen=True)
 class Options:
     max_per_call: float = 0.0
@@ -194,13 +208,15 @@ class Result:
         return "\n".join(lines)
 
 
-def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None) -> Result:
+def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None,
+            budget: float | None = None) -> Result:
     """Call ``call`` repeatedly and decide whether it retains memory per call.
 
     ``call`` takes no arguments; a coroutine it returns is run to completion on a
     private event loop (one loop for every call, so the loop's own warm-up is
     discarded too). ``origin`` (a file name, e.g. the test's) is where the failure
-    message looks for the caller of each growing allocation site.
+    message looks for the caller of each growing allocation site. With ``budget`` (seconds),
+    a call that starts past it raises :class:`BudgetExceeded` instead.
 
     >>> kept = []
     >>> measure(lambda: kept.append(object())).leaked
@@ -209,10 +225,12 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
     options = options or Options()
     started_tracing = not tracemalloc.is_tracing()
     if started_tracing:
-        tracemalloc.start(options.frames)
+        # One frame per allocation while only counting: each kept frame slows every
+        # allocation of the function (a function that retains gets ``frames`` below).
+        tracemalloc.start(1)
     frozen = _freeze()
-    runner = _Runner(call)
     began = time.perf_counter()
+    runner = _Runner(call, budget)
     try:
         for _ in range(options.warmup):
             runner()
@@ -222,6 +240,14 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
         sites: list[Site] = []
         types: list[TypeGrowth] = []
         if leaked:
+            runner.suspected = statistics.median(round_bytes) / options.calls
+            if started_tracing and options.frames > 1:
+                # Deeper tracebacks, to name each growing site's caller. Restarted before the
+                # patience calls: objects kept from before are untraced now, and a bounded
+                # store replacing them with traced ones would look like growth until it has
+                # turned over, which the patience calls give it time to do.
+                tracemalloc.stop()
+                tracemalloc.start(options.frames)
             patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
             for _ in range(patience_calls):
                 runner()
@@ -276,6 +302,10 @@ def _every_round_retains(round_bytes: list[int], options: Options) -> bool:
 
 
 def _settle(traced: array[int], blocks: array[int], slot: int) -> None:
+    # As regrtest -R does: CPython's type attribute cache keeps the last name string looked
+    # up in each of its 4,096 slots, chosen by the string's address, so names built per call
+    # (getattr(self, f"visit_{kind}")) fill it over tens of thousands of lookups.
+    _clear_type_cache()
     gc.collect()
     # Stored into preallocated arrays, the readings leave no Python object behind.
     traced[slot] = tracemalloc.get_traced_memory()[0]
@@ -299,14 +329,24 @@ def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int
     )
 
 
+_clear_type_cache: Callable[[], None] = getattr(sys, "_clear_type_cache", lambda: None)
+
+
 class _Runner:
     """Calls the function; runs a returned coroutine on one private event loop."""
 
-    def __init__(self, call: Callable[[], Any]) -> None:
+    def __init__(self, call: Callable[[], Any], budget: float | None = None) -> None:
         self.call = call
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.budget = budget
+        self.deadline = None if budget is None else time.perf_counter() + budget
+        self.calls = 0
+        self.suspected: float | None = None
 
     def __call__(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetExceeded(self.calls, self.budget or 0.0, self.suspected)
+        self.calls += 1
         result = self.call()
         if inspect.isawaitable(result):
             self._run(result)
