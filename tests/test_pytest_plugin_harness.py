@@ -17,6 +17,13 @@ from leaklab import callleak, pytest_harness
 
 pytest_plugins = ["pytester"]
 
+
+def _one_warning_of_our_own(result) -> None:
+    """The inner suite's own DeprecationWarning is reported once. (pytest also warns, once per
+    process, about modules a test already imported when it marks plugins for rewriting: those
+    depend on what ran before in this process and are not counted.)"""
+    assert result.stdout.str().count("DeprecationWarning: old api") == 1, result.stdout.str()
+
 _LOG = logging.getLogger("leaklab.test.harness")
 
 
@@ -131,7 +138,8 @@ def test_issue_examples_pass_and_pytest_fixtures_see_one_call(pytester: pytest.P
     )
     for capture, only, passed in (("fd", [], 8), ("sys", ["-k", "not mocker"], 7)):
         result = pytester.runpytest("-p", "no:cacheprovider", f"--capture={capture}", "-rP", *only)
-        result.assert_outcomes(passed=passed, warnings=1, deselected=8 - passed)
+        result.assert_outcomes(passed=passed, deselected=8 - passed)
+        _one_warning_of_our_own(result)
         assert result.stdout.str().count("WARNING  svc:test_inner.py:8 handled request 1") == 1
         result.stdout.fnmatch_lines(["*test_inner.py:12: DeprecationWarning: old api*"])
 

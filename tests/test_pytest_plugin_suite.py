@@ -6,6 +6,13 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+
+def _one_warning_of_our_own(result) -> None:
+    """The inner suite's own DeprecationWarning is reported once. (pytest also warns, once per
+    process, about modules a test already imported when it marks plugins for rewriting: those
+    depend on what ran before in this process and are not counted.)"""
+    assert result.stdout.str().count("DeprecationWarning: old api") == 1, result.stdout.str()
+
 SUITE = """
 import logging, time, warnings
 import pytest
@@ -60,7 +67,8 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_suite_is_checked_and_summarised(pytester: pytest.Pytester, workers: list[str]) -> None:
     result = _run(pytester, *workers)
     # Two retaining tests and the plain failure fail; everything else passes, checked or not.
-    result.assert_outcomes(passed=7, failed=3, warnings=1)
+    result.assert_outcomes(passed=7, failed=3)
+    _one_warning_of_our_own(result)
     result.stdout.fnmatch_lines([
         "*= leaklab: memory retained per call =*",
         "5 tests checked, 2 retain memory on every call; not checked: 2 iterator fixture, "
@@ -88,7 +96,8 @@ def test_reasons_are_recorded_in_junit(pytester: pytest.Pytester) -> None:
 def test_without_the_option_unmarked_tests_run_once(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest("-p", "no:cacheprovider", "-k", "not marked")
-    result.assert_outcomes(passed=8, failed=1, warnings=1)
+    result.assert_outcomes(passed=8, failed=1)
+    _one_warning_of_our_own(result)
     result.stdout.no_fnmatch_line("*memory retained per call*")
 
 
