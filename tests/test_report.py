@@ -217,7 +217,9 @@ def test_a_profiled_run_shows_what_grows_and_a_class_named_script_stays_text(tmp
     scenario = str(Path(request.config.rootpath) / "tests" / "scenarios" / "named_leaks.py")
     result = runner.run(runner.RunConfig(scenario=scenario, variant="leaky", steps=3_000, rate=1_000, interval_s=0.2,
                                          out=str(tmp_path / "runs"), progress=False, profile="default",
-                                         probes=["tracemalloc", "gc-types", "retention"]))
+                                         probes=["tracemalloc", "gc-types", "retention"],
+                                         # by steps: the same snapshots however busy the machine is
+                                         probe_options={"snapshot_every": {"steps": 500, "seconds": None}}))
     assert result.status == "completed"
     report = build.build(selection.single(result.run_dir), tmp_path / "r")
     types = [row[0] for row in report.summary["tables"]["top_types_run"]["rows"]]
