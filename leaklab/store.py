@@ -38,7 +38,7 @@ EVENTS = "events.jsonl"
 REQUESTS = "requests.csv"
 ARTIFACTS = "artifacts"
 
-STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap")
+STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap", "timed_out")
 
 #: Columns every run has, in this order; probes may add more after them.
 BASE_COLUMNS = (

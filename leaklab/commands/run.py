@@ -18,6 +18,9 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
 @click.option("--duration", "-d", type=clitypes.DURATION, help="Run for this long (90s, 15m, 2h). Default 30s unless --steps is given.")
+@click.option("--grace", type=clitypes.DURATION,
+              help="How long past --duration the run may go (setup, the last step, teardown) before "
+                   "whatever is left is killed and the run ends timed_out. Default 30s.")
 @click.option("--steps", "-n", type=click.IntRange(min=1), help="Run this many steps (with --duration: whichever comes first).")
 @click.option("--rate", "-r", type=clitypes.RATE, help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.")
 @click.option("--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval.")
@@ -34,7 +37,8 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @_service_options.options
-def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
+def command(scenario: str, variant: str | None, params: tuple[str, ...], duration: float | None, grace: float | None,
+            steps: int | None,
             rate: float | None, interval: float, warmup: units.StepsOrDuration | None, max_rss: int | None,
             profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
             include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
@@ -42,8 +46,9 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
     """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it.
 
     \b
-    Exit codes: 0 completed, 1 the scenario raised, 2 usage error,
-    3 killed at the memory cap, 130 interrupted (Ctrl-C).
+    Exit codes: 0 completed, 1 the scenario raised, 2 usage error (or an --out that cannot
+    be written), 3 killed at the memory cap, 4 timed out (still running --duration plus
+    --grace after the start), 130 interrupted (Ctrl-C).
     """
     from leaklab import runner
 
@@ -60,7 +65,7 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
             interval_s=interval, warmup=warmup, max_rss=max_rss, include_children=include_children,
             out=out, probes=probes.resolve(profile, explicit), probe_options=probe_options, profile=profile,
             max_errors=max_errors, progress=progress, argv=["leaklab", *sys.argv[1:]],
-            **_service_options.config_fields(service),
+            **_service_options.config_fields(service), **({"grace_s": grace} if grace is not None else {}),
         )
         prepared = runner.prepare(config)
     except (ScenarioError, KeyError) as exc:

@@ -111,6 +111,8 @@ def run_config(check: Check, config: GateConfig, argv: list[str]) -> Any:
     extra: dict[str, Any] = {}
     if check.interval_s is not None:
         extra["interval_s"] = check.interval_s
+    if check.grace_s is not None:
+        extra["grace_s"] = check.grace_s
     profile = check.profile or DEFAULT_PROFILE
     if profile not in probe_registry.PROFILES:
         raise KeyError(f"unknown profile {profile!r}; known profiles: {', '.join(probe_registry.PROFILES)}")
@@ -191,6 +193,7 @@ def run_check(check: Check, prepared: Any, config: GateConfig, baseline: Mapping
                       duration_s=result.duration_s, steps=result.steps)
     if result.status != "completed":
         what = {"killed_at_cap": "run was killed at the memory cap", "failed": "run failed",
+                "timed_out": "run timed out",
                 "interrupted": "run was interrupted"}.get(result.status, f"run ended {result.status}")
         outcome.status = "error"
         outcome.message = f"{what}: {result.message}" if result.message else what

@@ -37,13 +37,16 @@ from leaklab.runner.supervisor import CrashLimit, RecyclePolicy, Restart, Superv
 __all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
 
 #: Exit codes of ``leaklab run`` by final status (usage errors exit 2, see cli).
-EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "timed_out": 4, "interrupted": 130}
 
 #: How often the parent checks the cap, independent of the sampling interval.
 CAP_POLL_S = 0.1
 #: Seconds the child gets to run teardown after a stop request before it is killed.
 DEFAULT_STOP_TIMEOUT_S = 10.0
 DEFAULT_DURATION_S = 30.0
+#: Seconds past --duration after which the parent kills whatever is still running (status
+#: ``timed_out``): setup, the last step, the probes' finish and teardown must fit in it.
+DEFAULT_GRACE_S = 30.0
 DEFAULT_INTERVAL_S = 0.5
 #: Fraction of the run recorded as warm-up when --warmup is not given.
 DEFAULT_WARMUP_FRACTION = 0.1
@@ -56,10 +59,28 @@ def default_max_rss() -> int:
     return int(min(4 * 2**30, psutil.virtual_memory().total // 4))
 
 
+#: Threads whose stacks' virtual reservations the address-space backstop leaves room for.
+BACKSTOP_THREADS = 4096
+
+
+def _thread_stack_size() -> int:
+    """Bytes of address space one thread's stack reserves: glibc takes RLIMIT_STACK's soft
+    limit (8 MiB by default), whatever of it the thread ever touches."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    except (ImportError, ValueError, OSError):
+        return 8 * 2**20
+    return 8 * 2**20 if soft == resource.RLIM_INFINITY or soft <= 0 else min(soft, 64 * 2**20)
+
+
 def address_space_backstop(max_rss: int) -> int:
-    """RLIMIT_AS for the child: far enough above the RSS cap for virtual reservations
-    (thread stacks, arenas, mmaps) to fit, low enough to stop one giant allocation."""
-    return max(4 * max_rss, max_rss + 8 * 2**30)
+    """RLIMIT_AS for the child: far enough above the RSS cap for virtual reservations to fit
+    (the stacks of BACKSTOP_THREADS threads, malloc arenas, mmaps, a runtime's reserved heap),
+    low enough to stop one allocation far beyond anything the cap allows. Allocations below it
+    are stopped by the parent's polling of RSS (docs/run-format.md: the overshoot measured)."""
+    return max(4 * max_rss, max_rss + 8 * 2**30) + BACKSTOP_THREADS * _thread_stack_size()
 
 
 @dataclass
@@ -83,6 +104,8 @@ class RunConfig:
     progress: bool | None = None  # None: only when stderr is a terminal
     argv: list[str] = field(default_factory=list)
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
+    #: a run with a duration ends at most this long after it, whatever the scenario does
+    grace_s: float = DEFAULT_GRACE_S
     #: service mode: the child serves HTTP, the parent sends ``rate`` requests/s for the duration (or ``steps`` requests)
     serve: bool = False
     request_timeout_s: float = load_mod.DEFAULT_TIMEOUT_S
@@ -240,6 +263,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
             "interval_s": config.interval_s,
             "warmup": prepared.warmup,
             "max_rss": prepared.max_rss,
+            "grace_s": config.grace_s if prepared.duration_s is not None else None,
             "include_children": config.include_children,
             "profile": config.profile,
             "probes": config.probes,
@@ -330,6 +354,9 @@ class _Session:
         self.deadline: float | None = None  # time.monotonic() when a recycled step run must end
         self.base_steps = 0  # steps of the generations before the current one
         self.base_errors = 0
+        #: time.monotonic() after which nothing of the run may still run: --duration plus the grace
+        self.hard_deadline: float | None = (
+            t0 + prepared.duration_s + config.grace_s if prepared.duration_s is not None else None)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -384,8 +411,8 @@ class _Session:
         if self.load is not None:
             self.load.stop()
         for gen in self.generations:
-            kill_process_group(gen.proc)  # reap anything the scenario started in its group
-            gen.close()
+            gen.release()  # its reaper kills anything the scenario started, in any session
+            gen.kill_group()
         if self.load is not None:
             self.load.join(timeout=self.config.request_timeout_s + 5)
             self._load_end()
@@ -445,6 +472,8 @@ class _Session:
         return self.status is not None or self.final_stop or self.ended
 
     def _enforce_deadlines(self) -> None:
+        if self.hard_deadline is not None and time.monotonic() > self.hard_deadline and self._live():
+            self._timed_out()
         for gen in self._live():
             if gen.stop_deadline is not None and time.monotonic() > gen.stop_deadline and gen.alive:
                 if gen.stop_requested == "restart" and self.config.recycle is not None:
@@ -453,6 +482,32 @@ class _Session:
                     self.writer.event("killed", self.now(), reason="stop timeout", timeout_s=self.config.stop_timeout_s, **self._tag(gen))
                 gen.killed = True
                 gen.kill_group()
+
+    def _timed_out(self) -> None:
+        """The run is past --duration plus the grace: kill what is left, say where it was stuck."""
+        self.hard_deadline = None
+        duration, grace = self.prepared.duration_s or 0.0, self.config.grace_s
+        stuck = {gen.number: self._phase(gen) for gen in self._live()}
+        if self.status is None:
+            self.status = "timed_out"
+            where = ", ".join(sorted(set(stuck.values())))
+            self.message = (f"still running {units.format_duration(duration)} (--duration) + "
+                            f"{units.format_duration(grace)} (grace) after the start, in {where}; killed")
+        self.writer.event("timed_out", self.now(), duration_s=duration, grace_s=grace,
+                          phases={str(n): phase for n, phase in stuck.items()})
+        if self.load is not None:
+            self.load.stop()
+        for gen in self._live():
+            gen.killed = True
+            gen.kill_group()
+
+    def _phase(self, gen: Generation) -> str:
+        """Where a live generation is, from what it has said."""
+        if gen.done is not None:
+            return "teardown"
+        if gen.t_ready is None:
+            return "setup"
+        return "the probes' finish" if gen.number in self.finishing else "a step"
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.interrupts += 1
@@ -465,10 +520,10 @@ class _Session:
         for gen in self._live():
             if self.interrupts == 1:
                 gen.stop_requested = gen.stop_requested or "interrupt"
-                kill_process_group(gen.proc, signal.SIGTERM)
+                gen.kill_group(signal.SIGTERM)
                 gen.stop_deadline = time.monotonic() + self.config.stop_timeout_s
             else:
-                kill_process_group(gen.proc)
+                gen.kill_group()
 
     def _check_cap(self) -> None:
         for gen in self._live():
@@ -485,7 +540,7 @@ class _Session:
                 if self.load is not None:
                     self.load.stop()
                 for other in self._live():
-                    kill_process_group(other.proc)
+                    other.kill_group()
                 return
 
     # -- messages ----------------------------------------------------------------------------
