@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 import click
+
+from leaklab import terminal
 
 
 @click.command("gate")
@@ -49,6 +53,11 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
                                    f"in [{gate.TABLE}]")
         previous = gate.read_baseline(baseline_file) if baseline_file else {}
         prepared = gate.validate_runs(config, argv)
+        _check_writable(Path(config.out), "--out (or the config's 'out')")
+        if junit_path:
+            _check_writable(Path(junit_path).parent, "--junit-xml's folder")
+            if Path(junit_path).is_dir():
+                raise gate.ConfigError(f"--junit-xml {junit_path} is a folder; name a file")
     except gate.ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     compare_with = None if (update_baseline or baseline_file is None) else previous
@@ -61,20 +70,30 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
         if as_json:
             return
         colour = "green" if outcome.passed else "red"
-        head, _, rest = outcome.line().partition("  ")
+        head, _, rest = terminal.safe(outcome.line()).partition("  ")
         click.echo(click.style(head, fg=colour, bold=True) + "  " + rest)
         if not outcome.passed and outcome.run_dir:
-            click.echo(f"      run: {outcome.run_dir}")
+            terminal.echo(f"      run: {outcome.run_dir}")
 
+    # SIGTERM (a CI runner cancelling the job) stops the checks as Ctrl-C does: their runs end
+    # "interrupted", not "running".
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         outcomes = gate.run_gate(config, config.checks, prepared, workers, compare_with, on_done=show)
     except KeyboardInterrupt:
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
+    junit_error: OSError | None = None
     if junit_path:
-        Path(junit_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(junit_path).write_bytes(gate.junit_xml(outcomes))
+        try:
+            Path(junit_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit_path).write_bytes(gate.junit_xml(outcomes))
+        except OSError as exc:
+            junit_error = exc
     if update_baseline and baseline_file is not None:
         written = gate.write_baseline(baseline_file, outcomes, previous)
         if not as_json:
@@ -85,4 +104,18 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
     else:
         passed = sum(o.passed for o in outcomes)
         click.echo(f"{passed} of {len(outcomes)} check(s) passed" + ("" if code == 0 else "; the gate fails"))
+    if junit_error is not None:  # the result above is printed; the missing file is a usage error
+        raise terminal.OutputError("the JUnit XML report", junit_error)
     sys.exit(code)
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Fail before any check runs when ``folder`` cannot be created or written."""
+    from leaklab import gate
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise gate.ConfigError(f"{what}: cannot create {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise gate.ConfigError(f"{what}: {folder} is not writable")

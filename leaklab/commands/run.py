@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, probes, units
+from leaklab import clitypes, probes, terminal, units
 from leaklab.commands import _service_options
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
@@ -68,9 +68,16 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
             **_service_options.config_fields(service), **({"grace_s": grace} if grace is not None else {}),
         )
         prepared = runner.prepare(config)
-    except (ScenarioError, KeyError) as exc:
-        raise click.UsageError(str(exc).strip("'\"")) from None
-    result = runner.run(config, prepared)
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0] if exc.args else exc)) from None
+    from leaklab import store
+
+    try:
+        result = runner.run(config, prepared)
+    except store.RunDirError as exc:
+        raise click.UsageError(f"{exc}; choose another --out") from None
     summary = result.to_dict()
     analysis = _analyze(result.run_dir)
     if as_json:
@@ -84,7 +91,7 @@ def command(scenario: str, variant: str | None, params: tuple[str, ...], duratio
         if analysis is not None:
             from leaklab.analysis.render import format_summary
 
-            click.echo(format_summary(analysis))
+            terminal.echo(format_summary(analysis))
     sys.exit(result.exit_code)
 
 
@@ -95,14 +102,15 @@ def _analyze(run_dir: Any) -> Any:
     try:
         return analyze(run_dir)
     except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
-        click.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        terminal.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
         return None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
     status = summary["status"]
     colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-    click.echo(f"status    {click.style(status, fg=colour)}" + (f"  ({summary['message']})" if summary["message"] else ""))
+    message = f"  ({terminal.safe(summary['message'])})" if summary["message"] else ""
+    click.echo(f"status    {click.style(status, fg=colour)}" + message)
     click.echo(f"steps     {summary['steps']:,} in {units.format_duration(summary['duration_s'])}" + (f", {summary['errors']} errors" if summary["errors"] else ""))
     start, end = summary["rss_start"], summary["rss_end"]
     if start is not None and end is not None:

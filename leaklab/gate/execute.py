@@ -152,8 +152,10 @@ def validate_runs(config: GateConfig, argv: list[str]) -> list[Any]:
             raise where.error(f"{check.key}.params", str(exc)) from None
         try:
             prepared.append(runner.prepare(run_cfg))
-        except (scenario_mod.ScenarioError, units.UnitError, KeyError) as exc:
-            raise where.error(check.key, str(exc).strip("'\"")) from None
+        except (scenario_mod.ScenarioError, units.UnitError) as exc:
+            raise where.error(check.key, str(exc)) from None
+        except KeyError as exc:
+            raise where.error(check.key, str(exc.args[0] if exc.args else exc)) from None
     return prepared
 
 

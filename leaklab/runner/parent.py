@@ -54,6 +54,10 @@ DEFAULT_WARMUP_FRACTION = 0.1
 _VERSIONED = ("psutil", "click", "numpy", "scipy", "pandas", "matplotlib", "aiohttp", "requests", "urllib3", "httpx", "objgraph", "pympler", "memray")
 
 
+#: The smallest --max-rss: an idle child (Python, leaklab, psutil) takes about 40 MB.
+MIN_MAX_RSS = 64 * 10**6
+
+
 def default_max_rss() -> int:
     """A quarter of physical memory, at most 4 GiB: a leaking child can't take the host down."""
     return int(min(4 * 2**30, psutil.virtual_memory().total // 4))
@@ -184,6 +188,14 @@ def prepare(config: RunConfig) -> Prepared:
         warmup = {"seconds": round((duration_s or 0) * DEFAULT_WARMUP_FRACTION, 3)}
     for probe in config.probes:
         probe_registry.probe_class(probe)  # raises KeyError naming the known probes
+    if duration_s is not None and not duration_s > 0:
+        raise scenario_mod.ScenarioError(f"--duration must be positive, got {units.format_duration(duration_s)}")
+    if not config.grace_s >= 0:
+        raise scenario_mod.ScenarioError(f"--grace must not be negative, got {config.grace_s:g}s")
+    if config.max_rss is not None and config.max_rss < MIN_MAX_RSS:
+        raise scenario_mod.ScenarioError(
+            f"--max-rss {units.format_size(config.max_rss)} is below what a child takes before the scenario starts "
+            f"(about 40 MB); the smallest cap is {units.format_size(MIN_MAX_RSS)}")
     max_rss = config.max_rss or default_max_rss()
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise scenario_mod.ScenarioError(
