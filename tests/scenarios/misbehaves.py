@@ -14,9 +14,15 @@ VARIANTS = {
     "threads": "keeps `threads` threads alive (parked on an event), then steps",
     "allocate": "makes one allocation of `alloc_bytes` (every byte written) in the 10th step",
     "leak": "keeps `leak_bytes` (every byte written) per step",
+    "terminal": "keeps instances of a class named with terminal escapes; raises one at step `fail_at`",
 }
+#: OSC (set the title), BEL, CSI (clear the screen, red): what a hostile name would send a terminal.
+HOSTILE = "\x1b]0;pwned\x07Evil\x1b[2J\x1b[31m"
+Hostile = type(HOSTILE, (), {})
+_KEPT: list = []
 PARAMS = {"pidfile": "", "print_bytes": 100_000, "threads": 3000, "alloc_bytes": 8_000_000_000,
-          "leak_bytes": 1_000_000}
+          "leak_bytes": 1_000_000,
+          "fail_at": 0}
 
 
 def _daemon_pid() -> int:
@@ -35,9 +41,9 @@ def _daemon_pid() -> int:
         return int(fh.readline())
 
 
-def setup(variant, pidfile, threads, print_bytes, alloc_bytes, leak_bytes):
+def setup(variant, pidfile, threads, print_bytes, alloc_bytes, leak_bytes, fail_at):
     state = {"variant": variant, "n": 0, "print_bytes": print_bytes, "alloc_bytes": alloc_bytes,
-             "leak_bytes": leak_bytes, "kept": []}
+             "leak_bytes": leak_bytes, "kept": [], "fail_at": fail_at}
     if variant == "hang-setup":
         time.sleep(10**6)
     if variant == "escape":
@@ -65,6 +71,10 @@ def step(state):
         state["big"] = b"\x01" * state["alloc_bytes"]
     if state["variant"] == "leak":
         state["kept"].append(b"\x01" * state["leak_bytes"])
+    if state["variant"] == "terminal":
+        _KEPT.append(Hostile())
+        if state["n"] == state["fail_at"]:
+            raise ValueError(f"exploded {HOSTILE}")
     if state["variant"] == "threads":
         state["alive"] = sum(t.is_alive() for t in state["threads"])
 
