@@ -77,7 +77,7 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
 
     # SIGTERM (a CI runner cancelling the job) stops the checks as Ctrl-C does: their runs end
     # "interrupted", not "running".
-    previous = signal.getsignal(signal.SIGTERM)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         outcomes = gate.run_gate(config, config.checks, prepared, workers, compare_with, on_done=show)
@@ -85,7 +85,7 @@ def command(config_path: str | None, names: tuple[str, ...], jobs: int | None, b
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, sigterm_before)
 
     junit_error: OSError | None = None
     if junit_path:
