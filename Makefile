@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check leaklab tests benchmarks scenarios
 
 # Every benchmark, one after the other (about 40 minutes; each file also runs on its own).
-BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability
+BENCHMARKS := runner_overhead profiler_overhead analysis_accuracy analysis_scale report_scale plugin_comparison gate_stability cap_overshoot
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
