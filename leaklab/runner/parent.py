@@ -699,7 +699,7 @@ class _Session:
     def _on_exit(self, gen: Generation) -> None:
         now = self.now()
         gen.t_exit = now
-        gen.close()
+        gen.release()  # its reaper is gone too: close the lifeline as well as the ack pipe
         sup = self.supervisor
         if sup is not None or self.config.serve:
             self.writer.event("exit", now, returncode=gen.proc.returncode, killed=gen.killed, **self._tag(gen))
