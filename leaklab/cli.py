@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 
 import click
 
@@ -25,6 +26,22 @@ def cli() -> None:
     leaklab run http-agent --variant leaky --duration 60s --rate 200/s
     leaklab run path/to/my_scenario.py --steps 20000 --json
     """
+    _show_skipped_runs()
+
+
+def _show_skipped_runs() -> None:
+    """A malformed run skipped by a command that reads many runs: one line on stderr."""
+    from leaklab import store, terminal
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, store.MalformedRunWarning):
+            terminal.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _register() -> None:

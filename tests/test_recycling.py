@@ -23,6 +23,7 @@ jobs running), 10 s of load per run:
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -102,10 +103,14 @@ def test_restarts_at_the_limit_and_memory_resets(runs, limit, unrecycled):
     assert m.memory_restarts >= 2 and m.crash_restarts == 0, m
     assert m.generations == m.memory_restarts + 1 or m.generations == m.memory_restarts
     restarts = [e for e in run.events_of("restart") if e.get("new_generation") is not None]
+    # On a busy machine the load may end while the last restart's new generation is still
+    # starting: that one restart has no healthy_after_s; every earlier one has.
+    assert all("healthy_after_s" in e for e in restarts[:-1]), restarts
     for e in restarts:
         # Triggered above the limit, by at most what grows between two checks (plus a sampling margin).
         assert limit < e["rss"] <= limit + 2 * LEAK * CHECK_S + 2_000_000, e
-        assert not e["killed"] and e["stopped_after_s"] < 1.6 and e["healthy_after_s"] > e["stopped_after_s"], e
+        assert not e["killed"] and e["stopped_after_s"] < 1.6, e
+        assert e.get("healthy_after_s", math.inf) > e["stopped_after_s"], e
     # Memory goes back to the starting level in every new generation.
     base = recycling.generation_slopes(unrecycled)[0].rss_start
     for slope in m.generation_slopes:
@@ -275,7 +280,10 @@ def test_notebook_api_exposes_requests_recycling_and_plan(runs, unrecycled, limi
     assert {"generation", "latency_s", "error"} <= set(frame.columns)
     m, direct = run.recycling(), recycling.analyze_recycling(run.data)
     assert (m.memory_restarts, m.requests, m.failed) == (direct.memory_restarts, direct.requests, direct.failed)
-    assert frame["generation"].nunique() == m.generations and m.memory_restarts >= 2
+    # Every generation served requests, except a last one still starting when the load ended
+    # (on a busy machine: 3 of 4 generations in requests).
+    assert set(range(m.generations)) - set(frame["generation"].astype(int)) <= {m.generations - 1}
+    assert m.memory_restarts >= 2
     plan, direct_plan = leaklab.load_run(unrecycled.path).plan(f"{limit}B"), recycling.predict_from_run(unrecycled, limit)
     assert plan.restarts_per_hour == pytest.approx(direct_plan.restarts_per_hour) and plan.restarts_per_hour > 0
     assert leaklab.load_run(unrecycled.path).requests["generation"].nunique() == 1

@@ -64,7 +64,7 @@ def test_newer_schema_and_garbage_are_refused(tmp_path):
     meta = json.loads((path / store.META).read_text())
     meta["schema_version"] = store.SCHEMA_VERSION + 1
     (path / store.META).write_text(json.dumps(meta))
-    with pytest.raises(store.RunFormatError, match="Upgrade leaklab"):
+    with pytest.raises(store.RunFormatError, match="upgrade leaklab"):
         store.read_run(path)
     (path / store.META).write_text("{not json")
     with pytest.raises(store.RunFormatError, match="not valid JSON"):

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import click
 
-from leaklab import units
+from leaklab import terminal, units
 
 
 @click.command("analyze")
@@ -45,12 +45,12 @@ def command(run: str | None, runs_dir: str, warmup: str | None, min_growth: tupl
         data = store.read_run(path, warn=False)
         analysis = analyze(data, warmup=warmup, thresholds=thresholds)
     except store.RunFormatError as exc:
-        raise click.UsageError(f"{exc}. RUN must be a run directory (with meta.json), e.g. runs/<timestamp>-<scenario>") from None
+        raise click.UsageError(store.usage_hint(run, exc)) from None
     except WarmupError as exc:
         raise click.BadParameter(str(exc), param_hint="--warmup") from None
     if as_json:
         click.echo(json.dumps(analysis.to_dict(), indent=2, default=str))
     else:
-        click.echo(f"run       {data.path}")
-        click.echo(format_summary(analysis))
+        terminal.echo(f"run       {data.path}")
+        terminal.echo(format_summary(analysis))
     sys.exit(0)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from leaklab import terminal
 
 
 def _write_outputs(document: dict[str, Any], junit: bytes, json_path: str | None, junit_path: str | None) -> None:
@@ -77,6 +81,12 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
                                    f"in [{gate.TABLE}]")
         previous = gate.read_baseline(baseline_file) if baseline_file else {}
         prepared = gate.validate_runs(config, argv)
+        _check_writable(Path(config.out), "--out (or the config's 'out')")
+        for option, path in (("--junit-xml", junit_path), ("--json-out", json_path)):
+            if path:
+                _check_writable(Path(path).parent, f"{option}'s folder")
+                if Path(path).is_dir():
+                    raise gate.ConfigError(f"{option} {path} is a folder; name a file")
     except gate.ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     compare_with = None if (update_baseline or baseline_file is None) else previous
@@ -90,16 +100,22 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
         if as_json:
             return
         colour = "green" if outcome.passed else "red"
-        head, _, rest = outcome.line().partition("  ")
+        head, _, rest = terminal.safe(outcome.line()).partition("  ")
         click.echo(click.style(head, fg=colour, bold=True) + "  " + rest)
         if not outcome.passed and outcome.run_dir:
-            click.echo(f"      run: {outcome.run_dir}")
+            terminal.echo(f"      run: {outcome.run_dir}")
 
+    # SIGTERM (a CI runner cancelling the job) stops the checks as Ctrl-C does: their runs end
+    # "interrupted", not "running".
+    sigterm_before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         outcomes = gate.run_gate(config, config.checks, prepared, workers, compare_with, on_done=show)
     except KeyboardInterrupt:
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, sigterm_before)
 
     if update_baseline and baseline_file is not None:
         written = gate.write_baseline(baseline_file, outcomes, previous)
@@ -107,12 +123,18 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
             click.echo(f"baseline: recorded {len(written)} check(s) in {baseline_file}", err=True)
     code = gate.exit_code(outcomes)
     document = gate.to_json(outcomes, config, shard_info)
-    _write_outputs(document, gate.junit_xml(outcomes, shard_info), json_path, junit_path)
+    output_error: OSError | None = None
+    try:
+        _write_outputs(document, gate.junit_xml(outcomes, shard_info), json_path, junit_path)
+    except OSError as exc:
+        output_error = exc
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
         passed = sum(o.passed for o in outcomes)
         click.echo(f"{passed} of {len(outcomes)} check(s) passed" + ("" if code == 0 else "; the gate fails"))
+    if output_error is not None:  # the result above is printed; the missing file is a usage error
+        raise terminal.OutputError("the JSON or JUnit XML report", output_error)
     sys.exit(code)
 
 
@@ -171,3 +193,15 @@ def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: st
         s = document["summary"]
         click.echo(f"{s['passed']} of {s['checks']} check(s) passed{across}" + ("" if merged.exit_code == 0 else "; the gate fails"))
     sys.exit(merged.exit_code)
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Fail before any check runs when ``folder`` cannot be created or written."""
+    from leaklab import gate
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise gate.ConfigError(f"{what}: cannot create {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise gate.ConfigError(f"{what}: {folder} is not writable")

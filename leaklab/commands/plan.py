@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, units
+from leaklab import clitypes, terminal, units
 from leaklab.commands._service_options import signal_name
 from leaklab.runner import supervisor
 
@@ -55,13 +55,19 @@ def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_inter
         predictions = [recycling.predict_from_run(data, limit, check_interval, restart_time, mode, kill_signal,
                                                   kill_timeout, analysis=analysis) for limit in limits]
     except store.RunFormatError as exc:
-        raise click.UsageError(f"{exc}. RUN must be a run directory (with meta.json), e.g. runs/<timestamp>-<scenario>") from None
+        raise click.UsageError(store.usage_hint(run, exc)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    for prediction in predictions:
+        if math.isfinite(prediction.baseline) and prediction.limit <= prediction.baseline:
+            raise click.BadParameter(
+                f"{units.format_size(prediction.limit)} is not above a fresh process's memory "
+                f"({units.format_size(prediction.baseline)}): it would restart without end; give a limit above it",
+                param_hint="--limit")
     if as_json:
         click.echo(json.dumps({"run": str(data.path), "predictions": [p.to_dict() for p in predictions]}, indent=2))
     else:
-        click.echo(format_plan(str(data.path), predictions))
+        terminal.echo(format_plan(str(data.path), predictions))
     sys.exit(0)
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from leaklab import clitypes, units
+from leaklab import clitypes, terminal, units
 
 
 @click.command("report")
@@ -64,11 +64,14 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
         result = build.build(chosen, out, limit=limit, warmup=warmup)
     except store.RunFormatError as exc:
         raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise terminal.OutputError("the report", exc) from None
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
         return
     for r in result.summary["runs"]:
-        click.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}" + ("" if r["status"] == "completed" else f"  ({r['status']})"))
+        terminal.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}"
+                      + ("" if r["status"] == "completed" else f"  ({r['status']})"))
     click.echo(f"report    {result.html}")
     click.echo(f"markdown  {result.markdown}")
 

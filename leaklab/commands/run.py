@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, probes, units
+from leaklab import clitypes, probes, terminal, units
 from leaklab.commands import _command_options, _service_options
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
@@ -19,6 +19,9 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
 @click.option("--duration", "-d", type=clitypes.DURATION,
               help="Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident.")
+@click.option("--grace", type=clitypes.DURATION,
+              help="How long past --duration the run may go (setup, the last step, teardown) before "
+                   "whatever is left is killed and the run ends timed_out. Default 30s.")
 @click.option("--steps", "-n", type=click.IntRange(min=1), help="Run this many steps (with --duration: whichever comes first).")
 @click.option("--max-duration", type=clitypes.DURATION,
               help="With neither --steps nor --duration: stop here if the verdict is not confident yet (default 5m).")
@@ -38,9 +41,9 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @_service_options.options
 @_command_options.options
-def command(scenario: str | None, variant: str | None, params: tuple[str, ...], duration: float | None, steps: int | None,
-            max_duration: float | None, rate: float | None, interval: float, warmup: units.StepsOrDuration | None,
-            max_rss: int | None,
+def command(scenario: str | None, variant: str | None, params: tuple[str, ...], duration: float | None,
+            grace: float | None, steps: int | None, max_duration: float | None, rate: float | None, interval: float,
+            warmup: units.StepsOrDuration | None, max_rss: int | None,
             profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
             include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
             progress: bool | None, as_json: bool, load: str | None, health: str | None,
@@ -49,8 +52,9 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
     or, after --, any program: leaklab run [OPTIONS] -- CMD ARGS...
 
     \b
-    Exit codes: 0 completed, 1 the scenario raised, 2 usage error,
-    3 killed at the memory cap, 130 interrupted (Ctrl-C).
+    Exit codes: 0 completed, 1 the scenario raised, 2 usage error (or an --out that cannot
+    be written), 3 killed at the memory cap, 4 timed out (still running --duration plus
+    --grace after the start), 130 interrupted (Ctrl-C).
     """
     from leaklab import runner
     from leaklab.runner import command as command_mod
@@ -72,7 +76,8 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
                       max_rss=max_rss, out=out, probes=probes.resolve(profile, explicit),
                       probe_options=probe_options, profile=profile, progress=progress,
                       argv=["leaklab", *sys.argv[1:]], max_duration_s=max_duration,
-                      stop_rule=_stop_rule(duration, steps, max_duration))
+                      stop_rule=_stop_rule(duration, steps, max_duration),
+                      **({"grace_s": grace} if grace is not None else {}))
         if argv is not None:
             fields = _service_options.config_fields({**service, "serve": load is not None})
             config: runner.RunConfig = command_mod.CommandConfig(
@@ -87,10 +92,17 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
                 **common, **_service_options.config_fields(service),
             )
             prepared = runner.prepare(config)
-    except (ScenarioError, KeyError) as exc:
-        raise click.UsageError(str(exc).strip("'\"")) from None
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0] if exc.args else exc)) from None
+    from leaklab import store
+
     run_it = runner.run if argv is None else command_mod.run
-    result = run_it(config, prepared)  # type: ignore[operator]
+    try:
+        result = run_it(config, prepared)  # type: ignore[operator]
+    except store.RunDirError as exc:
+        raise click.UsageError(f"{exc}; choose another --out") from None
     summary = result.to_dict()
     if result.exit_code == 2:  # the program never got ready: bad input, nothing to analyse
         click.echo(json.dumps(summary, indent=2) if as_json else f"run       {result.run_dir}")
@@ -111,9 +123,9 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
         if analysis is not None:
             from leaklab.analysis.render import format_summary
 
-            click.echo(format_summary(analysis))
+            terminal.echo(format_summary(analysis))
         if split is not None:
-            click.echo(f"js heap   {split.sentence()}")
+            terminal.echo(f"js heap   {split.sentence()}")
     sys.exit(result.exit_code)
 
 
@@ -134,7 +146,7 @@ def _analyze(run_dir: Any) -> Any:
     try:
         return analyze(run_dir)
     except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
-        click.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        terminal.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
         return None
 
 
@@ -152,7 +164,8 @@ def _heap_split(run_dir: Any) -> Any:
 def _print_summary(summary: dict[str, Any]) -> None:
     status = summary["status"]
     colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-    click.echo(f"status    {click.style(status, fg=colour)}" + (f"  ({summary['message']})" if summary["message"] else ""))
+    message = f"  ({terminal.safe(summary['message'])})" if summary["message"] else ""
+    click.echo(f"status    {click.style(status, fg=colour)}" + message)
     click.echo(f"steps     {summary['steps']:,} in {units.format_duration(summary['duration_s'])}" + (f", {summary['errors']} errors" if summary["errors"] else ""))
     start, end = summary["rss_start"], summary["rss_end"]
     if start is not None and end is not None:

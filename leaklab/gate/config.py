@@ -32,6 +32,8 @@ CHECK_KEYS: dict[str, str] = {
     "variant": "the scenario variant",
     "params": "a table of scenario parameters, e.g. { response_size = \"2KB\" }",
     "duration": units.DURATION_FORMS,
+    "grace": "how long past duration a stuck run may go before it is killed (default 30s): "
+             + units.DURATION_FORMS,
     "steps": "a step count (1000)",
     "rate": units.RATE_FORMS,
     "interval": "sampling interval: " + units.DURATION_FORMS,
@@ -95,6 +97,7 @@ class Check:
     variant: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
+    grace_s: float | None = None
     steps: int | None = None
     rate: float | None = None
     interval_s: float | None = None
@@ -286,7 +289,8 @@ def _parse_check(raw: dict[str, Any], where: _Where, key: str, base: Path) -> Ch
         raise err("name", f"must be a string, got {name!r}")
     return Check(
         name=name, key=key, scenario=scenario, variant=variant, params=dict(params),
-        duration_s=parse("duration", units.parse_duration), steps=steps, rate=parse("rate", units.parse_rate),
+        duration_s=parse("duration", units.parse_duration), grace_s=parse("grace", units.parse_duration),
+        steps=steps, rate=parse("rate", units.parse_rate),
         interval_s=parse("interval", units.parse_duration), warmup=parse("warmup", units.parse_steps_or_duration),
         max_rss=parse("max_rss", units.parse_size), profile=profile, probes=tuple(probes), signal=signal,
         limits=tuple(limits), verdicts=verdicts, tolerance=_parse_tolerance(raw.get("tolerance", DEFAULT_TOLERANCE), err),

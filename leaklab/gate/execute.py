@@ -111,6 +111,8 @@ def run_config(check: Check, config: GateConfig, argv: list[str]) -> Any:
     extra: dict[str, Any] = {}
     if check.interval_s is not None:
         extra["interval_s"] = check.interval_s
+    if check.grace_s is not None:
+        extra["grace_s"] = check.grace_s
     profile = check.profile or DEFAULT_PROFILE
     if profile not in probe_registry.PROFILES:
         raise KeyError(f"unknown profile {profile!r}; known profiles: {', '.join(probe_registry.PROFILES)}")
@@ -150,8 +152,10 @@ def validate_runs(config: GateConfig, argv: list[str]) -> list[Any]:
             raise where.error(f"{check.key}.params", str(exc)) from None
         try:
             prepared.append(runner.prepare(run_cfg))
-        except (scenario_mod.ScenarioError, units.UnitError, KeyError) as exc:
-            raise where.error(check.key, str(exc).strip("'\"")) from None
+        except (scenario_mod.ScenarioError, units.UnitError) as exc:
+            raise where.error(check.key, str(exc)) from None
+        except KeyError as exc:
+            raise where.error(check.key, str(exc.args[0] if exc.args else exc)) from None
     return prepared
 
 
@@ -191,6 +195,7 @@ def run_check(check: Check, prepared: Any, config: GateConfig, baseline: Mapping
                       duration_s=result.duration_s, steps=result.steps)
     if result.status != "completed":
         what = {"killed_at_cap": "run was killed at the memory cap", "failed": "run failed",
+                "timed_out": "run timed out",
                 "interrupted": "run was interrupted"}.get(result.status, f"run ended {result.status}")
         outcome.status = "error"
         outcome.message = f"{what}: {result.message}" if result.message else what

@@ -54,14 +54,27 @@ def latest(root: str | os.PathLike[str] = "runs") -> Selection:
     if not runs:
         raise store.RunFormatError(f"no runs under {root}; record one with `leaklab run SCENARIO`, "
                                    "or name runs: `leaklab report RUN` / `--before A --after B`")
-    newest = runs[-1]
+    checked: dict[Path, bool] = {}
+
+    def newest_of(paths: list[Path]) -> Path | None:
+        """The newest well-formed run (malformed ones are skipped with a warning)."""
+        for p in reversed(paths):
+            if p not in checked:
+                checked[p] = store.well_formed(p)
+            if checked[p]:
+                return p
+        return None
+
+    newest = newest_of(runs)
+    if newest is None:
+        raise store.RunFormatError(f"no well-formed runs under {root}; record one with `leaklab run SCENARIO`")
     metas = {p: _meta(p) for p in runs}
     scenario = metas[newest].get("scenario")
     same = [p for p in runs if metas[p].get("scenario") == scenario]
-    befores = [p for p in same if not is_after_variant(metas[p].get("variant"))]
-    afters = [p for p in same if is_after_variant(metas[p].get("variant"))]
-    if befores and afters:
-        return Selection((befores[-1], afters[-1]), pair=True)
+    before = newest_of([p for p in same if not is_after_variant(metas[p].get("variant"))])
+    after = newest_of([p for p in same if is_after_variant(metas[p].get("variant"))])
+    if before is not None and after is not None:
+        return Selection((before, after), pair=True)
     return Selection((newest,), pair=False)
 
 

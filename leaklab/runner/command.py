@@ -207,7 +207,7 @@ class CommandGeneration(Generation):
 
     def __init__(self, number: int, proc: subprocess.Popen[bytes], t_spawn: float, port: int | None,
                  argv: list[str]) -> None:
-        super().__init__(number, proc, None, t_spawn, include_children=True)  # type: ignore[arg-type]
+        super().__init__(number, proc, proc.pid, None, None, t_spawn, include_children=True)  # type: ignore[arg-type]
         self.port_planned = port
         self.argv = argv
         self.exited_at: float | None = None  # monotonic time the program's own process was seen gone

@@ -1,6 +1,8 @@
 """One child process of a run (a *generation*: 0, then 1, 2 ... when the supervisor restarts it).
 
-Each generation leads its own process group, reports on its own pipe, and is
+Each generation runs below its own reaper (:mod:`leaklab.runner.reaper`), which kills
+whatever the child leaves behind and caps its logs; the child leads its own process
+group, reports on its own pipe, and is
 read by its own thread, which tags every message with the generation number and
 puts it on the run's one queue: ``(generation, message)``, and
 ``(generation, None)`` at end of file. In service mode a second thread polls
@@ -32,18 +34,31 @@ _HEALTH_POLL_S = 0.02
 Message = tuple[int, "dict[str, Any] | None"]
 
 
-class ChildMemory:
-    """RSS (and USS where cheap) of the child, optionally summed over its own children."""
+#: Bytes of each child stream (stdout, stderr) kept per generation: the first and the last.
+LOG_HEAD_BYTES = 1 << 20
+LOG_TAIL_BYTES = 1 << 20
+#: Seconds the reaper may take to start the child and name its pid.
+_REAPER_START_S = 60.0
+_REAPER = Path(__file__).with_name("reaper.py")
 
-    def __init__(self, pid: int, include_children: bool) -> None:
+
+class ChildMemory:
+    """RSS (and USS where cheap) of the child, optionally summed over every process it started.
+
+    ``root`` is the process under which the child's descendants live (its reaper, which
+    adopts the ones whose parent died); by default the child itself."""
+
+    def __init__(self, pid: int, include_children: bool, root: int | None = None) -> None:
         self.process = psutil.Process(pid)
+        self.root = psutil.Process(root) if root is not None else self.process
         self.include_children = include_children
         self.uss_available = sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
 
     def _processes(self) -> list[psutil.Process]:
         if not self.include_children:
             return [self.process]
-        return [self.process, *self.process.children(recursive=True)]
+        below = [p for p in self.root.children(recursive=True) if p.pid != self.process.pid]
+        return [self.process, *below]
 
     def rss(self) -> int | None:
         total = 0
@@ -68,13 +83,35 @@ class ChildMemory:
         return rss, uss
 
 
-def kill_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the child and everything it started (it leads its own process group)."""
+def kill_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, pgid: int | None = None) -> None:
+    """Signal the child's process group (``pgid``, by default ``proc``'s own); after SIGKILL,
+    wait for ``proc`` (the child's reaper, which kills whatever else is left, then exits)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(proc.pid if pgid is None else pgid, sig)
     if sig == signal.SIGKILL:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+
+
+def _read_child_pid(fd: int, reaper: subprocess.Popen[bytes]) -> int:
+    """The child's pid, as its reaper writes it once the child has started."""
+    import select
+
+    data = b""
+    deadline = time.monotonic() + _REAPER_START_S
+    try:
+        while not data.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 64) if ready else b""
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if not data.endswith(b"\n"):
+        raise RuntimeError(f"the reaper process did not start the child (exit code {reaper.poll()}); "
+                           "see artifacts/child-stderr.log")
+    return int(data.split()[0])
 
 
 def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
@@ -90,13 +127,15 @@ def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
 class Generation:
     """A started child process and what the parent knows about it."""
 
-    def __init__(self, number: int, proc: subprocess.Popen[bytes], ack_fd: int, t_spawn: float, include_children: bool) -> None:
+    def __init__(self, number: int, proc: subprocess.Popen[bytes], pid: int, ack_fd: int, lifeline_fd: int,
+                 t_spawn: float, include_children: bool) -> None:
         self.number = number
-        self.proc = proc
-        self.pid = proc.pid
+        self.proc = proc  # the reaper: it exits as the child did, once nothing of the child is left
+        self.pid = pid  # the child itself, leader of its own process group
         self.ack_fd: int | None = ack_fd
+        self.lifeline_fd: int | None = lifeline_fd  # closing it makes the reaper kill everything below it
         self.t_spawn = t_spawn  # seconds since the run started
-        self.memory = ChildMemory(proc.pid, include_children)
+        self.memory = ChildMemory(pid, include_children, root=proc.pid)
         self.t_ready: float | None = None  # hello received: setup done
         self.t_healthy: float | None = None  # /health answered 200 (service) or ready (steps)
         self.t_exit: float | None = None
@@ -115,25 +154,40 @@ class Generation:
               stderr: IO[bytes], t_spawn: float, include_children: bool) -> Generation:
         read_fd, write_fd = os.pipe()
         ack_read_fd, ack_write_fd = os.pipe()
+        lifeline_read_fd, lifeline_write_fd = os.pipe()
+        pid_read_fd, pid_write_fd = os.pipe()
         spec = {**spec, "report_fd": write_fd, "ack_fd": ack_read_fd}
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        command = [
+            sys.executable, str(_REAPER), "--lifeline", str(lifeline_read_fd), "--pid-fd", str(pid_write_fd),
+            "--pass-fd", str(write_fd), "--pass-fd", str(ack_read_fd),
+            "--log-head", str(LOG_HEAD_BYTES), "--log-tail", str(LOG_TAIL_BYTES),
+            "--", sys.executable, "-m", "leaklab.runner.child", json.dumps(spec),
+        ]
+        passed = (write_fd, ack_read_fd, lifeline_read_fd, pid_write_fd)
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "leaklab.runner.child", json.dumps(spec)],
-                pass_fds=(write_fd, ack_read_fd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                start_new_session=True, env=env,
-            )
+            proc = subprocess.Popen(command, pass_fds=passed, stdin=subprocess.DEVNULL, stdout=stdout,
+                                    stderr=stderr, start_new_session=True, env=env)
         except BaseException:
-            for fd in (read_fd, ack_write_fd):
+            for fd in (read_fd, ack_write_fd, lifeline_write_fd, pid_read_fd):
                 os.close(fd)
             raise
         finally:
-            os.close(write_fd)
-            os.close(ack_read_fd)
+            for fd in passed:
+                os.close(fd)
+        try:
+            pid = _read_child_pid(pid_read_fd, proc)
+        except BaseException:
+            os.close(lifeline_write_fd)
+            os.close(ack_write_fd)
+            os.close(read_fd)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            raise
         threading.Thread(target=_reader, args=(read_fd, number, messages), daemon=True,
                          name=f"leaklab-child-reader-{number}").start()
-        return cls(number, proc, ack_write_fd, t_spawn, include_children)
+        return cls(number, proc, pid, ack_write_fd, lifeline_write_fd, t_spawn, include_children)
 
     @property
     def alive(self) -> bool:
@@ -155,13 +209,22 @@ class Generation:
                 os.close(self.ack_fd)
             self.ack_fd = None
 
+    def release(self) -> None:
+        """Close the lifeline: the reaper kills whatever of the child is left, then exits."""
+        self.close()
+        if self.lifeline_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.lifeline_fd)
+            self.lifeline_fd = None
+
     def send_signal(self, sig: int) -> None:
         """Signal the child process itself (its teardown stops what it started)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, sig)
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        kill_process_group(self.proc, sig)
+        """Signal the child's process group; SIGKILL also waits for the reaper to clear up."""
+        kill_process_group(self.proc, sig, pgid=self.pid)
 
     def check_health(self, messages: queue.Queue[Message], t0: float, timeout_s: float) -> None:
         """Poll ``GET /health`` from a thread until it answers 200, the child dies or ``timeout_s`` passes."""

@@ -37,7 +37,7 @@ from leaklab.runner.supervisor import CrashLimit, RecyclePolicy, Restart, Superv
 __all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
 
 #: Exit codes of ``leaklab run`` by final status (usage errors exit 2, see cli).
-EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "timed_out": 4, "interrupted": 130}
 
 #: How often the parent checks the cap, independent of the sampling interval.
 CAP_POLL_S = 0.1
@@ -45,6 +45,9 @@ CAP_POLL_S = 0.1
 DEFAULT_STOP_TIMEOUT_S = 10.0
 #: With neither --steps nor --duration a run stops once its verdict is confident, or at this.
 DEFAULT_MAX_DURATION_S = 300.0
+#: Seconds past --duration after which the parent kills whatever is still running (status
+#: ``timed_out``): setup, the last step, the probes' finish and teardown must fit in it.
+DEFAULT_GRACE_S = 30.0
 DEFAULT_INTERVAL_S = 0.5
 #: A run of known length is sampled about this many times (at least every interval).
 SAMPLES_PER_RUN = 200
@@ -62,15 +65,37 @@ DEFAULT_WARMUP_FRACTION = 0.1
 _VERSIONED = ("psutil", "click", "numpy", "scipy", "pandas", "matplotlib", "aiohttp", "requests", "urllib3", "httpx", "objgraph", "pympler", "memray")
 
 
+#: The smallest --max-rss: an idle child (Python, leaklab, psutil) takes about 40 MB.
+MIN_MAX_RSS = 64 * 10**6
+
+
 def default_max_rss() -> int:
     """A quarter of physical memory, at most 4 GiB: a leaking child can't take the host down."""
     return int(min(4 * 2**30, psutil.virtual_memory().total // 4))
 
 
+#: Threads whose stacks' virtual reservations the address-space backstop leaves room for.
+BACKSTOP_THREADS = 4096
+
+
+def _thread_stack_size() -> int:
+    """Bytes of address space one thread's stack reserves: glibc takes RLIMIT_STACK's soft
+    limit (8 MiB by default), whatever of it the thread ever touches."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    except (ImportError, ValueError, OSError):
+        return 8 * 2**20
+    return 8 * 2**20 if soft == resource.RLIM_INFINITY or soft <= 0 else min(soft, 64 * 2**20)
+
+
 def address_space_backstop(max_rss: int) -> int:
-    """RLIMIT_AS for the child: far enough above the RSS cap for virtual reservations
-    (thread stacks, arenas, mmaps) to fit, low enough to stop one giant allocation."""
-    return max(4 * max_rss, max_rss + 8 * 2**30)
+    """RLIMIT_AS for the child: far enough above the RSS cap for virtual reservations to fit
+    (the stacks of BACKSTOP_THREADS threads, malloc arenas, mmaps, a runtime's reserved heap),
+    low enough to stop one allocation far beyond anything the cap allows. Allocations below it
+    are stopped by the parent's polling of RSS (docs/run-format.md: the overshoot measured)."""
+    return max(4 * max_rss, max_rss + 8 * 2**30) + BACKSTOP_THREADS * _thread_stack_size()
 
 
 @dataclass
@@ -119,6 +144,8 @@ class RunConfig:
     progress: bool | None = None  # None: only when stderr is a terminal
     argv: list[str] = field(default_factory=list)
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
+    #: a run with a duration ends at most this long after it, whatever the scenario does
+    grace_s: float = DEFAULT_GRACE_S
     #: service mode: the child serves HTTP, the parent sends ``rate`` requests/s for the duration (or ``steps`` requests)
     serve: bool = False
     request_timeout_s: float = load_mod.DEFAULT_TIMEOUT_S
@@ -198,6 +225,12 @@ def prepare(config: RunConfig) -> Prepared:
     length = plan_length(config)
     for probe in config.probes:
         probe_registry.probe_class(probe)  # raises KeyError naming the known probes
+    if not config.grace_s >= 0:
+        raise scenario_mod.ScenarioError(f"--grace must not be negative, got {config.grace_s:g}s")
+    if config.max_rss is not None and config.max_rss < MIN_MAX_RSS:
+        raise scenario_mod.ScenarioError(
+            f"--max-rss {units.format_size(config.max_rss)} is below what a child takes before the scenario starts "
+            f"(about 40 MB); the smallest cap is {units.format_size(MIN_MAX_RSS)}")
     max_rss = config.max_rss or default_max_rss()
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise scenario_mod.ScenarioError(
@@ -223,6 +256,8 @@ def plan_length(config: RunConfig) -> Length:
     confident, at ``max_duration_s`` at the latest); the warm-up (asked, or a tenth of the run);
     a sampling interval that gives a run of set duration about ``SAMPLES_PER_RUN`` samples."""
     duration_s, steps = config.duration_s, config.steps
+    if duration_s is not None and not duration_s > 0:
+        raise scenario_mod.ScenarioError(f"--duration must be positive, got {units.format_duration(duration_s)}")
     until_confident = duration_s is None and steps is None
     if until_confident:
         duration_s = config.max_duration_s or DEFAULT_MAX_DURATION_S
@@ -328,6 +363,7 @@ def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable
             "stop_rule": config.stop_rule.describe() if prepared.until_confident and config.stop_rule else None,
             "warmup": prepared.warmup,
             "max_rss": prepared.max_rss,
+            "grace_s": config.grace_s if prepared.duration_s is not None else None,
             "include_children": config.include_children,
             "profile": config.profile,
             "probes": config.probes,
@@ -424,6 +460,9 @@ class _Session:
         self.stop_rule = config.stop_rule if prepared.until_confident else None
         self.decided: Look | None = None  # the look that found the verdict confident
         self.last_uss_t = -math.inf
+        #: time.monotonic() after which nothing of the run may still run: --duration plus the grace
+        self.hard_deadline: float | None = (
+            t0 + prepared.duration_s + config.grace_s if prepared.duration_s is not None else None)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -486,8 +525,8 @@ class _Session:
         if self.load is not None:
             self.load.stop()
         for gen in self.generations:
-            kill_process_group(gen.proc)  # reap anything the scenario started in its group
-            gen.close()
+            gen.release()  # its reaper kills anything the scenario started, in any session
+            gen.kill_group()
         if self.load is not None:
             self.load.join(timeout=self.config.request_timeout_s + 5)
             self._load_end()
@@ -574,6 +613,8 @@ class _Session:
         return self.status is not None or self.final_stop or self.ended
 
     def _enforce_deadlines(self) -> None:
+        if self.hard_deadline is not None and time.monotonic() > self.hard_deadline and self._live():
+            self._timed_out()
         for gen in self._live():
             if gen.stop_deadline is not None and time.monotonic() > gen.stop_deadline and gen.alive:
                 if gen.stop_requested == "restart" and self.config.recycle is not None:
@@ -582,6 +623,32 @@ class _Session:
                     self.writer.event("killed", self.now(), reason="stop timeout", timeout_s=self.config.stop_timeout_s, **self._tag(gen))
                 gen.killed = True
                 gen.kill_group()
+
+    def _timed_out(self) -> None:
+        """The run is past --duration plus the grace: kill what is left, say where it was stuck."""
+        self.hard_deadline = None
+        duration, grace = self.prepared.duration_s or 0.0, self.config.grace_s
+        stuck = {gen.number: self._phase(gen) for gen in self._live()}
+        if self.status is None:
+            self.status = "timed_out"
+            where = ", ".join(sorted(set(stuck.values())))
+            self.message = (f"still running {units.format_duration(duration)} (--duration) + "
+                            f"{units.format_duration(grace)} (grace) after the start, in {where}; killed")
+        self.writer.event("timed_out", self.now(), duration_s=duration, grace_s=grace,
+                          phases={str(n): phase for n, phase in stuck.items()})
+        if self.load is not None:
+            self.load.stop()
+        for gen in self._live():
+            gen.killed = True
+            gen.kill_group()
+
+    def _phase(self, gen: Generation) -> str:
+        """Where a live generation is, from what it has said."""
+        if gen.done is not None:
+            return "teardown"
+        if gen.t_ready is None:
+            return "setup"
+        return "the probes' finish" if gen.number in self.finishing else "a step"
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.interrupts += 1
@@ -594,10 +661,10 @@ class _Session:
         for gen in self._live():
             if self.interrupts == 1:
                 gen.stop_requested = gen.stop_requested or "interrupt"
-                kill_process_group(gen.proc, signal.SIGTERM)
+                gen.kill_group(signal.SIGTERM)
                 gen.stop_deadline = time.monotonic() + self.config.stop_timeout_s
             else:
-                kill_process_group(gen.proc)
+                gen.kill_group()
 
     def _check_cap(self) -> None:
         for gen in self._live():
@@ -614,7 +681,7 @@ class _Session:
                 if self.load is not None:
                     self.load.stop()
                 for other in self._live():
-                    kill_process_group(other.proc)
+                    other.kill_group()
                 return
 
     # -- messages ----------------------------------------------------------------------------
@@ -766,7 +833,7 @@ class _Session:
     def _on_exit(self, gen: Generation) -> None:
         now = self.now()
         gen.t_exit = now
-        gen.close()
+        gen.release()  # its reaper is gone too: close the lifeline as well as the ack pipe
         sup = self.supervisor
         if sup is not None or self.config.serve:
             self.writer.event("exit", now, returncode=gen.proc.returncode, killed=gen.killed, **self._tag(gen))
