@@ -15,7 +15,8 @@ from leaklab import store
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "scenarios" / "node" / "server.js"
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is installed by the Makefile set-up")
+# Real Node.js and PM2 runs of 15-25 s each: the soak job (make soak) runs them.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(NODE is None, reason="Node.js is installed by the Makefile set-up")]
 FLAGS = ["--expose-gc", "--max-old-space-size=200"]
 
 

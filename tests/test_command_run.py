@@ -26,6 +26,7 @@ def _run_json(tmp_path: Path, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow  # ~20 s of a real Flask app under load: the soak job runs it
 def test_flask_app_in_one_file_is_reproduced_diagnosed_and_reported(tmp_path):
     summary = _run_json(tmp_path, "--load", "http://127.0.0.1:{port}/work", "--rate", "100/s", "--duration", "10s",
                         "--", sys.executable, str(FLASK_APP), "--port", "{port}")
@@ -57,6 +58,7 @@ def test_aiohttp_app_in_one_file_is_diagnosed_to_its_root(tmp_path):
                for c in summary["chains"])
 
 
+@pytest.mark.slow  # ~15 s of recycling: the soak job runs it
 def test_command_is_recycled_at_its_memory_limit(tmp_path):
     # 20 KB kept per request at 200/s: ~4 MB/s over a ~47 MB start, past 65 MB within seconds.
     summary = _run_json(tmp_path, "--load", "http://127.0.0.1:{port}/work", "--rate", "200/s", "--duration", "12s",

@@ -54,6 +54,7 @@ def _runs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if store.is_run_dir(p)) if out.is_dir() else []
 
 
+@pytest.mark.slow  # a real Prometheus scraping 20 exporters for ~45 s: the soak job runs it
 def test_fleet_of_20_ranks_the_two_leakers_first(fleet: Fleet, tmp_path: Path) -> None:
     start, end = _window(fleet)
     out = tmp_path / "fleet"

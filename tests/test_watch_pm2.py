@@ -21,8 +21,9 @@ from leaklab.runner.command import free_port
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "scenarios" / "node" / "server.js"
 PM2 = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "pm2"
-pytestmark = pytest.mark.skipif(not PM2.exists() or shutil.which("node") is None,
-                                reason="PM2 is installed into .venv/node by the Makefile set-up")
+# Real Node.js and PM2 runs of 15-25 s each: the soak job (make soak) runs them.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not PM2.exists() or shutil.which("node") is None,
+                                reason="PM2 is installed into .venv/node by the Makefile set-up")]
 
 
 @pytest.fixture
