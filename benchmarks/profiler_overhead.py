@@ -13,7 +13,7 @@ and ``deep`` are `leaklab run --profile ...`. Rounds go through every mode in tu
 so that drift on a shared machine hits all of them alike; the table shows medians.
 
 Targets (ratio to ``plain``): rss >= 0.97, default >= 0.90, deep >= 0.50. ``--suite``
-measures a real step and a step that grows the heap, each in runs of 2 s and 20 s:
+measures a real step and a step that grows the heap, in long runs and in runs of 2 s:
 
     python benchmarks/profiler_overhead.py --suite --rounds 3 --modes plain,rss,default,deep
 """
@@ -46,11 +46,12 @@ TARGETS = {"rss": 0.97, "default": 0.90, "deep": 0.50}
 # -- the bare driver (runs in its own process) ---------------------------------------------
 
 
-def drive(path: str, variant: str | None, seconds: float, frames: int) -> dict[str, float]:
+def drive(path: str, variant: str | None, seconds: float, frames: int, params: dict[str, Any] | None = None
+          ) -> dict[str, float]:
     """Run steps back to back for ``seconds``; tracing (``frames`` > 0) starts after the warm-up."""
     loaded = scenario.load(path)
     variant = loaded.resolve_variant(variant)
-    params = loaded.resolve_params(variant, {})
+    params = loaded.resolve_params(variant, params or {})
     loop = asyncio.new_event_loop() if loaded.is_async else None
 
     def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -96,10 +97,11 @@ def drive(path: str, variant: str | None, seconds: float, frames: int) -> dict[s
 # -- one measurement per mode -------------------------------------------------------------
 
 
-def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float:
+def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path, params: dict[str, Any] | None = None
+         ) -> float:
     frames = {"tracemalloc-1": 1, "tracemalloc-10": 10}.get(mode, 0)
     command = [sys.executable, str(HERE), "--drive", path, "--variant", variant, "--seconds", str(seconds),
-               "--frames", str(frames)]
+               "--frames", str(frames), "--params", json.dumps(params or {})]
     if mode == "memray-run":
         capture = tmp / "memray-run.bin"
         command = [sys.executable, "-m", "memray", "run", "--quiet", "--force", "-o", str(capture), *command[1:]]
@@ -109,8 +111,10 @@ def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float
     return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
 
 
-def under_leaklab(path: str, variant: str, seconds: float, profile: str, tmp: Path) -> tuple[float, dict[str, Any]]:
-    config = runner.RunConfig(scenario=path, variant=variant, duration_s=seconds, out=str(tmp / "runs"),
+def under_leaklab(path: str, variant: str, seconds: float, profile: str, tmp: Path,
+                  params: dict[str, Any] | None = None) -> tuple[float, dict[str, Any]]:
+    config = runner.RunConfig(scenario=path, variant=variant, params=dict(params or {}), duration_s=seconds,
+                              out=str(tmp / "runs"),
                               progress=False, profile=profile, probes=probes.resolve(profile, []))
     result = runner.run(config)
     if result.status != "completed":
@@ -124,14 +128,18 @@ def under_leaklab(path: str, variant: str, seconds: float, profile: str, tmp: Pa
     return (s1 - s0) / (t1 - t0), overhead
 
 
-#: ``--suite``: a real step (http-agent listeners) and a step that grows the heap (1 KB kept per
-#: step), each in runs of 2 s and 20 s.
-SUITE = (("http-agent", "listeners", 20.0), ("http-agent", "listeners", 2.0),
-         ("tests/scenarios/retain_bytes.py", "leaky", 20.0), ("tests/scenarios/retain_bytes.py", "leaky", 2.0))
+#: ``--suite``: a real step (http-agent listeners, 20 s and 2 s runs) and a step that grows the
+#: heap (10 s and 2 s runs).
+#: (16 B of payload kept per step, ~90 B with the object: a 10 s run at a million steps a
+#: second stays well under the memory cap.)
+HEAP_GROWING = {"size": "16"}
+SUITE = (("http-agent", "listeners", 20.0, None), ("http-agent", "listeners", 2.0, None),
+         ("tests/scenarios/retain_bytes.py", "leaky", 10.0, HEAP_GROWING),
+         ("tests/scenarios/retain_bytes.py", "leaky", 2.0, HEAP_GROWING))
 
 
-def measure(scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
-            ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+def measure(scenario_name: str, variant: str, seconds: float, params: dict[str, Any] | None, modes: list[str],
+            rounds: int) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
     in_repo = HERE.parent.parent / scenario_name
     path = str(in_repo if scenario_name.endswith(".py") and in_repo.is_file() else scenario.find(scenario_name))
     rates: dict[str, list[float]] = {m: [] for m in modes}
@@ -141,20 +149,21 @@ def measure(scenario_name: str, variant: str, seconds: float, modes: list[str], 
         for _ in range(rounds):
             for mode in modes:
                 if mode in TARGETS:
-                    rate, costs[mode] = under_leaklab(path, variant, seconds, mode, tmp)
+                    rate, costs[mode] = under_leaklab(path, variant, seconds, mode, tmp, params)
                 else:
-                    rate = bare(path, variant, seconds, mode, tmp)
+                    rate = bare(path, variant, seconds, mode, tmp, params)
                 rates[mode].append(rate)
                 print(f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s", file=sys.stderr)
     return rates, costs
 
 
-def report(scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str],
+def report(scenario_name: str, variant: str, seconds: float, params: dict[str, Any] | None, rounds: int, modes: list[str],
            rates: dict[str, list[float]], costs: dict[str, dict[str, Any]]) -> int:
     """Print one table; return how many targets were missed."""
     base = statistics.median(rates["plain"])
     missed = 0
-    print(f"\n{scenario_name} [{variant}], {rounds} round(s) of {seconds:g} s per mode, medians\n")
+    extra = f" {params}" if params else ""
+    print(f"\n{scenario_name} [{variant}]{extra}, {rounds} round(s) of {seconds:g} s per mode, medians\n")
     print(f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'target':>8}  probes' own estimate (share of the run)")
     for mode in modes:
         median = statistics.median(rates[mode])
@@ -175,13 +184,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}")
     parser.add_argument("--suite", action="store_true",
-                        help="every row of SUITE (a real step and a heap-growing one, 2 s and 20 s runs)")
+                        help="every row of SUITE (a real step and a heap-growing one, long runs and 2 s runs)")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.drive:
-        print(json.dumps(drive(args.drive, args.variant, args.seconds, args.frames)))
+        print(json.dumps(drive(args.drive, args.variant, args.seconds, args.frames, json.loads(args.params))))
         return
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(modes) - set(MODES))
@@ -189,7 +199,7 @@ def main() -> None:
         parser.error(f"unknown mode {unknown[0]!r}; known modes: {', '.join(MODES)}")
     if "plain" not in modes:
         modes.insert(0, "plain")
-    rows = SUITE if args.suite else ((args.scenario, args.variant, args.seconds),)
+    rows = SUITE if args.suite else ((args.scenario, args.variant, args.seconds, None),)
     results = [(row, *measure(*row, modes, args.rounds)) for row in rows]
     missed = sum(report(*row, args.rounds, modes, rates, costs) for row, rates, costs in results)
     print("\nrss: no probes; default: " + ", ".join(probes.PROFILES["default"]) + "; deep: " + ", ".join(probes.PROFILES["deep"]))
