@@ -14,7 +14,8 @@ service, the connections its clients open while it does not answer) belongs in t
 warm-up, not at the start of the analysed stretch. A count due while tracemalloc
 traces waits for the window to close (at most ``MAX_DEFER_S``): under tracing it
 costs about four times as much (60 ms against 15 ms in http_agent's service), a
-pause long enough to pile up requests that the untraced counts never do.
+pause long enough to pile up requests that the untraced counts never do. Counts wait
+for memray's tracker in the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 import tracemalloc
 from collections import Counter
 
-from leaklab.probes import Probe, ProbeContext, support
+from leaklab.probes import Probe, ProbeContext, memray_probe, support
 
 
 class GcTypesProbe(Probe):
@@ -94,7 +95,7 @@ class GcTypesProbe(Probe):
         self._rearm(ctx)
 
     def _defer(self, now: float) -> bool:
-        if not tracemalloc.is_tracing():
+        if not tracemalloc.is_tracing() and not memray_probe.tracking():
             self.deferred_at = None
             return False
         if self.deferred_at is None:
