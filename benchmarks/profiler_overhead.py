@@ -111,7 +111,10 @@ def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float
     if mode == "memray-run":
         capture = tmp / "memray-run.bin"
         command = [sys.executable, "-m", "memray", "run", "--quiet", "--force", "-o", str(capture), *command[1:]]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 3 + 120)
+    # A session of its own, as leaklab's child has: where the kernel groups the scheduling by session
+    # (autogroup), a busy machine would otherwise give the driver a smaller share than the child.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 3 + 120,
+                          start_new_session=True)
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-2000:]}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
