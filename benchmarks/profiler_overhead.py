@@ -197,7 +197,7 @@ def report(scenario_name: str, variant: str, seconds: float, rounds: int, modes:
     print(f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own estimate (share of the run)")
     for mode in modes:
         median = statistics.median(rates[mode])
-        spread = max(rates[mode]) / min(rates[mode]) - 1
+        spread = max(rates[mode]) / min(rates[mode]) - 1 if min(rates[mode]) > 0 else math.inf
         target = TARGETS.get(mode)
         if mode == "deep" and DEEP_AT_LEAST in ratios:
             target = max(target or 0.0, ratios[DEEP_AT_LEAST])
