@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import tracemalloc
 import types
 from collections import namedtuple
@@ -19,6 +20,7 @@ import pytest
 from leaklab import probes
 from leaklab.probes import ProbeContext, chain_graph, chains, support
 from leaklab.probes.gc_types import GcTypesProbe
+from leaklab.probes.memray_probe import MemrayProbe, tracking
 from leaklab.probes.pympler_probe import PymplerProbe
 from leaklab.probes.retention import RetentionProbe
 from leaklab.probes.sites import Classifier, blame, function_at, group_sites, source_lines
@@ -429,3 +431,54 @@ def test_a_failed_pympler_summary_is_recorded_and_the_probe_goes_on(tmp_path):
     assert [e["what"] for e in errors] == ["baseline summary", "summary"]
     assert all("size refused" in e["error"] for e in errors)
     assert [e["snapshot"] for e in recorder.of("pympler_summary")] == [0, 1]
+
+
+def test_pympler_baseline_is_left_out_where_it_would_cost_more_than_its_share(tmp_path):
+    """Without --snapshot-every the baseline is taken only when its expected cost (the heap's
+    gc-tracked objects times the summary's cost per object, timed at start) fits 5 % of the run."""
+    short, recorder = context(tmp_path)
+    short.plan["duration_s"] = 1e-6  # no summary of a real heap fits in 5 % of this
+    probe = PymplerProbe()
+    probe.start(short)
+    assert probe.per_object_s > 0
+    probe.tick(short)
+    probe.finish(short)
+    (skipped,) = recorder.of("pympler_skipped")
+    assert skipped["objects"] > 1_000 and skipped["expected_s"] > 0.05 * 1e-6
+    assert recorder.of("pympler_summary") == []
+
+    long, recorder = context(tmp_path)
+    long.plan["duration_s"] = 1e6
+    probe = PymplerProbe()
+    probe.start(long)
+    probe.finish(long)
+    assert recorder.of("pympler_skipped") == []
+    assert [e["snapshot"] for e in recorder.of("pympler_summary")] == [0, 1]
+
+
+def _allocating_step() -> int:
+    return len([{"i": i} for i in range(200)])
+
+
+def test_memray_tracks_the_end_of_the_run_and_stops_once_its_slowed_steps_cost_the_budget(tmp_path):
+    """The tracker starts near the planned end and stops, before the last step, once the steps
+    it slowed down have lost ``BUDGET`` of the planned run against the untraced rate."""
+    ctx, recorder = context(tmp_path)
+    probe = MemrayProbe()
+    probe.start(ctx)
+    ctx.plan.update(duration_s=1.0, started=time.monotonic())
+    end = ctx.plan["started"] + 3.0  # bounded: the plan's second and time for the traced steps
+    while time.monotonic() < end and not probe.ended:
+        if ctx.loop_call is not None:
+            call, ctx.loop_call = ctx.loop_call, None
+            call()  # the tracker starts in the loop's own frame, as in the step loop
+        _allocating_step()
+        ctx.steps += 1
+        probe.tick(ctx)
+    assert probe.ended and probe.stopped_early and not tracking()
+    (started,) = recorder.of("memray_started")
+    # Due within the last TAIL_FRACTION of the plan (a step or a tick late at most on a busy machine).
+    assert probe.track_t - ctx.plan["started"] >= (1 - probe.TAIL_FRACTION) * 1.0 - 0.05
+    assert 0 < started["steps"] < ctx.steps
+    assert probe.slowdown_s >= probe.BUDGET * 1.0
+    assert (tmp_path / "memray" / "capture.bin").stat().st_size > 0

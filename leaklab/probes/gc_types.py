@@ -14,16 +14,23 @@ service, the connections its clients open while it does not answer) belongs in t
 warm-up, not at the start of the analysed stretch. A count due while tracemalloc
 traces waits for the window to close (at most ``MAX_DEFER_S``): under tracing it
 costs about four times as much (60 ms against 15 ms in http_agent's service), a
-pause long enough to pile up requests that the untraced counts never do.
+pause long enough to pile up requests that the untraced counts never do. Counts wait
+for memray's tracker in the same way.
+
+A count costs in proportion to the heap, and a leaking heap grows between two counts:
+when one is due, its cost is predicted from the latest one's, scaled by the allocated
+blocks since (``sys.getallocatedblocks``), and it waits until that prediction fits the
+budget, so the counts of a fast-growing heap stay within it.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import tracemalloc
 from collections import Counter
 
-from leaklab.probes import Probe, ProbeContext, support
+from leaklab.probes import Probe, ProbeContext, memray_probe, support
 
 
 class GcTypesProbe(Probe):
@@ -48,6 +55,8 @@ class GcTypesProbe(Probe):
         self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
         self.count = 0
         self.deferred_at: float | None = None  # time.monotonic() when a due count started waiting for tracing to stop
+        #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales with them)
+        self.last: tuple[float, float, int] | None = None
 
     def start(self, ctx: ProbeContext) -> None:
         self.cadence = support.Cadence(ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S)
@@ -73,6 +82,7 @@ class GcTypesProbe(Probe):
                  types=top, base=top, cost_s=round(cost, 6))
         assert self.cadence is not None
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
+        self._note(cost)
         self._rearm(ctx)
 
     def _rearm(self, ctx: ProbeContext) -> None:
@@ -83,7 +93,7 @@ class GcTypesProbe(Probe):
         if self.cadence is None or ctx.done:
             return  # after the last step, finish() takes the final count
         now = time.monotonic()
-        if self.cadence.due(now, ctx.steps):
+        if self.cadence.due(now, ctx.steps) and not self._grown_too_costly(ctx, now):
             if self._defer(now):
                 ctx.wake(now + self.DEFER_POLL_S)
                 return
@@ -93,8 +103,24 @@ class GcTypesProbe(Probe):
                 self.snapshot(ctx)
         self._rearm(ctx)
 
+    def _grown_too_costly(self, ctx: ProbeContext, now: float) -> bool:
+        """Whether the heap has grown since the latest count so that this one, at the cost the
+        growth predicts, does not fit the budget yet (it is then rescheduled by that cost)."""
+        assert self.cadence is not None
+        if self.last is None or self.cadence.fixed:
+            return False
+        ended, cost, blocks = self.last
+        now_blocks = sys.getallocatedblocks()
+        if now_blocks <= blocks * 1.1:
+            return False
+        self.cadence.schedule(ended, ctx.steps, cost * now_blocks / blocks)
+        return not self.cadence.due(now, ctx.steps)
+
+    def _note(self, cost: float) -> None:
+        self.last = (time.monotonic(), cost, sys.getallocatedblocks())
+
     def _defer(self, now: float) -> bool:
-        if not tracemalloc.is_tracing():
+        if not tracemalloc.is_tracing() and not memray_probe.tracking():
             self.deferred_at = None
             return False
         if self.deferred_at is None:
@@ -112,6 +138,7 @@ class GcTypesProbe(Probe):
         except Exception as exc:
             support.record_failure(ctx, self.name, "warm-up count", exc)
         self.cadence.schedule(time.monotonic(), ctx.steps, time.perf_counter() - began)
+        self._note(time.perf_counter() - began)
 
     def finish(self, ctx: ProbeContext) -> None:
         if self.base is not None:
@@ -135,4 +162,6 @@ class GcTypesProbe(Probe):
                      cost_s=round(time.perf_counter() - began, 6))
         except Exception as exc:
             support.record_failure(ctx, self.name, "count", exc)
-        self.cadence.schedule(time.monotonic(), ctx.steps, time.perf_counter() - began)
+        cost = time.perf_counter() - began
+        self.cadence.schedule(time.monotonic(), ctx.steps, cost)
+        self._note(cost)

@@ -2,10 +2,14 @@
 
 ``memray`` traces Python allocators too (``trace_python_allocators``: pymalloc
 blocks, so its leak report sees objects rather than arenas), ``memray-native``
-adds native stacks. Tracing costs a lot (aiohttp loopback on the development
-machine keeps ~0.27 of its throughput while traced), so the tracker runs only over
-the last ``TAIL_FRACTION`` of the planned run, at most ``MAX_TRACK_S`` seconds
-(which also bounds the capture file: ~3 MB/s of traced aiohttp traffic).
+adds native stacks. Tracing that way costs a lot more than ``memray run`` (which
+sees arenas only) while it runs, so the tracker runs only over the end of the run,
+and its cost is held to ``BUDGET`` of the planned run: it starts when the steps
+left, slowed down ``SLOWDOWN_GUESS`` times, would spend that share (at most
+``MAX_TRACK_S`` seconds, which also bounds the capture file), and it stops early,
+before the last step, once the steps it slowed down have cost that share
+(measured against the untraced rate just before it started). The capture covers
+the stretch the tracker ran; the event says which steps those were.
 
 At the end the capture (``artifacts/memray/capture.bin``) becomes memray's leak
 flame graph (``memray flamegraph --leaks --no-web``: self-contained HTML) and
@@ -47,10 +51,19 @@ def tracking() -> bool:
 class MemrayProbe(Probe):
     name = "memray"
     native = False
+    #: share of the planned run that the traced steps may lose (their slowdown)
+    BUDGET = 0.08
+    #: ... but the traced part lasts at least this many steps and seconds (at the untraced rate,
+    #: within ``TAIL_FRACTION``), so a run whose steps pause (a long collection) still gets a capture
+    MIN_TRACK_STEPS = 50
+    MIN_TRACK_S = 0.1
+    #: the traced part starts at most this far from the end of the planned run
     TAIL_FRACTION = 0.15
     MAX_TRACK_S = 10.0
-    #: memray slows the aiohttp loopback steps ~3.7x: turns a step plan into a traced time
+    #: how much slower traced steps run, until measured (aiohttp loopback: ~3.7x)
     SLOWDOWN_GUESS = 3.0
+    #: seconds of untraced stepping that give the rate the slowdown is measured against
+    RATE_WINDOW_S = 1.0
     REPORT_TIMEOUT_S = 300.0
     #: ticks to wait for tracemalloc to stop tracing before giving up
     MAX_WAITS = 20
@@ -69,6 +82,10 @@ class MemrayProbe(Probe):
         self.ended = False
         self.tracked_steps = 0
         self.classifier = Classifier()
+        #: (time, steps) at recent ticks before tracking: the untraced rate just before it
+        self.marks: list[tuple[float, int]] = []
+        self.planned_s: float | None = None
+        self.stopped_early = False
 
     def start(self, ctx: ProbeContext) -> None:
         import memray  # noqa: F401  (fail here, recorded as probe_error, where memray is missing)
@@ -82,24 +99,52 @@ class MemrayProbe(Probe):
         return {}
 
     def tick(self, ctx: ProbeContext) -> None:
-        if self.tracker is not None or self.skipped or not ctx.warmup_done or ctx.done or self.ended:
+        if self.tracker is not None:
+            if ctx.loop_call is None and not ctx.done and self._over_budget(ctx):
+                self.stopped_early = True
+                self._end(ctx)
             return
+        if self.skipped or not ctx.warmup_done or ctx.done or self.ended:
+            return
+        now = time.monotonic()
+        self.marks.append((now, ctx.steps))
+        while len(self.marks) > 2 and now - self.marks[1][0] >= self.RATE_WINDOW_S:
+            self.marks.pop(0)
         if self._due(ctx):
             self._begin(ctx)
 
+    def _recent_rate(self) -> float | None:
+        """Steps per second over the last ``RATE_WINDOW_S`` (None until a quarter of it has passed)."""
+        (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+        return (s1 - s0) / (t1 - t0) if t1 - t0 >= self.RATE_WINDOW_S / 4 and s1 > s0 else None
+
     def _due(self, ctx: ProbeContext) -> bool:
-        """In the last ``TAIL_FRACTION`` of the planned time or steps, within ``MAX_TRACK_S``."""
-        elapsed = time.monotonic() - self.started
+        """When the steps left, traced, would lose ``BUDGET`` of the planned run (within
+        ``TAIL_FRACTION`` of it and ``MAX_TRACK_S``)."""
+        started = float(ctx.plan.get("started") or self.started)
+        elapsed = time.monotonic() - started
+        planned = support.planned_seconds(ctx, started)
+        if not planned:
+            return False  # an open-ended run has no "end" to trace: nothing is captured
+        self.planned_s = planned
+        # Traced steps run slower: the traced time, not just the untraced time left, stays within bounds.
+        rate = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
+        if not rate:
+            return False
+        tail = min(self.TAIL_FRACTION * planned, self.MAX_TRACK_S / self.SLOWDOWN_GUESS,
+                   max(self.BUDGET * planned / (self.SLOWDOWN_GUESS - 1), self.MIN_TRACK_STEPS / rate, self.MIN_TRACK_S))
         duration = ctx.plan.get("duration_s")
-        if duration and duration - elapsed <= min(self.TAIL_FRACTION * duration, self.MAX_TRACK_S):
-            return True
-        steps = ctx.plan.get("steps")
-        rate = ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
-        if steps and rate:
-            remaining = steps - ctx.steps
-            # Traced steps run slower: keep the traced time, not just the steps, within bounds.
-            return remaining <= self.TAIL_FRACTION * steps and remaining / rate * self.SLOWDOWN_GUESS <= self.MAX_TRACK_S
-        return False  # an open-ended run has no "end" to trace: nothing is captured
+        if duration:
+            return duration - elapsed <= tail
+        return (int(ctx.plan.get("steps") or 0) - ctx.steps) / rate <= tail
+
+    def _over_budget(self, ctx: ProbeContext) -> bool:
+        """Whether the traced steps have lost ``BUDGET`` of the planned run (past a first few)."""
+        if not self.rate_before or not self.planned_s:
+            return False
+        steps = ctx.steps - self.track_steps
+        lost = time.monotonic() - self.track_t - steps / self.rate_before
+        return steps >= 1 and lost >= self.BUDGET * self.planned_s
 
     def _begin(self, ctx: ProbeContext) -> None:
         global _tracking
@@ -118,7 +163,7 @@ class MemrayProbe(Probe):
             capture.unlink()
         now = time.monotonic()
         elapsed = now - self.started
-        self.rate_before = ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
+        self.rate_before = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
         tracker = memray.Tracker(destination=memray.FileDestination(str(capture), overwrite=True),
                                  native_traces=self.native, trace_python_allocators=True)
         # Started by the step loop itself (a C method: no Python frame of ours returns after it).
@@ -158,6 +203,7 @@ class MemrayProbe(Probe):
         folder = ctx.artifacts / "memray"
         capture = folder / "capture.bin"
         record: dict[str, Any] = {"captured": True, "native": self.native, "steps": steps,
+                                  "first_step": self.track_steps, "stopped_early": self.stopped_early,
                                   "seconds": round(seconds, 3), "slowdown_s": round(self.slowdown_s, 3),
                                   "capture": "artifacts/memray/capture.bin",
                                   "capture_bytes": capture.stat().st_size if capture.exists() else None,

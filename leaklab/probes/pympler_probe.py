@@ -5,14 +5,24 @@ dicts of atoms) and gives sizes, at a price: ~0.3 s for 100,000 objects, ~0.6 s 
 180,000. Snapshots run every fourth ``--snapshot-every``, or when the measured
 cost fits ``BUDGET`` of the run; reported types follow the same rule as the gc
 counts (top growers by size, each followed to the end once seen).
+
+The baseline, when the warm-up ends, stops the steps for as long as it takes: on a
+large heap longer than the rest of the deep profile costs. Without ``--snapshot-every``
+it is taken only when its expected cost fits ``BASELINE_BUDGET`` of the planned run:
+the expected cost is the heap's gc-tracked objects times the seconds per object of a
+summary of a small set of objects of its own, timed at start (muppy's walk costs about
+as much per object again, hence ``WALK_FACTOR``). A baseline left out is recorded
+(``pympler_skipped``) and the probe does nothing more in that run. Snapshots wait
+while memray traces (they would be traced too, slowly).
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
-from leaklab.probes import Probe, ProbeContext, support
+from leaklab.probes import Probe, ProbeContext, memray_probe, support
 
 
 def summarize() -> dict[str, tuple[int, int]]:
@@ -27,6 +37,23 @@ def summarize() -> dict[str, tuple[int, int]]:
     return {str(name): (int(count), int(size)) for name, count, size in rows}
 
 
+class _Sample:
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+def seconds_per_object(n: int = 2_000) -> float:
+    """What ``summary.summarize`` takes per object here, timed on ``n`` objects of our own."""
+    from pympler import summary
+
+    objects: list[Any] = []
+    for i in range(n // 4):
+        objects += [{"i": i}, [i], f"text {i}", _Sample(i)]
+    began = time.perf_counter()
+    summary.summarize(objects)
+    return (time.perf_counter() - began) / len(objects)
+
+
 class PymplerProbe(Probe):
     name = "pympler"
     BUDGET = 0.03
@@ -37,6 +64,10 @@ class PymplerProbe(Probe):
     MAX_TRACKED = 40
     #: bytes of growth since the baseline that get a type followed
     MIN_GROWTH = 1024
+    #: share of the planned run the baseline may stop the steps for
+    BASELINE_BUDGET = 0.05
+    #: summary cost per gc-tracked object -> summary and muppy walk cost per gc-tracked object
+    WALK_FACTOR = 2.0
 
     def __init__(self) -> None:
         self.cadence: support.Cadence | None = None
@@ -44,15 +75,38 @@ class PymplerProbe(Probe):
         self.base_steps = 0
         self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
         self.count = 0
+        self.started = 0.0
+        self.per_object_s = 0.0
 
     def start(self, ctx: ProbeContext) -> None:
+        self.started = time.monotonic()
         self.cadence = support.Cadence(ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S,
                                        stretch=self.STRETCH)
+        if not self.cadence.fixed:
+            self.per_object_s = seconds_per_object()
         if ctx.warmup_done:
             self.warmup_end(ctx)
 
+    def _too_costly(self, ctx: ProbeContext) -> bool:
+        """Whether the baseline would stop the steps for more than ``BASELINE_BUDGET`` of the run."""
+        assert self.cadence is not None
+        if self.cadence.fixed:
+            return False  # asked for with --snapshot-every
+        counts = (ctx.shared or {}).get("type_counts")
+        objects = sum(counts.values()) if counts is not None else len(gc.get_objects())
+        expected = objects * self.per_object_s * self.WALK_FACTOR
+        planned = support.planned_seconds(ctx, self.started)
+        if planned is not None and expected <= self.BASELINE_BUDGET * planned:
+            return False
+        ctx.emit("pympler_skipped", steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
+                 planned_s=None if planned is None else round(planned, 3),
+                 reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
+                 f"more than {self.BASELINE_BUDGET:.0%} of the run")
+        self.cadence = None
+        return True
+
     def warmup_end(self, ctx: ProbeContext) -> None:
-        if self.base is not None or self.cadence is None:
+        if self.base is not None or self.cadence is None or self._too_costly(ctx):
             return
         began = time.perf_counter()
         try:
@@ -70,7 +124,8 @@ class PymplerProbe(Probe):
     def tick(self, ctx: ProbeContext) -> None:
         if ctx.done:
             return  # after the last step, finish() takes the final summary
-        if self.base is not None and self.cadence is not None and self.cadence.due(time.monotonic(), ctx.steps):
+        if (self.base is not None and self.cadence is not None and not memray_probe.tracking()
+                and self.cadence.due(time.monotonic(), ctx.steps)):
             self.snapshot(ctx)
 
     def finish(self, ctx: ProbeContext) -> None:

@@ -193,3 +193,16 @@ def run_fraction(ctx: ProbeContext, started: float) -> float | None:
     if duration:
         fractions.append((time.monotonic() - started) / duration)
     return min(1.0, max(fractions)) if fractions else None
+
+
+def planned_seconds(ctx: ProbeContext, started: float) -> float | None:
+    """How long the run will last from ``started``, by its time plan, or its step plan at the
+    rate so far; None when it has no end (or no step has run yet)."""
+    duration = ctx.plan.get("duration_s")
+    if duration:
+        return float(duration)
+    steps = ctx.plan.get("steps")
+    elapsed = time.monotonic() - started
+    if steps and ctx.steps and elapsed > 0:
+        return elapsed * steps / ctx.steps
+    return None

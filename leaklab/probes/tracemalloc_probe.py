@@ -78,8 +78,9 @@ class TracemallocProbe(Probe):
     MIN_WINDOW_STEPS = 50
     MAX_WINDOW_S = 4.0
     #: a window may always last this long (a few ticks); in a run of planned duration, one
-    #: window of each length together last at most ``BUDGET`` of it otherwise
-    MIN_WINDOW_S = 0.05
+    #: window of each length together last at most ``BUDGET`` of it otherwise, and where
+    #: the windows run in the warm-up, they and the pauses between them fit in it
+    MIN_WINDOW_S = 0.005
     LENGTHS = (1, 2, 4)
     #: how often to check whether an open window has enough steps
     WINDOW_POLL_S = 0.02
@@ -105,6 +106,8 @@ class TracemallocProbe(Probe):
         self.warmup_rate: float | None = None
         self.started = 0.0
         self.unit_s = self.MAX_WINDOW_S / max(self.LENGTHS)  # most seconds of the shortest window
+        self.unit_steps = self.MIN_WINDOW_STEPS  # steps of the shortest window
+        self.last_cost_s = 0.0  # what the latest window cost (slowed steps, snapshot, collection)
         self.primed = 0  # warm-up windows run (and not reported)
         #: stopping tracing leaks, and the cadence is the probe's to choose: the windows run early and then sparsely
         self.leaky = False
@@ -142,11 +145,16 @@ class TracemallocProbe(Probe):
             self.cadence.schedule(self.started, ctx.steps, cost_s=0.0)
             warmup = ctx.plan.get("warmup") or {}
             if self.leaky:
+                # One window of each length, each followed by a pause as long, from LEAKY_START of
+                # the warm-up on: sized to fit in it, so that none is left for the analysed stretch.
+                room = (1 - self.LEAKY_START) / sum(self.LENGTHS)
                 if warmup.get("seconds"):
                     self.cadence.next_t = self.started + self.LEAKY_START * float(warmup["seconds"])
+                    self.unit_s = max(self.MIN_WINDOW_S, min(self.unit_s, room * float(warmup["seconds"]) / 2))
                 elif warmup.get("steps"):
                     self.cadence.next_t = None
                     self.cadence.next_steps = ctx.steps + int(self.LEAKY_START * int(warmup["steps"]))
+                    self.unit_steps = max(1, min(self.unit_steps, int(room * int(warmup["steps"]))))
             self._rearm(ctx)
 
     def warmup_end(self, ctx: ProbeContext) -> None:
@@ -164,7 +172,8 @@ class TracemallocProbe(Probe):
             self._start_continuous(ctx, now)
         assert self.cadence is not None
         if not (self.leaky and self.count >= len(self.LENGTHS)):
-            self.cadence.schedule(now, ctx.steps, cost_s=0.0)
+            # The next window waits as long as the budget asks after the latest one's cost.
+            self.cadence.schedule(now, ctx.steps, cost_s=self.last_cost_s)
         self._rearm(ctx)
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
@@ -209,7 +218,7 @@ class TracemallocProbe(Probe):
 
     def _rearm(self, ctx: ProbeContext) -> None:
         if self.window is not None:
-            ctx.wake(time.monotonic() + self.WINDOW_POLL_S)
+            ctx.wake(time.monotonic() + min(self.WINDOW_POLL_S, self.unit_s))
         elif self.cadence is not None and self.cadence.next_t is not None:
             ctx.wake(self.cadence.next_t)
 
@@ -226,7 +235,7 @@ class TracemallocProbe(Probe):
         else:  # the longest first: the memory the windows need is reached in one go
             factor = sorted(self.LENGTHS, reverse=True)[self.primed % len(self.LENGTHS)]
         longest = max(self.LENGTHS)
-        steps, seconds = self.MIN_WINDOW_STEPS, self.unit_s
+        steps, seconds = self.unit_steps, self.unit_s
         if self.cadence.every_steps:
             steps = max(1, min(steps, self.cadence.every_steps // (2 * longest)))
         if self.cadence.every_s:
@@ -294,7 +303,7 @@ class TracemallocProbe(Probe):
         end = time.monotonic()
         # Reading source files for function names is paid once per file: the cadence
         # follows what every window costs (the slowed steps, the snapshot, the collection).
-        cost = slowdown + snapshot_s + collect_s
+        cost = self.last_cost_s = slowdown + snapshot_s + collect_s
         self.cadence.schedule(end, ctx.steps, cost, at_least_s=2 * elapsed)
         if self.leaky:
             if not self.ready:

@@ -277,10 +277,13 @@ class StepLoop:
             self.warmup_done = True
             self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = self.steps, self.now()
-            self.reporter.event("warmup_end", self.now(), steps=self.steps)
+            collections = self.heap.natural
             self.call_probes("warmup_end")
-            if gc.isenabled():
+            if gc.isenabled() and self.heap.natural == collections:
                 self.heap.collect()  # the post-collection count where the analysed window starts
+            # Stamped after the probes' baselines and the collection: their pause belongs to the
+            # warm-up, not to the start of the analysed stretch (nor to its step rate).
+            self.reporter.event("warmup_end", self.now(), steps=self.steps)
         if self.sample_every is not None and self.steps % self.sample_every == 0 and not (
                 self.collect_at and self.now() >= self.collect_at[0]):
             self.sample()
@@ -418,6 +421,9 @@ def run(spec: dict[str, Any]) -> int:
         step_loop.request_stop("interrupted")
     for probe in list(active):
         step_loop._call_probe(probe, "start")
+    # The run's time (its duration, the probes' view of how far it has got) starts with the steps.
+    step_loop.start = step_loop.next_sample = time.monotonic()
+    ctx.plan["started"] = step_loop.start
     try:
         if serve:
             from leaklab.runner import service
