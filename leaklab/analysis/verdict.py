@@ -248,6 +248,10 @@ def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan)
         b_cmp, rate_cmp = b, rate
         head, head_lo = growth.head_per_s, growth.head_ci95[0]
         tail, (tail_lo, tail_hi) = growth.tail_per_s, growth.tail_ci95
+        if math.isfinite(growth.bytes_per_step) and not math.isfinite(growth.tail_per_step):
+            # Steps are known but the last third had none: memory that did not move while no
+            # work was done says nothing about whether the work leaks.
+            tail = math.nan
     head_grew = math.isfinite(head) and head_lo > 0 and head >= rate_cmp
     if significant or head_grew:
         rise = max(b_cmp, head) if math.isfinite(head) else b_cmp
