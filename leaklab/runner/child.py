@@ -123,6 +123,7 @@ class StepLoop:
         #: run times (seconds) at which to force a collection and sample: just before the parent's looks
         self.collect_at: list[float] = sorted(float(x) for x in spec.get("collect_at") or [])
         self.blocks = BlockCounter(BLOCKS_BUDGET)
+        self.samples_taken = 0
         self.heap = CollectedHeap(
             COLLECT_BUDGET,
             spacing_s=(self.duration / COLLECTIONS_PER_RUN) if self.duration else (None if self.max_steps else 4 * self.interval),
@@ -181,12 +182,15 @@ class StepLoop:
             self.call_probes("tick")
 
     def sample(self, final: bool = False) -> None:
-        if final or self.steps == 0:
-            # The first and last samples pin both ends of the post-collection series;
-            # the first one happens before any step, so it is not charged to the budget.
+        first = self.samples_taken == 0
+        self.samples_taken += 1
+        if final or first:
+            # The first and last samples pin both ends of the post-collection series; the
+            # first one happens before any step, so it is not charged to the budget. (Later
+            # samples before the first step, a service waiting for its load, go by the budget.)
             if gc.isenabled():
                 self.heap.collect()
-                if self.steps == 0 and not final:
+                if first and not final:
                     self.heap.spent_s = 0.0
         else:
             self.heap.maybe_collect(self.steps)
@@ -195,7 +199,7 @@ class StepLoop:
             "type": "sample",
             "t": self.now(),
             "steps": self.steps,
-            "allocated_blocks": self.blocks.read(force=final or self.steps == 0),
+            "allocated_blocks": self.blocks.read(force=final or first),
             "child_rss": self.self_rss.read(),
             "gc_gen0": gen0,
             "gc_gen1": gen1,
