@@ -194,7 +194,7 @@ def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | 
             g.settled_per_step, g.raw_per_step = _settled(columns, mask, steps, generation)
         growth[signal] = g
     per_signal = {s: verdict_mod.judge(g.at_level(level), thresholds, interval) for s, g in growth.items()}
-    verdict = verdict_mod.combine(growth, per_signal)
+    verdict = verdict_mod.combine(growth, per_signal, thresholds)
     return Measured(growth, per_signal, verdict, window, level)
 
 

@@ -309,20 +309,21 @@ def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str |
     return signals[0]
 
 
-def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict]) -> Verdict:
+def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict], thresholds: Thresholds | None = None) -> Verdict:
     """One verdict over all signals, naming the one it rests on."""
     if not per_signal:
         return Verdict("INCONCLUSIVE", ["No memory signal has samples after the warm-up."], "", None)
     # A signal read too seldom for a trend (allocated blocks on a large heap are read on a
     # budget) does not hold back the verdict of the others.
-    measured = {s: v for s, v in per_signal.items() if s in growth and growth[s].n_samples >= Thresholds().min_samples}
+    thresholds = thresholds or Thresholds()
+    measured = {s: v for s, v in per_signal.items() if s in growth and growth[s].n_samples >= thresholds.min_samples}
     if measured and len(measured) < len(per_signal):
         per_signal = measured
     proc = _representative([s for s in PROCESS_SIGNALS if s in per_signal], per_signal)
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
     p_label = per_signal[proc].label if proc else None
     h_label = per_signal[heap].label if heap else None
-    if proc and p_label == "LEAK" and heap == "blocks" and h_label != "LEAK" and garbage(growth[heap], Thresholds()):
+    if proc and p_label == "LEAK" and heap == "blocks" and h_label != "LEAK" and garbage(growth[heap], thresholds):
         g = growth[heap]
         return Verdict("INCONCLUSIVE", [per_signal[proc].reasons[0],
                                         f"But Python objects after full collections moved {fmt_rate(g, g.settled_per_step)} "
