@@ -7,10 +7,21 @@ written before these enums existed reads the same.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 
-class Status(StrEnum):
+class _Word(str, Enum):
+    """A str-valued enum that prints, formats and serialises as its value (``enum.StrEnum``
+    from Python 3.11, written out for 3.10)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(_Word):
     """How a run ended (``meta.json`` ``status``)."""
 
     RUNNING = "running"
@@ -21,7 +32,7 @@ class Status(StrEnum):
     TIMED_OUT = "timed_out"
 
 
-class Verdict(StrEnum):
+class Verdict(_Word):
     """What the analysis concludes about a signal or a run, strongest claim first."""
 
     LEAK = "LEAK"
@@ -34,7 +45,7 @@ class Verdict(StrEnum):
 VERDICTS: tuple[str, ...] = tuple(Verdict)
 
 
-class EventKind(StrEnum):
+class EventKind(_Word):
     """The ``kind`` of a line of ``events.jsonl`` (``docs/run-format.md`` documents each)."""
 
     # the process lifecycle (parent, supervisor, command runs)
