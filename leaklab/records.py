@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from leaklab.kinds import EventKind
+from leaklab.kinds import EventKind, TextEnum
 
 SCHEMA_VERSION = 1
 
@@ -323,6 +323,28 @@ class Meta(Record):
     def settings(self) -> RunSettings:
         """The config, empty when the run recorded none."""
         return self.config or RunSettings()
+
+
+# -- samples.csv ----------------------------------------------------------------------------------
+
+
+class Column(TextEnum):
+    """The columns every ``samples.csv`` has, in this order; probes may add more after them."""
+
+    T = "t"  # seconds since the run started (monotonic clock)
+    STEPS = "steps"  # cumulative steps completed, summed over process generations
+    RSS = "rss"  # resident set size, bytes, from outside (psutil)
+    USS = "uss"  # unique set size, bytes, where the platform gives it
+    CHILD_RSS = "child_rss"  # resident set size the child read of itself at the step boundary
+    ALLOCATED_BLOCKS = "allocated_blocks"  # sys.getallocatedblocks() in the child
+    COLLECTED_BLOCKS = "collected_blocks"  # allocated blocks right after the latest full gc collection (empty: none since the last row)
+    GC_GEN0 = "gc_gen0"  # gc.get_count()
+    GC_GEN1 = "gc_gen1"
+    GC_GEN2 = "gc_gen2"
+    GC_COLLECTIONS = "gc_collections"  # total collections so far, all generations
+    ERRORS = "errors"  # cumulative step errors
+    PID = "pid"
+    GENERATION = "generation"  # process generation (0 unless the supervisor restarted the child)
 
 
 # -- events.jsonl ---------------------------------------------------------------------------------
