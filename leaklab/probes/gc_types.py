@@ -30,6 +30,7 @@ import time
 import tracemalloc
 from collections import Counter
 
+from leaklab.kinds import EventKind
 from leaklab.probes import Probe, ProbeContext, memray_probe, support
 
 
@@ -78,7 +79,7 @@ class GcTypesProbe(Probe):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(self.base.most_common(self.TOP))
-        ctx.emit("gc_types", snapshot=0, baseline=True, steps=ctx.steps, total=sum(self.base.values()),
+        ctx.emit(EventKind.GC_TYPES, snapshot=0, baseline=True, steps=ctx.steps, total=sum(self.base.values()),
                  types=top, base=top, cost_s=round(cost, 6))
         assert self.cadence is not None
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
@@ -155,7 +156,7 @@ class GcTypesProbe(Probe):
             growth = {name: n - self.base.get(name, 0) for name, n in counts.items()}
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit("gc_types", snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
+            ctx.emit(EventKind.GC_TYPES, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
                      steps_since_baseline=ctx.steps - self.base_steps, total=sum(counts.values()),
                      types={name: counts.get(name, 0) for name in tracked},
                      base={name: self.base.get(name, 0) for name in tracked},

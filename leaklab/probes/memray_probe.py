@@ -37,8 +37,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, blame, short_path
 from leaklab.probes import Probe, ProbeContext, support
-from leaklab.probes.sites import Classifier, blame, short_path
 
 _tracking = False
 
@@ -171,7 +172,7 @@ class MemrayProbe(Probe):
         self.tracker = tracker
         _tracking = True
         self.track_t, self.track_steps = time.monotonic(), ctx.steps
-        ctx.emit("memray_started", steps=ctx.steps, native=self.native)
+        ctx.emit(EventKind.MEMRAY_STARTED, steps=ctx.steps, native=self.native)
 
     def _end(self, ctx: ProbeContext) -> None:
         global _tracking
@@ -197,7 +198,7 @@ class MemrayProbe(Probe):
             self._end(ctx)
         if not self.ended:
             reason = self.skipped or "the run ended before the traced part at its end began"
-            ctx.emit("memray_capture", captured=False, native=self.native, reason=reason)
+            ctx.emit(EventKind.MEMRAY_CAPTURE, captured=False, native=self.native, reason=reason)
             return
         seconds, steps = self.tracked_s, self.tracked_steps
         folder = ctx.artifacts / "memray"
@@ -226,7 +227,7 @@ class MemrayProbe(Probe):
             support.record_failure(ctx, self.name, "reading leaked allocations", exc)
             record["top_leaks"] = []
         record["reports_s"] = round(time.monotonic() - began, 3)
-        ctx.emit("memray_capture", **record)
+        ctx.emit(EventKind.MEMRAY_CAPTURE, **record)
 
     def _memray(self, args: list[str]) -> str | None:
         try:

@@ -22,6 +22,7 @@ import gc
 import time
 from typing import Any
 
+from leaklab.kinds import EventKind
 from leaklab.probes import Probe, ProbeContext, memray_probe, support
 
 
@@ -98,7 +99,7 @@ class PymplerProbe(Probe):
         planned = support.planned_seconds(ctx, self.started)
         if planned is not None and expected <= self.BASELINE_BUDGET * planned:
             return False
-        ctx.emit("pympler_skipped", steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
+        ctx.emit(EventKind.PYMPLER_SKIPPED, steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
                  planned_s=None if planned is None else round(planned, 3),
                  reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
                  f"more than {self.BASELINE_BUDGET:.0%} of the run")
@@ -117,7 +118,7 @@ class PymplerProbe(Probe):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(sorted(self.base.items(), key=lambda item: item[1][1], reverse=True)[: self.TOP])
-        ctx.emit("pympler_summary", snapshot=0, baseline=True, steps=ctx.steps, **_totals(self.base),
+        ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=0, baseline=True, steps=ctx.steps, **_totals(self.base),
                  types=_rows(top), base=_rows(top), cost_s=round(cost, 6))
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
 
@@ -143,7 +144,7 @@ class PymplerProbe(Probe):
             growth = {name: size - self.base.get(name, (0, 0))[1] for name, (_, size) in current.items()}
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit("pympler_summary", snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
+            ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
                      steps_since_baseline=ctx.steps - self.base_steps, **_totals(current),
                      types=_rows({n: current.get(n, (0, 0)) for n in tracked}),
                      base=_rows({n: self.base.get(n, (0, 0)) for n in tracked}),

@@ -6,31 +6,15 @@ Nothing here keeps a reference to a scenario object once a function returns.
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 import traceback
 from collections import Counter
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.naming import type_name
 from leaklab.probes import ProbeContext
-
-#: Event kind of a snapshot that failed while its probe carried on.
-SNAPSHOT_ERROR = "snapshot_error"
-
-
-def type_name(cls: type) -> str:
-    """``module.QualName`` (builtins bare), the name every probe and the analysis use for a type."""
-    try:
-        qualname = cls.__qualname__
-        module = cls.__module__
-    except Exception:  # a metaclass with a hostile __getattribute__
-        return f"<type at {id(cls):#x}>"
-    if not isinstance(qualname, str):
-        qualname = type.__dict__["__name__"].__get__(cls)
-    if not isinstance(module, str) or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
 
 
 def count_types(collect: bool = True) -> Counter[str]:
@@ -85,22 +69,9 @@ def count_types_at(ctx: ProbeContext) -> Counter[str]:
     return Counter(counts)
 
 
-_STDLIB = frozenset(sys.stdlib_module_names)
-
-
-def type_tier(name: str) -> int:
-    """How telling a growing type is: 0 for a class of the program or a library
-    (``aiohttp.client.ClientSession``), 1 for the standard library's (``asyncio.Future``,
-    ``collections.deque``), 2 for builtins (``dict``, ``function``). A leak grows all
-    three; the most specific class names it."""
-    if "." not in name or name.startswith("<"):
-        return 2
-    return 1 if name.split(".", 1)[0] in _STDLIB else 0
-
-
 def record_failure(ctx: ProbeContext, probe: str, what: str, exc: BaseException) -> None:
     """A snapshot that failed: recorded as an event; the probe and the run go on."""
-    ctx.emit(SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
+    ctx.emit(EventKind.SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
              traceback=traceback.format_exc(limit=8))
 
 
@@ -181,18 +152,6 @@ class Cadence:
         if self.next_steps is not None:
             return steps >= self.next_steps
         return self.next_t is not None and now >= self.next_t
-
-
-def run_fraction(ctx: ProbeContext, started: float) -> float | None:
-    """How far the run has got (0..1) by its step or time plan; None when it has no end."""
-    fractions = []
-    steps = ctx.plan.get("steps")
-    if steps:
-        fractions.append(ctx.steps / steps)
-    duration = ctx.plan.get("duration_s")
-    if duration:
-        fractions.append((time.monotonic() - started) / duration)
-    return min(1.0, max(fractions)) if fractions else None
 
 
 def planned_seconds(ctx: ProbeContext, started: float) -> float | None:

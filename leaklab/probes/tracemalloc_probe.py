@@ -49,8 +49,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, group_sites, source_lines
 from leaklab.probes import Probe, ProbeContext, memray_probe, support
-from leaklab.probes.sites import Classifier, group_sites, source_lines
 
 _HERE = Path(__file__).resolve().parent
 #: tracemalloc.stop() leaks the recorded tracebacks here (see the module docstring)
@@ -206,7 +207,7 @@ class TracemallocProbe(Probe):
         self.baseline = None
         if self.seen:
             try:
-                ctx.emit("source_lines", lines=source_lines(sorted(self.seen)))
+                ctx.emit(EventKind.SOURCE_LINES, lines=source_lines(sorted(self.seen)))
             except Exception as exc:
                 support.record_failure(ctx, self.name, "source lines", exc)
             self.seen.clear()
@@ -329,7 +330,7 @@ class TracemallocProbe(Probe):
         if not report:
             return
         self.count += 1
-        ctx.emit("tracemalloc_snapshot", mode="window", snapshot=self.count, nframes=self.NFRAMES,
+        ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="window", snapshot=self.count, nframes=self.NFRAMES,
                  steps=steps, seconds=round(elapsed, 6),
                  rate_in=round(steps / elapsed, 3) if elapsed > 0 else None,
                  rate_out=None if rate_out is None else round(rate_out, 3),
@@ -365,7 +366,7 @@ class TracemallocProbe(Probe):
             del diffs
             base_t, base_steps = self.baseline_at
             self.count += 1
-            ctx.emit("tracemalloc_snapshot", mode="continuous", snapshot=self.count,
+            ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="continuous", snapshot=self.count,
                      nframes=tracemalloc.get_traceback_limit(), steps=ctx.steps - base_steps,
                      seconds=round(now - base_t, 6), traced=traced, peak=peak,
                      snapshot_s=round(time.perf_counter() - began, 6), sites=sites)
