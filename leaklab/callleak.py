@@ -261,11 +261,8 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
         for _ in range(options.warmup):
             runner()
         round_bytes, round_blocks = _rounds(runner, options.rounds, options.calls)
-        leaked = _every_round_retains(round_bytes, options)
-        confirmed = patience_calls = 0
-        sites: list[Site] = []
-        types: list[TypeGrowth] = []
-        if leaked:
+        result = Result(_every_round_retains(round_bytes, options), options, round_bytes, round_blocks, 0, 0.0)
+        if result.leaked:
             runner.suspected = statistics.median(round_bytes) / options.calls
             if started_tracing and options.frames > 1:
                 # Deeper tracebacks, to name each growing site's caller. Restarted before the
@@ -274,37 +271,43 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
                 # turned over, which the patience calls give it time to do.
                 tracemalloc.stop()
                 tracemalloc.start(options.frames)
-            patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
-            for _ in range(patience_calls):
+            result.patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
+            for _ in range(result.patience_calls):
                 runner()
             if frozen:
                 # The census must see every object, and the confirming rounds must not
                 # depend on the freeze: back to plain (slower) full collections.
                 gc.unfreeze()
                 frozen = False
-            _census((), started_tracing, [])  # first use fills caches outside the counted window
-            census_before = _census((), started_tracing)
-            snapshot_before = tracemalloc.take_snapshot()
-            more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
-            snapshot_after = tracemalloc.take_snapshot()
-            census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks),
-                                   started_tracing)
-            leaked = _every_round_retains(more_bytes, options)
-            round_bytes += more_bytes
-            round_blocks += more_blocks
-            confirmed = options.rounds
-            calls = options.rounds * options.calls
-            sites = _growing_sites(snapshot_before, snapshot_after, calls, options.top, origin)
-            types = _growing_types(census_before, census_after, calls, options.top)
-            del snapshot_before, snapshot_after, census_before, census_after
+            _confirm(runner, result, started_tracing, origin)
     finally:
         runner.close()
         if frozen:
             gc.unfreeze()
         if started_tracing:
             tracemalloc.stop()
-    return Result(leaked, options, round_bytes, round_blocks, confirmed, time.perf_counter() - began, sites, types,
-                  patience_calls)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _confirm(runner: _Runner, result: Result, only_new: bool, origin: str | None) -> None:
+    """The confirming rounds, between two allocation snapshots and two type censuses: the
+    verdict is theirs, and the sites and types that grew in them explain it."""
+    options = result.options
+    _census((), only_new, [])  # first use fills caches outside the counted window
+    census_before = _census((), only_new)
+    snapshot_before = tracemalloc.take_snapshot()
+    more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
+    snapshot_after = tracemalloc.take_snapshot()
+    census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks), only_new)
+    result.leaked = _every_round_retains(more_bytes, options)
+    result.round_bytes += more_bytes
+    result.round_blocks += more_blocks
+    result.confirmed_rounds = options.rounds
+    calls = options.rounds * options.calls
+    result.sites = _growing_sites(snapshot_before, snapshot_after, calls, options.top, origin)
+    result.types = _growing_types(census_before, census_after, calls, options.top)
+    del snapshot_before, snapshot_after, census_before, census_after
 
 
 def _freeze() -> bool:
