@@ -3,8 +3,8 @@
 A baseline is counted when the warm-up ends; each later snapshot reports the
 types that grew most since it, and keeps reporting every type it reported once,
 so the analysis gets a series per type and can tell steady growth from a spike.
-A count is a full collection plus one pass over the gc-tracked objects (~20 ms for
-57,000 objects), so the cadence follows the measured cost (``BUDGET`` of the run).
+A count is a full collection plus one pass over the gc-tracked objects, a cost that
+grows with the heap, so the cadence follows the measured cost (``BUDGET`` of the run).
 Objects the gc does not track (bytes, str, dicts of atoms) are not counted here:
 pympler and tracemalloc see them.
 
@@ -13,8 +13,8 @@ the process for a full collection, and what the first pauses leave behind (in a
 service, the connections its clients open while it does not answer) belongs in the
 warm-up, not at the start of the analysed stretch. A count due while tracemalloc
 traces waits for the window to close (at most ``MAX_DEFER_S``): under tracing it
-costs about four times as much (60 ms against 15 ms in http_agent's service), a
-pause long enough to pile up requests that the untraced counts never do. Counts wait
+costs several times as much (``docs/profiles.md``), a pause long enough to pile up
+requests that the untraced counts never do. Counts wait
 for memray's tracker in the same way.
 
 A count costs in proportion to the heap, and a leaking heap grows between two counts:

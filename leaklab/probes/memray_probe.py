@@ -22,8 +22,8 @@ wait while the tracker runs.
 
 memray attributes an allocation to the Python frames it has seen called since it
 started; a tracker started from inside a probe call would see those calls return
-without having seen them begin, and lose the stacks of everything after (98 % of
-the bytes landed on ``???`` that way). So the probe hands ``Tracker.__enter__`` to
+without having seen them begin, and lose the stacks of everything after (most of
+the bytes land on ``???`` that way). So the probe hands ``Tracker.__enter__`` to
 the step loop (``ProbeContext.loop_call``), which calls it between two steps in its
 own frame, and stops it at the final sample, before the other probes' end-of-run work.
 """
@@ -61,7 +61,7 @@ class MemrayProbe(Probe):
     #: the traced part starts at most this far from the end of the planned run
     TAIL_FRACTION = 0.15
     MAX_TRACK_S = 10.0
-    #: how much slower traced steps run, until measured (aiohttp loopback: ~3.7x)
+    #: how much slower traced steps run, until measured (``docs/profiles.md``)
     SLOWDOWN_GUESS = 3.0
     #: seconds of untraced stepping that give the rate the slowdown is measured against
     RATE_WINDOW_S = 1.0

@@ -1,8 +1,8 @@
 """pympler: count and size per type (``muppy`` + ``summary.summarize``), at a lower cadence.
 
 Unlike the gc counts this sees the objects the gc does not track (bytes, str,
-dicts of atoms) and gives sizes, at a price: ~0.3 s for 100,000 objects, ~0.6 s for
-180,000. Snapshots run every fourth ``--snapshot-every``, or when the measured
+dicts of atoms) and gives sizes, at a price that grows with the heap (``docs/profiles.md``).
+Snapshots run every fourth ``--snapshot-every``, or when the measured
 cost fits ``BUDGET`` of the run; reported types follow the same rule as the gc
 counts (top growers by size, each followed to the end once seen).
 

@@ -22,18 +22,17 @@ def count_types(collect: bool = True) -> Counter[str]:
 
     ``collect`` first frees unreachable cycles so the counts show what is really
     kept alive, not garbage waiting for the next collection. Counting over
-    ``map(type, ...)`` runs in C: ~4 ms for 57,000 objects where
-    ``objgraph.typestats`` (the same counts, a Python loop) takes ~16 ms.
+    ``map(type, ...)`` runs in C, several times faster than ``objgraph.typestats``
+    (the same counts, a Python loop; ``docs/profiles.md``).
     """
     if collect:
         gc.collect()
     counted: list[Counter[type]] = []
-    # The list of every tracked object (8 bytes each, ~330 KB for 40,000 objects) is
-    # made on a thread of its own, so it comes from that thread's malloc arena: made
-    # every second or so on the main heap, it leaves a hole there that other
-    # allocations split (tracemalloc's, the program's), and a later count extends the
-    # heap (in http_agent's service with tracemalloc windows running, RSS stepped up
-    # 150-200 KB every half minute or so; not with the count on its own thread).
+    # The list of every tracked object (a pointer each) is made on a thread of its own,
+    # so it comes from that thread's malloc arena: made every second or so on the main
+    # heap, it leaves a hole there that other allocations split (tracemalloc's, the
+    # program's), and a later count extends the heap, a growth of RSS that is the
+    # probe's, not the program's (docs/profiles.md).
     # The collection above stays on the calling thread: finalizers run where they
     # would have run anyway.
     worker = threading.Thread(target=lambda: counted.append(_count_by_type()), name="leaklab-count-types")

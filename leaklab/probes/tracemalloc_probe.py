@@ -1,11 +1,11 @@
 """tracemalloc: which allocation sites grow.
 
-Tracing every allocation is expensive (aiohttp loopback on the development
-machine: 1 frame keeps 0.30 of the throughput, 5 frames 0.10, 10 frames 0.07), so
-the ``tracemalloc`` probe traces in short *windows*: tracing starts, a window of
-steps runs, a snapshot is taken and tracing stops. Whatever the window allocated
-and still holds at its end survived 50 to 200 steps: per-step garbage is gone, a
-leak is there ``steps x rate`` times, what was in flight is there once. Windows repeat at a cadence set by their measured
+Tracing every allocation slows every allocation down, the more so the more frames it
+keeps (``docs/profiles.md``), so the ``tracemalloc`` probe traces in short *windows*:
+tracing starts, a window of steps runs, a snapshot is taken and tracing stops.
+Whatever the window allocated and still holds at its end survived 50 to 200 steps:
+per-step garbage is gone, a leak is there ``steps x rate`` times, what was in flight
+is there once. Windows repeat at a cadence set by their measured
 cost (the steps they slowed down plus the snapshot) so that tracing takes about
 ``BUDGET`` of the run; ``--snapshot-every`` fixes the cadence instead. A window
 ends after its steps or its time limit; in a run of planned duration the limits of
@@ -20,9 +20,8 @@ stretch, where it reads as growth.
 
 CPython before 3.12.5 never frees the tracebacks it recorded when tracing stops
 (python/cpython#121390): each window leaks about 100 bytes per distinct traceback it
-saw. In http_agent's aiohttp service each window left RSS 20-130 KB higher, and at
-the budget's cadence (a window every ~9 s there) that is a steady ~110-135 B per
-request, which the run reports as the service's own leak. On those versions the
+saw, and at the budget's cadence that adds up to a steady growth that the run would
+report as the program's own leak (``docs/profiles.md``). On those versions the
 reported windows run in the warm-up instead, from a quarter of the way into it, one
 of each length (those the warm-up has no room for run right after it), so what they
 leak lands before the analysed stretch; each later window waits until the run is
