@@ -31,30 +31,21 @@ import tracemalloc
 from collections import Counter
 
 from leaklab.kinds import EventKind
-from leaklab.probes import Probe, ProbeContext, memray_probe, support
+from leaklab.probes import ProbeContext, memray_probe, support
 
 
-class GcTypesProbe(Probe):
+class GcTypesProbe(support.TypeSnapshots):
     name = "gc-types"
     BUDGET = 0.02
     MIN_PERIOD_S = 1.0
     MAX_PERIOD_S = 60.0
-    #: types reported per snapshot (by growth since the baseline)
-    TOP = 25
-    #: most types followed over the run (each reported once stays in every later snapshot)
-    MAX_TRACKED = 60
-    #: growth since the baseline that gets a type followed
-    MIN_GROWTH = 2
     #: longest wait for a tracemalloc window to close (tracing that never stops does not hold the counts back)
     MAX_DEFER_S = 5.0
     DEFER_POLL_S = 0.05
 
     def __init__(self) -> None:
-        self.cadence: support.Cadence | None = None
+        super().__init__()
         self.base: Counter[str] | None = None
-        self.base_steps = 0
-        self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
-        self.count = 0
         self.deferred_at: float | None = None  # time.monotonic() when a due count started waiting for tracing to stop
         #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales with them)
         self.last: tuple[float, float, int] | None = None
@@ -140,13 +131,6 @@ class GcTypesProbe(Probe):
             support.record_failure(ctx, self.name, "warm-up count", exc)
         self.cadence.schedule(time.monotonic(), ctx.steps, time.perf_counter() - began)
         self._note(time.perf_counter() - began)
-
-    def finish(self, ctx: ProbeContext) -> None:
-        if self.base is not None:
-            self.snapshot(ctx, final=True)
-
-    def overhead(self) -> dict[str, float]:
-        return {"snapshots": self.count}
 
     def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
         assert self.base is not None and self.cadence is not None

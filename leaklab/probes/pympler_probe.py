@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from leaklab.kinds import EventKind
-from leaklab.probes import Probe, ProbeContext, memray_probe, support
+from leaklab.probes import ProbeContext, memray_probe, support
 
 
 def summarize() -> dict[str, tuple[int, int]]:
@@ -55,7 +55,7 @@ def seconds_per_object(n: int = 2_000) -> float:
     return (time.perf_counter() - began) / len(objects)
 
 
-class PymplerProbe(Probe):
+class PymplerProbe(support.TypeSnapshots):
     name = "pympler"
     BUDGET = 0.03
     MIN_PERIOD_S = 5.0
@@ -71,11 +71,8 @@ class PymplerProbe(Probe):
     WALK_FACTOR = 2.0
 
     def __init__(self) -> None:
-        self.cadence: support.Cadence | None = None
+        super().__init__()
         self.base: dict[str, tuple[int, int]] | None = None
-        self.base_steps = 0
-        self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
-        self.count = 0
         self.started = 0.0
         self.per_object_s = 0.0
 
@@ -128,13 +125,6 @@ class PymplerProbe(Probe):
         if (self.base is not None and self.cadence is not None and not memray_probe.tracking()
                 and self.cadence.due(time.monotonic(), ctx.steps)):
             self.snapshot(ctx)
-
-    def finish(self, ctx: ProbeContext) -> None:
-        if self.base is not None:
-            self.snapshot(ctx, final=True)
-
-    def overhead(self) -> dict[str, float]:
-        return {"snapshots": self.count}
 
     def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
         assert self.base is not None and self.cadence is not None

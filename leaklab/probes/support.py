@@ -14,7 +14,7 @@ from typing import Any
 
 from leaklab.kinds import EventKind
 from leaklab.naming import type_name
-from leaklab.probes import ProbeContext
+from leaklab.probes import Probe, ProbeContext
 
 
 def count_types(collect: bool = True) -> Counter[str]:
@@ -110,6 +110,36 @@ class Followed:
                 self.names.remove(stale)
             self.names.append(name)
         return list(self.names)
+
+
+class TypeSnapshots(Probe):
+    """A probe that reports figures per type in snapshots against a baseline taken when the
+    warm-up ends (gc-types, pympler): the types it follows, its cadence, and a final snapshot
+    after the last step."""
+
+    #: types reported per snapshot (by growth since the baseline)
+    TOP = 25
+    #: most types followed over the run (each reported once stays in every later snapshot)
+    MAX_TRACKED = 60
+    #: growth since the baseline that gets a type followed
+    MIN_GROWTH: float = 2
+    base: Any  # the baseline, None until the warm-up ends
+
+    def __init__(self) -> None:
+        self.cadence: Cadence | None = None
+        self.base_steps = 0
+        self.followed = Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
+        self.count = 0
+
+    def finish(self, ctx: ProbeContext) -> None:
+        if self.base is not None:
+            self.snapshot(ctx, final=True)
+
+    def overhead(self) -> dict[str, float]:
+        return {"snapshots": self.count}
+
+    def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
+        raise NotImplementedError
 
 
 class Cadence:
