@@ -13,7 +13,8 @@ retains, the function is called on until ``patience`` calls have been made in al
 (a cache or pool that fills more slowly than the rounds run is full by then), and
 as many confirming rounds run again under an allocation-site snapshot and a type
 census; the check fails only when they all retain too, and the result names the
-allocation sites (file:line) and the object types that grew.
+allocation sites (file:line) and the object types that grew, blamed and named as the
+probes of ``leaklab run`` name them (:mod:`leaklab.naming`).
 
 Nothing here keeps a reference to what the function returns or allocates, and the
 bookkeeping between two readings lives in preallocated arrays, so the measurement

@@ -322,5 +322,6 @@ class LeakCheck:
 
 @pytest.fixture
 def leaklab_check(request: pytest.FixtureRequest) -> LeakCheck:
-    """Check any callable for memory retained per call: ``leaklab_check(fn, *args, calls=25, warmup=5)``."""
+    """Check any callable for memory retained per call: ``leaklab_check(fn, *args, calls=..., warmup=...)``
+    (the options and their defaults: :class:`leaklab.callleak.Options`)."""
     return LeakCheck(str(request.path), request.node)
