@@ -230,7 +230,7 @@ def _root_base(root: Any, kind: str) -> str:
     if kind == "module":
         return str((_own_dict(root) or {}).get("__name__"))
     if kind == "class":
-        return f"{root.__module__}.{root.__qualname__}"
+        return type_name(root)
     if kind == "state":
         return "state"
     if kind == "frame":
