@@ -44,7 +44,7 @@ from leaklab.analysis import growth as growth_mod
 from leaklab.analysis import retention as retention_mod
 from leaklab.analysis import verdict as verdict_mod
 from leaklab.analysis import window as window_mod
-from leaklab.probes.support import type_tier
+from leaklab.naming import type_tier
 
 #: Share of consecutive snapshots across which a leaking type's count must rise.
 MIN_UP_FRACTION = 0.6
