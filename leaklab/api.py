@@ -175,9 +175,9 @@ def _plot_signal(ax: Axes, run: Run, g: Growth) -> None:
     scale, unit = (1e6, "MB") if g.unit == "bytes" else (1.0, "blocks")
     series = frame[column].dropna()
     (line,) = ax.plot(series.index, series.to_numpy() / scale, lw=1, label=g.signal)
-    if math.isfinite(g.bytes_per_s) and g.generations == 1:
+    if math.isfinite(g.per_s) and g.generations == 1:
         xs = [g.t_start, g.t_end]
-        ax.plot(xs, [(g.baseline + g.bytes_per_s * (x - g.t_start)) / scale for x in xs], ls="--",
+        ax.plot(xs, [(g.baseline + g.per_s * (x - g.t_start)) / scale for x in xs], ls="--",
                 color=line.get_color(), lw=1.5, label=f"{g.signal} trend")
     ax.set_ylabel(unit)
 
@@ -189,10 +189,10 @@ def growth_frame(a: RunAnalysis) -> pd.DataFrame:
         rows.append({
             "signal": name,
             "unit": g.unit,
-            "per_step": g.bytes_per_step,
+            "per_step": g.per_step,
             "ci95_step_lo": g.ci95_per_step[0],
             "ci95_step_hi": g.ci95_per_step[1],
-            "per_s": g.bytes_per_s,
+            "per_s": g.per_s,
             "ci95_lo": g.ci95[0],
             "ci95_hi": g.ci95[1],
             "mb_per_hour": g.mb_per_hour,
@@ -233,9 +233,9 @@ class Comparison:
         rows = []
         for signal in [s for s in b.growth if s in a.growth]:
             gb, ga = b.growth[signal], a.growth[signal]
-            per_step = math.isfinite(gb.bytes_per_step) and math.isfinite(ga.bytes_per_step)
-            before_rate = gb.bytes_per_step if per_step else gb.bytes_per_s
-            after_rate = ga.bytes_per_step if per_step else ga.bytes_per_s
+            per_step = math.isfinite(gb.per_step) and math.isfinite(ga.per_step)
+            before_rate = gb.per_step if per_step else gb.per_s
+            after_rate = ga.per_step if per_step else ga.per_s
             rows.append({
                 "signal": signal,
                 "unit": f"{gb.unit}/{'step' if per_step else 's'}",
@@ -299,10 +299,10 @@ class Comparison:
 
 
 def _rate_text(g: Growth) -> str:
-    if math.isfinite(g.bytes_per_step):
-        value, per = g.bytes_per_step, "step"
+    if math.isfinite(g.per_step):
+        value, per = g.per_step, "step"
     else:
-        value, per = g.bytes_per_s, "s"
+        value, per = g.per_s, "s"
     if not math.isfinite(value):
         return "n/a"
     return f"{value:+,.3g} blocks/{per}" if g.unit == "blocks" else f"{units.format_size(value, signed=True)}/{per}"

@@ -4,7 +4,7 @@
 
     from leaklab.analysis import analyze
     a = analyze("runs/20250101T000000Z-http-agent-leaky")
-    a.verdict.label, a.growth["rss"].bytes_per_step, a.growth["rss"].ci95
+    a.verdict.label, a.growth["rss"].per_step, a.growth["rss"].ci95
 
 The CLI, the report, the gate and notebooks all call these; nothing else
 computes growth.

@@ -72,7 +72,7 @@ def analyse_one(path: str | os.PathLike[str], warmup: Any = None) -> FleetRow:
                    labels={str(k): str(v) for k, v in series.items()})
     if growth is not None:
         lo, hi = growth.ci95
-        row.mb_per_hour = growth.bytes_per_s * 3600 / 1e6
+        row.mb_per_hour = growth.mb_per_hour
         row.ci95_mb_per_hour = (lo * 3600 / 1e6, hi * 3600 / 1e6)
         row.pct_per_hour = growth.pct_per_hour
         row.baseline_mb = growth.baseline / 1e6

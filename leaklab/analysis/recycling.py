@@ -170,7 +170,7 @@ def generation_slopes(run: store.RunData | str | os.PathLike[str]) -> list[Gener
         slopes.append(GenerationSlope(
             generation=number, t_start=float(t[rows][0]), t_end=float(t[rows][-1]), n_samples=int(rows.sum()),
             rss_start=float(rss[rows][0]), rss_peak=float(np.max(rss[peak_rows])),
-            bytes_per_s=growth.bytes_per_s, bytes_per_step=growth.bytes_per_step, baseline=growth.baseline,
+            bytes_per_s=growth.per_s, bytes_per_step=growth.per_step, baseline=growth.baseline,
         ))
     return slopes
 
@@ -399,7 +399,7 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     run = _run(run)
     a = analysis if analysis is not None else analyze(run)
     g = a.growth.get("rss")
-    if g is None or not math.isfinite(g.bytes_per_s):
+    if g is None or not math.isfinite(g.per_s):
         raise ValueError(f"{run.path.name}: no RSS growth could be measured; run the scenario longer")
     timings = run_timings(run)
     rate = float((run.meta.get("config") or {}).get("rate") or math.nan)
@@ -407,7 +407,7 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     notes: list[str] = []
     # The fitted line, taken back to the moment a fresh process starts serving.
     serving_from = timings.serving_from if math.isfinite(timings.serving_from) else g.t_start
-    baseline = g.baseline - g.bytes_per_s * (g.t_start - serving_from)
+    baseline = g.baseline - g.per_s * (g.t_start - serving_from)
     startup = timings.startup_s if math.isfinite(timings.startup_s) else math.nan
     exit_s = timings.stop_s if math.isfinite(timings.stop_s) else 0.0
     stop = min(timings.latency_p99_s + exit_s, kill_timeout_s) if graceful else 0.0
@@ -424,7 +424,7 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     if _restarts(run):
         notes.append("the run was itself recycled: its growth is measured within each generation")
     base_success = _own_success_rate(run)
-    bytes_per_s = g.bytes_per_s
+    bytes_per_s = g.per_s
     judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
     if judged is not None and judged.label in ("NO_LEAK", "PLATEAU") and bytes_per_s > 0:
         # A slope the analysis does not call growth (a single allocator step, a bound) projects no restarts.

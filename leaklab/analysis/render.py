@@ -29,12 +29,12 @@ def _ci(g: Growth, pair: tuple[float, float], per: str) -> str:
 
 
 def _row(a: RunAnalysis, g: Growth) -> tuple[str, ...]:
-    per_step = math.isfinite(g.bytes_per_step)
+    per_step = math.isfinite(g.per_step)
     if per_step:
-        rate, ci = _rate(g, g.bytes_per_step, "step"), _ci(g, g.ci95_per_step, "step")
+        rate, ci = _rate(g, g.per_step, "step"), _ci(g, g.ci95_per_step, "step")
     else:
-        rate, ci = _rate(g, g.bytes_per_s, "s"), _ci(g, g.ci95, "s")
-    hourly = _rate(g, g.bytes_per_s * 3600, "h") if math.isfinite(g.bytes_per_s) else "n/a"
+        rate, ci = _rate(g, g.per_s, "s"), _ci(g, g.ci95, "s")
+    hourly = _rate(g, g.per_s * 3600, "h") if math.isfinite(g.per_s) else "n/a"
     pct = f"{g.pct_per_hour:+,.1f}" if math.isfinite(g.pct_per_hour) else "n/a"
     if g.unit == "blocks":
         baseline = f"{g.baseline:,.0f} blocks" if math.isfinite(g.baseline) else "n/a"

@@ -95,9 +95,9 @@ def figures_of(check: Check, analysis: Any) -> dict[str, Any]:
         return {}
     return {
         "signal": check.signal,
-        "bytes_per_s": _finite(growth.bytes_per_s),
+        "bytes_per_s": _finite(growth.per_s),
         "ci95": [_finite(x) for x in growth.ci95],
-        "bytes_per_step": _finite(growth.bytes_per_step),
+        "bytes_per_step": _finite(growth.per_step),
         "ci95_per_step": [_finite(x) for x in growth.ci95_per_step],
         "verdict": analysis.verdict.label,
     }

@@ -59,8 +59,8 @@ def _interval(lo: float, hi: float, unit: str, per: str) -> str:
 
 def _figures(growth: Any, per: str) -> tuple[float, tuple[float, float]]:
     if per == "s":
-        return float(growth.bytes_per_s), (float(growth.ci95[0]), float(growth.ci95[1]))
-    return float(growth.bytes_per_step), (float(growth.ci95_per_step[0]), float(growth.ci95_per_step[1]))
+        return float(growth.per_s), (float(growth.ci95[0]), float(growth.ci95[1]))
+    return float(growth.per_step), (float(growth.ci95_per_step[0]), float(growth.ci95_per_step[1]))
 
 
 def judge_limit(limit: Limit, growth: Any | None) -> Judgement:
@@ -105,7 +105,7 @@ def judge_baseline(check: Check, growth_by_signal: Mapping[str, Any], entry: Map
         return Judgement("baseline", "undecided", f"baseline: {signal} not recorded by this run")
     tol = check.tolerance
     per = "step" if tol.per_s == 0 and _finite(entry.get("bytes_per_step")) is not None else "s"
-    if per == "step" and not math.isfinite(float(growth.bytes_per_step)):
+    if per == "step" and not math.isfinite(float(growth.per_step)):
         per = "s"
     value, (lo, _hi) = _figures(growth, per)
     base_value = _finite(entry.get("bytes_per_step" if per == "step" else "bytes_per_s"))

@@ -11,7 +11,7 @@ from typing import Any
 from leaklab.analysis.growth import BASELINE_DEFINITION
 from leaklab.report import chains, tables
 from leaklab.report.document import Bullets, Document, Figure, Notice, Para, Pre, Section, Table
-from leaklab.report.limits import Limit
+from leaklab.report.limits import MemoryLimit
 from leaklab.report.subject import ReportRun
 
 
@@ -47,7 +47,7 @@ def notices(runs: Sequence[ReportRun]) -> list[Notice]:
     return out
 
 
-def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit]) -> Section:
+def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit]) -> Section:
     section = Section("Summary")
     for r in runs:
         section.blocks.append(Para(" ".join(r.analysis.verdict.reasons) or "no reasons given", strong=f"{r.label}: {r.analysis.label}."))
@@ -92,7 +92,7 @@ def _over_time(runs: Sequence[ReportRun], charts: Charts) -> Section | None:
     return Section("Memory over time", list(figures)) if figures else None
 
 
-def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit]) -> Section:
+def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit]) -> Section:
     section = Section("Memory restart behaviour")
     section.blocks.append(tables.restart_behaviour_table(runs, limits))
     for r in runs:
@@ -185,7 +185,7 @@ def _notes(runs: Sequence[ReportRun]) -> Section:
     return Section("Notes", [Bullets(items)])
 
 
-def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit],
+def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit],
             plan: dict[str, Any] | None = None) -> Document:
     """The whole report, in the order an incident write-up reads."""
     sections = [_summary(runs, charts, limits), _growth(runs, charts)]
