@@ -58,8 +58,8 @@ MIN_OBJECTS = 10
 MIN_TYPE_PER_STEP = 0.05
 #: The run clearly retains Python objects when the analysis judges ``allocated_blocks`` a LEAK
 #: and the lower end of its 95 % interval is at least this many blocks per step. Tracing windows
-#: slow the steps down, and timing-bound structures (timeouts, pools) swell a little meanwhile:
-#: 0.05-0.14 blocks/step recorded in 14 s runs of the fixed variants, none with the probes off.
+#: slow the steps down, and timing-bound structures (timeouts, pools) swell a little meanwhile,
+#: so a fixed variant may show a small positive rate (docs/analysis.md gives the figures measured).
 MIN_RETAINED_BLOCKS_PER_STEP = 0.25
 #: Snapshots after the baseline needed before steady growth can be told from a spike.
 MIN_SNAPSHOTS = 2
@@ -373,16 +373,18 @@ def _chain_entry(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count_rate(value: float | None, per: str) -> str:
-    return "n/a" if value is None else f"{value:+,.3g}/{per}"
+    """Objects per step or hour: ``+0.5/step``."""
+    return units.format_count(value, signed=True) + f"/{per}" if units.finite(value) else units.NA
 
 
 def _size_rate(value: float | None, per: str) -> str:
-    return "n/a" if value is None else f"{units.format_size(value, signed=True)}/{per}"
+    return units.format_growth(value, "bytes", per, signed=True)
 
 
 def summary_lines(top_types: list[dict[str, Any]], top_sites: list[dict[str, Any]], chains: list[dict[str, Any]],
                   n: int = 3) -> list[str]:
-    """The top few growing types, sites and chains as lines for the terminal summary."""
+    """The top few growing types, sites and chains as lines for the terminal summary
+    (:mod:`leaklab.report.terminal`)."""
     lines: list[str] = []
     for i, t in enumerate(top_types[:n]):
         size = f", {_size_rate(t.get('bytes_per_step'), 'step')}" if t.get("bytes_per_step") is not None else ""
