@@ -35,7 +35,7 @@ from leaklab.analysis.recycling import (
     analyze_recycling,
     predict_from_run,
 )
-from leaklab.analysis.render import format_summary
+from leaklab.report.terminal import format_summary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

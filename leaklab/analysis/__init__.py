@@ -12,12 +12,11 @@ computes growth.
 
 from leaklab.analysis.analyzer import RunAnalysis, analyze
 from leaklab.analysis.growth import BASELINE_DEFINITION, SIGNALS, Growth, GrowthOptions
-from leaklab.analysis.verdict import LABELS, Thresholds, Verdict
+from leaklab.analysis.verdict import Thresholds, Verdict
 from leaklab.analysis.window import WarmupError, parse_warmup
 
 __all__ = [
     "BASELINE_DEFINITION",
-    "LABELS",
     "SIGNALS",
     "Growth",
     "GrowthOptions",
