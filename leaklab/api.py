@@ -35,14 +35,16 @@ from leaklab.analysis.recycling import (
     analyze_recycling,
     predict_from_run,
 )
+from leaklab.kinds import Verdict as Label
 from leaklab.report.terminal import format_summary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-RunLike = "Run | store.RunData | str | os.PathLike[str]"
-_LABEL_COLOURS = {"LEAK": "#c0392b", "PLATEAU": "#d68910", "NO_LEAK": "#1e8449", "INCONCLUSIVE": "#7f8c8d"}
+_LABEL_COLOURS = {Label.LEAK: "#c0392b", Label.PLATEAU: "#d68910", Label.NO_LEAK: "#1e8449", Label.INCONCLUSIVE: "#7f8c8d"}
+#: How each run of a comparison is drawn: before dashed, after solid.
+_COMPARISON_STYLES = {"before": "--", "after": "-"}
 
 
 class Run:
@@ -273,7 +275,7 @@ class Comparison:
         fig = Figure(figsize=(8, 2.8 * max(len(signals), 1)), layout="constrained")
         axes = fig.subplots(max(len(signals), 1), 1, sharex=True, squeeze=False)[:, 0]
         for ax, name in zip(axes, signals, strict=False):
-            for run, style in ((self.before, "-"), (self.after, "-")):
+            for run, style in ((self.before, _COMPARISON_STYLES["before"]), (self.after, _COMPARISON_STYLES["after"])):
                 a = run.analysis()
                 g = a.growth[name]
                 series = run.samples[COLUMN_OF[name]].dropna()
@@ -299,13 +301,10 @@ class Comparison:
 
 
 def _rate_text(g: Growth) -> str:
+    """``+1.2 KB/step``, or per second where steps are unknown."""
     if math.isfinite(g.per_step):
-        value, per = g.per_step, "step"
-    else:
-        value, per = g.per_s, "s"
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value:+,.3g} blocks/{per}" if g.unit == "blocks" else f"{units.format_size(value, signed=True)}/{per}"
+        return units.format_growth(g.per_step, g.unit, "step", signed=True)
+    return units.format_growth(g.per_s, g.unit, "s", signed=True)
 
 
 def compare(before: Any, after: Any) -> Comparison:
