@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leaklab import pm2_defaults, units
 from leaklab.analysis import projection, recycling
 from leaklab.analysis.growth import Growth
-from leaklab import units
 from leaklab.report.subject import ReportRun
 
 
@@ -56,8 +56,8 @@ def recycling_plan(runs: Sequence[ReportRun], override: int | None = None) -> di
     policy = next((r.recycle_policy for r in runs if r.recycle_policy), None)
     if policy is None and override is None:
         return None
-    plan = {"check_interval_s": recycling.DEFAULT_CHECK_INTERVAL_S, "mode": "restart", "kill_signal": "SIGINT",
-            "kill_timeout_s": 1.6, **(policy or {})}
+    plan = {"check_interval_s": pm2_defaults.PM2_CHECK_INTERVAL_S, "mode": pm2_defaults.DEFAULT_MODE,
+            "kill_signal": pm2_defaults.PM2_KILL_SIGNAL, "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S, **(policy or {})}
     if override is not None:
         plan["limit"] = override
     return plan
