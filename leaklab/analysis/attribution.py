@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from leaklab import store, units
+from leaklab import kinds, store, units
 from leaklab.analysis import growth as growth_mod
 from leaklab.analysis import retention as retention_mod
 from leaklab.analysis import verdict as verdict_mod
@@ -168,9 +168,9 @@ def rank_types(run: store.RunData, steps_per_s: float = math.nan, retains_blocks
     classes, then the standard library's, then builtins: a leak of sessions grows
     dicts and lists too, the session class names it), then by steady growth per step.
     """
-    counts, n_gc = _series(run.events_of("gc_types"), lambda v: v)
-    p_counts, n_py = _series(run.events_of("pympler_summary"), lambda v: v.get("count", 0))
-    p_sizes, _ = _series(run.events_of("pympler_summary"), lambda v: v.get("size", 0))
+    counts, n_gc = _series(run.events_of(kinds.EventKind.GC_TYPES), lambda v: v)
+    p_counts, n_py = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("count", 0))
+    p_sizes, _ = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("size", 0))
     ranked: list[dict[str, Any]] = []
     for name in dict.fromkeys([*counts, *p_counts]):
         source, points = ("gc", counts[name]) if name in counts else ("pympler", p_counts[name])
@@ -283,7 +283,7 @@ def rank_sites(run: store.RunData, steps_per_s: float = math.nan, blocks: growth
     ``retains`` says the run as a whole keeps Python objects (a type leaks, or
     ``allocated_blocks`` is judged a LEAK); without it no window site is called leaking.
     """
-    events = run.events_of("tracemalloc_snapshot")
+    events = run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT)
     blocks_hi = math.nan
     if blocks is not None and math.isfinite(blocks.ci95_per_step[1]):
         blocks_hi = blocks.ci95_per_step[1]
@@ -301,7 +301,7 @@ def _add_sources(sites: list[dict[str, Any]], run: store.RunData) -> None:
     """Functions and source lines of the sites and their tracebacks, from the ``source_lines``
     events the probe writes after the last step (it records bare file/line while steps run)."""
     lines: dict[str, Any] = {}
-    for event in run.events_of("source_lines"):
+    for event in run.events_of(kinds.EventKind.SOURCE_LINES):
         lines.update(event.get("lines") or {})
 
     def fill(frame: dict[str, Any]) -> dict[str, Any]:
@@ -341,7 +341,7 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     blocks = blocks if blocks is not None else blocks_growth(run)
     if blocks_leak is None:
         interval = float((run.meta.get("config") or {}).get("interval_s") or math.nan)
-        blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == "LEAK"
+        blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == kinds.Verdict.LEAK
     steps_per_s = blocks.steps_per_s
     lower = blocks.ci95_per_step[0]
     retains_blocks = bool(blocks_leak) and math.isfinite(lower) and lower >= MIN_RETAINED_BLOCKS_PER_STEP
@@ -351,13 +351,13 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     chains_by_type = {c.get("object_type"): c for c in retention_mod.chains_of(run)}
     chains = [_chain_entry(chains_by_type[t["type"]]) for t in leaking_types if t["type"] in chains_by_type]
     notes: list[str] = []
-    if not run.events_of("gc_types") and not run.events_of("pympler_summary"):
+    if not run.events_of(kinds.EventKind.GC_TYPES) and not run.events_of(kinds.EventKind.PYMPLER_SUMMARY):
         notes.append("no type counts recorded: run with --profile default (or --probe gc-types) to see what grows")
-    if not run.events_of("tracemalloc_snapshot"):
+    if not run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT):
         notes.append("no tracemalloc snapshots recorded: run with --profile default (or --probe tracemalloc) to see where")
-    for error in run.events_of("snapshot_error")[:3]:
+    for error in run.events_of(kinds.EventKind.SNAPSHOT_ERROR)[:3]:
         notes.append(f"{error.get('probe')}: {error.get('what')} failed: {error.get('error')}")
-    memray = next(iter(run.events_of("memray_capture")[-1:]), None)
+    memray = next(iter(run.events_of(kinds.EventKind.MEMRAY_CAPTURE)[-1:]), None)
     if memray is not None:
         memray = {k: v for k, v in memray.items() if k not in ("t", "kind")}
     return Attribution(top_types=leaking_types[:top], top_sites=[s for s in sites if s["leaking"]][:top],

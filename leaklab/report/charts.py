@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter
 
 from leaklab import units
 from leaklab.analysis.growth import Growth
+from leaklab.kinds import EventKind
 from leaklab.report import fmt, style
 from leaklab.report.plotdata import envelope_by_process
 from leaklab.report.subject import ReportRun
@@ -67,7 +68,9 @@ def _new(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw: obj
 
 
 def trend_label(g: Growth) -> str:
-    """``trend +8,010 MB/h (1.11 KB/step)``: the rate the analysis fitted."""
+    """The rate the analysis fitted, as the legend shows it: ``fitted trend`` (``fitted trend
+    within each process`` for a recycled run), the growth per hour, then per step where steps
+    are known (``fitted trend 8,010 MB/h, 1.11 KB/step``)."""
     parts = [fmt.mb_per_hour(g)]
     if units.finite(g.per_step):
         parts.append(fmt.per_step(g))
@@ -333,7 +336,7 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
 
 
 def _restart_events(r: ReportRun) -> list[dict]:
-    return [e for e in r.run.events_of("restart") if units.finite(e.get("t"))]
+    return [e for e in r.run.events_of(EventKind.RESTART) if units.finite(e.get("t"))]
 
 
 def sawtooth(r: ReportRun, path: Path) -> Path:
