@@ -226,17 +226,16 @@ def format_growth(value: float | None, unit: str, per: str = "step", signed: boo
 def format_growth_per_hour(per_s: float | None, unit: str) -> str:
     """Growth per second shown per hour, significant figures without exponent:
     ``8,010 MB/h`` (bytes, in MB) or ``21,300,000 blocks/h``."""
+    per_hour = per_s * 3600 if finite(per_s) else None  # type: ignore[operator]
     if unit == "blocks":
-        return f"{sig(per_s * 3600 if finite(per_s) else None)} blocks/h"  # type: ignore[operator]
-    return f"{sig(per_s * 3600 / 1e6 if finite(per_s) else None)} MB/h"  # type: ignore[operator]
+        return f"{sig(per_hour)} blocks/h"
+    return f"{sig(per_hour / 1e6 if per_hour is not None else None)} MB/h"
 
 
 def format_mb_per_hour(bytes_per_s: float | None) -> str:
-    """Bytes per second as MB/h (three significant figures), as growth reads in a report."""
-    if not finite(bytes_per_s):
-        return NA
-    assert bytes_per_s is not None
-    return f"{sig(bytes_per_s * 3600 / 1e6)} MB/h"
+    """Bytes per second as MB/h (three significant figures), as growth reads in a report;
+    ``n/a`` alone when unknown."""
+    return format_growth_per_hour(bytes_per_s, "bytes") if finite(bytes_per_s) else NA
 
 
 def format_pct_per_hour(pct: float | None) -> str:
@@ -276,10 +275,7 @@ def format_duration(seconds: float | None) -> str:
 
 def format_percent(fraction: float | None, digits: int = 4) -> str:
     """``format_percent(0.9987) == '99.87%'``."""
-    if not finite(fraction):
-        return NA
-    assert fraction is not None
-    return f"{sig(fraction * 100, digits)}%"
+    return f"{sig(fraction * 100, digits)}%" if finite(fraction) else NA  # type: ignore[operator]
 
 
 def format_per_hour(value: float | None) -> str:
