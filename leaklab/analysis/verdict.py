@@ -89,7 +89,8 @@ def _rate(growth: Growth, value: float, per: str = "step") -> str:
 
 
 def _describe(growth: Growth) -> str:
-    """``1.2 KB per step (95% CI 1.1 KB to 1.3 KB), 8.9 MB/h`` or per second when steps are unknown."""
+    """``1.2 KB/step (95% CI 1.1 KB/step to 1.3 KB/step), 8.9 MB/h (+12%/h)``, or per second when
+    steps are unknown; an interval too narrow to show reads ``95% CI within ±0.1%``."""
     per = "step" if math.isfinite(growth.per_step) else "s"
     value, (lo, hi) = (growth.per_step, growth.ci95_per_step) if per == "step" else (growth.per_s, growth.ci95)
     low, high = _rate(growth, lo, per), _rate(growth, hi, per)
