@@ -19,6 +19,8 @@ from leaklab.analysis import window as window_mod
 from leaklab.analysis.attribution import attribute
 from leaklab.analysis.growth import Growth, GrowthOptions
 from leaklab.analysis.verdict import Thresholds, Verdict
+from leaklab.kinds import Status
+from leaklab.kinds import Verdict as Label
 
 
 @dataclass
@@ -79,15 +81,15 @@ def _status_note(run: store.RunData, n_rows: int, t_last: float) -> str | None:
     when = units.format_duration(t_last) if math.isfinite(t_last) else "the start"
     message = (run.meta.get("exit") or {}).get("message") or ""
     suffix = f" ({message})" if message else ""
-    if status == "completed":
+    if status == Status.COMPLETED:
         return None
-    if status == "running":
+    if status == Status.RUNNING:
         return f"the run is still being written, or was cut short: analysed the {n_rows} samples up to {when}"
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         return f"the run was interrupted{suffix}: analysed the {n_rows} samples written before it stopped at {when}"
-    if status == "killed_at_cap":
+    if status == Status.KILLED_AT_CAP:
         return f"the run was killed at the memory cap{suffix}: analysed the {n_rows} samples up to {when}"
-    if status == "failed":
+    if status == Status.FAILED:
         return f"the run failed{suffix}: analysed the {n_rows} samples written before {when}"
     return f"run status {status!r}: analysed the {n_rows} samples up to {when}"
 
@@ -230,7 +232,7 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
     steps_per_s = next((g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan)
     blocks_verdict = per_signal.get("blocks")
     found = attribute(run, blocks=growth.get("blocks"),
-                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == "LEAK")
+                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == Label.LEAK)
     return RunAnalysis(run_path=run.path, meta=run.meta, status=run.status, growth=growth, verdict=verdict,
                        signal_verdicts=per_signal, window=window, thresholds=thresholds,
                        steps_per_s=steps_per_s, n_rows=n, notes=list(dict.fromkeys(notes)),

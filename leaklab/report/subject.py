@@ -11,9 +11,8 @@ from leaklab import store
 from leaklab.analysis import RunAnalysis, analyze
 from leaklab.analysis.attribution import Attribution
 from leaklab.analysis.recycling import Prediction, RecyclingMetrics, analyze_recycling
+from leaklab.kinds import EventKind
 from leaklab.report import style
-
-ROLES = ("before", "after", "run")
 
 
 @dataclass
@@ -95,5 +94,5 @@ def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
 
 
 def _recycling(run: store.RunData) -> RecyclingMetrics | None:
-    recycled = ((run.meta.get("config") or {}).get("recycle")) or run.events_of("restart")
+    recycled = ((run.meta.get("config") or {}).get("recycle")) or run.events_of(EventKind.RESTART)
     return analyze_recycling(run) if recycled else None
