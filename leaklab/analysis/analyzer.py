@@ -21,6 +21,7 @@ from leaklab.analysis.growth import Growth, GrowthOptions
 from leaklab.analysis.verdict import Thresholds, Verdict
 from leaklab.kinds import Status
 from leaklab.kinds import Verdict as Label
+from leaklab.records import settings_of
 
 
 @dataclass
@@ -101,8 +102,8 @@ MIN_COLLECTED = 8
 def default_level(meta: dict[str, Any]) -> float:
     """The confidence of the intervals a run's verdict rests on: 95%, or the per-look level
     of the sequential rule that stopped a run of no set length."""
-    rule = (meta.get("config") or {}).get("stop_rule") if isinstance(meta.get("config"), dict) else None
-    level = rule.get("level") if isinstance(rule, dict) else None
+    rule = settings_of(meta).stop_rule
+    level = rule.level if rule is not None else None
     return float(level) if isinstance(level, (int, float)) and 0.5 <= level < 1 else 0.95
 
 
@@ -120,8 +121,7 @@ def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, An
         values = columns.get(name)
         return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
 
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    if signal == "rss" and not config.get("include_children"):
+    if signal == "rss" and not settings_of(meta).include_children:
         inside = column("child_rss")
         if np.isfinite(inside[mask]).sum() >= 3:
             return inside, mask & np.isfinite(inside), None
@@ -182,8 +182,8 @@ def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | 
         return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
 
     steps, generation = column("steps"), np.nan_to_num(column("generation"))
-    config = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
-    interval = float(config.get("sample_interval_s") or config.get("interval_s") or math.nan)
+    config = run.config
+    interval = float(config.sample_interval_s or config.interval_s or math.nan)
     growth: dict[str, Growth] = {}
     for signal, col in growth_mod.COLUMN_OF.items():
         if not np.isfinite(column(col)).any():

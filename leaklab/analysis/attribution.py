@@ -340,7 +340,7 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     """
     blocks = blocks if blocks is not None else blocks_growth(run)
     if blocks_leak is None:
-        interval = float((run.meta.get("config") or {}).get("interval_s") or math.nan)
+        interval = float(run.config.interval_s or math.nan)
         blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == kinds.Verdict.LEAK
     steps_per_s = blocks.steps_per_s
     lower = blocks.ci95_per_step[0]

@@ -36,6 +36,7 @@ from leaklab.pm2_defaults import (
     PM2_KILL_SIGNAL,
     PM2_KILL_TIMEOUT_S,
 )
+from leaklab.records import RecycleSettings
 
 #: PM2's memory check interval, the default for predictions.
 DEFAULT_CHECK_INTERVAL_S = PM2_CHECK_INTERVAL_S
@@ -218,8 +219,8 @@ def _leak_rates(slopes: list[GenerationSlope]) -> tuple[float, float]:
 def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingMetrics:
     """The measured cost of recycling in a run (any run: one without restarts gives zeros)."""
     run = _run(run)
-    policy = (run.meta.get("config") or {}).get("recycle") or {}
-    limit = float(policy.get("limit") or math.nan)
+    policy = run.config.recycle or RecycleSettings()
+    limit = float(policy.limit or math.nan)
     restarts = _restarts(run)
     memory = [e for e in restarts if e.get("reason") == "memory"]
     crash = [e for e in restarts if e.get("reason") == "crash"]
@@ -235,16 +236,16 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
     n, ok = len(ok_mask), int(ok_mask.sum())
     by_error = _failures_by_error(run.requests, ok_mask)
     n_restarts = len(memory) + len(crash)
-    rate = float((run.meta.get("config") or {}).get("rate") or math.nan)
+    rate = float(run.config.rate or math.nan)
     connection_failures = sum(v for k, v in by_error.items() if k in CONNECTION_ERRORS)
     failed_per_restart = connection_failures / n_restarts if n_restarts else math.nan
     slopes = generation_slopes(run)
     leak_per_s, leak_per_step = _leak_rates(slopes)
     return RecyclingMetrics(
         limit=limit,
-        check_interval_s=float(policy.get("check_interval_s") or math.nan),
-        mode=str(policy.get("mode") or ""),
-        kill_signal=str(policy.get("kill_signal") or ""),
+        check_interval_s=float(policy.check_interval_s or math.nan),
+        mode=str(policy.mode or ""),
+        kill_signal=str(policy.kill_signal or ""),
         generations=int((run.meta.get("counters") or {}).get("generations") or len(np.unique(run.columns.get("generation", [0])))),
         memory_restarts=len(memory),
         crash_restarts=len(crash),
@@ -437,7 +438,7 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     if g is None or not math.isfinite(g.per_s):
         raise ValueError(f"{run.path.name}: no RSS growth could be measured; run the scenario longer")
     timings = run_timings(run)
-    rate = float((run.meta.get("config") or {}).get("rate") or math.nan)
+    rate = float(run.config.rate or math.nan)
     graceful = kill_signal.upper() not in ("SIGKILL", "KILL", "9")
     notes: list[str] = []
     # The fitted line, taken back to the moment a fresh process starts serving.
@@ -469,10 +470,10 @@ def compare(recycled: store.RunData | str | os.PathLike[str], baseline_run: stor
     ratios measured / predicted. The prediction uses the recycled run's own policy."""
     recycled = _run(recycled)
     measured = analyze_recycling(recycled)
-    policy = (recycled.meta.get("config") or {}).get("recycle") or {}
+    policy = recycled.config.recycle or RecycleSettings()
     predicted = predict_from_run(baseline_run, measured.limit, measured.check_interval_s, mode=measured.mode or DEFAULT_MODE,
                                  kill_signal=measured.kill_signal or PM2_KILL_SIGNAL,
-                                 kill_timeout_s=float(policy.get("kill_timeout_s") or PM2_KILL_TIMEOUT_S))
+                                 kill_timeout_s=float(policy.kill_timeout_s or PM2_KILL_TIMEOUT_S))
 
     def ratio(m: float, p: float) -> float:
         return m / p if math.isfinite(m) and math.isfinite(p) and p else math.nan

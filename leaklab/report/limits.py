@@ -35,10 +35,10 @@ def limits_for(runs: Sequence[ReportRun], override: int | None = None) -> list[M
     if recycled is not None:
         assert recycled.recycle_policy is not None
         source = "the run's recycling limit" if len(runs) == 1 else f"the recycling limit of {recycled.label}"
-        return [MemoryLimit(float(recycled.recycle_policy["limit"]), source) for _ in runs]
+        return [MemoryLimit(float(recycled.recycle_policy.limit or 0), source) for _ in runs]
     out = []
     for r in runs:
-        cap = (r.meta.get("config") or {}).get("max_rss")
+        cap = r.run.config.max_rss
         out.append(MemoryLimit(float(cap), "the run's --max-rss cap") if cap else MemoryLimit(None, "none recorded"))
     return out
 
@@ -57,7 +57,8 @@ def recycling_plan(runs: Sequence[ReportRun], override: int | None = None) -> di
     if policy is None and override is None:
         return None
     plan = {"check_interval_s": pm2_defaults.PM2_CHECK_INTERVAL_S, "mode": pm2_defaults.DEFAULT_MODE,
-            "kill_signal": pm2_defaults.PM2_KILL_SIGNAL, "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S, **(policy or {})}
+            "kill_signal": pm2_defaults.PM2_KILL_SIGNAL, "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S,
+            **(policy.to_dict() if policy else {})}
     if override is not None:
         plan["limit"] = override
     return plan

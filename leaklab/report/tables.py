@@ -125,7 +125,7 @@ def runs_table(runs: Sequence[ReportRun]) -> Table:
         ("Steps", lambda r: f"{(r.meta.get('counters') or {}).get('steps', units.NA):,}"
          if isinstance((r.meta.get("counters") or {}).get("steps"), int) else units.NA),
         ("Samples", lambda r: f"{r.run.n_samples:,}"),
-        ("Profile", lambda r: str((r.meta.get("config") or {}).get("profile") or units.NA)),
+        ("Profile", lambda r: str(r.run.config.profile or units.NA)),
         ("Command", lambda r: " ".join(str(a) for a in r.meta.get("argv") or []) or units.NA),
         ("Python", lambda r: str((r.meta.get("versions") or {}).get("python") or units.NA)),
         ("Host", lambda r: str((r.meta.get("host") or {}).get("platform") or units.NA)),
