@@ -36,7 +36,7 @@ from leaklab.analysis.recycling import (
     predict_from_run,
 )
 from leaklab.kinds import Verdict as Label
-from leaklab.report.terminal import format_summary
+from leaklab.report.text import format_summary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -384,7 +384,7 @@ def _size_rate(value: float | None, per: str) -> str:
 def summary_lines(top_types: list[dict[str, Any]], top_sites: list[dict[str, Any]], chains: list[dict[str, Any]],
                   n: int = 3) -> list[str]:
     """The top few growing types, sites and chains as lines for the terminal summary
-    (:mod:`leaklab.report.terminal`)."""
+    (:mod:`leaklab.report.text`)."""
     lines: list[str] = []
     for i, t in enumerate(top_types[:n]):
         size = f", {_size_rate(t.get('bytes_per_step'), 'step')}" if t.get("bytes_per_step") is not None else ""
