@@ -337,7 +337,7 @@ class Meta(Record):
     decided: Decided | None = None
     exit: ExitInfo | None = None
     probe_overhead: ProbeOverhead | None = None
-    source: dict[str, Any] | None = None  # where an imported or watched series came from
+    source: dict[str, Any] | str | None = None  # what recorded it: "command", "watch", "pm2", or an import's origin
     command: list[str] | None = None  # the command a command run started
 
     @property
