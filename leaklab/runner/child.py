@@ -72,7 +72,7 @@ class Reporter:
         self.send({"type": "event", "kind": kind, "t": t, **fields})
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """On Linux, ask the kernel to kill this process when the parent dies (no orphans)."""
     if sys.platform != "linux":
         return
@@ -477,7 +477,7 @@ def run(spec: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(argv[0])
-    _die_with_parent()
+    die_with_parent()
     _limit_address_space(spec.get("address_space_limit"))
     if spec.get("cwd"):
         os.chdir(spec["cwd"])

@@ -48,7 +48,7 @@ from leaklab import probes as probe_registry
 from leaklab import store, units
 from leaklab.runner import load as load_mod
 from leaklab.runner import parent
-from leaklab.runner.child import _die_with_parent
+from leaklab.runner.child import die_with_parent
 from leaklab.runner.generation import HOST, ChildMemory, Generation, Message
 from leaklab.runner.inprocess import ENV as INPROCESS_ENV
 from leaklab.scenario import ScenarioError
@@ -230,7 +230,7 @@ class CommandGeneration(Generation):
             env[INPROCESS_ENV] = json.dumps({**spec, "report_fd": theirs.fileno()})
         try:
             proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=stdout,
-                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=_die_with_parent)
+                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=die_with_parent)
         except BaseException:
             ours.close()
             raise
