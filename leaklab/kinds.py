@@ -14,6 +14,8 @@ class _Word(str, Enum):
     """A str-valued enum that prints, formats and serialises as its value (``enum.StrEnum``
     from Python 3.11, written out for 3.10)."""
 
+    __hash__ = str.__hash__
+
     def __str__(self) -> str:
         return str(self.value)
 

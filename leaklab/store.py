@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -31,15 +32,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from leaklab.kinds import Status
+from leaklab.records import (
+    SCHEMA_VERSION,
+    Meta,
+    RunFormatError,
+    RunSettings,
+    check_event,
+    type_name,
+)
+
+__all__ = ["SCHEMA_VERSION", "Meta", "RunFormatError", "RunSettings", "check_event", "check_meta"]
+
 META = "meta.json"
 SAMPLES = "samples.csv"
 EVENTS = "events.jsonl"
 REQUESTS = "requests.csv"
 PROCESSES = "processes.csv"
 ARTIFACTS = "artifacts"
-
-STATUSES = ("running", "completed", "interrupted", "failed", "killed_at_cap", "timed_out")
 
 #: Columns every run has, in this order; probes may add more after them.
 BASE_COLUMNS = (
@@ -81,10 +91,6 @@ PROCESS_COLUMNS = (
 )
 #: ``requests.csv`` columns that hold text rather than numbers.
 _TEXT_COLUMNS = frozenset({"error"})
-
-
-class RunFormatError(Exception):
-    """A path that is not a readable run directory."""
 
 
 class RunDirError(Exception):
@@ -196,12 +202,13 @@ class _LazyTable:
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any], columns: Iterable[str] = BASE_COLUMNS,
+    def __init__(self, path: Path, meta: Mapping[str, Any] | Meta, columns: Iterable[str] = BASE_COLUMNS,
                  sync: bool = True) -> None:
         self.path = Path(path)
         self.sync = sync  # fsync meta.json on every rewrite (see write_json_atomic)
-        self.meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **meta}
-        self.meta.setdefault("status", "running")
+        fields = meta.to_dict() if isinstance(meta, Meta) else meta
+        self.meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **fields}
+        self.meta.setdefault("status", Status.RUNNING)
         self.meta.setdefault("counters", {})
         self.columns = list(columns)
         self.samples_written = 0
@@ -307,6 +314,16 @@ class RunData:
     def status(self) -> str:
         return str(self.meta.get("status", "unknown"))
 
+    @functools.cached_property
+    def record(self) -> Meta:
+        """``meta.json`` as a typed record (checked when the run was read)."""
+        return Meta.from_dict(self.meta, str(self.path / META))
+
+    @property
+    def config(self) -> RunSettings:
+        """How the run was asked to run (empty when it recorded nothing)."""
+        return self.record.settings
+
     @property
     def n_samples(self) -> int:
         return len(self.columns.get("t", []))
@@ -315,151 +332,11 @@ class RunData:
         return [e for e in self.events if e.get("kind") == kind]
 
 
-# -- the shapes a reader may rely on ------------------------------------------------------------
-#
-# Valid JSON of the wrong shape (a meta.json holding ``[1]``, a ``config`` that is a string, an
-# event whose ``types`` is a list) is refused here, once, as a RunFormatError naming the file,
-# the line and the field; everything after ``read_run`` may then trust these types. A field
-# that is missing is fine (readers use defaults); one that is present must have its type.
-# A shape is: a type or tuple of types; ``None`` in a tuple allows null; a dict (an object
-# whose named fields have those shapes); ``[shape]`` (a list of that shape); or
-# ``{str: shape}`` (an object mapping any name to that shape).
-
-_NUM = (int, float)
-_NUM0 = (int, float, None)
-_STR0 = (str, None)
-_OBJ0 = (dict, None)
-_FRAME = {"file": _STR0, "line": _NUM0, "function": _STR0, "code": _STR0}
-_SITE = {"site": _STR0, "file": _STR0, "line": _NUM0, "function": _STR0, "code": _STR0, "user": (bool, None),
-         "kind": _STR0, "size": _NUM0, "count": _NUM0, "size_total": _NUM0, "count_total": _NUM0,
-         "alloc": (dict, str, None), "traceback": [_FRAME]}
-_GC_COUNTS = {str: _NUM0}
-_SIZED_COUNTS = {str: {"count": _NUM0, "size": _NUM0}}
-_SNAPSHOT = {"snapshot": _NUM0, "baseline": (bool, None), "final": (bool, None), "steps": _NUM0,
-             "steps_since_baseline": _NUM0, "total": _NUM0, "cost_s": _NUM0}
-META_SHAPE: dict[str, Any] = {
-    "schema_version": int, "scenario": _STR0, "scenario_path": _STR0, "description": _STR0, "variant": _STR0,
-    "params": _OBJ0, "argv": ([str], None), "versions": _OBJ0, "host": _OBJ0, "start": _STR0, "end": _STR0,
-    "status": str, "duration_s": _NUM0,
-    "config": ({
-        "duration_s": _NUM0, "steps": _NUM0, "rate": _NUM0, "interval_s": _NUM0, "max_rss": _NUM0, "grace_s": _NUM0,
-        "sample_interval_s": _NUM0, "until_confident": (bool, None), "counts_steps": (bool, None),
-        "stop_rule": ({"kind": _STR0, "alpha": _NUM0, "looks": _NUM0, "level": _NUM0, "first_look_s": _NUM0,
-                       "look_ratio": _NUM0, "skip_fraction": _NUM0}, None),
-        "steps_are": _STR0, "health_path": _STR0,
-        "warmup": ({"steps": _NUM0, "seconds": _NUM0}, None), "include_children": (bool, None),
-        "profile": _STR0, "probes": ([str], None), "max_errors": _NUM0, "serve": (bool, None),
-        "recycle": ({"limit": _NUM0, "check_interval_s": _NUM0, "mode": _STR0, "signal": _STR0,
-                     "kill_timeout_s": _NUM0}, None),
-        "load": ({"rate": _NUM0, "duration_s": _NUM0, "max_requests": _NUM0, "timeout_s": _NUM0}, None),
-    }, None),
-    "counters": ({"steps": _NUM0, "errors": _NUM0, "samples": _NUM0, "events": _NUM0, "rss_start": _NUM0,
-                  "rss_end": _NUM0, "rss_peak": _NUM0, "generations": _NUM0, "restarts": ({str: _NUM0}, None),
-                  "requests": ({"sent": _NUM0, "ok": _NUM0, "failed": _NUM0, "errors": _OBJ0}, None)}, None),
-    "warmup_end": ({"t": _NUM0, "steps": _NUM0}, None),
-    "decided": ({"label": _STR0, "t": _NUM0, "looks": _NUM0, "window_end": ({"t": _NUM0, "steps": _NUM0}, None)}, None),
-    "exit": ({"status": _STR0, "message": _STR0, "returncode": _NUM0, "phase": _STR0}, None),
-    "probe_overhead": ({"loop_s": _NUM0, "probes": ({str: _OBJ0}, None)}, None),
-}
-#: Per event kind, the fields readers use (every event: ``t`` a number or null, ``kind`` a string).
-EVENT_SHAPES: dict[str, dict[str, Any]] = {
-    "gc_types": {**_SNAPSHOT, "types": _GC_COUNTS, "base": _GC_COUNTS},
-    "pympler_summary": {**_SNAPSHOT, "types": _SIZED_COUNTS, "base": _SIZED_COUNTS, "total_count": _NUM0,
-                        "total_size": _NUM0},
-    "tracemalloc_snapshot": {"mode": _STR0, "snapshot": _NUM0, "nframes": _NUM0, "steps": _NUM0, "seconds": _NUM0,
-                             "rate_in": _NUM0, "rate_out": _NUM0, "slowdown_s": _NUM0, "snapshot_s": _NUM0,
-                             "traced": _NUM0, "peak": _NUM0, "survivors": ({"size": _NUM0, "count": _NUM0}, None),
-                             "sites": [_SITE]},
-    "memray_capture": {"captured": (bool, None), "native": (bool, None), "steps": _NUM0, "seconds": _NUM0,
-                       "slowdown_s": _NUM0, "capture": _STR0, "capture_bytes": _NUM0, "flamegraph": _STR0,
-                       "stats": _STR0, "errors": (list, None), "top_leaks": ([_SITE], None), "reports_s": _NUM0,
-                       "reason": _STR0},
-    "retention_chain": {"object_type": _STR0, "growth": _NUM0, "reason": _STR0, "steps": _NUM0, "found": (bool, None),
-                        "text": _STR0, "root": _STR0, "root_kind": _STR0, "user_root": (bool, None),
-                        "hops": ([{"label": _STR0, "type": _STR0, "via": _STR0}], None), "depth": _NUM0,
-                        "search": _STR0, "instances": _NUM0, "seconds": _NUM0, "timed_out": (bool, None),
-                        "dot": _STR0, "png": _STR0},
-    "source_lines": {"lines": {str: [_STR0]}},
-    "restart": {"reason": _STR0, "generation": _NUM0, "rss": _NUM0, "limit": _NUM0, "mode": _STR0,
-                "signal": _STR0, "backoff_s": _NUM0, "returncode": _NUM0, "error": _STR0,
-                "new_generation": _NUM0, "stopped_after_s": _NUM0, "killed": (bool, None),
-                "healthy_after_s": _NUM0},
-    "load_start": {"rate": _NUM0, "duration_s": _NUM0, "max_requests": _NUM0, "timeout_s": _NUM0},
-    "load_end": {"sent": _NUM0, "ok": _NUM0, "failed": _NUM0, "errors": ({str: _NUM0}, None), "started_at": _NUM0,
-                 "ended_at": _NUM0, "throughput_rps": _NUM0},
-    **{kind: {"generation": _NUM0, "pid": _NUM0, "port": _NUM0, "steps": _NUM0, "errors": _NUM0,
-              "returncode": _NUM0, "uptime_s": _NUM0, "backoff_s": _NUM0}
-       for kind in ("start", "ready", "healthy", "unhealthy", "exit", "crash", "done", "warmup_end")},
-    "probe_overhead": {"loop_s": _NUM0, "probes": ({str: _OBJ0}, None)},
-    "killed_at_cap": {"rss": _NUM0, "max_rss": _NUM0},
-    "snapshot_error": {"probe": _STR0, "what": _STR0, "error": _STR0},
-    "collections": {"forced": _NUM0, "natural": _NUM0, "forced_s": _NUM0, "block_reads": _NUM0,
-                    "block_reads_skipped": _NUM0, "block_reads_s": _NUM0},
-    "decided": {"label": _STR0, "looks": _NUM0, "text": _STR0, "window_start": ({"t": _NUM0, "steps": _NUM0}, None)},
-}
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _shape_error(value: Any, shape: Any, where: str) -> str | None:
-    """Why ``value`` does not have ``shape`` (None when it does)."""
-    if isinstance(shape, list):
-        if not isinstance(value, list):
-            return f"{where} must be a list, not {_type_name(value)}"
-        for i, item in enumerate(value):
-            problem = _shape_error(item, shape[0], f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            return f"{where} must be an object, not {_type_name(value)}"
-        if str in shape:
-            for key, item in value.items():
-                problem = _shape_error(item, shape[str], f"{where}[{key!r}]")
-                if problem:
-                    return problem
-            return None
-        for key, inner in shape.items():
-            if key in value:
-                problem = _shape_error(value[key], inner, f"{where}.{key}" if where else key)
-                if problem:
-                    return problem
-        return None
-    options = shape if isinstance(shape, tuple) else (shape,)
-    for option in options:
-        if option is None:
-            if value is None:
-                return None
-        elif isinstance(option, (dict, list)):
-            if isinstance(value, dict if isinstance(option, dict) else list):
-                return _shape_error(value, option, where)
-        elif isinstance(value, option) and not (isinstance(value, bool) and option in (int, float)):
-            return None
-    wanted = dict.fromkeys("null" if o is None else _type_name(o() if isinstance(o, type) else o) for o in options)
-    return f"{where} must be {' or '.join(wanted)}, not {_type_name(value)}"
-
-
-def check_meta(meta: Any, where: str = META) -> None:
-    """Raise RunFormatError when ``meta.json`` is not an object of the documented shape."""
+def check_meta(meta: Any, where: str = META) -> Meta:
+    """The typed ``meta.json``; RunFormatError when it is not an object of the documented shape."""
     if not isinstance(meta, dict):
-        raise RunFormatError(f"{where} must hold a JSON object, not {_type_name(meta)}")
-    problem = _shape_error(meta, META_SHAPE, "")
-    if problem:
-        raise RunFormatError(f"{where}: {problem}")
-
-
-def check_event(event: dict[str, Any], where: str) -> None:
-    """Raise RunFormatError when an event's fields do not have the documented types."""
-    kind = event.get("kind")
-    problem = _shape_error(event, {"t": _NUM0, "kind": str}, "")
-    if problem is None and isinstance(kind, str) and kind in EVENT_SHAPES:
-        problem = _shape_error(event, EVENT_SHAPES[kind], "")
-    if problem:
-        raise RunFormatError(f"{where}: {kind if isinstance(kind, str) else 'an'} event: {problem}")
+        raise RunFormatError(f"{where} must hold a JSON object, not {type_name(meta)}")
+    return Meta.from_dict(meta, where)
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -482,7 +359,7 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise RunFormatError(f"{meta_path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
-        raise RunFormatError(f"{meta_path} must hold a JSON object, not {_type_name(meta)}")
+        raise RunFormatError(f"{meta_path} must hold a JSON object, not {type_name(meta)}")
     version = meta.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
         raise RunFormatError(
@@ -581,7 +458,7 @@ def read_events(path: str | os.PathLike[str], problems: list[str] | None = None)
             problems.append(f"{EVENTS}:{lineno}: not JSON; line ignored")
             continue
         if not isinstance(record, dict):
-            raise RunFormatError(f"{events_path}:{lineno}: an event must be a JSON object, not {_type_name(record)}")
+            raise RunFormatError(f"{events_path}:{lineno}: an event must be a JSON object, not {type_name(record)}")
         check_event(record, f"{events_path}:{lineno}")
         events.append(record)
     return events
