@@ -173,7 +173,7 @@ class Mark(Record):
 
 
 @dataclass(frozen=True)
-class Warmup(Record):
+class WarmupSettings(Record):
     """The start of a run left out of the growth estimate."""
 
     steps: float | None = None
@@ -181,7 +181,7 @@ class Warmup(Record):
 
 
 @dataclass(frozen=True)
-class StopRuleRecord(Record):
+class StopRuleSettings(Record):
     """How a run of no set length decided when to stop (analysis/sequential.py)."""
 
     kind: str | None = None
@@ -194,7 +194,7 @@ class StopRuleRecord(Record):
 
 
 @dataclass(frozen=True)
-class RecyclePolicy(Record):
+class RecycleSettings(Record):
     """Restarting the process at a memory limit, as PM2's ``max_memory_restart`` does."""
 
     limit: float | None = None
@@ -207,7 +207,7 @@ class RecyclePolicy(Record):
 
 
 @dataclass(frozen=True)
-class LoadPlan(Record):
+class LoadSettings(Record):
     """The load sent to a service."""
 
     rate: float | None = None
@@ -226,8 +226,8 @@ class RunSettings(Record):
     interval_s: float | None = None
     sample_interval_s: float | None = None
     until_confident: bool | None = None
-    stop_rule: StopRuleRecord | None = None
-    warmup: Warmup | None = None
+    stop_rule: StopRuleSettings | None = None
+    warmup: WarmupSettings | None = None
     max_rss: float | None = None
     grace_s: float | None = None
     include_children: bool | None = None
@@ -237,8 +237,8 @@ class RunSettings(Record):
     serve: bool | None = None
     health_path: str | None = None
     health: dict[str, Any] | None = None
-    recycle: RecyclePolicy | None = None
-    load: LoadPlan | None = None
+    recycle: RecycleSettings | None = None
+    load: LoadSettings | None = None
     steps_are: str | None = None
     counts_steps: bool | None = None
 
@@ -363,7 +363,7 @@ EVENT_SHAPES: dict[str, dict[str, Any]] = {
         "reason": STR0, "generation": NUM0, "rss": NUM0, "limit": NUM0, "mode": STR0,
         "signal": STR0, "backoff_s": NUM0, "returncode": NUM0, "error": STR0,
         "new_generation": NUM0, "stopped_after_s": NUM0, "killed": BOOL0, "healthy_after_s": NUM0},
-    EventKind.LOAD_START: shape_of(LoadPlan),
+    EventKind.LOAD_START: shape_of(LoadSettings),
     EventKind.LOAD_END: {"sent": NUM0, "ok": NUM0, "failed": NUM0, "errors": ({str: NUM0}, None),
                          "started_at": NUM0, "ended_at": NUM0, "throughput_rps": NUM0},
     **{kind: _LIFECYCLE for kind in (EventKind.START, EventKind.READY, EventKind.HEALTHY,
