@@ -302,17 +302,6 @@ class StepLoop:
             self.request_stop("completed")
         return self.stop_reason is None
 
-    def run_loop_call(self) -> None:
-        """What a probe asked to run between two steps (see ProbeContext.loop_call)."""
-        if self.ctx.loop_call is None:
-            return
-        call, self.ctx.loop_call = self.ctx.loop_call, None
-        try:
-            call()
-        except Exception as exc:
-            self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
-                                error=f"{type(exc).__name__}: {exc}")
-
     def run_sync(self, step: Any) -> None:
         self.sample()
         while self.stop_reason is None:
@@ -321,7 +310,13 @@ class StepLoop:
                 time.sleep(delay)
                 self.sample_if_due()
                 continue
-            self.run_loop_call()
+            if self.ctx.loop_call is not None:
+                call, self.ctx.loop_call = self.ctx.loop_call, None
+                try:
+                    call()  # in this frame on purpose: see ProbeContext.loop_call
+                except Exception as exc:
+                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
+                                        error=f"{type(exc).__name__}: {exc}")
             try:
                 step(self.state)
             except Exception as exc:
@@ -338,7 +333,13 @@ class StepLoop:
                 await asyncio.sleep(delay)
                 self.sample_if_due()
                 continue
-            self.run_loop_call()
+            if self.ctx.loop_call is not None:
+                call, self.ctx.loop_call = self.ctx.loop_call, None
+                try:
+                    call()  # in this frame on purpose: see ProbeContext.loop_call
+                except Exception as exc:
+                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
+                                        error=f"{type(exc).__name__}: {exc}")
             try:
                 if is_coroutine:
                     await step(self.state)

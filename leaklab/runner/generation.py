@@ -150,6 +150,8 @@ class Generation:
         self.stop_requested: str | None = None  # why the parent asked it to stop, if it did
         self.stop_deadline: float | None = None  # monotonic time after which it is killed
         self.killed = False  # needed SIGKILL
+        #: its final sample is in: its probes' finish and teardown run now, not the scenario
+        self.finishing = False
 
     @classmethod
     def spawn(cls, number: int, spec: ChildSpec, messages: queue.Queue[Message], stdout: IO[bytes],

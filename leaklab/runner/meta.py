@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from leaklab import store
+from leaklab import records, store
 from leaklab.kinds import Status
 
 if TYPE_CHECKING:
@@ -49,7 +49,11 @@ def host() -> dict[str, Any]:
 def build_meta(about: dict[str, Any], argv: list[str], config: dict[str, Any],
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """``meta.json`` of a run that starts now: ``about`` (scenario, variant ...) first, then
-    the command line, versions, host and times, ``extra`` (a watch's source), its ``config``."""
+    the command line, versions, host and times, ``extra`` (a watch's source), its ``config``.
+
+    ``config`` is checked against :class:`leaklab.records.RunSettings` here, as it is written
+    (a wrong type fails the run's start, not a later read); the file keeps exactly its fields."""
+    records.RunSettings.from_dict(config, "meta.json config")
     return {
         **about,
         "argv": argv,
