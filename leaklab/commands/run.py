@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from leaklab import clitypes, probes, terminal, units
 from leaklab.commands import command_options, service_options
+from leaklab.kinds import Status
 from leaklab.scenario import ScenarioError, parse_param_overrides
+
+if TYPE_CHECKING:
+    from leaklab.runner.parent import RunResult
 
 
 @click.command("run", cls=command_options.RunCommand)
@@ -119,7 +123,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
             summary["heap"] = {**split.to_dict(), "sentence": split.sentence()}
         click.echo(json.dumps(summary, indent=2))
     else:
-        _print_summary(summary)
+        _print_summary(result)
         if analysis is not None:
             from leaklab.analysis.render import format_summary
 
@@ -161,18 +165,20 @@ def _heap_split(run_dir: Any) -> Any:
         return None
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    status = summary["status"]
-    colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-    message = f"  ({terminal.safe(summary['message'])})" if summary["message"] else ""
+def _print_summary(result: RunResult) -> None:
+    status = result.status
+    colour = {Status.COMPLETED: "green", Status.INTERRUPTED: "yellow"}.get(status, "red")
+    message = f"  ({terminal.safe(result.message)})" if result.message else ""
     click.echo(f"status    {click.style(status, fg=colour)}" + message)
-    click.echo(f"steps     {summary['steps']:,} in {units.format_duration(summary['duration_s'])}" + (f", {summary['errors']} errors" if summary["errors"] else ""))
-    start, end = summary["rss_start"], summary["rss_end"]
+    click.echo(f"steps     {result.steps:,} in {units.format_duration(round(result.duration_s, 3))}"
+               + (f", {result.errors} errors" if result.errors else ""))
+    start, end = result.rss_start, result.rss_end
     if start is not None and end is not None:
-        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} ({units.format_size(end - start, signed=True)}; peak {units.format_size(summary['rss_peak'])})")
-    if summary.get("requests"):
-        req = summary["requests"]
+        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} "
+                   f"({units.format_size(end - start, signed=True)}; peak {units.format_size(result.rss_peak)})")
+    if result.requests:
+        req = result.requests
         click.echo(f"requests  {req['sent']:,} sent, {req['ok']:,} ok, {req['failed']:,} failed" + (f" {req['errors']}" if req["errors"] else ""))
-    if summary.get("restarts") is not None:
-        click.echo(f"restarts  {summary['restarts']['memory']} at the memory limit, {summary['restarts']['crash']} after crashes")
-    click.echo(f"run       {summary['run_dir']}")
+    if result.restarts is not None:
+        click.echo(f"restarts  {result.restarts['memory']} at the memory limit, {result.restarts['crash']} after crashes")
+    click.echo(f"run       {result.run_dir}")

@@ -28,7 +28,7 @@ from typing import Any
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
-from leaklab.kinds import EventKind
+from leaklab.kinds import EventKind, Status
 from leaklab.runner.heap import BlockCounter, CollectedHeap, SelfRss
 from leaklab.runner.spec import ChildSpec
 
@@ -275,7 +275,7 @@ class StepLoop:
                 self.reporter.event(EventKind.STEP_ERROR, self.now(), step=self.steps, error=f"{type(error).__name__}: {error}", traceback=tb)
             if self.errors > self.max_errors:
                 self.failure = {"phase": "step", "step": self.steps, "error": f"{type(error).__name__}: {error}", "traceback": tb}
-                self.request_stop("failed")
+                self.request_stop(Status.FAILED)
         if not self.warmup_done and (
             (self.warmup_steps is not None and self.steps >= self.warmup_steps)
             or (self.warmup_seconds is not None and time.monotonic() - self.start >= self.warmup_seconds)
@@ -299,7 +299,7 @@ class StepLoop:
         if (self.max_steps is not None and self.steps >= self.max_steps
                 or self.duration is not None and time.monotonic() - self.start >= self.duration
                 or self.deadline is not None and time.monotonic() >= self.deadline):
-            self.request_stop("completed")
+            self.request_stop(Status.COMPLETED)
         return self.stop_reason is None
 
     def run_sync(self, step: Any) -> None:
@@ -376,12 +376,12 @@ class _StopSignals:
     def __call__(self, signum: int, _frame: Any) -> None:
         self.received.append(signal.Signals(signum).name)
         if self.step_loop is not None:
-            self.step_loop.request_stop("interrupted")
+            self.step_loop.request_stop(Status.INTERRUPTED)
 
     def attach(self, step_loop: StepLoop) -> None:
         self.step_loop = step_loop
         if self.received:
-            step_loop.request_stop("interrupted")
+            step_loop.request_stop(Status.INTERRUPTED)
 
 
 def _create_probes(spec: ChildSpec, reporter: Reporter, now: Any) -> list[probe_registry.Probe]:
@@ -434,7 +434,7 @@ def _drive(spec: ChildSpec, step_loop: StepLoop, scenario: scenario_mod.Scenario
     except BaseException as exc:  # e.g. MemoryError at the address-space backstop
         step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}",
                              "traceback": traceback.format_exc()}
-        step_loop.request_stop("failed")
+        step_loop.request_stop(Status.FAILED)
 
 
 def _wind_down(step_loop: StepLoop, reporter: Reporter) -> None:
@@ -456,7 +456,7 @@ def _wind_down(step_loop: StepLoop, reporter: Reporter) -> None:
 def _teardown(scenario: scenario_mod.Scenario, loop: asyncio.AbstractEventLoop | None, state: Any,
               step_loop: StepLoop) -> dict[str, Any]:
     """Teardown, then the ``done`` message: how the steps ended (a teardown failure fails the run)."""
-    reason = step_loop.stop_reason or "completed"
+    reason = step_loop.stop_reason or Status.COMPLETED
     done: dict[str, Any] = {"type": "done", "reason": reason, "steps": step_loop.steps, "errors": step_loop.errors}
     if step_loop.failure:
         done.update(step_loop.failure)
@@ -464,8 +464,8 @@ def _teardown(scenario: scenario_mod.Scenario, loop: asyncio.AbstractEventLoop |
         try:
             _call(scenario.teardown, loop, state)
         except Exception as exc:
-            if reason != "failed":
-                done.update(reason="failed", phase="teardown", error=f"{type(exc).__name__}: {exc}",
+            if reason != Status.FAILED:
+                done.update(reason=Status.FAILED, phase="teardown", error=f"{type(exc).__name__}: {exc}",
                             traceback=_traceback(exc))
     if loop is not None:
         close_loop(loop)
@@ -481,7 +481,7 @@ def run(spec: ChildSpec) -> int:
         return time.monotonic() - spec.t0
 
     def fail(phase: str, exc: BaseException) -> int:
-        reporter.send({"type": "done", "reason": "failed", "phase": phase, "steps": 0, "t": now(),
+        reporter.send({"type": "done", "reason": Status.FAILED, "phase": phase, "steps": 0, "t": now(),
                        "error": f"{type(exc).__name__}: {exc}", "traceback": _traceback(exc)})
         return 1
 
@@ -511,7 +511,7 @@ def run(spec: ChildSpec) -> int:
     done = _teardown(scenario, loop, state, step_loop)
     done["t"] = now()
     reporter.send(done)
-    return 0 if done["reason"] == "completed" else (130 if done["reason"] == "interrupted" else 1)
+    return 0 if done["reason"] == Status.COMPLETED else (130 if done["reason"] == Status.INTERRUPTED else 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import psutil
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab import store, units
+from leaklab.kinds import Status
 from leaklab.runner import load as load_mod
 from leaklab.runner import meta as meta_mod
 from leaklab.runner.generation import ChildMemory, kill_process_group
@@ -30,7 +31,8 @@ from leaklab.runner.supervisor import RecyclePolicy
 __all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
 
 #: Exit codes of ``leaklab run`` by final status (usage errors exit 2, see cli).
-EXIT_CODES = {"completed": 0, "failed": 1, "killed_at_cap": 3, "timed_out": 4, "interrupted": 130}
+EXIT_CODES: dict[str, int] = {Status.COMPLETED: 0, Status.FAILED: 1, Status.KILLED_AT_CAP: 3, Status.TIMED_OUT: 4,
+                              Status.INTERRUPTED: 130}
 
 #: How often the parent checks the cap, independent of the sampling interval.
 CAP_POLL_S = 0.1
