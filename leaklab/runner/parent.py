@@ -5,7 +5,20 @@ With ``--recycle`` it also supervises: it restarts the child on a memory limit o
 after a crash (:mod:`leaklab.runner.supervisor`), so a run may have several
 process *generations* (:mod:`leaklab.runner.generation`). With ``--serve`` the
 child is an HTTP service (:mod:`leaklab.runner.service`) and the parent sends it
-the load (:mod:`leaklab.runner.load`)."""
+the load (:mod:`leaklab.runner.load`).
+
+This module holds what a run is asked to do (:class:`RunConfig`, checked into a
+:class:`Prepared` by :func:`prepare`), how it ended (:class:`RunResult`) and :func:`run`.
+The rest of the parent lives in:
+
+* :mod:`leaklab.runner.spec` -- what the child is told (:class:`~leaklab.runner.spec.ChildSpec`);
+* :mod:`leaklab.runner.meta` -- ``meta.json`` as the run starts;
+* :mod:`leaklab.runner.session` -- the event loop over the generations;
+* :mod:`leaklab.runner.state` -- where the run is (running, stopping, spent, aborted, ended);
+* :mod:`leaklab.runner.messages` -- one handler per message type;
+* :mod:`leaklab.runner.supervision` -- restarts and load;
+* :mod:`leaklab.runner.progress` -- the progress bar.
+"""
 
 from __future__ import annotations
 

@@ -237,7 +237,7 @@ class Session(MessageHandlers, Supervision):
         if look.window_start:
             self.writer.update_meta(warmup_end=look.window_start)
         self.writer.update_meta(decided={"label": look.label, "t": round(now, 6), "looks": looks,
-                                         "window_end": look.window_end})
+                                         "window_end": getattr(look, "window_end", None)})
         if self.load is not None:
             self.load.stop()  # the service run then ends as when its load is over
             return
