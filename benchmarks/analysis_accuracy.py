@@ -1,6 +1,6 @@
 """Detection accuracy of the analysis on synthetic runs with known growth.
 
-Each case of :data:`leaklab.analysis.synthetic.CASES` is recorded with the store's
+Each case of :data:`synthetic.CASES` (tests/synthetic.py) is recorded with the store's
 writer (several seeds: independent noise each), read back and analysed. Printed:
 true vs estimated rate per case and signal (median over seeds, worst error, how
 often the 95% interval holds the truth) and the verdicts, then the issue's targets.
@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from leaklab.analysis import analyze, synthetic
+from leaklab.analysis import analyze
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+import synthetic  # noqa: E402
 
 BOUNDED = {"cache-fills", "sawtooth-4s", "sawtooth-8s", "sawtooth-4s-5min", "fragmentation"}
 

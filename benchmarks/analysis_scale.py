@@ -21,7 +21,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from leaklab.analysis import synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+import synthetic  # noqa: E402
 
 MEASURE = r"""
 import json, resource, sys, time, warnings

@@ -1,7 +1,7 @@
 """Accuracy on imported series: labelled memory series at production resolution, imported as
 CSV exports and judged; printed as a confusion table.
 
-Each labelled case (:mod:`leaklab.analysis.synthetic`'s physics, at production scale:
+Each labelled case (tests/synthetic.py's physics, at production scale:
 6 h at 20 requests/s, leaks of 2 to 50 MB/h, a 100 MB/h leak restarted every 20 minutes
 as the incident's PM2 did, and look-alikes that fill a cache, clear a structure every 20
 minutes, churn random sizes or fragment) is sampled every 5 s, then
@@ -38,9 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaklab.analysis import LABELS, analyze, synthetic
+from leaklab.analysis import analyze
 from leaklab.importers import RestartRule, RunSink
 from leaklab.importers.csv_source import CsvColumns, import_csv
+from leaklab.kinds import VERDICTS as LABELS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+import synthetic  # noqa: E402
 
 RATE = 20.0  # requests per second
 HOURS = 6.0

@@ -20,9 +20,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the synthetic-run generator
+
+import synthetic  # noqa: E402
 
 from leaklab import store  # noqa: E402
-from leaklab.analysis import analyze, synthetic  # noqa: E402
+from leaklab.analysis import analyze  # noqa: E402
 from leaklab.report import build, selection  # noqa: E402
 
 TARGET_S = 5.0

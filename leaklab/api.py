@@ -35,14 +35,16 @@ from leaklab.analysis.recycling import (
     analyze_recycling,
     predict_from_run,
 )
-from leaklab.analysis.render import format_summary
+from leaklab.kinds import Verdict as Label
+from leaklab.report.text import format_summary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-RunLike = "Run | store.RunData | str | os.PathLike[str]"
-_LABEL_COLOURS = {"LEAK": "#c0392b", "PLATEAU": "#d68910", "NO_LEAK": "#1e8449", "INCONCLUSIVE": "#7f8c8d"}
+_LABEL_COLOURS = {Label.LEAK: "#c0392b", Label.PLATEAU: "#d68910", Label.NO_LEAK: "#1e8449", Label.INCONCLUSIVE: "#7f8c8d"}
+#: How each run of a comparison is drawn: before dashed, after solid.
+_COMPARISON_STYLES = {"before": "--", "after": "-"}
 
 
 class Run:
@@ -175,9 +177,9 @@ def _plot_signal(ax: Axes, run: Run, g: Growth) -> None:
     scale, unit = (1e6, "MB") if g.unit == "bytes" else (1.0, "blocks")
     series = frame[column].dropna()
     (line,) = ax.plot(series.index, series.to_numpy() / scale, lw=1, label=g.signal)
-    if math.isfinite(g.bytes_per_s) and g.generations == 1:
+    if math.isfinite(g.per_s) and g.generations == 1:
         xs = [g.t_start, g.t_end]
-        ax.plot(xs, [(g.baseline + g.bytes_per_s * (x - g.t_start)) / scale for x in xs], ls="--",
+        ax.plot(xs, [(g.baseline + g.per_s * (x - g.t_start)) / scale for x in xs], ls="--",
                 color=line.get_color(), lw=1.5, label=f"{g.signal} trend")
     ax.set_ylabel(unit)
 
@@ -189,10 +191,10 @@ def growth_frame(a: RunAnalysis) -> pd.DataFrame:
         rows.append({
             "signal": name,
             "unit": g.unit,
-            "per_step": g.bytes_per_step,
+            "per_step": g.per_step,
             "ci95_step_lo": g.ci95_per_step[0],
             "ci95_step_hi": g.ci95_per_step[1],
-            "per_s": g.bytes_per_s,
+            "per_s": g.per_s,
             "ci95_lo": g.ci95[0],
             "ci95_hi": g.ci95[1],
             "mb_per_hour": g.mb_per_hour,
@@ -233,9 +235,9 @@ class Comparison:
         rows = []
         for signal in [s for s in b.growth if s in a.growth]:
             gb, ga = b.growth[signal], a.growth[signal]
-            per_step = math.isfinite(gb.bytes_per_step) and math.isfinite(ga.bytes_per_step)
-            before_rate = gb.bytes_per_step if per_step else gb.bytes_per_s
-            after_rate = ga.bytes_per_step if per_step else ga.bytes_per_s
+            per_step = math.isfinite(gb.per_step) and math.isfinite(ga.per_step)
+            before_rate = gb.per_step if per_step else gb.per_s
+            after_rate = ga.per_step if per_step else ga.per_s
             rows.append({
                 "signal": signal,
                 "unit": f"{gb.unit}/{'step' if per_step else 's'}",
@@ -273,7 +275,7 @@ class Comparison:
         fig = Figure(figsize=(8, 2.8 * max(len(signals), 1)), layout="constrained")
         axes = fig.subplots(max(len(signals), 1), 1, sharex=True, squeeze=False)[:, 0]
         for ax, name in zip(axes, signals, strict=False):
-            for run, style in ((self.before, "-"), (self.after, "-")):
+            for run, style in ((self.before, _COMPARISON_STYLES["before"]), (self.after, _COMPARISON_STYLES["after"])):
                 a = run.analysis()
                 g = a.growth[name]
                 series = run.samples[COLUMN_OF[name]].dropna()
@@ -299,13 +301,10 @@ class Comparison:
 
 
 def _rate_text(g: Growth) -> str:
-    if math.isfinite(g.bytes_per_step):
-        value, per = g.bytes_per_step, "step"
-    else:
-        value, per = g.bytes_per_s, "s"
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value:+,.3g} blocks/{per}" if g.unit == "blocks" else f"{units.format_size(value, signed=True)}/{per}"
+    """``+1.2 KB/step``, or per second where steps are unknown."""
+    if math.isfinite(g.per_step):
+        return units.format_growth(g.per_step, g.unit, "step", signed=True)
+    return units.format_growth(g.per_s, g.unit, "s", signed=True)
 
 
 def compare(before: Any, after: Any) -> Comparison:

@@ -13,7 +13,8 @@ retains, the function is called on until ``patience`` calls have been made in al
 (a cache or pool that fills more slowly than the rounds run is full by then), and
 as many confirming rounds run again under an allocation-site snapshot and a type
 census; the check fails only when they all retain too, and the result names the
-allocation sites (file:line) and the object types that grew.
+allocation sites (file:line) and the object types that grew, blamed and named as the
+probes of ``leaklab run`` name them (:mod:`leaklab.naming`).
 
 Nothing here keeps a reference to what the function returns or allocates, and the
 bookkeeping between two readings lives in preallocated arrays, so the measurement
@@ -23,7 +24,6 @@ does not measure itself.
 from __future__ import annotations
 
 import asyncio
-import dis
 import gc
 import inspect
 import itertools
@@ -39,20 +39,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from leaklab import units
+from leaklab import naming, units
 from leaklab.aio import close_loop
-
-#: What ``@pytest.mark.leaklab(...)`` and ``leaklab_check(...)`` accept.
-OPTION_HELP = {
-    "max_per_call": "bytes a call may retain (64, '64B', '1KB', '16B/call'); default 0",
-    "warmup": "calls before measuring (caches fill, modules import); default 5",
-    "calls": "calls per measured round; default 25",
-    "rounds": "measured rounds that must all retain for a leak; default 4",
-    "patience": "calls made in all before the confirming rounds of a function that retains (a bound filled "
-                "within them passes); default 1000",
-    "frames": "tracemalloc frames kept per allocation, for the failure message; default 8",
-    "top": "allocation sites and types named in the failure message; default 5",
-}
 
 
 class OptionError(ValueError):
@@ -73,28 +61,56 @@ class BudgetExceeded(RuntimeError):
         self.suspected = suspected  # bytes per call, when every measured round retained
 
 
+def _option(default: float, text: str, minimum: int | None = None) -> Any:
+    """One option of :class:`Options`: its default, what it means, and (for a count) its least value."""
+    return field(default=default, metadata={"help": text, "minimum": minimum})
+
+
 @dataclass(frozen=True)
 class Options:
-    max_per_call: float = 0.0
-    warmup: int = 5
-    calls: int = 25
-    rounds: int = 4
-    patience: int = 1000
-    frames: int = 8
-    top: int = 5
+    """What ``@pytest.mark.leaklab(...)`` and ``leaklab_check(...)`` accept.
+
+    The one declaration of every option (name, type, default, help): the marker's
+    help line, the accepted keywords and the error messages are all read from it.
+    """
+
+    max_per_call: float = _option(0.0, "bytes a call may retain (64, '64B', '1KB', '16B/call')")
+    warmup: int = _option(5, "calls before measuring (caches fill, modules import)", minimum=0)
+    calls: int = _option(25, "calls per measured round", minimum=1)
+    rounds: int = _option(4, "measured rounds that must all retain for a leak", minimum=1)
+    patience: int = _option(1000, "calls made in all before the confirming rounds of a function that retains "
+                                  "(a bound filled within them passes)", minimum=0)
+    frames: int = _option(8, "tracemalloc frames kept per allocation, for the failure message", minimum=1)
+    top: int = _option(5, "allocation sites and types named in the failure message", minimum=1)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every option's name, ``max_per_call`` (the one a marker may give positionally) first."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """What option ``name`` means, and its default."""
+        option = next(f for f in fields(cls) if f.name == name)
+        return f"{option.metadata['help']}; default {option.default:g}"
+
+    @classmethod
+    def signature(cls) -> str:
+        """The options as a call signature with their defaults: ``max_per_call=0, *, warmup=5, ...``."""
+        first, *rest = (f"{f.name}={f.default:g}" for f in fields(cls))
+        return ", ".join([first, "*", *rest])
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: Options | None = None) -> Options:
         """Options from user keywords, each checked: unknown names and bad values raise :class:`OptionError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - set(cls.names()))
         if unknown:
-            listing = "; ".join(f"{name}: {text}" for name, text in OPTION_HELP.items())
+            listing = "; ".join(f"{name}: {cls.help(name)}" for name in cls.names())
             raise OptionError(f"unknown option {unknown[0]!r}; accepted options: {listing}")
-        base = base or cls()
-        merged: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(cls)}
+        merged = dict(vars(base or cls()))
+        minimum = {f.name: f.metadata["minimum"] for f in fields(cls)}
         for name, raw in values.items():
-            merged[name] = _parse_per_call(raw) if name == "max_per_call" else _parse_count(name, raw)
+            merged[name] = _parse_per_call(raw) if minimum[name] is None else _parse_count(name, raw, minimum[name])
         return cls(**merged)
 
 
@@ -107,13 +123,12 @@ def _parse_per_call(raw: Any) -> float:
             return limit.bytes_per_step
         return float(units.parse_size(raw))
     except units.UnitError as exc:
-        raise OptionError(f"max_per_call: {exc}; {OPTION_HELP['max_per_call']}") from None
+        raise OptionError(f"max_per_call: {exc}; {Options.help('max_per_call')}") from None
 
 
-def _parse_count(name: str, raw: Any) -> int:
-    lowest = 0 if name in ("warmup", "patience") else 1
+def _parse_count(name: str, raw: Any, lowest: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < lowest:
-        raise OptionError(f"{name} must be an integer >= {lowest}, got {raw!r}; {OPTION_HELP[name]}")
+        raise OptionError(f"{name} must be an integer >= {lowest}, got {raw!r}; {Options.help(name)}")
     return raw
 
 
@@ -125,13 +140,31 @@ class Site:
     lineno: int
     bytes_per_call: float
     blocks_per_call: float
+    #: the frame that led there: the one blamed for the growth (the user's line under which a
+    #: library allocated), else the test's line that called it
     via: tuple[str, int] | None = None
+    #: the frames between ``via`` and the allocating line (a library's calls), outermost first
+    path: tuple[tuple[str, int], ...] = ()
 
     def location(self) -> str:
-        return f"{_short_path(self.filename)}:{self.lineno}"
+        return _where((self.filename, self.lineno))
 
     def source(self) -> str:
         return linecache.getline(self.filename, self.lineno).strip()
+
+    def lines(self) -> list[str]:
+        """The site in a failure message: the figures, the allocating line, then how it was reached."""
+        lines = [f"  {units.format_size(self.bytes_per_call, signed=True) + '/call':>12}  "
+                 f"{self.blocks_per_call:+6.2f} blocks/call  {self.location()}  {self.source()}"]
+        if self.via is not None:
+            lines.append(f"{'':>36}called from {_where(self.via)}  {linecache.getline(*self.via).strip()}")
+        if self.path:
+            lines.append(f"{'':>36}through {' > '.join(map(_where, self.path))}")
+        return lines
+
+
+def _where(frame: tuple[str, int]) -> str:
+    return f"{naming.short_path(frame[0])}:{frame[1]}"
 
 
 @dataclass(frozen=True)
@@ -195,13 +228,7 @@ class Result:
         if self.sites:
             lines.append("top growing allocation sites (live memory added per call):")
             for site in self.sites:
-                lines.append(
-                    f"  {units.format_size(site.bytes_per_call, signed=True) + '/call':>12}  "
-                    f"{site.blocks_per_call:+6.2f} blocks/call  {site.location()}  {site.source()}"
-                )
-                if site.via is not None:
-                    lines.append(f"{'':>36}called from {_short_path(site.via[0])}:{site.via[1]}  "
-                                 f"{linecache.getline(site.via[0], site.via[1]).strip()}")
+                lines.extend(site.lines())
         if self.types:
             lines.append("growing object types (objects added per call):")
             lines.extend(f"  {t.per_call:+8.2f}  {t.name}" for t in self.types)
@@ -235,11 +262,8 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
         for _ in range(options.warmup):
             runner()
         round_bytes, round_blocks = _rounds(runner, options.rounds, options.calls)
-        leaked = _every_round_retains(round_bytes, options)
-        confirmed = patience_calls = 0
-        sites: list[Site] = []
-        types: list[TypeGrowth] = []
-        if leaked:
+        result = Result(_every_round_retains(round_bytes, options), options, round_bytes, round_blocks, 0, 0.0)
+        if result.leaked:
             runner.suspected = statistics.median(round_bytes) / options.calls
             if started_tracing and options.frames > 1:
                 # Deeper tracebacks, to name each growing site's caller. Restarted before the
@@ -248,37 +272,43 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
                 # turned over, which the patience calls give it time to do.
                 tracemalloc.stop()
                 tracemalloc.start(options.frames)
-            patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
-            for _ in range(patience_calls):
+            result.patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
+            for _ in range(result.patience_calls):
                 runner()
             if frozen:
                 # The census must see every object, and the confirming rounds must not
                 # depend on the freeze: back to plain (slower) full collections.
                 gc.unfreeze()
                 frozen = False
-            _census((), started_tracing, [])  # first use fills caches outside the counted window
-            census_before = _census((), started_tracing)
-            snapshot_before = tracemalloc.take_snapshot()
-            more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
-            snapshot_after = tracemalloc.take_snapshot()
-            census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks),
-                                   started_tracing)
-            leaked = _every_round_retains(more_bytes, options)
-            round_bytes += more_bytes
-            round_blocks += more_blocks
-            confirmed = options.rounds
-            calls = options.rounds * options.calls
-            sites = _growing_sites(snapshot_before, snapshot_after, calls, options.top, origin)
-            types = _growing_types(census_before, census_after, calls, options.top)
-            del snapshot_before, snapshot_after, census_before, census_after
+            _confirm(runner, result, started_tracing, origin)
     finally:
         runner.close()
         if frozen:
             gc.unfreeze()
         if started_tracing:
             tracemalloc.stop()
-    return Result(leaked, options, round_bytes, round_blocks, confirmed, time.perf_counter() - began, sites, types,
-                  patience_calls)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _confirm(runner: _Runner, result: Result, only_new: bool, origin: str | None) -> None:
+    """The confirming rounds, between two allocation snapshots and two type censuses: the
+    verdict is theirs, and the sites and types that grew in them explain it."""
+    options = result.options
+    _census((), only_new, [])  # first use fills caches outside the counted window
+    census_before = _census((), only_new)
+    snapshot_before = tracemalloc.take_snapshot()
+    more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
+    snapshot_after = tracemalloc.take_snapshot()
+    census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks), only_new)
+    result.leaked = _every_round_retains(more_bytes, options)
+    result.round_bytes += more_bytes
+    result.round_blocks += more_blocks
+    result.confirmed_rounds = options.rounds
+    calls = options.rounds * options.calls
+    result.sites = _growing_sites(snapshot_before, snapshot_after, calls, options.top, origin)
+    result.types = _growing_types(census_before, census_after, calls, options.top)
+    del snapshot_before, snapshot_after, census_before, census_after
 
 
 def _freeze() -> bool:
@@ -418,74 +448,46 @@ def _reachable(root: Any) -> list[Any]:
 
 
 def _growing_types(before: Counter[type], after: Counter[type], calls: int, top: int) -> list[TypeGrowth]:
+    grown: Counter[str] = Counter()
+    for kind, n in after.items():
+        grown[naming.type_name(kind)] += n - before.get(kind, 0)
     # Below one object per twenty calls is the census's own bookkeeping, not the function.
     floor = max(1, calls // 20)
-    grown = [(after[t] - before.get(t, 0), t) for t in after if after[t] - before.get(t, 0) >= floor]
-    grown.sort(key=lambda item: (-item[0], item[1].__qualname__))
-    return [TypeGrowth(_type_name(t), diff / calls) for diff, t in grown[:top]]
-
-
-def _type_name(kind: type) -> str:
-    module = getattr(kind, "__module__", "builtins")
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    ranked = sorted((item for item in grown.items() if item[1] >= floor), key=lambda item: (-item[1], item[0]))
+    return [TypeGrowth(name, diff / calls) for name, diff in ranked[:top]]
 
 
 def _growing_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, calls: int, top: int,
                    origin: str | None) -> list[Site]:
-    by_site: dict[tuple[str, int], list[Any]] = {}
-    for diff in after.compare_to(before, "traceback"):
-        if diff.size_diff <= 0 or _is_own(diff.traceback):
-            continue
-        frame = diff.traceback[-1]  # oldest frame first: the allocation is the last one
-        entry = by_site.setdefault((frame.filename, frame.lineno), [0, 0, None])
-        entry[0] += diff.size_diff
-        entry[1] += diff.count_diff
-        if entry[2] is None and origin is not None:
-            entry[2] = _caller_in(diff.traceback, origin, (frame.filename, frame.lineno))
-    ranked = sorted(by_site.items(), key=lambda item: -item[1][0])
-    # Sites far below the biggest one are allocator and container noise around the real growth.
-    floor = ranked[0][1][0] / 20 if ranked else 0
-    ranked = [item for item in ranked if item[1][0] >= floor][:top]
-    return [Site(f, line, size / calls, count / calls, via) for (f, line), (size, count, via) in ranked]
+    """The sites that grew between the snapshots, blamed and ranked as the probes do
+    (:func:`leaklab.naming.rank_sites`); the check's own allocations are leaklab's, so blamed on no one."""
+    stats = ((d.traceback, d.size_diff, d.count_diff, d.size, d.count) for d in after.compare_to(before, "traceback"))
+    return [_site(entry, calls, origin) for entry in naming.rank_sites(stats, naming.Classifier(), top)]
 
 
-_THIS_FILE = os.path.normcase(os.path.abspath(__file__))
-_TRACEMALLOC_FILE = os.path.normcase(os.path.abspath(tracemalloc.__file__))
+def _site(entry: naming.SiteGrowth, calls: int, origin: str | None) -> Site:
+    """A blamed site as the failure message shows it: where it allocated, and the blamed frame
+    as its caller (else the line of ``origin``, the test, that led there)."""
+    alloc = entry.alloc
+    if entry.frame != alloc:
+        return Site(alloc[0], alloc[1], entry.size / calls, entry.count / calls, entry.frame,
+                    _between(entry.best[1], entry.frame, alloc))
+    via = _caller_in(entry.best[1], origin, alloc) if origin is not None else None
+    return Site(alloc[0], alloc[1], entry.size / calls, entry.count / calls, via)
 
 
-def _own_lines() -> frozenset[int]:
-    lines: set[int] = set()
-    for fn in (_census, _tally, _reachable, _growing_types):
-        lines.update(line for _, line in dis.findlinestarts(fn.__code__) if line is not None)
-    return frozenset(lines)
+def _between(frames: list[tuple[str, int]], first: tuple[str, int], last: tuple[str, int]) -> tuple[tuple[str, int], ...]:
+    """The frames of a traceback strictly between ``first`` (its latest call) and ``last``, the
+    allocating frame; none when the traceback does not run from one to the other."""
+    if not frames or frames[-1] != last or first not in frames:
+        return ()
+    start = len(frames) - frames[::-1].index(first)
+    return tuple(frames[start:-1])
 
 
-def _is_own(traceback: tracemalloc.Traceback) -> bool:
-    """An allocation made by this module (readings, census) rather than by the function."""
-    innermost = os.path.normcase(os.path.abspath(traceback[-1].filename))
-    if innermost in (_THIS_FILE, _TRACEMALLOC_FILE):
-        return True
-    own_lines = _OWN_LINES
-    return any(
-        frame.lineno in own_lines and os.path.normcase(os.path.abspath(frame.filename)) == _THIS_FILE
-        for frame in traceback
-    )
-
-
-def _caller_in(traceback: tracemalloc.Traceback, origin: str, site: tuple[str, int]) -> tuple[str, int] | None:
+def _caller_in(frames: list[tuple[str, int]], origin: str, site: tuple[str, int]) -> tuple[str, int] | None:
     wanted = os.path.normcase(os.path.abspath(origin))
-    for frame in traceback:
-        if os.path.normcase(os.path.abspath(frame.filename)) == wanted and (frame.filename, frame.lineno) != site:
-            return frame.filename, frame.lineno
+    for frame in frames:
+        if os.path.normcase(os.path.abspath(frame[0])) == wanted and frame != site:
+            return frame
     return None
-
-
-def _short_path(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if relative.startswith("..") else relative
-
-
-_OWN_LINES = _own_lines()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class _Word(str, Enum):
+class TextEnum(str, Enum):
     """A str-valued enum that prints, formats and serialises as its value (``enum.StrEnum``
     from Python 3.11, written out for 3.10)."""
 
@@ -23,7 +23,7 @@ class _Word(str, Enum):
         return format(str(self.value), spec)
 
 
-class Status(_Word):
+class Status(TextEnum):
     """How a run ended (``meta.json`` ``status``)."""
 
     RUNNING = "running"
@@ -34,7 +34,7 @@ class Status(_Word):
     TIMED_OUT = "timed_out"
 
 
-class Verdict(_Word):
+class Verdict(TextEnum):
     """What the analysis concludes about a signal or a run, strongest claim first."""
 
     LEAK = "LEAK"
@@ -47,7 +47,7 @@ class Verdict(_Word):
 VERDICTS: tuple[str, ...] = tuple(Verdict)
 
 
-class EventKind(_Word):
+class EventKind(TextEnum):
     """The ``kind`` of a line of ``events.jsonl`` (``docs/run-format.md`` documents each)."""
 
     # the process lifecycle (parent, supervisor, command runs)
@@ -82,7 +82,9 @@ class EventKind(_Word):
     SNAPSHOT_ERROR = "snapshot_error"
     GC_TYPES = "gc_types"
     PYMPLER_SUMMARY = "pympler_summary"
+    PYMPLER_SKIPPED = "pympler_skipped"
     TRACEMALLOC_SNAPSHOT = "tracemalloc_snapshot"
+    MEMRAY_STARTED = "memray_started"
     MEMRAY_CAPTURE = "memray_capture"
     RETENTION_CHAIN = "retention_chain"
     SOURCE_LINES = "source_lines"

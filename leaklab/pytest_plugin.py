@@ -30,7 +30,6 @@ import inspect
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -65,11 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from leaklab import callleak
 
-    defaults = callleak.Options()
-    keywords = ", ".join(f"{f.name}={getattr(defaults, f.name):g}" for f in fields(defaults)[1:])
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(max_per_call=0, *, {keywords}): call the test body "
+        f"{MARKER}({callleak.Options.signature()}): call the test body "
         "repeatedly and fail when every round retains more than max_per_call bytes per call (docs/ci.md)",
     )
     if config.getoption(BUDGET_OPTION) <= 0:
@@ -82,13 +79,14 @@ def marker_options(marker: pytest.Mark) -> callleak.Options:
     """Options from ``@pytest.mark.leaklab(...)``: an optional positional ``max_per_call``, then keywords."""
     # Imported here: every pytest session in the environment loads this plugin, few use it.
     from leaklab import callleak
+    positional = callleak.Options.names()[0]
     if len(marker.args) > 1:
-        raise callleak.OptionError(f"takes at most one positional argument (max_per_call), got {len(marker.args)}")
+        raise callleak.OptionError(f"takes at most one positional argument ({positional}), got {len(marker.args)}")
     values = dict(marker.kwargs)
     if marker.args:
-        if "max_per_call" in values:
-            raise callleak.OptionError("max_per_call given both positionally and by keyword")
-        values["max_per_call"] = marker.args[0]
+        if positional in values:
+            raise callleak.OptionError(f"{positional} given both positionally and by keyword")
+        values[positional] = marker.args[0]
     return callleak.Options.from_mapping(values)
 
 
@@ -311,7 +309,7 @@ class LeakCheck:
     def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> callleak.Result:
         from leaklab import callleak, pytest_harness
 
-        names = {f.name for f in fields(callleak.Options)}
+        names = callleak.Options.names()
         options = callleak.Options.from_mapping({k: kwargs.pop(k) for k in list(kwargs) if k in names})
         call = functools.partial(fn, *args, **kwargs)
         stores = pytest_harness.find_stores(self.item) if self.item is not None else []
@@ -324,5 +322,6 @@ class LeakCheck:
 
 @pytest.fixture
 def leaklab_check(request: pytest.FixtureRequest) -> LeakCheck:
-    """Check any callable for memory retained per call: ``leaklab_check(fn, *args, calls=25, warmup=5)``."""
+    """Check any callable for memory retained per call: ``leaklab_check(fn, *args, calls=..., warmup=...)``
+    (the options and their defaults: :class:`leaklab.callleak.Options`)."""
     return LeakCheck(str(request.path), request.node)

@@ -19,9 +19,9 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from leaklab.kinds import EventKind
+from leaklab.kinds import EventKind, TextEnum
 
 SCHEMA_VERSION = 1
 
@@ -139,6 +139,9 @@ class Record:
     """Base of the typed records: checked on read, written back with what they do not name."""
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+    #: Whether ``to_dict`` leaves out fields that are None (small records whose absent
+    #: fields mean "not given", written as they were read).
+    OMIT_NONE: ClassVar[bool] = False
 
     @classmethod
     def from_dict(cls: type[R], data: Any, where: str = "") -> R:
@@ -157,7 +160,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _write_value(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if f.name != "extra"}
+                if f.name != "extra" and not (self.OMIT_NONE and getattr(self, f.name) is None)}
         return {**data, **self.extra}
 
 
@@ -168,6 +171,8 @@ class Record:
 class Mark(Record):
     """A point of a run: its time and how many steps were done by then."""
 
+    OMIT_NONE = True
+
     t: float | None = None
     steps: float | None = None
 
@@ -176,6 +181,8 @@ class Mark(Record):
 class WarmupSettings(Record):
     """The start of a run left out of the growth estimate."""
 
+    OMIT_NONE = True
+
     steps: float | None = None
     seconds: float | None = None
 
@@ -183,6 +190,8 @@ class WarmupSettings(Record):
 @dataclass(frozen=True)
 class StopRuleSettings(Record):
     """How a run of no set length decided when to stop (analysis/sequential.py)."""
+
+    OMIT_NONE = True
 
     kind: str | None = None
     alpha: float | None = None
@@ -197,6 +206,8 @@ class StopRuleSettings(Record):
 class RecycleSettings(Record):
     """Restarting the process at a memory limit, as PM2's ``max_memory_restart`` does."""
 
+    OMIT_NONE = True
+
     limit: float | None = None
     check_interval_s: float | None = None
     mode: str | None = None
@@ -209,6 +220,8 @@ class RecycleSettings(Record):
 @dataclass(frozen=True)
 class LoadSettings(Record):
     """The load sent to a service."""
+
+    OMIT_NONE = True
 
     rate: float | None = None
     duration_s: float | None = None
@@ -245,6 +258,8 @@ class RunSettings(Record):
 
 @dataclass(frozen=True)
 class RequestCounts(Record):
+
+    OMIT_NONE = True
     sent: float | None = None
     ok: float | None = None
     failed: float | None = None
@@ -271,6 +286,8 @@ class Counters(Record):
 class Decided(Record):
     """The look that ended a run of no set length, and the window it judged."""
 
+    OMIT_NONE = True
+
     label: str | None = None
     t: float | None = None
     looks: float | None = None
@@ -281,6 +298,8 @@ class Decided(Record):
 class ExitInfo(Record):
     """How the process under test ended."""
 
+    OMIT_NONE = True
+
     status: str | None = None
     message: str | None = None
     returncode: float | None = None
@@ -289,6 +308,8 @@ class ExitInfo(Record):
 
 @dataclass(frozen=True)
 class ProbeOverhead(Record):
+
+    OMIT_NONE = True
     loop_s: float | None = None
     probes: dict[str, dict[str, Any] | None] | None = None
 
@@ -323,6 +344,34 @@ class Meta(Record):
     def settings(self) -> RunSettings:
         """The config, empty when the run recorded none."""
         return self.config or RunSettings()
+
+
+def settings_of(meta: Mapping[str, Any]) -> RunSettings:
+    """The config of a ``meta.json`` dict (empty when it has none)."""
+    config = meta.get("config")
+    return RunSettings.from_dict(config, "meta.json config") if isinstance(config, dict) else RunSettings()
+
+
+# -- samples.csv ----------------------------------------------------------------------------------
+
+
+class Column(TextEnum):
+    """The columns every ``samples.csv`` has, in this order; probes may add more after them."""
+
+    T = "t"  # seconds since the run started (monotonic clock)
+    STEPS = "steps"  # cumulative steps completed, summed over process generations
+    RSS = "rss"  # resident set size, bytes, from outside (psutil)
+    USS = "uss"  # unique set size, bytes, where the platform gives it
+    CHILD_RSS = "child_rss"  # resident set size the child read of itself at the step boundary
+    ALLOCATED_BLOCKS = "allocated_blocks"  # sys.getallocatedblocks() in the child
+    COLLECTED_BLOCKS = "collected_blocks"  # allocated blocks right after the latest full gc collection (empty: none since the last row)
+    GC_GEN0 = "gc_gen0"  # gc.get_count()
+    GC_GEN1 = "gc_gen1"
+    GC_GEN2 = "gc_gen2"
+    GC_COLLECTIONS = "gc_collections"  # total collections so far, all generations
+    ERRORS = "errors"  # cumulative step errors
+    PID = "pid"
+    GENERATION = "generation"  # process generation (0 unless the supervisor restarted the child)
 
 
 # -- events.jsonl ---------------------------------------------------------------------------------

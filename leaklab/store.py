@@ -35,6 +35,7 @@ from typing import Any
 from leaklab.kinds import Status
 from leaklab.records import (
     SCHEMA_VERSION,
+    Column,
     Meta,
     RunFormatError,
     RunSettings,
@@ -42,7 +43,7 @@ from leaklab.records import (
     type_name,
 )
 
-__all__ = ["SCHEMA_VERSION", "Meta", "RunFormatError", "RunSettings", "check_event", "check_meta"]
+__all__ = ["SCHEMA_VERSION", "Column", "Meta", "RunFormatError", "RunSettings", "check_event", "check_meta"]
 
 META = "meta.json"
 SAMPLES = "samples.csv"
@@ -52,22 +53,7 @@ PROCESSES = "processes.csv"
 ARTIFACTS = "artifacts"
 
 #: Columns every run has, in this order; probes may add more after them.
-BASE_COLUMNS = (
-    "t",  # seconds since the run started (monotonic clock)
-    "steps",  # cumulative steps completed, summed over process generations
-    "rss",  # resident set size, bytes, from outside (psutil)
-    "uss",  # unique set size, bytes, where the platform gives it
-    "child_rss",  # resident set size the child read of itself at the step boundary
-    "allocated_blocks",  # sys.getallocatedblocks() in the child
-    "collected_blocks",  # allocated blocks right after the latest full gc collection (empty: none since the last row)
-    "gc_gen0",  # gc.get_count()
-    "gc_gen1",
-    "gc_gen2",
-    "gc_collections",  # total collections so far, all generations
-    "errors",  # cumulative step errors
-    "pid",
-    "generation",  # process generation (0 unless the supervisor restarted the child)
-)
+BASE_COLUMNS: tuple[str, ...] = tuple(c.value for c in Column)
 
 
 #: Columns of ``requests.csv`` (service mode: one row per request the load generator sent).

@@ -14,7 +14,9 @@ Conventions (documented in the README):
 from __future__ import annotations
 
 import math
+import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SIZE_FORMS = "bytes (4096), decimal units (500KB, 150MB, 1.5GB), binary units (150MiB, 2GiB) or PM2-style (150M, 1G)"
@@ -157,10 +159,46 @@ def parse_growth(text: str) -> GrowthLimit:
     raise UnitError(f"not a growth rate: {text!r}; accepted forms: {GROWTH_FORMS}")
 
 
+# -- formatting: every number a text output shows goes through these ------------------------
+
+NA = "n/a"
+
+
+def finite(value: object) -> bool:
+    """A real, finite number (not None, NaN or infinite)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def sig(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    """``sig(8013.55) == '8,010'``, ``sig(0.01234) == '0.0123'``: significant figures, no exponent."""
+    if not finite(value):
+        return NA
+    assert value is not None
+    sign = "+" if signed and value > 0 else ""
+    if value == 0:
+        return "0"
+    places = digits - 1 - int(math.floor(math.log10(abs(value))))
+    rounded = round(value, places)
+    text = f"{rounded:,.{max(0, places)}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return sign + text
+
+
+def format_count(value: float | None, signed: bool = False) -> str:
+    """A count with three significant figures: ``format_count(1234.5) == '1.23e+03'`` stays
+    short, ``format_count(160.2, signed=True) == '+160'``; zero is never signed."""
+    if not finite(value):
+        return NA
+    assert value is not None
+    return ("+" if signed and value > 0 else "") + f"{value:,.3g}"
+
+
 def format_size(n: float | None, signed: bool = False) -> str:
     """Decimal units, three significant figures: ``format_size(2_200) == '2.2 KB'``."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "n/a"
+    if not finite(n):
+        return NA
+    assert n is not None
     sign = "-" if n < 0 else ("+" if signed and n > 0 else "")
     value = abs(float(n))
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -172,10 +210,56 @@ def format_size(n: float | None, signed: bool = False) -> str:
     raise AssertionError("unreachable")
 
 
+def format_amount(value: float | None, unit: str, signed: bool = False) -> str:
+    """A quantity of a signal's unit: a size for ``"bytes"``, a bare count for ``"blocks"``."""
+    return format_count(value, signed) if unit == "blocks" else format_size(value, signed)
+
+
+def format_growth(value: float | None, unit: str, per: str = "step", signed: bool = False) -> str:
+    """Growth of a signal per ``per`` (``step``, ``s``, ``h``): ``1.2 KB/step``, ``+3 blocks/s``."""
+    if not finite(value):
+        return NA
+    amount = format_amount(value, unit, signed)
+    return f"{amount} blocks/{per}" if unit == "blocks" else f"{amount}/{per}"
+
+
+def format_growth_per_hour(per_s: float | None, unit: str) -> str:
+    """Growth per second shown per hour, significant figures without exponent:
+    ``8,010 MB/h`` (bytes, in MB) or ``21,300,000 blocks/h``."""
+    per_hour = per_s * 3600 if finite(per_s) else None  # type: ignore[operator]
+    if unit == "blocks":
+        return f"{sig(per_hour)} blocks/h"
+    return f"{sig(per_hour / 1e6 if per_hour is not None else None)} MB/h"
+
+
+def format_mb_per_hour(bytes_per_s: float | None) -> str:
+    """Bytes per second as MB/h (three significant figures), as growth reads in a report;
+    ``n/a`` alone when unknown."""
+    return format_growth_per_hour(bytes_per_s, "bytes") if finite(bytes_per_s) else NA
+
+
+def format_pct_per_hour(pct: float | None) -> str:
+    """``+12.3%/h``."""
+    return f"{sig(pct, signed=True)}%/h" if finite(pct) else NA
+
+
+def format_interval(low: str, high: str) -> str:
+    """The one way an interval reads: ``1.1 KB/step to 1.3 KB/step``."""
+    return f"{low} to {high}"
+
+
+def format_ci(interval: tuple[float, float], show: Callable[[float], str]) -> str:
+    """An interval whose ends are both known, each end shown by ``show``; else ``n/a``."""
+    low, high = interval
+    if not (finite(low) and finite(high)):
+        return NA
+    return format_interval(show(low), show(high))
+
+
 def format_duration(seconds: float | None) -> str:
     """``format_duration(5400) == '1h30m'``; below a minute, seconds with one decimal."""
     if seconds is None or math.isnan(seconds):
-        return "n/a"
+        return NA
     if math.isinf(seconds):
         return "never"
     if seconds < 60:
@@ -189,7 +273,16 @@ def format_duration(seconds: float | None) -> str:
     return "".join(shown[:2])
 
 
-def format_rate(per_second: float | None) -> str:
-    if per_second is None:
-        return "as fast as possible"
-    return f"{per_second:g}/s"
+def format_percent(fraction: float | None, digits: int = 4) -> str:
+    """``format_percent(0.9987) == '99.87%'``."""
+    return f"{sig(fraction * 100, digits)}%" if finite(fraction) else NA  # type: ignore[operator]
+
+
+def format_per_hour(value: float | None) -> str:
+    """A count per hour: ``12.5/h``."""
+    return f"{sig(value)}/h" if finite(value) else NA
+
+
+def format_per_second(value: float | None, what: str = "req/s") -> str:
+    """A rate with its unit spelled out: ``37 req/s``."""
+    return f"{sig(value)} {what}" if finite(value) else NA

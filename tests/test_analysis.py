@@ -1,5 +1,5 @@
 """Growth, intervals and verdicts on synthetic runs whose truth is known
-(:mod:`leaklab.analysis.synthetic`); real child runs are in test_analysis_real.py."""
+(:mod:`synthetic`, next to the tests); real child runs are in test_analysis_real.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic
 
 from leaklab import store
-from leaklab.analysis import Thresholds, WarmupError, analyze, growth, parse_warmup, synthetic
+from leaklab.analysis import Thresholds, WarmupError, analyze, growth, parse_warmup
 
 
 def quiet(name: str, **changes: object) -> synthetic.Case:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leaklab.analysis import synthetic
+import synthetic
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -78,7 +78,9 @@ def test_no_growth_never_restarts() -> None:
 
 
 def test_time_to_limit_from_growth() -> None:
-    from leaklab.analysis import analyze, synthetic
+    import synthetic
+
+    from leaklab.analysis import analyze
 
     a = analyze(synthetic.as_run_data(synthetic.case("retain-1KB"), 1))
     g = a.growth["rss"]

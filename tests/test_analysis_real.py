@@ -1,14 +1,9 @@
 """The analysis on real child runs of tests/scenarios/retain_bytes.py, whose leak is known.
 
-Measured on this machine (Python 3.11, glibc, 500 steps/s, 4 s, 0.2 s interval):
-``size=16384`` leaky gave 16,488 RSS bytes/step (CI 16,468..16,504) and 2.0 blocks/step;
-``size=1024`` gave 1,113 (CI 1,106..1,118) after a 1,000-step warm-up, but 915 (CI
-600..1,278) with the default 0.4 s one: for the first megabyte or so the allocator
-hands back memory freed during start-up, which RSS does not see. ``fixed`` gave
-0 B/step with NO_LEAK on RSS. A retained
-``bytearray(size)`` costs ``size`` bytes plus its object header (56 B), malloc's chunk
-header and rounding (8-16 B) and its list slot (8 B, amortised over the list's growth):
-the margin below allows size..size+256 B, plus 2%.
+A retained ``bytearray(size)`` costs ``size`` bytes plus its object header, malloc's chunk
+header and its list slot, so the margins allow size..size+256 B plus 2%. The first megabyte
+or so after start-up is served from memory freed during start-up, which RSS does not see:
+the small leak is measured after a warm-up of steps. docs/testing.md has the measurements.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import sys
 
 import pandas as pd
 import pytest
+import synthetic
 from matplotlib.figure import Figure
 
 import leaklab
 from leaklab import store
-from leaklab.analysis import synthetic
 
 
 @pytest.fixture(scope="module")

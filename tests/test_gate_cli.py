@@ -1,9 +1,8 @@
 """``leaklab gate`` end to end: real child runs of the test scenarios, real analysis.
 
-tests/scenarios/retain_bytes.py keeps ``size`` bytes per step (leaky) or none (fixed).
-Measured at full speed on 3 s runs: leaky with size=1024 grows about +1.1 KB/step in
-RSS and +2 blocks/step; fixed grows 0 B/step (CI 0 to 0) and about 1e-5 blocks/step.
-The limits below (16 B/step, 0.05 blocks/step) sit far from both.
+tests/scenarios/retain_bytes.py keeps ``size`` bytes per step (leaky) or none (fixed). The
+limits below (16 B/step, 0.05 blocks/step) sit far from both variants' measured growth
+(docs/testing.md).
 """
 
 from __future__ import annotations

@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from leaklab import probes
-from leaklab.probes import ProbeContext, chain_graph, chains, support
+from leaklab import chain_graph, naming, probes
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, blame, function_at, group_sites, source_lines
+from leaklab.probes import ProbeContext, referrers, support
 from leaklab.probes.gc_types import GcTypesProbe
 from leaklab.probes.memray_probe import MemrayProbe, tracking
 from leaklab.probes.pympler_probe import PymplerProbe
-from leaklab.probes.retention import RetentionProbe
-from leaklab.probes.sites import Classifier, blame, function_at, group_sites, source_lines
+from leaklab.probes.retention_probe import RetentionProbe
 from leaklab.probes.tracemalloc_probe import TracemallocFullProbe, TracemallocProbe
 
 HERE = str(Path(__file__).resolve())
@@ -70,17 +71,17 @@ def test_type_names_are_module_and_qualified_name():
         pass
 
     html = type("<script>alert(1)</script>", (), {})
-    assert support.type_name(dict) == "dict"
-    assert support.type_name(Inner) == f"{__name__}.test_type_names_are_module_and_qualified_name.<locals>.Inner"
-    assert support.type_name(html) == f"{__name__}.<script>alert(1)</script>"
-    assert [support.type_tier(n) for n in ("aiohttp.client.ClientSession", "asyncio.Future", "dict")] == [0, 1, 2]
+    assert naming.type_name(dict) == "dict"
+    assert naming.type_name(Inner) == f"{__name__}.test_type_names_are_module_and_qualified_name.<locals>.Inner"
+    assert naming.type_name(html) == f"{__name__}.<script>alert(1)</script>"
+    assert [naming.type_tier(n) for n in ("aiohttp.client.ClientSession", "asyncio.Future", "dict")] == [0, 1, 2]
 
 
 def test_count_types_counts_live_instances_exactly():
     class Counted:
         pass
 
-    name = support.type_name(Counted)
+    name = naming.type_name(Counted)
     kept = [Counted() for _ in range(123)]
     assert support.count_types()[name] == 123
     del kept
@@ -192,11 +193,11 @@ def test_group_sites_sums_by_blamed_line_and_keeps_the_allocating_frame():
 
 def find(roots_state: Any, name: str) -> dict[str, Any]:
     classifier = Classifier()
-    instances = chains.sample_instances(name, 3)
-    chain = chains.forward_chain(chains.user_roots(roots_state, classifier), instances, 1e18, 10)
+    instances = referrers.sample_instances(name, 3)
+    chain = referrers.forward_chain(referrers.user_roots(roots_state, classifier), instances, 1e18, 10)
     instances.clear()
     assert chain is not None
-    described = chains.describe(chain, roots_state, classifier)
+    described = referrers.describe(chain, roots_state, classifier)
     chain.clear()
     return described
 
@@ -206,7 +207,7 @@ def test_forward_chain_names_the_global_and_the_key(user_module):
         pass
 
     user_module._REGISTRY = {"first": Thing()}
-    found = find(None, support.type_name(Thing))
+    found = find(None, naming.type_name(Thing))
     assert found["text"] == f"{user_module.__name__}._REGISTRY -> dict -> Thing"
     assert found["root_kind"] == "module" and found["user_root"]
     assert [h["via"] for h in found["hops"]] == [None, None, "['first']"]
@@ -224,7 +225,7 @@ def test_chains_through_attributes_slots_class_attributes_and_state(user_module)
 
     Registry = type("Registry", (), {"members": [Thing()], "__module__": user_module.__name__})
     user_module.Registry = Registry
-    found = find(None, support.type_name(Thing))
+    found = find(None, naming.type_name(Thing))
     assert found["text"] == f"{user_module.__name__}.Registry.members -> list -> Thing"
     assert found["root_kind"] == "class"
 
@@ -236,7 +237,7 @@ def test_chains_through_attributes_slots_class_attributes_and_state(user_module)
     owner.child = slotted
     user_module._OWNER = owner
     del owner, slotted
-    found = find(None, support.type_name(Other))
+    found = find(None, naming.type_name(Other))
     assert found["text"] == f"{user_module.__name__}._OWNER -> Owner -> Slotted -> Other"
     assert [h["via"] for h in found["hops"]][2:] == [".child", ".item"]
 
@@ -244,7 +245,7 @@ def test_chains_through_attributes_slots_class_attributes_and_state(user_module)
         pass
 
     state = {"cache": [Kept()]}
-    found = find(state, support.type_name(Kept))
+    found = find(state, naming.type_name(Kept))
     assert (found["text"], found["root_kind"]) == ("state['cache'] -> list -> Kept", "state")
 
 
@@ -255,7 +256,7 @@ def test_a_key_whose_repr_raises_and_a_type_named_with_markup(user_module):
 
     scripted = type("<script>alert(1)</script>", (), {})
     user_module._BY_KEY = {Unprintable(): scripted()}
-    found = find(None, support.type_name(scripted))
+    found = find(None, naming.type_name(scripted))
     assert found["text"] == f"{user_module.__name__}._BY_KEY -> dict -> <script>alert(1)</script>"
     assert found["hops"][-1]["via"].startswith("[<") and "repr raised RuntimeError" in found["hops"][-1]["via"]
 
@@ -269,7 +270,7 @@ def test_backward_search_finds_a_librarys_global_when_no_user_root_holds_it(tmp_
     sys.modules[library.__name__] = library
     try:
         ctx, _ = context(tmp_path)
-        result = RetentionProbe()._search_type(ctx, support.type_name(Pooled), Classifier(), budget=5.0)
+        result = RetentionProbe()._search_type(ctx, naming.type_name(Pooled), Classifier(), budget=5.0)
     finally:
         del sys.modules[library.__name__]
     assert result["found"] and result["search"] == "backward" and not result["user_root"]
@@ -292,7 +293,7 @@ def test_retention_probe_records_chains_and_keeps_no_reference(tmp_path, user_mo
     gc.collect()
     assert sys.getrefcount(sample) == before
     assert [type(r) for r in gc.get_referrers(sample)] == [dict]
-    (event,) = [e for e in recorder.of(chain_graph.EVENT) if e["object_type"] == support.type_name(Leaked)]
+    (event,) = [e for e in recorder.of(EventKind.RETENTION_CHAIN) if e["object_type"] == naming.type_name(Leaked)]
     assert event["text"] == f"{user_module.__name__}._KEPT -> dict -> Leaked" and event["growth"] == 200
     assert (tmp_path / event["dot"].removeprefix("artifacts/")).is_file()
     if shutil.which("dot"):
@@ -310,7 +311,7 @@ def test_retention_probe_searches_on_sigusr1(tmp_path, user_module):
         user_module._ASKED = [Asked() for _ in range(50)]
         os.kill(os.getpid(), signal.SIGUSR1)
         probe.tick(ctx)
-        events = [e for e in recorder.of(chain_graph.EVENT) if e["object_type"] == support.type_name(Asked)]
+        events = [e for e in recorder.of(EventKind.RETENTION_CHAIN) if e["object_type"] == naming.type_name(Asked)]
         assert [(e["reason"], e["text"]) for e in events] == [("signal", f"{user_module.__name__}._ASKED -> list -> Asked")]
     finally:
         probe.finish(ctx)
@@ -407,7 +408,7 @@ def test_gc_types_reports_the_growing_type(tmp_path):
         ctx.steps = i + 1
         probe.tick(ctx)
     probe.finish(ctx)
-    name = support.type_name(Grows)
+    name = naming.type_name(Grows)
     snapshots = [e for e in recorder.of("gc_types") if not e["baseline"]]
     assert len(snapshots) == 6  # every 100 steps, and the final one
     assert [s["types"][name] - s["base"][name] for s in snapshots] == [100, 200, 300, 400, 500, 500]
@@ -427,7 +428,7 @@ def test_a_failed_pympler_summary_is_recorded_and_the_probe_goes_on(tmp_path):
     hostile.clear()
     ctx.steps = 80
     probe.tick(ctx)  # and this one works
-    errors = recorder.of(support.SNAPSHOT_ERROR)
+    errors = recorder.of(EventKind.SNAPSHOT_ERROR)
     assert [e["what"] for e in errors] == ["baseline summary", "summary"]
     assert all("size refused" in e["error"] for e in errors)
     assert [e["snapshot"] for e in recorder.of("pympler_summary")] == [0, 1]

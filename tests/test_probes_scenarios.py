@@ -2,13 +2,9 @@
 leaking type, the leaking allocation site (file and function) and a retention chain
 from the scenario's module-level root; for the fixed variants nothing leaks.
 
-Each run lasts 8 s with a snapshot every second (on a loaded 2-core machine the
-cost-driven cadence may fit only one or two tracemalloc windows into 8 s; the fixed
-cadence makes the test independent of the load). What the development machine
-recorded: every expected type grows 1-2 objects per request; the sites below hold
-0.1-20 blocks per step in every window; the chains are found by the forward search
-in 0.02-0.9 s. The fixed variants: no type grows steadily, at most 3 sites held
-anything in all windows, and no site passes because the run retains nothing.
+Each run lasts 8 s with a snapshot every second: on a loaded 2-core machine the cost-driven
+cadence may fit only one or two tracemalloc windows into 8 s, and a fixed cadence makes the
+test independent of the load (docs/testing.md has what the runs recorded).
 
 One leaky variant per scenario runs with the default test suite; the others are
 marked slow (run by ``make soak``).

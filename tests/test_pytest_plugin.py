@@ -1,7 +1,7 @@
 """The pytest plugin, exercised through real inner pytest sessions (pytester).
 
-Figures quoted in docstrings were measured on CPython 3.11 (x86_64); the margins
-around them leave room for other versions' object sizes.
+Object sizes differ between Python versions: the margins leave room for them
+(docs/testing.md).
 """
 
 from __future__ import annotations

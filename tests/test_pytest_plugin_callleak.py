@@ -1,7 +1,7 @@
 """The repeated-call engine behind the pytest plugin (leaklab.callleak), called directly.
 
-Figures quoted were measured on CPython 3.11 (x86_64); margins leave room for
-other versions' object sizes and the list's amortised growth.
+Margins leave room for other Python versions' object sizes and a list's amortised growth
+(docs/testing.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """`leaklab report`: files, numbers that match the analysis, run selection, cut-short runs, escaping.
 
-The real runs are retain_bytes at 3,000 steps/s for 6,000 steps, sampled every 0.1 s.
-Measured on the development machine (2 cores, CPython 3.11): leaky 1,112 B/step of RSS
-and 2.00 allocated blocks/step (1,024 payload + object headers and the list slot),
-fixed 0 B/step. The margins below (1,024 to 1,400 B/step; fixed under the 16 B/step
-leak threshold) leave room for allocator noise on a loaded machine.
+The real runs are retain_bytes at 3,000 steps/s for 6,000 steps, sampled every 0.1 s. The
+margins (1,024 to 1,400 B/step for the leaky variant; the fixed one under the 16 B/step leak
+threshold) leave room for allocator noise on a loaded machine (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -3,10 +3,8 @@ grace, nothing it started outlives it (in any session, even when the leaklab par
 killed with SIGKILL), its logs stay bounded, and the memory cap stops a runaway child
 without breaking a program that keeps thousands of threads.
 
-Every test runs real processes of tests/scenarios/misbehaves.py. Measured on the 2-core
-machine while the whole suite and two CPU-bound processes ran beside it: a run stuck in
-setup or in a step with --duration 1s --grace 2s ended 3.09-3.13 s after its start; after
-the leaklab parent's SIGKILL, every process of the run was gone within 0.13-0.35 s.
+Every test runs real processes of tests/scenarios/misbehaves.py; the time margins come from
+runs beside the whole suite and two CPU-bound processes (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -17,6 +17,17 @@ FORBIDDEN_IMPORTS = {
     "runner": ("leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.commands"),
     "analysis": ("leaklab.runner", "leaklab.report", "leaklab.gate", "leaklab.probes", "leaklab.commands"),
     "report": ("leaklab.runner", "leaklab.probes", "leaklab.commands"),
+    "probes": ("leaklab.runner", "leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.commands"),
+    "importers": ("leaklab.runner", "leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.probes"),
+}
+#: Modules every layer may import, and the only leaklab modules each of them imports.
+FOUNDATIONS = {
+    "kinds": (),
+    "records": ("leaklab.kinds",),
+    "units": (),
+    "naming": (),
+    "pm2_defaults": (),
+    "chain_graph": (),
 }
 
 
@@ -62,6 +73,16 @@ def test_layers_import_only_what_they_may() -> None:
         for module, _names, line in _imports(_tree(path))
         for forbidden in FORBIDDEN_IMPORTS.get(_layer(path), ())
         if module == forbidden or module.startswith(forbidden + ".")
+    ]
+    assert offenders == []
+
+
+def test_foundations_import_only_foundations() -> None:
+    offenders = [
+        f"leaklab/{name}.py:{line}: imports {module}"
+        for name, allowed in FOUNDATIONS.items()
+        for module, _names, line in _imports(_tree(PACKAGE / f"{name}.py"))
+        if module.startswith("leaklab") and module not in allowed
     ]
     assert offenders == []
 

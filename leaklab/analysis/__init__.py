@@ -4,7 +4,7 @@
 
     from leaklab.analysis import analyze
     a = analyze("runs/20250101T000000Z-http-agent-leaky")
-    a.verdict.label, a.growth["rss"].bytes_per_step, a.growth["rss"].ci95
+    a.verdict.label, a.growth["rss"].per_step, a.growth["rss"].ci95
 
 The CLI, the report, the gate and notebooks all call these; nothing else
 computes growth.
@@ -12,12 +12,11 @@ computes growth.
 
 from leaklab.analysis.analyzer import RunAnalysis, analyze
 from leaklab.analysis.growth import BASELINE_DEFINITION, SIGNALS, Growth, GrowthOptions
-from leaklab.analysis.verdict import LABELS, Thresholds, Verdict
+from leaklab.analysis.verdict import Thresholds, Verdict
 from leaklab.analysis.window import WarmupError, parse_warmup
 
 __all__ = [
     "BASELINE_DEFINITION",
-    "LABELS",
     "SIGNALS",
     "Growth",
     "GrowthOptions",

@@ -19,6 +19,9 @@ from leaklab.analysis import window as window_mod
 from leaklab.analysis.attribution import attribute
 from leaklab.analysis.growth import Growth, GrowthOptions
 from leaklab.analysis.verdict import Thresholds, Verdict
+from leaklab.kinds import Status
+from leaklab.kinds import Verdict as Label
+from leaklab.records import settings_of
 
 
 @dataclass
@@ -79,15 +82,15 @@ def _status_note(run: store.RunData, n_rows: int, t_last: float) -> str | None:
     when = units.format_duration(t_last) if math.isfinite(t_last) else "the start"
     message = (run.meta.get("exit") or {}).get("message") or ""
     suffix = f" ({message})" if message else ""
-    if status == "completed":
+    if status == Status.COMPLETED:
         return None
-    if status == "running":
+    if status == Status.RUNNING:
         return f"the run is still being written, or was cut short: analysed the {n_rows} samples up to {when}"
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         return f"the run was interrupted{suffix}: analysed the {n_rows} samples written before it stopped at {when}"
-    if status == "killed_at_cap":
+    if status == Status.KILLED_AT_CAP:
         return f"the run was killed at the memory cap{suffix}: analysed the {n_rows} samples up to {when}"
-    if status == "failed":
+    if status == Status.FAILED:
         return f"the run failed{suffix}: analysed the {n_rows} samples written before {when}"
     return f"run status {status!r}: analysed the {n_rows} samples up to {when}"
 
@@ -99,8 +102,8 @@ MIN_COLLECTED = 8
 def default_level(meta: dict[str, Any]) -> float:
     """The confidence of the intervals a run's verdict rests on: 95%, or the per-look level
     of the sequential rule that stopped a run of no set length."""
-    rule = (meta.get("config") or {}).get("stop_rule") if isinstance(meta.get("config"), dict) else None
-    level = rule.get("level") if isinstance(rule, dict) else None
+    rule = settings_of(meta).stop_rule
+    level = rule.level if rule is not None else None
     return float(level) if isinstance(level, (int, float)) and 0.5 <= level < 1 else 0.95
 
 
@@ -118,8 +121,7 @@ def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, An
         values = columns.get(name)
         return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
 
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    if signal == "rss" and not config.get("include_children"):
+    if signal == "rss" and not settings_of(meta).include_children:
         inside = column("child_rss")
         if np.isfinite(inside[mask]).sum() >= 3:
             return inside, mask & np.isfinite(inside), None
@@ -180,8 +182,8 @@ def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | 
         return np.asarray(values, dtype=float) if values else np.full(n, np.nan)
 
     steps, generation = column("steps"), np.nan_to_num(column("generation"))
-    config = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
-    interval = float(config.get("sample_interval_s") or config.get("interval_s") or math.nan)
+    config = run.config
+    interval = float(config.sample_interval_s or config.interval_s or math.nan)
     growth: dict[str, Growth] = {}
     for signal, col in growth_mod.COLUMN_OF.items():
         if not np.isfinite(column(col)).any():
@@ -230,7 +232,7 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
     steps_per_s = next((g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan)
     blocks_verdict = per_signal.get("blocks")
     found = attribute(run, blocks=growth.get("blocks"),
-                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == "LEAK")
+                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == Label.LEAK)
     return RunAnalysis(run_path=run.path, meta=run.meta, status=run.status, growth=growth, verdict=verdict,
                        signal_verdicts=per_signal, window=window, thresholds=thresholds,
                        steps_per_s=steps_per_s, n_rows=n, notes=list(dict.fromkeys(notes)),

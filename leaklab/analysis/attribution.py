@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from leaklab import store, units
+from leaklab import kinds, store, units
 from leaklab.analysis import growth as growth_mod
 from leaklab.analysis import retention as retention_mod
 from leaklab.analysis import verdict as verdict_mod
 from leaklab.analysis import window as window_mod
-from leaklab.probes.support import type_tier
+from leaklab.naming import type_tier
 
 #: Share of consecutive snapshots across which a leaking type's count must rise.
 MIN_UP_FRACTION = 0.6
@@ -58,8 +58,8 @@ MIN_OBJECTS = 10
 MIN_TYPE_PER_STEP = 0.05
 #: The run clearly retains Python objects when the analysis judges ``allocated_blocks`` a LEAK
 #: and the lower end of its 95 % interval is at least this many blocks per step. Tracing windows
-#: slow the steps down, and timing-bound structures (timeouts, pools) swell a little meanwhile:
-#: 0.05-0.14 blocks/step recorded in 14 s runs of the fixed variants, none with the probes off.
+#: slow the steps down, and timing-bound structures (timeouts, pools) swell a little meanwhile,
+#: so a fixed variant may show a small positive rate (docs/analysis.md gives the figures measured).
 MIN_RETAINED_BLOCKS_PER_STEP = 0.25
 #: Snapshots after the baseline needed before steady growth can be told from a spike.
 MIN_SNAPSHOTS = 2
@@ -168,9 +168,9 @@ def rank_types(run: store.RunData, steps_per_s: float = math.nan, retains_blocks
     classes, then the standard library's, then builtins: a leak of sessions grows
     dicts and lists too, the session class names it), then by steady growth per step.
     """
-    counts, n_gc = _series(run.events_of("gc_types"), lambda v: v)
-    p_counts, n_py = _series(run.events_of("pympler_summary"), lambda v: v.get("count", 0))
-    p_sizes, _ = _series(run.events_of("pympler_summary"), lambda v: v.get("size", 0))
+    counts, n_gc = _series(run.events_of(kinds.EventKind.GC_TYPES), lambda v: v)
+    p_counts, n_py = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("count", 0))
+    p_sizes, _ = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("size", 0))
     ranked: list[dict[str, Any]] = []
     for name in dict.fromkeys([*counts, *p_counts]):
         source, points = ("gc", counts[name]) if name in counts else ("pympler", p_counts[name])
@@ -283,7 +283,7 @@ def rank_sites(run: store.RunData, steps_per_s: float = math.nan, blocks: growth
     ``retains`` says the run as a whole keeps Python objects (a type leaks, or
     ``allocated_blocks`` is judged a LEAK); without it no window site is called leaking.
     """
-    events = run.events_of("tracemalloc_snapshot")
+    events = run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT)
     blocks_hi = math.nan
     if blocks is not None and math.isfinite(blocks.ci95_per_step[1]):
         blocks_hi = blocks.ci95_per_step[1]
@@ -301,7 +301,7 @@ def _add_sources(sites: list[dict[str, Any]], run: store.RunData) -> None:
     """Functions and source lines of the sites and their tracebacks, from the ``source_lines``
     events the probe writes after the last step (it records bare file/line while steps run)."""
     lines: dict[str, Any] = {}
-    for event in run.events_of("source_lines"):
+    for event in run.events_of(kinds.EventKind.SOURCE_LINES):
         lines.update(event.get("lines") or {})
 
     def fill(frame: dict[str, Any]) -> dict[str, Any]:
@@ -340,8 +340,8 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     """
     blocks = blocks if blocks is not None else blocks_growth(run)
     if blocks_leak is None:
-        interval = float((run.meta.get("config") or {}).get("interval_s") or math.nan)
-        blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == "LEAK"
+        interval = float(run.config.interval_s or math.nan)
+        blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == kinds.Verdict.LEAK
     steps_per_s = blocks.steps_per_s
     lower = blocks.ci95_per_step[0]
     retains_blocks = bool(blocks_leak) and math.isfinite(lower) and lower >= MIN_RETAINED_BLOCKS_PER_STEP
@@ -351,13 +351,13 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     chains_by_type = {c.get("object_type"): c for c in retention_mod.chains_of(run)}
     chains = [_chain_entry(chains_by_type[t["type"]]) for t in leaking_types if t["type"] in chains_by_type]
     notes: list[str] = []
-    if not run.events_of("gc_types") and not run.events_of("pympler_summary"):
+    if not run.events_of(kinds.EventKind.GC_TYPES) and not run.events_of(kinds.EventKind.PYMPLER_SUMMARY):
         notes.append("no type counts recorded: run with --profile default (or --probe gc-types) to see what grows")
-    if not run.events_of("tracemalloc_snapshot"):
+    if not run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT):
         notes.append("no tracemalloc snapshots recorded: run with --profile default (or --probe tracemalloc) to see where")
-    for error in run.events_of("snapshot_error")[:3]:
+    for error in run.events_of(kinds.EventKind.SNAPSHOT_ERROR)[:3]:
         notes.append(f"{error.get('probe')}: {error.get('what')} failed: {error.get('error')}")
-    memray = next(iter(run.events_of("memray_capture")[-1:]), None)
+    memray = next(iter(run.events_of(kinds.EventKind.MEMRAY_CAPTURE)[-1:]), None)
     if memray is not None:
         memray = {k: v for k, v in memray.items() if k not in ("t", "kind")}
     return Attribution(top_types=leaking_types[:top], top_sites=[s for s in sites if s["leaking"]][:top],
@@ -373,16 +373,18 @@ def _chain_entry(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count_rate(value: float | None, per: str) -> str:
-    return "n/a" if value is None else f"{value:+,.3g}/{per}"
+    """Objects per step or hour: ``+0.5/step``."""
+    return units.format_count(value, signed=True) + f"/{per}" if units.finite(value) else units.NA
 
 
 def _size_rate(value: float | None, per: str) -> str:
-    return "n/a" if value is None else f"{units.format_size(value, signed=True)}/{per}"
+    return units.format_growth(value, "bytes", per, signed=True)
 
 
 def summary_lines(top_types: list[dict[str, Any]], top_sites: list[dict[str, Any]], chains: list[dict[str, Any]],
                   n: int = 3) -> list[str]:
-    """The top few growing types, sites and chains as lines for the terminal summary."""
+    """The top few growing types, sites and chains as lines for the terminal summary
+    (:mod:`leaklab.report.text`)."""
     lines: list[str] = []
     for i, t in enumerate(top_types[:n]):
         size = f", {_size_rate(t.get('bytes_per_step'), 'step')}" if t.get("bytes_per_step") is not None else ""

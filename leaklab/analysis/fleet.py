@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from leaklab import store
+from leaklab.kinds import Verdict as Label
+
+#: The verdict of a run that could not be read or analysed (ranked last, with its error).
+ERROR = "ERROR"
 
 
 @dataclass
@@ -39,7 +43,7 @@ class FleetRow:
     labels: dict[str, str] = field(default_factory=dict)
 
     def sort_key(self) -> tuple[int, float]:
-        order = {"LEAK": 0, "ERROR": 2}.get(self.verdict, 1)
+        order = {Label.LEAK: 0, ERROR: 2}.get(self.verdict, 1)
         growth = self.mb_per_hour if math.isfinite(self.mb_per_hour) else -math.inf
         return order, -growth
 
@@ -62,7 +66,7 @@ def analyse_one(path: str | os.PathLike[str], warmup: Any = None) -> FleetRow:
         data = store.read_run(path, warn=False)
         analysis = analyze(data, warmup=warmup)
     except (store.RunFormatError, ValueError, OSError) as exc:
-        return FleetRow(run=str(path), name=path.name, verdict="ERROR", reason=str(exc))
+        return FleetRow(run=str(path), name=path.name, verdict=ERROR, reason=str(exc))
     meta = data.meta
     growth = analysis.primary
     series = (meta.get("source") or {}).get("series") or {}
@@ -72,7 +76,7 @@ def analyse_one(path: str | os.PathLike[str], warmup: Any = None) -> FleetRow:
                    labels={str(k): str(v) for k, v in series.items()})
     if growth is not None:
         lo, hi = growth.ci95
-        row.mb_per_hour = growth.bytes_per_s * 3600 / 1e6
+        row.mb_per_hour = growth.mb_per_hour
         row.ci95_mb_per_hour = (lo * 3600 / 1e6, hi * 3600 / 1e6)
         row.pct_per_hour = growth.pct_per_hour
         row.baseline_mb = growth.baseline / 1e6

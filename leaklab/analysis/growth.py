@@ -26,7 +26,7 @@ sawtooth returns to: a leak raises the floor, a periodic clear does not.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import InitVar, asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,25 +53,28 @@ class GrowthOptions:
 
 @dataclass
 class Growth:
-    """Growth of one signal over the analysed window.
+    """Growth of one signal over the analysed window, in the signal's ``unit`` (bytes or
+    blocks): ``per_s`` and ``per_step`` are the slopes, ``per_hour`` the slope per hour.
+    ``pct_per_hour`` is relative to ``baseline``: the value of the fitted line at
+    ``t_start`` (see :data:`BASELINE_DEFINITION`).
 
-    For ``unit == "blocks"`` the ``bytes_*`` fields hold blocks (and ``mb_per_hour``
-    holds millions of blocks per hour). ``pct_per_hour`` is relative to ``baseline``:
-    the value of the fitted line at ``t_start`` (see :data:`BASELINE_DEFINITION`).
+    ``to_dict`` (the ``--json`` output) keeps the historical keys ``bytes_per_s``,
+    ``bytes_per_step`` and ``mb_per_hour`` (millions of units per hour); the same names
+    are accepted by the constructor and readable as attributes, for code written before
+    the unit-neutral names.
     """
 
     signal: str
     unit: str
-    bytes_per_s: float
-    bytes_per_step: float
-    mb_per_hour: float
-    pct_per_hour: float
-    baseline: float
-    ci95: tuple[float, float]
-    ci95_per_step: tuple[float, float]
-    n_samples: int
-    t_start: float
-    t_end: float
+    per_s: float = math.nan
+    per_step: float = math.nan
+    pct_per_hour: float = math.nan
+    baseline: float = math.nan
+    ci95: tuple[float, float] = (math.nan, math.nan)
+    ci95_per_step: tuple[float, float] = (math.nan, math.nan)
+    n_samples: int = 0
+    t_start: float = math.nan
+    t_end: float = math.nan
     steps_per_s: float = math.nan
     n_bins: int = 0
     block_len: int = 0
@@ -100,6 +103,23 @@ class Growth:
     #: blocks only: the slope of every raw reading per step, garbage included
     raw_per_step: float = math.nan
     notes: list[str] = field(default_factory=list)
+    bytes_per_s: InitVar[float | None] = None  # the former names of per_s and per_step
+    bytes_per_step: InitVar[float | None] = None
+
+    def __post_init__(self, bytes_per_s: float | None, bytes_per_step: float | None) -> None:
+        if bytes_per_s is not None:
+            self.per_s = bytes_per_s
+        if bytes_per_step is not None:
+            self.per_step = bytes_per_step
+
+    @property
+    def per_hour(self) -> float:
+        return self.per_s * 3600
+
+    @property
+    def mb_per_hour(self) -> float:
+        """Millions of units per hour (MB/h for bytes): the ``--json`` key of the same name."""
+        return self.per_s * 3600 / 1e6
 
     @property
     def window_s(self) -> float:
@@ -132,7 +152,7 @@ class Growth:
             return centre - factor * (centre - lo), centre + factor * (hi - centre)
 
         return replace(
-            self, ci95=stretch(self.bytes_per_s, self.ci95), ci95_per_step=stretch(self.bytes_per_step, self.ci95_per_step),
+            self, ci95=stretch(self.per_s, self.ci95), ci95_per_step=stretch(self.per_step, self.ci95_per_step),
             tail_ci95=stretch(self.tail_per_s, self.tail_ci95), head_ci95=stretch(self.head_per_s, self.head_ci95),
             tail_ci95_per_step=stretch(self.tail_per_step, self.tail_ci95_per_step),
             head_ci95_per_step=stretch(self.head_per_step, self.head_ci95_per_step),
@@ -140,11 +160,36 @@ class Growth:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95", "tail_ci95_per_step",
-                    "head_ci95_per_step"):
-            data[key] = [_clean(v) for v in data[key]]
+        """JSON-ready, under the documented keys (``bytes_per_s``, ``bytes_per_step``,
+        ``mb_per_hour``: the names from before the unit-neutral fields)."""
+        data: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key in _JSON_KEYS:
+                data[_JSON_KEYS[key]] = value
+                if key == "per_step":
+                    data["mb_per_hour"] = self.mb_per_hour
+            elif key in _INTERVALS:
+                data[key] = [_clean(v) for v in value]
+            else:
+                data[key] = value
         return {k: _clean(v) if isinstance(v, float) else v for k, v in data.items()}
+
+
+#: Fields shown under another key in ``--json``.
+_JSON_KEYS = {"per_s": "bytes_per_s", "per_step": "bytes_per_step"}
+_INTERVALS = ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95", "tail_ci95_per_step",
+              "head_ci95_per_step")
+
+
+def _former_name(new: str) -> property:
+    """A read-only alias under a field's former name."""
+    return property(lambda self: getattr(self, new), doc=f"Former name of ``{new}``.")
+
+
+# The constructor's former-name arguments (InitVars) leave their defaults as class attributes: the
+# aliases replace them, so ``growth.bytes_per_s`` reads ``per_s``.
+Growth.bytes_per_s = _former_name("per_s")  # type: ignore[assignment]
+Growth.bytes_per_step = _former_name("per_step")  # type: ignore[assignment]
 
 
 def _clean(value: float) -> float | None:
@@ -156,10 +201,8 @@ def _clean(value: float) -> float | None:
 
 def empty_growth(signal: str, n_samples: int = 0, t_start: float = math.nan, t_end: float = math.nan,
                  note: str = "") -> Growth:
-    nan = math.nan
-    return Growth(signal=signal, unit=SIGNALS.get(signal, "bytes"), bytes_per_s=nan, bytes_per_step=nan,
-                  mb_per_hour=nan, pct_per_hour=nan, baseline=nan, ci95=(nan, nan), ci95_per_step=(nan, nan),
-                  n_samples=n_samples, t_start=t_start, t_end=t_end, notes=[note] if note else [])
+    return Growth(signal=signal, unit=SIGNALS.get(signal, "bytes"), n_samples=n_samples, t_start=t_start,
+                  t_end=t_end, notes=[note] if note else [])
 
 
 def bin_medians(t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, n_bins: int
@@ -411,6 +454,57 @@ def _steps_per_s(t: np.ndarray, steps: np.ndarray, group: np.ndarray) -> float:
     return done / spent if spent > 0 and done > 0 else math.nan
 
 
+def _rows(t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows with a time and a value, as float arrays (in the order given)."""
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
+    steps = np.asarray(steps, dtype=float)
+    group = np.zeros_like(t) if group is None else np.nan_to_num(np.asarray(group, dtype=float))
+    ok = np.isfinite(t) & np.isfinite(y)
+    return t[ok], steps[ok], y[ok], group[ok]
+
+
+@dataclass
+class _Parts:
+    """The window's bins split at the start of the tail, each part fitted on its own
+    (None with fewer than four bins)."""
+
+    tail: np.ndarray  # bin indices
+    head: np.ndarray
+    tail_fit: Fit | None
+    head_fit: Fit | None
+
+
+def _fit_parts(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions) -> _Parts:
+    tail_start = bt[0] + (1 - options.tail_fraction) * (bt[-1] - bt[0])
+    tail = np.flatnonzero(bt >= tail_start)
+    head = np.flatnonzero(bt < tail_start)
+
+    def part(rows: np.ndarray) -> Fit | None:
+        return fit(bt[rows], bs[rows], by[rows], bg[rows], options) if len(rows) >= 4 else None
+
+    return _Parts(tail, head, part(tail), part(head))
+
+
+def _part_fields(parts: _Parts, by: np.ndarray) -> dict[str, Any]:
+    """The :class:`Growth` fields of the tail and the head."""
+    nan, nan2 = math.nan, (math.nan, math.nan)
+    tail, head = parts.tail_fit, parts.head_fit
+    return {
+        "tail_per_s": tail.per_s if tail else nan,
+        "tail_ci95": tail.ci if tail else nan2,
+        "tail_per_step": tail.per_step if tail else nan,
+        "tail_ci95_per_step": tail.ci_step if tail else nan2,
+        "head_per_step": head.per_step if head else nan,
+        "head_ci95_per_step": head.ci_step if head else nan2,
+        "tail_high": float(by[parts.tail].max()) if len(parts.tail) else nan,
+        "head_high": float(by[parts.head].max()) if len(parts.head) else nan,
+        "head_per_s": head.per_s if head else nan,
+        "head_ci95": head.ci if head else nan2,
+    }
+
+
 def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None = None,
              options: GrowthOptions | None = None) -> Growth:
     """Growth of ``y`` over the samples given (already cut to the analysed window).
@@ -419,12 +513,7 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
     (NaN where missing), ``group`` the process generation of each row.
     """
     options = options or GrowthOptions()
-    t = np.asarray(t, dtype=float)
-    y = np.asarray(y, dtype=float)
-    steps = np.asarray(steps, dtype=float)
-    group = np.zeros_like(t) if group is None else np.nan_to_num(np.asarray(group, dtype=float))
-    ok = np.isfinite(t) & np.isfinite(y)
-    t, y, steps, group = t[ok], y[ok], steps[ok], group[ok]
+    t, steps, y, group = _rows(t, steps, y, group)
     n = len(t)
     if n < 3:
         return empty_growth(signal, n, float(t[0]) if n else math.nan, float(t[-1]) if n else math.nan,
@@ -433,11 +522,6 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
     t, y, steps, group = t[order], y[order], steps[order], group[order]
     bt, bs, by, bg = bin_medians(t, steps, y, group, options.n_bins)
     whole = fit(bt, bs, by, bg, options)
-    tail_start = bt[0] + (1 - options.tail_fraction) * (bt[-1] - bt[0])
-    tail = np.flatnonzero(bt >= tail_start)
-    tail_fit = fit(bt[tail], bs[tail], by[tail], bg[tail], options) if len(tail) >= 4 else None
-    head = np.flatnonzero(bt < tail_start)
-    head_fit = fit(bt[head], bs[head], by[head], bg[head], options) if len(head) >= 4 else None
     resets, floor, floor_ci = resets_and_floor(t, y, group, options.reset_fraction, options)
     baseline = float(whole.fitted[0])
     n_groups = len(np.unique(bg))
@@ -445,9 +529,8 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
     return Growth(
         signal=signal,
         unit=SIGNALS.get(signal, "bytes"),
-        bytes_per_s=whole.per_s,
-        bytes_per_step=whole.per_step,
-        mb_per_hour=whole.per_s * 3600 / 1e6,
+        per_s=whole.per_s,
+        per_step=whole.per_step,
         pct_per_hour=100 * whole.per_s * 3600 / baseline if baseline > 0 else math.nan,
         baseline=baseline,
         ci95=whole.ci,
@@ -458,16 +541,7 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
         steps_per_s=_steps_per_s(t, steps, group),
         n_bins=len(bt),
         block_len=whole.block_len,
-        tail_per_s=tail_fit.per_s if tail_fit else math.nan,
-        tail_ci95=tail_fit.ci if tail_fit else (math.nan, math.nan),
-        tail_per_step=tail_fit.per_step if tail_fit else math.nan,
-        tail_ci95_per_step=tail_fit.ci_step if tail_fit else (math.nan, math.nan),
-        head_per_step=head_fit.per_step if head_fit else math.nan,
-        head_ci95_per_step=head_fit.ci_step if head_fit else (math.nan, math.nan),
-        tail_high=float(by[tail].max()) if len(tail) else math.nan,
-        head_high=float(by[head].max()) if len(head) else math.nan,
-        head_per_s=head_fit.per_s if head_fit else math.nan,
-        head_ci95=head_fit.ci if head_fit else (math.nan, math.nan),
+        **_part_fields(_fit_parts(bt, bs, by, bg, options), by),
         resets=resets,
         floor_per_s=floor,
         floor_ci95=floor_ci,

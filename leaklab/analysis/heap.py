@@ -41,17 +41,15 @@ class HeapSplit:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
     def sentence(self) -> str:
-        rss = units.format_size(self.rss_per_s * 3600, signed=True)
+        rss, heap, used, external = (units.format_growth(per_s * 3600, "bytes", "h", signed=True) for per_s in (
+            self.rss_per_s, self.heap_total_per_s, self.heap_used_per_s, self.external_per_s))
         if self.where == "flat":
-            return f"RSS grows {rss}/h: nothing to split between the JS heap and native memory."
-        heap = units.format_size(self.heap_total_per_s * 3600, signed=True)
-        used = units.format_size(self.heap_used_per_s * 3600, signed=True)
-        external = units.format_size(self.external_per_s * 3600, signed=True)
+            return f"RSS grows {rss}: nothing to split between the JS heap and native memory."
         where = {"js-heap": "mostly in the JS heap (take a heap snapshot)",
                  "native": "mostly outside the JS heap (Buffers, native addons, the allocator)",
                  "both": "in the JS heap and outside it"}[self.where]
-        return (f"the V8 heap grows {heap}/h committed ({used}/h used) of RSS's {rss}/h ({self.heap_share:.0%}); "
-                f"external memory {external}/h: the growth is {where}.")
+        return (f"the V8 heap grows {heap} committed ({used} used) of RSS's {rss} ({self.heap_share:.0%}); "
+                f"external memory {external}: the growth is {where}.")
 
 
 def heap_split(run: store.RunData | str) -> HeapSplit | None:

@@ -126,4 +126,4 @@ def time_to_limit_from(growth: Any, limit: float, current: float | None = None) 
     """:func:`time_to_limit` for a :class:`~leaklab.analysis.Growth`, from ``current``
     (default: the last value the run measured)."""
     start = growth.last if current is None else current
-    return time_to_limit(start, limit, growth.bytes_per_s)
+    return time_to_limit(start, limit, growth.per_s)

@@ -28,9 +28,18 @@ import numpy as np
 from leaklab import store
 from leaklab.analysis import projection
 from leaklab.analysis.growth import GrowthOptions, estimate
+from leaklab.kinds import EventKind
+from leaklab.kinds import Verdict as Label
+from leaklab.pm2_defaults import (
+    DEFAULT_MODE,
+    PM2_CHECK_INTERVAL_S,
+    PM2_KILL_SIGNAL,
+    PM2_KILL_TIMEOUT_S,
+)
+from leaklab.records import RecycleSettings
 
 #: PM2's memory check interval, the default for predictions.
-DEFAULT_CHECK_INTERVAL_S = 30.0
+DEFAULT_CHECK_INTERVAL_S = PM2_CHECK_INTERVAL_S
 #: Restart time assumed when the run does not show how long a start takes.
 DEFAULT_RESTART_S = 2.0
 #: Fewer bootstrap replicates than a full analysis: one slope per generation, many generations.
@@ -112,12 +121,12 @@ class RecyclingMetrics:
 
 
 def _restarts(run: store.RunData) -> list[dict[str, Any]]:
-    return sorted((e for e in run.events_of("restart") if isinstance(e.get("t"), (int, float))), key=lambda e: e["t"])
+    return sorted((e for e in run.events_of(EventKind.RESTART) if isinstance(e.get("t"), (int, float))), key=lambda e: e["t"])
 
 
 def _load_window(run: store.RunData) -> tuple[float, float]:
-    start = next((e.get("t") for e in run.events_of("load_start")), None)
-    end = next((e.get("ended_at") or e.get("t") for e in run.events_of("load_end")), None)
+    start = next((e.get("t") for e in run.events_of(EventKind.LOAD_START)), None)
+    end = next((e.get("ended_at") or e.get("t") for e in run.events_of(EventKind.LOAD_END)), None)
     if start is None or end is None:
         return math.nan, math.nan
     return float(start), float(end)
@@ -135,8 +144,8 @@ def succeeded(requests: dict[str, list[Any]]) -> np.ndarray:
 
 def _serving_since(run: store.RunData) -> dict[int, float]:
     """When each generation started taking work: ``healthy`` (service mode), else ``ready``."""
-    since = {int(e.get("generation", 0)): float(e["t"]) for e in run.events_of("healthy") if e.get("t") is not None}
-    for e in run.events_of("ready"):
+    since = {int(e.get("generation", 0)): float(e["t"]) for e in run.events_of(EventKind.HEALTHY) if e.get("t") is not None}
+    for e in run.events_of(EventKind.READY):
         if e.get("t") is not None:
             since.setdefault(int(e.get("generation", 0)), float(e["t"]))
     return since
@@ -170,16 +179,48 @@ def generation_slopes(run: store.RunData | str | os.PathLike[str]) -> list[Gener
         slopes.append(GenerationSlope(
             generation=number, t_start=float(t[rows][0]), t_end=float(t[rows][-1]), n_samples=int(rows.sum()),
             rss_start=float(rss[rows][0]), rss_peak=float(np.max(rss[peak_rows])),
-            bytes_per_s=growth.bytes_per_s, bytes_per_step=growth.bytes_per_step, baseline=growth.baseline,
+            bytes_per_s=growth.per_s, bytes_per_step=growth.per_step, baseline=growth.baseline,
         ))
     return slopes
+
+
+def _restart_rate(run: store.RunData, during: list[float], load_s: float) -> tuple[float, float]:
+    """Mean time between the memory restarts ``during`` the load, and restarts per hour (from
+    that interval, else from the count over the load or the run)."""
+    intervals = list(np.diff(during)) if len(during) >= 2 else []
+    interval = _mean([float(x) for x in intervals])
+    if math.isfinite(interval) and interval > 0:
+        return interval, 3600.0 / interval
+    span = load_s if math.isfinite(load_s) and load_s > 0 else float(run.meta.get("duration_s") or math.nan)
+    per_hour = 3600.0 * len(during) / span if span and math.isfinite(span) and span > 0 else math.nan
+    return interval, per_hour
+
+
+def _failures_by_error(requests: dict[str, list[Any]], ok_mask: np.ndarray) -> dict[str, int]:
+    """Failed requests counted by their error (``http_503`` for an HTTP error status)."""
+    by_error: dict[str, int] = {}
+    for status, error, good in zip(requests.get("status", []), requests.get("error", []), ok_mask, strict=False):
+        if good:
+            continue
+        key = error or (f"http_{int(status)}" if math.isfinite(status) else "unknown")
+        by_error[key] = by_error.get(key, 0) + 1
+    return by_error
+
+
+def _leak_rates(slopes: list[GenerationSlope]) -> tuple[float, float]:
+    """The underlying leak per second and per step: the median of the generations' slopes."""
+    good = [s for s in slopes if math.isfinite(s.bytes_per_s)]
+    per_s = float(np.median([s.bytes_per_s for s in good])) if good else math.nan
+    per_step = float(np.nanmedian([s.bytes_per_step for s in good])) if good and any(
+        math.isfinite(s.bytes_per_step) for s in good) else math.nan
+    return per_s, per_step
 
 
 def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingMetrics:
     """The measured cost of recycling in a run (any run: one without restarts gives zeros)."""
     run = _run(run)
-    policy = (run.meta.get("config") or {}).get("recycle") or {}
-    limit = float(policy.get("limit") or math.nan)
+    policy = run.config.recycle or RecycleSettings()
+    limit = float(policy.limit or math.nan)
     restarts = _restarts(run)
     memory = [e for e in restarts if e.get("reason") == "memory"]
     crash = [e for e in restarts if e.get("reason") == "crash"]
@@ -187,60 +228,41 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
     load_start, load_end = _load_window(run)
     load_s = load_end - load_start
     # Only restarts that happened while the load ran count against it.
-    during = [tt for tt in times if not math.isfinite(load_end) or tt < load_end]
-    intervals = list(np.diff(during)) if len(during) >= 2 else []
-    interval = _mean([float(x) for x in intervals])
-    if math.isfinite(interval) and interval > 0:
-        per_hour = 3600.0 / interval
-    else:
-        span = load_s if math.isfinite(load_s) and load_s > 0 else float(run.meta.get("duration_s") or math.nan)
-        per_hour = 3600.0 * len(during) / span if span and math.isfinite(span) and span > 0 else math.nan
-    restart_time = _mean([float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None])
+    interval, per_hour = _restart_rate(run, [tt for tt in times if not math.isfinite(load_end) or tt < load_end], load_s)
     healthy = _serving_since(run)
     lived = [float(e["t"]) - healthy[int(e["generation"])] for e in memory if int(e.get("generation", 0)) in healthy]
     overshoot = [float(e["rss"]) - limit for e in memory if e.get("rss") is not None and math.isfinite(limit)]
-
     ok_mask = succeeded(run.requests)
-    n = len(ok_mask)
-    ok = int(ok_mask.sum())
-    by_error: dict[str, int] = {}
-    for status, error, good in zip(run.requests.get("status", []), run.requests.get("error", []), ok_mask, strict=False):
-        if good:
-            continue
-        key = error or (f"http_{int(status)}" if math.isfinite(status) else "unknown")
-        by_error[key] = by_error.get(key, 0) + 1
-    connection_failures = sum(v for k, v in by_error.items() if k in CONNECTION_ERRORS)
+    n, ok = len(ok_mask), int(ok_mask.sum())
+    by_error = _failures_by_error(run.requests, ok_mask)
     n_restarts = len(memory) + len(crash)
-    rate = float((run.meta.get("config") or {}).get("rate") or math.nan)
+    rate = float(run.config.rate or math.nan)
+    connection_failures = sum(v for k, v in by_error.items() if k in CONNECTION_ERRORS)
     failed_per_restart = connection_failures / n_restarts if n_restarts else math.nan
     slopes = generation_slopes(run)
-    good = [s for s in slopes if math.isfinite(s.bytes_per_s)]
+    leak_per_s, leak_per_step = _leak_rates(slopes)
     return RecyclingMetrics(
         limit=limit,
-        check_interval_s=float(policy.get("check_interval_s") or math.nan),
-        mode=str(policy.get("mode") or ""),
-        kill_signal=str(policy.get("kill_signal") or ""),
+        check_interval_s=float(policy.check_interval_s or math.nan),
+        mode=str(policy.mode or ""),
+        kill_signal=str(policy.kill_signal or ""),
         generations=int((run.meta.get("counters") or {}).get("generations") or len(np.unique(run.columns.get("generation", [0])))),
         memory_restarts=len(memory),
         crash_restarts=len(crash),
         restart_times=times,
         restart_interval_s=interval,
         restarts_per_hour=per_hour,
-        restart_time_s=restart_time,
+        restart_time_s=_mean([float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None]),
         time_to_restart_s=_mean(lived),
         downtime_per_restart_s=failed_per_restart / rate if rate and math.isfinite(rate) else math.nan,
         failed_per_restart=failed_per_restart,
         overshoot_bytes=_mean(overshoot),
         max_overshoot_bytes=max(overshoot) if overshoot else math.nan,
-        leak_bytes_per_s=float(np.median([s.bytes_per_s for s in good])) if good else math.nan,
-        leak_bytes_per_step=float(np.nanmedian([s.bytes_per_step for s in good])) if good and any(
-            math.isfinite(s.bytes_per_step) for s in good) else math.nan,
+        leak_bytes_per_s=leak_per_s,
+        leak_bytes_per_step=leak_per_step,
         baseline_rss=float(np.median([s.rss_start for s in slopes])) if slopes else math.nan,
         generation_slopes=slopes,
-        requests=n,
-        ok=ok,
-        failed=n - ok,
-        failures_by_error=by_error,
+        requests=n, ok=ok, failed=n - ok, failures_by_error=by_error,
         success_rate=ok / n if n else math.nan,
         throughput_rps=ok / load_s if n and load_s > 0 else math.nan,
         offered_rps=n / load_s if n and load_s > 0 else math.nan,
@@ -290,7 +312,7 @@ class Prediction:
 
 def predict(bytes_per_s: float, baseline: float, limit: float, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
             restart_s: float = DEFAULT_RESTART_S, downtime_s: float | None = None, lost_per_restart: float = 0.0,
-            rate: float = math.nan, base_success: float = 1.0, mode: str = "restart", kill_signal: str = "SIGINT",
+            rate: float = math.nan, base_success: float = 1.0, mode: str = DEFAULT_MODE, kill_signal: str = PM2_KILL_SIGNAL,
             bytes_per_s_ci95: tuple[float, float] = (math.nan, math.nan)) -> Prediction:
     """Recycling at ``limit`` for a process that starts serving at ``baseline`` bytes and grows
     ``bytes_per_s``; checks every ``check_interval_s``; a restart takes ``restart_s`` until the new
@@ -346,15 +368,15 @@ def run_timings(run: store.RunData) -> RunTimings:
                 return float(t)
         return math.nan
 
-    start = first("start")
-    serving = first("healthy")
+    start = first(EventKind.START)
+    serving = first(EventKind.HEALTHY)
     if math.isnan(serving):
-        serving = first("ready")
-    load_end = first("load_end", None)
+        serving = first(EventKind.READY)
+    load_end = first(EventKind.LOAD_END, None)
     # The generation serving when the load ended is the one stopped with nothing in flight.
-    gone = first("exit", None, load_end)
+    gone = first(EventKind.EXIT, None, load_end)
     if math.isnan(gone):
-        gone = first("done", None, load_end)
+        gone = first(EventKind.DONE, None, load_end)
     stop = gone - load_end if math.isfinite(load_end) and math.isfinite(gone) and gone >= load_end else math.nan
     latency = np.asarray(run.requests.get("latency_s", []), dtype=float)[succeeded(run.requests)]
     return RunTimings(startup_s=serving - (start if math.isfinite(start) else 0.0), stop_s=stop, serving_from=serving,
@@ -374,9 +396,23 @@ def _own_success_rate(run: store.RunData) -> float:
     return float(ok.mean())
 
 
+def _measured_restart(timings: RunTimings, mode: str, graceful: bool, kill_timeout_s: float) -> tuple[float, str]:
+    """The restart time the run measured (start-up, plus the graceful stop in restart mode), and
+    a note saying how it was found; the default when the run does not show its start-up."""
+    if not math.isfinite(timings.startup_s):
+        return DEFAULT_RESTART_S, f"restart time not measured in the run: assumed {DEFAULT_RESTART_S:g}s"
+    startup = timings.startup_s
+    exit_s = timings.stop_s if math.isfinite(timings.stop_s) else 0.0
+    stop = min(timings.latency_p99_s + exit_s, kill_timeout_s) if graceful else 0.0
+    note = f"restart time measured in the run: start-up {startup:.2f}s" + (
+        f" + graceful stop {stop:.2f}s (slowest requests {timings.latency_p99_s:.2f}s, exit {exit_s:.2f}s)"
+        if mode == "restart" and graceful else "")
+    return startup + (stop if mode == "restart" else 0.0), note
+
+
 def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
                      check_interval_s: float = DEFAULT_CHECK_INTERVAL_S, restart_s: float | None = None,
-                     mode: str = "restart", kill_signal: str = "SIGINT", kill_timeout_s: float = 1.6,
+                     mode: str = DEFAULT_MODE, kill_signal: str = PM2_KILL_SIGNAL, kill_timeout_s: float = PM2_KILL_TIMEOUT_S,
                      analysis: Any = None) -> Prediction:
     """Predict recycling at ``limit`` from a run (best: one without recycling).
 
@@ -399,34 +435,25 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     run = _run(run)
     a = analysis if analysis is not None else analyze(run)
     g = a.growth.get("rss")
-    if g is None or not math.isfinite(g.bytes_per_s):
+    if g is None or not math.isfinite(g.per_s):
         raise ValueError(f"{run.path.name}: no RSS growth could be measured; run the scenario longer")
     timings = run_timings(run)
-    rate = float((run.meta.get("config") or {}).get("rate") or math.nan)
+    rate = float(run.config.rate or math.nan)
     graceful = kill_signal.upper() not in ("SIGKILL", "KILL", "9")
     notes: list[str] = []
     # The fitted line, taken back to the moment a fresh process starts serving.
     serving_from = timings.serving_from if math.isfinite(timings.serving_from) else g.t_start
-    baseline = g.baseline - g.bytes_per_s * (g.t_start - serving_from)
-    startup = timings.startup_s if math.isfinite(timings.startup_s) else math.nan
-    exit_s = timings.stop_s if math.isfinite(timings.stop_s) else 0.0
-    stop = min(timings.latency_p99_s + exit_s, kill_timeout_s) if graceful else 0.0
+    baseline = g.baseline - g.per_s * (g.t_start - serving_from)
     if restart_s is None:
-        if math.isfinite(startup):
-            restart_s = startup + (stop if mode == "restart" else 0.0)
-            notes.append(f"restart time measured in the run: start-up {startup:.2f}s"
-                         + (f" + graceful stop {stop:.2f}s (slowest requests {timings.latency_p99_s:.2f}s, "
-                            f"exit {exit_s:.2f}s)" if mode == "restart" and graceful else ""))
-        else:
-            restart_s = DEFAULT_RESTART_S
-            notes.append(f"restart time not measured in the run: assumed {DEFAULT_RESTART_S:g}s")
+        restart_s, note = _measured_restart(timings, mode, graceful, kill_timeout_s)
+        notes.append(note)
     lost = 0.0 if graceful or not math.isfinite(rate) else rate * timings.latency_mean_s
     if _restarts(run):
         notes.append("the run was itself recycled: its growth is measured within each generation")
     base_success = _own_success_rate(run)
-    bytes_per_s = g.bytes_per_s
+    bytes_per_s = g.per_s
     judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
-    if judged is not None and judged.label in ("NO_LEAK", "PLATEAU") and bytes_per_s > 0:
+    if judged is not None and judged.label in (Label.NO_LEAK, Label.PLATEAU) and bytes_per_s > 0:
         # A slope the analysis does not call growth (a single allocator step, a bound) projects no restarts.
         notes.append(f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected")
         bytes_per_s = 0.0
@@ -443,10 +470,10 @@ def compare(recycled: store.RunData | str | os.PathLike[str], baseline_run: stor
     ratios measured / predicted. The prediction uses the recycled run's own policy."""
     recycled = _run(recycled)
     measured = analyze_recycling(recycled)
-    policy = (recycled.meta.get("config") or {}).get("recycle") or {}
-    predicted = predict_from_run(baseline_run, measured.limit, measured.check_interval_s, mode=measured.mode or "restart",
-                                 kill_signal=measured.kill_signal or "SIGINT",
-                                 kill_timeout_s=float(policy.get("kill_timeout_s") or 1.6))
+    policy = recycled.config.recycle or RecycleSettings()
+    predicted = predict_from_run(baseline_run, measured.limit, measured.check_interval_s, mode=measured.mode or DEFAULT_MODE,
+                                 kill_signal=measured.kill_signal or PM2_KILL_SIGNAL,
+                                 kill_timeout_s=float(policy.kill_timeout_s or PM2_KILL_TIMEOUT_S))
 
     def ratio(m: float, p: float) -> float:
         return m / p if math.isfinite(m) and math.isfinite(p) and p else math.nan

@@ -5,9 +5,8 @@ state, a running frame) to a sampled instance of a growing type::
 
     aiohttp_registry._REGISTRY -> dict -> RequestRecord
 
-:func:`chains_of` reads them from a run; :func:`to_dot` and :func:`render_png`
-(from :mod:`leaklab.probes.chain_graph`, which the probe uses to draw them) draw
-one again, for a run recorded where Graphviz was missing.
+:func:`chains_of` reads them from a run; :mod:`leaklab.chain_graph` draws one again,
+for a run recorded where Graphviz was missing.
 """
 
 from __future__ import annotations
@@ -15,15 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from leaklab import store
-from leaklab.probes.chain_graph import EVENT, render_png, to_dot
-
-__all__ = ["EVENT", "chains_of", "render_png", "to_dot"]
+from leaklab.kinds import EventKind
 
 
 def chains_of(run: store.RunData) -> list[dict[str, Any]]:
     """The last search per type (a later on-demand or final search replaces an earlier one)."""
     latest: dict[str, dict[str, Any]] = {}
-    for event in run.events_of(EVENT):
+    for event in run.events_of(EventKind.RETENTION_CHAIN):
         name = event.get("object_type")
         if isinstance(name, str):
             latest[name] = event

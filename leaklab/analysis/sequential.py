@@ -27,7 +27,8 @@ from typing import Any
 
 from leaklab import store, units
 from leaklab.analysis.analyzer import measure
-from leaklab.analysis.verdict import Thresholds, fmt_rate
+from leaklab.analysis.verdict import Thresholds
+from leaklab.kinds import Verdict as Label
 
 #: Family-wise chance that any look's interval misses the true rate.
 ALPHA = 0.05
@@ -37,7 +38,7 @@ MIN_LOOK_SAMPLES = 20
 LOOK_RATIO = 1.25
 #: Share of the run so far that each look skips, besides the warm-up.
 SKIP_FRACTION = 0.1
-DECISIVE = ("LEAK", "PLATEAU", "NO_LEAK")
+DECISIVE = (Label.LEAK, Label.PLATEAU, Label.NO_LEAK)
 
 
 def look_times(max_duration_s: float, first_s: float = FIRST_LOOK_S, ratio: float = LOOK_RATIO) -> list[float]:
@@ -92,11 +93,11 @@ class SequentialStop:
         verdict = measured.verdict
         growth = measured.growth.get(verdict.signal) if verdict.signal else None
         text = verdict.label
-        if growth is not None and math.isfinite(growth.bytes_per_step):
+        if growth is not None and math.isfinite(growth.per_step):
             g = growth.at_level(self.level)
             lo, hi = g.ci95_per_step
-            text = (f"{verdict.signal} {fmt_rate(growth, growth.bytes_per_step)} "
-                    f"[{fmt_rate(growth, lo)}, {fmt_rate(growth, hi)}] {verdict.label}")
+            value, low, high = (units.format_growth(v, growth.unit) for v in (growth.per_step, lo, hi))
+            text = f"{verdict.signal} {value} (CI {units.format_interval(low, high)}) {verdict.label}"
         if verdict.label not in DECISIVE and verdict.more_time_s is not None and math.isfinite(verdict.more_time_s):
             text += f", ~{units.format_duration(verdict.more_time_s)} more"
         window = measured.window

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from leaklab import units
+from leaklab.records import settings_of
 
 
 class WarmupError(ValueError):
@@ -89,12 +90,13 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     steps = np.asarray(columns.get("steps") or [math.nan] * n, dtype=float)
     generation = np.nan_to_num(np.asarray(columns.get("generation") or [0.0] * n, dtype=float))
     stepping = np.isfinite(steps) & np.isfinite(t)
-    if (meta.get("config") or {}).get("counts_steps") is False:
+    config = settings_of(meta)
+    if config.counts_steps is False:
         stepping = np.isfinite(t)  # an imported series: no steps were counted, and there is no setup
     mask = np.zeros(n, dtype=bool)
     notes: list[str] = []
     override = parse_warmup(warmup)
-    asked = (meta.get("config") or {}).get("warmup") or {}
+    asked = config.warmup.to_dict() if config.warmup else {}
     recorded = meta.get("warmup_end") if isinstance(meta.get("warmup_end"), dict) else None
     if override is not None:
         spec, source = override, ("argument" if override else "none")

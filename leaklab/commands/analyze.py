@@ -28,7 +28,7 @@ def command(run: str | None, runs_dir: str, warmup: str | None, min_growth: tupl
     """
     from leaklab import store
     from leaklab.analysis import Thresholds, WarmupError, analyze
-    from leaklab.analysis.render import format_summary
+    from leaklab.report.text import format_summary
 
     thresholds = Thresholds()
     for text in min_growth:

@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, terminal, units
+from leaklab import clitypes, pm2_defaults, terminal, units
 from leaklab.commands._service_options import signal_name
-from leaklab.runner import supervisor
 
 
 @click.command("plan")
@@ -20,15 +19,15 @@ from leaklab.runner import supervisor
               help="Folder whose latest run is used when RUN is not given.")
 @click.option("--limit", "limits", multiple=True, required=True, type=clitypes.SIZE, metavar="SIZE",
               help="A memory limit to plan for (150MB, 150M); repeatable.")
-@click.option("--check-interval", type=clitypes.DURATION, default=f"{supervisor.PM2_CHECK_INTERVAL_S:g}s", show_default=True,
+@click.option("--check-interval", type=clitypes.DURATION, default=f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s", show_default=True,
               help="How often memory is checked (30s is PM2's default).")
 @click.option("--restart-time", type=clitypes.DURATION,
               help="From the trigger until the new process serves (default: measured in the run).")
-@click.option("--mode", type=click.Choice(supervisor.MODES), default="restart", show_default=True,
+@click.option("--mode", type=click.Choice(pm2_defaults.MODES), default=pm2_defaults.DEFAULT_MODE, show_default=True,
               help="restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one first (PM2 cluster mode).")
-@click.option("--kill-signal", default=supervisor.PM2_KILL_SIGNAL, show_default=True, metavar="SIGNAL", callback=signal_name,
+@click.option("--kill-signal", default=pm2_defaults.PM2_KILL_SIGNAL, show_default=True, metavar="SIGNAL", callback=signal_name,
               help="SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost.")
-@click.option("--kill-timeout", type=clitypes.DURATION, default=f"{supervisor.PM2_KILL_TIMEOUT_S:g}s", show_default=True,
+@click.option("--kill-timeout", type=clitypes.DURATION, default=f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s", show_default=True,
               help="Longest graceful stop before SIGKILL (PM2's default 1.6s).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_interval: float, restart_time: float | None,
@@ -72,11 +71,11 @@ def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_inter
 
 
 def _pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.2f}%"
+    return units.NA if not math.isfinite(value) else f"{100 * value:.2f}%"
 
 
 def _num(value: float, digits: int = 1) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:,.{digits}f}"
+    return units.NA if not math.isfinite(value) else f"{value:,.{digits}f}"
 
 
 def format_plan(run: str, predictions: list[Any]) -> str:
@@ -85,7 +84,8 @@ def format_plan(run: str, predictions: list[Any]) -> str:
     lo, hi = first.bytes_per_s_ci95
     lines = [
         f"run        {run}",
-        f"leak       {units.format_size(first.bytes_per_s)}/s (95% CI {units.format_size(lo)}/s .. {units.format_size(hi)}/s), "
+        f"leak       {units.format_growth(first.bytes_per_s, 'bytes', 's')} "
+        f"(95% CI {units.format_ci((lo, hi), lambda v: units.format_growth(v, 'bytes', 's'))}), "
         f"fresh process {units.format_size(first.baseline)}"
         + (f", {first.rate:g} req/s" if math.isfinite(first.rate) else ""),
         f"policy     check every {units.format_duration(first.check_interval_s)}, {first.mode} with {first.kill_signal}, "
@@ -99,7 +99,7 @@ def format_plan(run: str, predictions: list[Any]) -> str:
         ci_lo, ci_hi = p.restarts_per_hour_ci95
         rows.append((
             units.format_size(p.limit), units.format_duration(p.time_to_limit_s), units.format_duration(p.restart_interval_s),
-            _num(p.restarts_per_hour, 2), " .. ".join(_num(v, 2) for v in sorted((ci_lo, ci_hi))),
+            _num(p.restarts_per_hour, 2), units.format_interval(*(_num(v, 2) for v in sorted((ci_lo, ci_hi)))),
             units.format_size(p.overshoot_bytes), units.format_size(p.max_overshoot_bytes), units.format_size(p.expected_peak),
             _num(p.failed_per_restart), _pct(p.success_rate),
         ))

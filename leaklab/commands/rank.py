@@ -9,6 +9,7 @@ import sys
 import click
 
 from leaklab import clitypes, units
+from leaklab.kinds import Verdict as Label
 
 
 def _printable(text: str) -> str:
@@ -17,7 +18,7 @@ def _printable(text: str) -> str:
 
 
 def _mb_h(value: float) -> str:
-    return "n/a" if value != value else f"{value:+,.2f}"
+    return units.NA if value != value else f"{value:+,.2f}"
 
 
 @click.command("rank")
@@ -44,7 +45,7 @@ def command(runs_dir: str, top: int | None, jobs: int | None, warmup: units.Step
     except store.RunFormatError as exc:
         raise click.UsageError(str(exc)) from None
     rows = fleet.rank(paths, jobs=jobs or os.cpu_count() or 1, warmup=warmup)
-    leaks = sum(r.verdict == "LEAK" for r in rows)
+    leaks = sum(r.verdict == Label.LEAK for r in rows)
     if as_json:
         click.echo(json.dumps({"runs_dir": runs_dir, "runs": len(rows), "leaks": leaks,
                                "rows": [dict(rank=i, **r.to_dict()) for i, r in enumerate(rows, 1)]}, indent=2))
@@ -53,9 +54,9 @@ def command(runs_dir: str, top: int | None, jobs: int | None, warmup: units.Step
     click.echo(f"{'#':>4}  {'verdict':<12} {'MB/h':>10}  {'95% CI (MB/h)':>22}  {'%/h':>9}  {'now MB':>8}  series")
     for i, r in enumerate(shown, 1):
         lo, hi = r.ci95_mb_per_hour
-        ci = f"{_mb_h(lo)} .. {_mb_h(hi)}"
-        pct = "n/a" if r.pct_per_hour != r.pct_per_hour else f"{r.pct_per_hour:+,.1f}"
-        now = "n/a" if r.last_mb != r.last_mb else f"{r.last_mb:,.1f}"
+        ci = units.format_interval(_mb_h(lo), _mb_h(hi))
+        pct = units.NA if r.pct_per_hour != r.pct_per_hour else f"{r.pct_per_hour:+,.1f}"
+        now = units.NA if r.last_mb != r.last_mb else f"{r.last_mb:,.1f}"
         click.echo(f"{i:>4}  {r.verdict:<12} {_mb_h(r.mb_per_hour):>10}  {ci:>22}  {pct:>9}  {now:>8}  {_printable(r.name)}")
     if top and len(rows) > top:
         click.echo(f"      ... {len(rows) - top} more (--json has every run)")

@@ -7,6 +7,7 @@ import json
 import click
 
 from leaklab import clitypes, terminal, units
+from leaklab.kinds import Status
 
 
 @click.command("report")
@@ -71,7 +72,7 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
         return
     for r in result.summary["runs"]:
         terminal.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}"
-                      + ("" if r["status"] == "completed" else f"  ({r['status']})"))
+                      + ("" if r["status"] == Status.COMPLETED else f"  ({r['status']})"))
     click.echo(f"report    {result.html}")
     click.echo(f"markdown  {result.markdown}")
 

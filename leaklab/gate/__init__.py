@@ -47,7 +47,6 @@ from leaklab.gate.config import (
     EXIT_PASS,
     EXIT_USAGE,
     GATE_KEYS,
-    LABELS,
     SIGNALS,
     TABLE,
     Check,
@@ -75,7 +74,7 @@ from leaklab.gate.output import exit_code, junit_xml, to_json
 
 __all__ = [
     # config
-    "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED", "TABLE", "LABELS", "SIGNALS",
+    "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED", "TABLE", "SIGNALS",
     "BASELINE_SCHEMA", "CHECK_KEYS", "GATE_KEYS", "DEFAULT_TOLERANCE", "DEFAULT_OUT",
     "DEFAULT_PROFILE", "ConfigError", "Limit", "Tolerance", "Check", "GateConfig", "find_pyproject",
     "load_config", "parse_config", "select",

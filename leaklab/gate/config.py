@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from leaklab import units
+from leaklab.kinds import VERDICTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,7 +22,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TABLE = "tool.leaklab.gate"
-LABELS = ("LEAK", "PLATEAU", "NO_LEAK", "INCONCLUSIVE")
 SIGNALS = ("rss", "uss", "traced")
 BASELINE_SCHEMA = 1
 
@@ -45,7 +45,7 @@ CHECK_KEYS: dict[str, str] = {
     "max_growth": units.GROWTH_FORMS,
     "max_per_step": "bytes per step: 16B or 16B/step",
     "max_blocks_per_step": "allocated blocks per step, a number (0.05)",
-    "verdict": "an allowed verdict or a list of them: " + ", ".join(LABELS),
+    "verdict": "an allowed verdict or a list of them: " + ", ".join(VERDICTS),
     "tolerance": "baseline tolerance: a percentage (25%), a growth (0.5MB/h, 16B/step), or a list of them",
     "undecided": "what an interval straddling a limit does: pass (default) or fail",
 }
@@ -160,7 +160,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig:
 
 def parse_config(table: Mapping[str, Any], file: Path, prefix: str = TABLE) -> GateConfig:
     """Validate a gate table (already parsed TOML) read from ``file``."""
-    where = _Where(file, prefix)
+    where = Where(file, prefix)
     if not isinstance(table, Mapping):
         raise where.error("", "must be a table")
     allowed = (set(CHECK_KEYS) | set(GATE_KEYS)) - {"name", "scenario"}
@@ -212,7 +212,9 @@ def _with_defaults(defaults: Mapping[str, Any], check: dict[str, Any]) -> dict[s
 
 
 @dataclass(frozen=True)
-class _Where:
+class Where:
+    """Where a config key lives (file and table), for errors that point at it."""
+
     file: Path
     prefix: str
 
@@ -225,13 +227,13 @@ def _listing(keys: Mapping[str, str]) -> str:
     return ", ".join(keys)
 
 
-def _table(raw: Any, where: _Where, key: str) -> dict[str, Any]:
+def _table(raw: Any, where: Where, key: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise where.error(key, f"must be a table ([[{TABLE}.checks]]), got {type(raw).__name__}")
     return dict(raw)
 
 
-def _parse_check(raw: dict[str, Any], where: _Where, key: str, base: Path) -> Check:
+def _parse_check(raw: dict[str, Any], where: Where, key: str, base: Path) -> Check:
     unknown = sorted(set(raw) - set(CHECK_KEYS))
     if unknown:
         raise where.error(f"{key}.{unknown[0]}", f"unknown key; a check takes: {_listing(CHECK_KEYS)}")
@@ -337,10 +339,10 @@ def _parse_verdicts(raw: Any, err: Callable[[str, str], ConfigError]) -> tuple[s
         return ()
     values = [raw] if isinstance(raw, str) else raw
     if not isinstance(values, list) or not values:
-        raise err("verdict", f"must be a verdict or a list of them: {', '.join(LABELS)}")
+        raise err("verdict", f"must be a verdict or a list of them: {', '.join(VERDICTS)}")
     for value in values:
-        if not isinstance(value, str) or value.upper() not in LABELS:
-            raise err("verdict", f"unknown verdict {value!r}; known verdicts: {', '.join(LABELS)}")
+        if not isinstance(value, str) or value.upper() not in VERDICTS:
+            raise err("verdict", f"unknown verdict {value!r}; known verdicts: {', '.join(VERDICTS)}")
     return tuple(v.upper() for v in values)
 
 

@@ -8,6 +8,7 @@ import os
 import signal as signal_mod
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -15,8 +16,13 @@ from typing import Any
 
 from leaklab import scenario as scenario_mod
 from leaklab import units
-from leaklab.gate.config import DEFAULT_PROFILE, TABLE, Check, GateConfig, _Where
-from leaklab.gate.judge import Judgement, _finite, judge_baseline, judge_limit, judge_verdict
+from leaklab.gate.config import DEFAULT_PROFILE, TABLE, Check, GateConfig, Where
+from leaklab.gate.judge import Judgement, finite_or_none, judge_baseline, judge_limit, judge_verdict
+from leaklab.kinds import Status
+
+#: What the gate says about a run that did not complete.
+RUN_ENDED = {Status.KILLED_AT_CAP: "run was killed at the memory cap", Status.FAILED: "run failed",
+             Status.TIMED_OUT: "run timed out", Status.INTERRUPTED: "run was interrupted"}
 
 
 @dataclass
@@ -65,7 +71,7 @@ class Outcome:
             "verdict": self.verdict, "reasons": self.reasons,
             "judgements": [
                 {"key": j.key, "outcome": j.outcome, "text": j.text, "signal": j.signal, "per": j.per,
-                 "measured": j.measured, "ci95": None if j.ci95 is None else [_finite(x) for x in j.ci95],
+                 "measured": j.measured, "ci95": None if j.ci95 is None else [finite_or_none(x) for x in j.ci95],
                  "limit": j.limit}
                 for j in self.judgements
             ],
@@ -95,10 +101,10 @@ def figures_of(check: Check, analysis: Any) -> dict[str, Any]:
         return {}
     return {
         "signal": check.signal,
-        "bytes_per_s": _finite(growth.bytes_per_s),
-        "ci95": [_finite(x) for x in growth.ci95],
-        "bytes_per_step": _finite(growth.bytes_per_step),
-        "ci95_per_step": [_finite(x) for x in growth.ci95_per_step],
+        "bytes_per_s": finite_or_none(growth.per_s),
+        "ci95": [finite_or_none(x) for x in growth.ci95],
+        "bytes_per_step": finite_or_none(growth.per_step),
+        "ci95_per_step": [finite_or_none(x) for x in growth.ci95_per_step],
         "verdict": analysis.verdict.label,
     }
 
@@ -125,13 +131,24 @@ def run_config(check: Check, config: GateConfig, argv: list[str]) -> Any:
     )
 
 
+#: The step of the runner's preparation an error comes from -> the check key it points at.
+PREPARE_STEP_KEYS = {"find": "scenario", "load": "scenario", "resolve_variant": "variant", "resolve_params": "params"}
+
+
+def _key_of(check: Check, exc: BaseException) -> str:
+    """The check key a preparation error is about: the innermost preparation step it was raised in."""
+    steps = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+    step = next((PREPARE_STEP_KEYS[name] for name in reversed(steps) if name in PREPARE_STEP_KEYS), None)
+    return f"{check.key}.{step}" if step else check.key
+
+
 def validate_runs(config: GateConfig, argv: list[str]) -> list[Any]:
-    """Resolve every check's scenario, variant, parameters and probes before anything
-    runs; a problem is a :class:`ConfigError` naming the check's key."""
+    """Prepare every check's run (the runner's own checks: scenario, variant, parameters,
+    probes) before anything runs; a problem is a :class:`ConfigError` naming the check's key."""
     from leaklab import runner
 
     prepared = []
-    where = _Where(config.path, TABLE)
+    where = Where(config.path, TABLE)
     for check in config.checks:
         try:
             run_cfg = run_config(check, config, argv)
@@ -139,21 +156,9 @@ def validate_runs(config: GateConfig, argv: list[str]) -> list[Any]:
             key = "profile" if "profile" in str(exc) else "probes"
             raise where.error(f"{check.key}.{key}", str(exc).strip("'\"")) from None
         try:
-            scenario = scenario_mod.load(scenario_mod.find(check.scenario, run_cfg.scenario_dirs))
-        except scenario_mod.ScenarioError as exc:
-            raise where.error(f"{check.key}.scenario", str(exc)) from None
-        try:
-            variant = scenario.resolve_variant(check.variant)
-        except scenario_mod.ScenarioError as exc:
-            raise where.error(f"{check.key}.variant", str(exc)) from None
-        try:
-            scenario.resolve_params(variant, check.params)
-        except scenario_mod.ScenarioError as exc:
-            raise where.error(f"{check.key}.params", str(exc)) from None
-        try:
             prepared.append(runner.prepare(run_cfg))
         except (scenario_mod.ScenarioError, units.UnitError) as exc:
-            raise where.error(check.key, str(exc)) from None
+            raise where.error(_key_of(check, exc), str(exc)) from None
         except KeyError as exc:
             raise where.error(check.key, str(exc.args[0] if exc.args else exc)) from None
     return prepared
@@ -193,10 +198,8 @@ def run_check(check: Check, prepared: Any, config: GateConfig, baseline: Mapping
                        duration_s=time.monotonic() - started)
     outcome = Outcome(check, "pass", run_dir=str(result.run_dir), run_status=result.status,
                       duration_s=result.duration_s, steps=result.steps)
-    if result.status != "completed":
-        what = {"killed_at_cap": "run was killed at the memory cap", "failed": "run failed",
-                "timed_out": "run timed out",
-                "interrupted": "run was interrupted"}.get(result.status, f"run ended {result.status}")
+    if result.status != Status.COMPLETED:
+        what = RUN_ENDED.get(result.status, f"run ended {result.status}")
         outcome.status = "error"
         outcome.message = f"{what}: {result.message}" if result.message else what
         return outcome

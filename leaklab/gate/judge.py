@@ -10,6 +10,7 @@ from typing import Any
 
 from leaklab import units
 from leaklab.gate.config import Check, Limit
+from leaklab.kinds import Verdict as Label
 
 
 @dataclass
@@ -39,28 +40,27 @@ def decide(lo: float, hi: float, limit: float) -> str:
 
 
 def _fmt(value: float, unit: str, per: str, suffix: bool = True) -> str:
-    """``+1.2 MB/h`` for a per-second figure (shown per hour), ``+16 B/step``, ``+0.05 blocks/step``."""
+    """``+1.2 MB/h`` for a per-second figure (shown per hour), ``+16 B/step``, ``+0.05 blocks/step``;
+    without ``suffix`` the amount alone (``+1.2 MB``, ``+0.05``)."""
     if not math.isfinite(value):
-        return "n/a"
-    scale = 3600 if per == "s" and unit != "blocks" else 1
-    if abs(value * scale) < (0.5 if unit != "blocks" else 5e-4):
+        return units.NA
+    shown = "h" if per == "s" and unit != "blocks" else per
+    value = value * 3600 if shown != per else value
+    if abs(value) < (0.5 if unit != "blocks" else 5e-4):
         value = 0.0  # no "-0 B"
-    if unit == "blocks":
-        number = f"{value:+,.3g}" if value else "0"
-        return f"{number} blocks/{per}" if suffix else number
-    if per == "s":
-        return f"{units.format_size(value * 3600, signed=True)}/h" if suffix else units.format_size(value * 3600, signed=True)
-    return f"{units.format_size(value, signed=True)}/{per}" if suffix else units.format_size(value, signed=True)
+    if suffix:
+        return units.format_growth(value, unit, shown, signed=True)
+    return units.format_amount(value, unit, signed=True)
 
 
 def _interval(lo: float, hi: float, unit: str, per: str) -> str:
-    return f"95% CI {_fmt(lo, unit, per, suffix=False)} to {_fmt(hi, unit, per)}"
+    return f"95% CI {units.format_interval(_fmt(lo, unit, per, suffix=False), _fmt(hi, unit, per))}"
 
 
 def _figures(growth: Any, per: str) -> tuple[float, tuple[float, float]]:
     if per == "s":
-        return float(growth.bytes_per_s), (float(growth.ci95[0]), float(growth.ci95[1]))
-    return float(growth.bytes_per_step), (float(growth.ci95_per_step[0]), float(growth.ci95_per_step[1]))
+        return float(growth.per_s), (float(growth.ci95[0]), float(growth.ci95[1]))
+    return float(growth.per_step), (float(growth.ci95_per_step[0]), float(growth.ci95_per_step[1]))
 
 
 def judge_limit(limit: Limit, growth: Any | None) -> Judgement:
@@ -76,7 +76,7 @@ def judge_limit(limit: Limit, growth: Any | None) -> Judgement:
     text = f"{limit.signal} {_fmt(value, unit, limit.per)} ({_interval(lo, hi, unit, limit.per)}) {sign} {limit.key} {limit.text}"
     if outcome == "undecided":
         text += " (interval straddles the limit)" if math.isfinite(lo) else " (too few samples for an interval)"
-    return Judgement(limit.key, outcome, text, _finite(value), (lo, hi), limit.value, limit.signal, limit.per)
+    return Judgement(limit.key, outcome, text, finite_or_none(value), (lo, hi), limit.value, limit.signal, limit.per)
 
 
 def judge_verdict(allowed: tuple[str, ...], verdict: Any) -> Judgement:
@@ -84,7 +84,7 @@ def judge_verdict(allowed: tuple[str, ...], verdict: Any) -> Judgement:
     reason = " ".join(verdict.reasons[:1]) if getattr(verdict, "reasons", None) else ""
     if label in allowed:
         outcome = "pass"
-    elif label == "INCONCLUSIVE":
+    elif label == Label.INCONCLUSIVE:
         outcome = "undecided"
     else:
         outcome = "fail"
@@ -104,13 +104,13 @@ def judge_baseline(check: Check, growth_by_signal: Mapping[str, Any], entry: Map
     if growth is None:
         return Judgement("baseline", "undecided", f"baseline: {signal} not recorded by this run")
     tol = check.tolerance
-    per = "step" if tol.per_s == 0 and _finite(entry.get("bytes_per_step")) is not None else "s"
-    if per == "step" and not math.isfinite(float(growth.bytes_per_step)):
+    per = "step" if tol.per_s == 0 and finite_or_none(entry.get("bytes_per_step")) is not None else "s"
+    if per == "step" and not math.isfinite(float(growth.per_step)):
         per = "s"
     value, (lo, _hi) = _figures(growth, per)
-    base_value = _finite(entry.get("bytes_per_step" if per == "step" else "bytes_per_s"))
+    base_value = finite_or_none(entry.get("bytes_per_step" if per == "step" else "bytes_per_s"))
     base_ci = entry.get("ci95_per_step" if per == "step" else "ci95") or [None, None]
-    base_hi = _finite(base_ci[1])
+    base_hi = finite_or_none(base_ci[1])
     if base_value is None or base_hi is None:
         return Judgement("baseline", "undecided", f"baseline entry for {signal} has no {per} figures")
     slack = max(tol.relative * abs(base_value), tol.per_step if per == "step" else tol.per_s)
@@ -120,10 +120,11 @@ def judge_baseline(check: Check, growth_by_signal: Mapping[str, Any], entry: Map
     sign = ">" if outcome == "fail" else "<="
     text = (f"baseline {signal} {_fmt(value, unit, per)} (CI low {_fmt(lo, unit, per)}) {sign} baseline CI high "
             f"{_fmt(base_hi, unit, per)} + tolerance {tol.text}")
-    return Judgement("baseline", outcome, text, _finite(value), None, bound, signal, per)
+    return Judgement("baseline", outcome, text, finite_or_none(value), None, bound, signal, per)
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (JSON has no NaN)."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -31,6 +31,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from leaklab import __version__, store
+from leaklab.kinds import EventKind, Status
 
 #: Columns of an imported run's samples.csv (a subset of the base columns, in their order).
 COLUMNS = ("t", "steps", "rss", "pid", "generation")
@@ -358,7 +359,7 @@ class RunSink:
     def _close(self, state: _Series) -> None:
         writer = state.writer
         for restart in state.restarts:
-            writer.event("series_restart", **restart)
+            writer.event(EventKind.SERIES_RESTART, **restart)
         interval = float(np.median(state.gaps)) if state.gaps else None
         duration = state.last_ts - state.t0
         config = dict(writer.meta["config"], interval_s=interval, duration_s=duration)
@@ -368,7 +369,7 @@ class RunSink:
         if math.isfinite(state.count0):
             counters["steps"] = int(state.steps_offset + state.last_count - state.count0)
         source = {**writer.meta["source"], **self.source}
-        writer.update_meta(status="completed", source=source, end=store.iso(_utc(state.last_ts)), duration_s=duration,
+        writer.update_meta(status=Status.COMPLETED, source=source, end=store.iso(_utc(state.last_ts)), duration_s=duration,
                            config=config, counters=counters)
         writer.close()
 

@@ -107,7 +107,7 @@ REGISTRY: dict[str, str] = {
     "tracemalloc-full": "leaklab.probes.tracemalloc_probe:TracemallocFullProbe",
     "gc-types": "leaklab.probes.gc_types:GcTypesProbe",
     "pympler": "leaklab.probes.pympler_probe:PymplerProbe",
-    "retention": "leaklab.probes.retention:RetentionProbe",
+    "retention": "leaklab.probes.retention_probe:RetentionProbe",
 }
 
 #: profile level -> probe names (see the module docstring for what each level costs).

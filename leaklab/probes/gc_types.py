@@ -3,8 +3,8 @@
 A baseline is counted when the warm-up ends; each later snapshot reports the
 types that grew most since it, and keeps reporting every type it reported once,
 so the analysis gets a series per type and can tell steady growth from a spike.
-A count is a full collection plus one pass over the gc-tracked objects (~20 ms for
-57,000 objects), so the cadence follows the measured cost (``BUDGET`` of the run).
+A count is a full collection plus one pass over the gc-tracked objects, a cost that
+grows with the heap, so the cadence follows the measured cost (``BUDGET`` of the run).
 Objects the gc does not track (bytes, str, dicts of atoms) are not counted here:
 pympler and tracemalloc see them.
 
@@ -13,8 +13,8 @@ the process for a full collection, and what the first pauses leave behind (in a
 service, the connections its clients open while it does not answer) belongs in the
 warm-up, not at the start of the analysed stretch. A count due while tracemalloc
 traces waits for the window to close (at most ``MAX_DEFER_S``): under tracing it
-costs about four times as much (60 ms against 15 ms in http_agent's service), a
-pause long enough to pile up requests that the untraced counts never do. Counts wait
+costs several times as much (``docs/profiles.md``), a pause long enough to pile up
+requests that the untraced counts never do. Counts wait
 for memray's tracker in the same way.
 
 A count costs in proportion to the heap, and a leaking heap grows between two counts:
@@ -30,30 +30,22 @@ import time
 import tracemalloc
 from collections import Counter
 
-from leaklab.probes import Probe, ProbeContext, memray_probe, support
+from leaklab.kinds import EventKind
+from leaklab.probes import ProbeContext, memray_probe, support
 
 
-class GcTypesProbe(Probe):
+class GcTypesProbe(support.TypeSnapshots):
     name = "gc-types"
     BUDGET = 0.02
     MIN_PERIOD_S = 1.0
     MAX_PERIOD_S = 60.0
-    #: types reported per snapshot (by growth since the baseline)
-    TOP = 25
-    #: most types followed over the run (each reported once stays in every later snapshot)
-    MAX_TRACKED = 60
-    #: growth since the baseline that gets a type followed
-    MIN_GROWTH = 2
     #: longest wait for a tracemalloc window to close (tracing that never stops does not hold the counts back)
     MAX_DEFER_S = 5.0
     DEFER_POLL_S = 0.05
 
     def __init__(self) -> None:
-        self.cadence: support.Cadence | None = None
+        super().__init__()
         self.base: Counter[str] | None = None
-        self.base_steps = 0
-        self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
-        self.count = 0
         self.deferred_at: float | None = None  # time.monotonic() when a due count started waiting for tracing to stop
         #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales with them)
         self.last: tuple[float, float, int] | None = None
@@ -78,7 +70,7 @@ class GcTypesProbe(Probe):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(self.base.most_common(self.TOP))
-        ctx.emit("gc_types", snapshot=0, baseline=True, steps=ctx.steps, total=sum(self.base.values()),
+        ctx.emit(EventKind.GC_TYPES, snapshot=0, baseline=True, steps=ctx.steps, total=sum(self.base.values()),
                  types=top, base=top, cost_s=round(cost, 6))
         assert self.cadence is not None
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
@@ -140,13 +132,6 @@ class GcTypesProbe(Probe):
         self.cadence.schedule(time.monotonic(), ctx.steps, time.perf_counter() - began)
         self._note(time.perf_counter() - began)
 
-    def finish(self, ctx: ProbeContext) -> None:
-        if self.base is not None:
-            self.snapshot(ctx, final=True)
-
-    def overhead(self) -> dict[str, float]:
-        return {"snapshots": self.count}
-
     def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
         assert self.base is not None and self.cadence is not None
         began = time.perf_counter()
@@ -155,7 +140,7 @@ class GcTypesProbe(Probe):
             growth = {name: n - self.base.get(name, 0) for name, n in counts.items()}
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit("gc_types", snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
+            ctx.emit(EventKind.GC_TYPES, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
                      steps_since_baseline=ctx.steps - self.base_steps, total=sum(counts.values()),
                      types={name: counts.get(name, 0) for name in tracked},
                      base={name: self.base.get(name, 0) for name in tracked},

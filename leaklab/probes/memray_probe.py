@@ -22,8 +22,8 @@ wait while the tracker runs.
 
 memray attributes an allocation to the Python frames it has seen called since it
 started; a tracker started from inside a probe call would see those calls return
-without having seen them begin, and lose the stacks of everything after (98 % of
-the bytes landed on ``???`` that way). So the probe hands ``Tracker.__enter__`` to
+without having seen them begin, and lose the stacks of everything after (most of
+the bytes land on ``???`` that way). So the probe hands ``Tracker.__enter__`` to
 the step loop (``ProbeContext.loop_call``), which calls it between two steps in its
 own frame, and stops it at the final sample, before the other probes' end-of-run work.
 """
@@ -37,8 +37,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, blame, short_path
 from leaklab.probes import Probe, ProbeContext, support
-from leaklab.probes.sites import Classifier, blame, short_path
 
 _tracking = False
 
@@ -60,7 +61,7 @@ class MemrayProbe(Probe):
     #: the traced part starts at most this far from the end of the planned run
     TAIL_FRACTION = 0.15
     MAX_TRACK_S = 10.0
-    #: how much slower traced steps run, until measured (aiohttp loopback: ~3.7x)
+    #: how much slower traced steps run, until measured (``docs/profiles.md``)
     SLOWDOWN_GUESS = 3.0
     #: seconds of untraced stepping that give the rate the slowdown is measured against
     RATE_WINDOW_S = 1.0
@@ -171,7 +172,7 @@ class MemrayProbe(Probe):
         self.tracker = tracker
         _tracking = True
         self.track_t, self.track_steps = time.monotonic(), ctx.steps
-        ctx.emit("memray_started", steps=ctx.steps, native=self.native)
+        ctx.emit(EventKind.MEMRAY_STARTED, steps=ctx.steps, native=self.native)
 
     def _end(self, ctx: ProbeContext) -> None:
         global _tracking
@@ -197,7 +198,7 @@ class MemrayProbe(Probe):
             self._end(ctx)
         if not self.ended:
             reason = self.skipped or "the run ended before the traced part at its end began"
-            ctx.emit("memray_capture", captured=False, native=self.native, reason=reason)
+            ctx.emit(EventKind.MEMRAY_CAPTURE, captured=False, native=self.native, reason=reason)
             return
         seconds, steps = self.tracked_s, self.tracked_steps
         folder = ctx.artifacts / "memray"
@@ -226,7 +227,7 @@ class MemrayProbe(Probe):
             support.record_failure(ctx, self.name, "reading leaked allocations", exc)
             record["top_leaks"] = []
         record["reports_s"] = round(time.monotonic() - began, 3)
-        ctx.emit("memray_capture", **record)
+        ctx.emit(EventKind.MEMRAY_CAPTURE, **record)
 
     def _memray(self, args: list[str]) -> str | None:
         try:

@@ -1,8 +1,8 @@
 """pympler: count and size per type (``muppy`` + ``summary.summarize``), at a lower cadence.
 
 Unlike the gc counts this sees the objects the gc does not track (bytes, str,
-dicts of atoms) and gives sizes, at a price: ~0.3 s for 100,000 objects, ~0.6 s for
-180,000. Snapshots run every fourth ``--snapshot-every``, or when the measured
+dicts of atoms) and gives sizes, at a price that grows with the heap (``docs/profiles.md``).
+Snapshots run every fourth ``--snapshot-every``, or when the measured
 cost fits ``BUDGET`` of the run; reported types follow the same rule as the gc
 counts (top growers by size, each followed to the end once seen).
 
@@ -22,7 +22,8 @@ import gc
 import time
 from typing import Any
 
-from leaklab.probes import Probe, ProbeContext, memray_probe, support
+from leaklab.kinds import EventKind
+from leaklab.probes import ProbeContext, memray_probe, support
 
 
 def summarize() -> dict[str, tuple[int, int]]:
@@ -54,7 +55,7 @@ def seconds_per_object(n: int = 2_000) -> float:
     return (time.perf_counter() - began) / len(objects)
 
 
-class PymplerProbe(Probe):
+class PymplerProbe(support.TypeSnapshots):
     name = "pympler"
     BUDGET = 0.03
     MIN_PERIOD_S = 5.0
@@ -70,11 +71,8 @@ class PymplerProbe(Probe):
     WALK_FACTOR = 2.0
 
     def __init__(self) -> None:
-        self.cadence: support.Cadence | None = None
+        super().__init__()
         self.base: dict[str, tuple[int, int]] | None = None
-        self.base_steps = 0
-        self.followed = support.Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
-        self.count = 0
         self.started = 0.0
         self.per_object_s = 0.0
 
@@ -98,7 +96,7 @@ class PymplerProbe(Probe):
         planned = support.planned_seconds(ctx, self.started)
         if planned is not None and expected <= self.BASELINE_BUDGET * planned:
             return False
-        ctx.emit("pympler_skipped", steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
+        ctx.emit(EventKind.PYMPLER_SKIPPED, steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
                  planned_s=None if planned is None else round(planned, 3),
                  reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
                  f"more than {self.BASELINE_BUDGET:.0%} of the run")
@@ -117,7 +115,7 @@ class PymplerProbe(Probe):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(sorted(self.base.items(), key=lambda item: item[1][1], reverse=True)[: self.TOP])
-        ctx.emit("pympler_summary", snapshot=0, baseline=True, steps=ctx.steps, **_totals(self.base),
+        ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=0, baseline=True, steps=ctx.steps, **_totals(self.base),
                  types=_rows(top), base=_rows(top), cost_s=round(cost, 6))
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
 
@@ -128,13 +126,6 @@ class PymplerProbe(Probe):
                 and self.cadence.due(time.monotonic(), ctx.steps)):
             self.snapshot(ctx)
 
-    def finish(self, ctx: ProbeContext) -> None:
-        if self.base is not None:
-            self.snapshot(ctx, final=True)
-
-    def overhead(self) -> dict[str, float]:
-        return {"snapshots": self.count}
-
     def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
         assert self.base is not None and self.cadence is not None
         began = time.perf_counter()
@@ -143,7 +134,7 @@ class PymplerProbe(Probe):
             growth = {name: size - self.base.get(name, (0, 0))[1] for name, (_, size) in current.items()}
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit("pympler_summary", snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
+            ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
                      steps_since_baseline=ctx.steps - self.base_steps, **_totals(current),
                      types=_rows({n: current.get(n, (0, 0)) for n in tracked}),
                      base=_rows({n: self.base.get(n, (0, 0)) for n in tracked}),

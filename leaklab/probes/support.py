@@ -6,31 +6,15 @@ Nothing here keeps a reference to a scenario object once a function returns.
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 import traceback
 from collections import Counter
 from typing import Any
 
-from leaklab.probes import ProbeContext
-
-#: Event kind of a snapshot that failed while its probe carried on.
-SNAPSHOT_ERROR = "snapshot_error"
-
-
-def type_name(cls: type) -> str:
-    """``module.QualName`` (builtins bare), the name every probe and the analysis use for a type."""
-    try:
-        qualname = cls.__qualname__
-        module = cls.__module__
-    except Exception:  # a metaclass with a hostile __getattribute__
-        return f"<type at {id(cls):#x}>"
-    if not isinstance(qualname, str):
-        qualname = type.__dict__["__name__"].__get__(cls)
-    if not isinstance(module, str) or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
+from leaklab.kinds import EventKind
+from leaklab.naming import type_name
+from leaklab.probes import Probe, ProbeContext
 
 
 def count_types(collect: bool = True) -> Counter[str]:
@@ -38,18 +22,17 @@ def count_types(collect: bool = True) -> Counter[str]:
 
     ``collect`` first frees unreachable cycles so the counts show what is really
     kept alive, not garbage waiting for the next collection. Counting over
-    ``map(type, ...)`` runs in C: ~4 ms for 57,000 objects where
-    ``objgraph.typestats`` (the same counts, a Python loop) takes ~16 ms.
+    ``map(type, ...)`` runs in C, several times faster than ``objgraph.typestats``
+    (the same counts, a Python loop; ``docs/profiles.md``).
     """
     if collect:
         gc.collect()
     counted: list[Counter[type]] = []
-    # The list of every tracked object (8 bytes each, ~330 KB for 40,000 objects) is
-    # made on a thread of its own, so it comes from that thread's malloc arena: made
-    # every second or so on the main heap, it leaves a hole there that other
-    # allocations split (tracemalloc's, the program's), and a later count extends the
-    # heap (in http_agent's service with tracemalloc windows running, RSS stepped up
-    # 150-200 KB every half minute or so; not with the count on its own thread).
+    # The list of every tracked object (a pointer each) is made on a thread of its own,
+    # so it comes from that thread's malloc arena: made every second or so on the main
+    # heap, it leaves a hole there that other allocations split (tracemalloc's, the
+    # program's), and a later count extends the heap, a growth of RSS that is the
+    # probe's, not the program's (docs/profiles.md).
     # The collection above stays on the calling thread: finalizers run where they
     # would have run anyway.
     worker = threading.Thread(target=lambda: counted.append(_count_by_type()), name="leaklab-count-types")
@@ -85,22 +68,9 @@ def count_types_at(ctx: ProbeContext) -> Counter[str]:
     return Counter(counts)
 
 
-_STDLIB = frozenset(sys.stdlib_module_names)
-
-
-def type_tier(name: str) -> int:
-    """How telling a growing type is: 0 for a class of the program or a library
-    (``aiohttp.client.ClientSession``), 1 for the standard library's (``asyncio.Future``,
-    ``collections.deque``), 2 for builtins (``dict``, ``function``). A leak grows all
-    three; the most specific class names it."""
-    if "." not in name or name.startswith("<"):
-        return 2
-    return 1 if name.split(".", 1)[0] in _STDLIB else 0
-
-
 def record_failure(ctx: ProbeContext, probe: str, what: str, exc: BaseException) -> None:
     """A snapshot that failed: recorded as an event; the probe and the run go on."""
-    ctx.emit(SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
+    ctx.emit(EventKind.SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
              traceback=traceback.format_exc(limit=8))
 
 
@@ -142,6 +112,36 @@ class Followed:
         return list(self.names)
 
 
+class TypeSnapshots(Probe):
+    """A probe that reports figures per type in snapshots against a baseline taken when the
+    warm-up ends (gc-types, pympler): the types it follows, its cadence, and a final snapshot
+    after the last step."""
+
+    #: types reported per snapshot (by growth since the baseline)
+    TOP = 25
+    #: most types followed over the run (each reported once stays in every later snapshot)
+    MAX_TRACKED = 60
+    #: growth since the baseline that gets a type followed
+    MIN_GROWTH: float = 2
+    base: Any  # the baseline, None until the warm-up ends
+
+    def __init__(self) -> None:
+        self.cadence: Cadence | None = None
+        self.base_steps = 0
+        self.followed = Followed(self.TOP, self.MAX_TRACKED, self.MIN_GROWTH)
+        self.count = 0
+
+    def finish(self, ctx: ProbeContext) -> None:
+        if self.base is not None:
+            self.snapshot(ctx, final=True)
+
+    def overhead(self) -> dict[str, float]:
+        return {"snapshots": self.count}
+
+    def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
+        raise NotImplementedError
+
+
 class Cadence:
     """When the next snapshot is due.
 
@@ -181,18 +181,6 @@ class Cadence:
         if self.next_steps is not None:
             return steps >= self.next_steps
         return self.next_t is not None and now >= self.next_t
-
-
-def run_fraction(ctx: ProbeContext, started: float) -> float | None:
-    """How far the run has got (0..1) by its step or time plan; None when it has no end."""
-    fractions = []
-    steps = ctx.plan.get("steps")
-    if steps:
-        fractions.append(ctx.steps / steps)
-    duration = ctx.plan.get("duration_s")
-    if duration:
-        fractions.append((time.monotonic() - started) / duration)
-    return min(1.0, max(fractions)) if fractions else None
 
 
 def planned_seconds(ctx: ProbeContext, started: float) -> float | None:

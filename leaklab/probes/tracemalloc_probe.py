@@ -1,11 +1,11 @@
 """tracemalloc: which allocation sites grow.
 
-Tracing every allocation is expensive (aiohttp loopback on the development
-machine: 1 frame keeps 0.30 of the throughput, 5 frames 0.10, 10 frames 0.07), so
-the ``tracemalloc`` probe traces in short *windows*: tracing starts, a window of
-steps runs, a snapshot is taken and tracing stops. Whatever the window allocated
-and still holds at its end survived 50 to 200 steps: per-step garbage is gone, a
-leak is there ``steps x rate`` times, what was in flight is there once. Windows repeat at a cadence set by their measured
+Tracing every allocation slows every allocation down, the more so the more frames it
+keeps (``docs/profiles.md``), so the ``tracemalloc`` probe traces in short *windows*:
+tracing starts, a window of steps runs, a snapshot is taken and tracing stops.
+Whatever the window allocated and still holds at its end survived 50 to 200 steps:
+per-step garbage is gone, a leak is there ``steps x rate`` times, what was in flight
+is there once. Windows repeat at a cadence set by their measured
 cost (the steps they slowed down plus the snapshot) so that tracing takes about
 ``BUDGET`` of the run; ``--snapshot-every`` fixes the cadence instead. A window
 ends after its steps or its time limit; in a run of planned duration the limits of
@@ -20,9 +20,8 @@ stretch, where it reads as growth.
 
 CPython before 3.12.5 never frees the tracebacks it recorded when tracing stops
 (python/cpython#121390): each window leaks about 100 bytes per distinct traceback it
-saw. In http_agent's aiohttp service each window left RSS 20-130 KB higher, and at
-the budget's cadence (a window every ~9 s there) that is a steady ~110-135 B per
-request, which the run reports as the service's own leak. On those versions the
+saw, and at the budget's cadence that adds up to a steady growth that the run would
+report as the program's own leak (``docs/profiles.md``). On those versions the
 reported windows run in the warm-up instead, from a quarter of the way into it, one
 of each length (those the warm-up has no room for run right after it), so what they
 leak lands before the analysed stretch; each later window waits until the run is
@@ -49,8 +48,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, group_sites, source_lines
 from leaklab.probes import Probe, ProbeContext, memray_probe, support
-from leaklab.probes.sites import Classifier, group_sites, source_lines
 
 _HERE = Path(__file__).resolve().parent
 #: tracemalloc.stop() leaks the recorded tracebacks here (see the module docstring)
@@ -206,7 +206,7 @@ class TracemallocProbe(Probe):
         self.baseline = None
         if self.seen:
             try:
-                ctx.emit("source_lines", lines=source_lines(sorted(self.seen)))
+                ctx.emit(EventKind.SOURCE_LINES, lines=source_lines(sorted(self.seen)))
             except Exception as exc:
                 support.record_failure(ctx, self.name, "source lines", exc)
             self.seen.clear()
@@ -329,7 +329,7 @@ class TracemallocProbe(Probe):
         if not report:
             return
         self.count += 1
-        ctx.emit("tracemalloc_snapshot", mode="window", snapshot=self.count, nframes=self.NFRAMES,
+        ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="window", snapshot=self.count, nframes=self.NFRAMES,
                  steps=steps, seconds=round(elapsed, 6),
                  rate_in=round(steps / elapsed, 3) if elapsed > 0 else None,
                  rate_out=None if rate_out is None else round(rate_out, 3),
@@ -365,7 +365,7 @@ class TracemallocProbe(Probe):
             del diffs
             base_t, base_steps = self.baseline_at
             self.count += 1
-            ctx.emit("tracemalloc_snapshot", mode="continuous", snapshot=self.count,
+            ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="continuous", snapshot=self.count,
                      nframes=tracemalloc.get_traceback_limit(), steps=ctx.steps - base_steps,
                      seconds=round(now - base_t, 6), traced=traced, peak=peak,
                      snapshot_s=round(time.perf_counter() - began, 6), sites=sites)

@@ -18,7 +18,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from leaklab import units
 from leaklab.analysis.growth import Growth
+from leaklab.kinds import EventKind
 from leaklab.report import fmt, style
 from leaklab.report.plotdata import envelope_by_process
 from leaklab.report.subject import ReportRun
@@ -66,9 +68,11 @@ def _new(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw: obj
 
 
 def trend_label(g: Growth) -> str:
-    """``trend +8,010 MB/h (1.11 KB/step)``: the rate the analysis fitted."""
+    """The rate the analysis fitted, as the legend shows it: ``fitted trend`` (``fitted trend
+    within each process`` for a recycled run), the growth per hour, then per step where steps
+    are known (``fitted trend 8,010 MB/h, 1.11 KB/step``)."""
     parts = [fmt.mb_per_hour(g)]
-    if fmt.finite(g.bytes_per_step):
+    if units.finite(g.per_step):
         parts.append(fmt.per_step(g))
     where = " within each process" if g.generations > 1 else ""
     return f"fitted trend{where} " + ", ".join(parts)
@@ -81,11 +85,11 @@ def _trend_lines(r: ReportRun, signal: str) -> list[tuple[float, float, float, f
     if g is None:
         return []
     if g.generations == 1:
-        ok = fmt.finite(g.bytes_per_s) and fmt.finite(g.baseline)
-        return [(g.t_start, g.t_end, g.baseline, g.bytes_per_s)] if ok else []
+        ok = units.finite(g.per_s) and units.finite(g.baseline)
+        return [(g.t_start, g.t_end, g.baseline, g.per_s)] if ok else []
     if signal == "rss" and r.recycling is not None:
         return [(s.t_start, s.t_end, s.baseline, s.bytes_per_s) for s in r.recycling.generation_slopes
-                if fmt.finite(s.bytes_per_s) and fmt.finite(s.baseline)]
+                if units.finite(s.bytes_per_s) and units.finite(s.baseline)]
     return []
 
 
@@ -99,7 +103,7 @@ def _trend(ax: Axes, r: ReportRun, signal: str, x_scale: float, y_scale: float, 
 
 
 def _shade_warmup(ax: Axes, start: float, end: float, x_scale: float, label: bool = True) -> None:
-    if fmt.finite(end) and end > start:
+    if units.finite(end) and end > start:
         ax.axvspan(start / x_scale, end / x_scale, color=style.WARMUP, alpha=0.18, linewidth=0,
                    label="warm-up (not analysed)" if label else None)
 
@@ -211,8 +215,8 @@ def before_after(before: ReportRun, after: ReportRun, path: Path) -> Path:
         fig, axes = _new(style.WIDE, 1, 2, sharey=True)
         fig.suptitle(f"RSS before and after: {plain(before.scenario)}", fontweight="bold")
         by_time, by_steps = axes[0, 0], axes[0, 1]
-        warm_t = max((r.analysis.window.t_start for r in runs if fmt.finite(r.analysis.window.t_start)), default=math.nan)
-        warm_s = max((r.analysis.window.steps_start for r in runs if fmt.finite(r.analysis.window.steps_start)), default=math.nan)
+        warm_t = max((r.analysis.window.t_start for r in runs if units.finite(r.analysis.window.t_start)), default=math.nan)
+        warm_s = max((r.analysis.window.steps_start for r in runs if units.finite(r.analysis.window.steps_start)), default=math.nan)
         _shade_warmup(by_time, 0.0, warm_t, ts.seconds)
         _shade_warmup(by_steps, 0.0, warm_s, 1.0, label=False)
         for r in runs:
@@ -249,14 +253,14 @@ def _rate_point(r: ReportRun, signal: str, hourly: bool) -> tuple[float, float, 
     material = r.analysis.thresholds.material_rate(g)  # units/s
     if hourly:
         scale = 3600 / style.MB
-        value, (lo, hi), text = g.bytes_per_s, g.ci95, fmt.mb_per_hour(g)
+        value, (lo, hi), text = g.per_s, g.ci95, fmt.mb_per_hour(g)
         threshold = material * scale
     else:
         scale = 1.0
-        value, (lo, hi), text = g.bytes_per_step, g.ci95_per_step, fmt.per_step(g)
+        value, (lo, hi), text = g.per_step, g.ci95_per_step, fmt.per_step(g)
         per_s = g.steps_per_s
-        threshold = material / per_s if fmt.finite(per_s) and per_s > 0 else math.nan
-    if not fmt.finite(value):
+        threshold = material / per_s if units.finite(per_s) and per_s > 0 else math.nan
+    if not units.finite(value):
         return None
     return value * scale, lo * scale, hi * scale, threshold, text
 
@@ -291,7 +295,7 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
                     continue
                 value, lo, hi, threshold, text = point
                 err = None
-                if fmt.finite(lo) and fmt.finite(hi):
+                if units.finite(lo) and units.finite(hi):
                     err = [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
                     xs += [lo, hi]
                 xs.append(value)
@@ -300,7 +304,7 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
                 right = hi if err is not None else value
                 ax.annotate(text, (right, y), xytext=(10, 0), textcoords="offset points", ha="left", va="center",
                             fontsize=9, color=r.colour, fontweight="bold")
-                if fmt.finite(threshold) and threshold > 0:
+                if units.finite(threshold) and threshold > 0:
                     xs.append(threshold)
                     thresholds.append(threshold)
                     ax.fill_betweenx([y - 0.32, y + 0.32], 0, threshold, color=style.WARMUP, alpha=0.3, linewidth=0,
@@ -332,7 +336,7 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
 
 
 def _restart_events(r: ReportRun) -> list[dict]:
-    return [e for e in r.run.events_of("restart") if fmt.finite(e.get("t"))]
+    return [e for e in r.run.events_of(EventKind.RESTART) if units.finite(e.get("t"))]
 
 
 def sawtooth(r: ReportRun, path: Path) -> Path:
@@ -350,12 +354,12 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
         ax.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.5,
                 label=f"RSS ({len(generations)} process{'es' if len(generations) > 1 else ''})")
         for i, s in enumerate(m.generation_slopes):
-            if not (fmt.finite(s.bytes_per_s) and fmt.finite(s.baseline)):
+            if not (units.finite(s.bytes_per_s) and units.finite(s.baseline)):
                 continue
             x = np.array([s.t_start, s.t_end])
             y = s.baseline + s.bytes_per_s * (x - s.t_start)
             ax.plot(x / ts.seconds, y / style.MB, color="black", linestyle="--", linewidth=1.3,
-                    label=f"growth per process (median {fmt.rate_mb_per_hour(m.leak_bytes_per_s)})" if i == 0 else None)
+                    label=f"growth per process (median {units.format_mb_per_hour(m.leak_bytes_per_s)})" if i == 0 else None)
         restarts = _restart_events(r)
         for kind, marker, colour in (("memory", "v", style.RESTART), ("crash", "X", style.LIMIT)):
             hits = [e for e in restarts if (e.get("reason") or "memory") == kind]
@@ -364,14 +368,14 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
             xs = np.array([float(e["t"]) for e in hits]) / ts.seconds
             for x in xs:
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1, alpha=0.8)
-            ys = [float(e["rss"]) / style.MB if fmt.finite(e.get("rss")) else math.nan for e in hits]
+            ys = [float(e["rss"]) / style.MB if units.finite(e.get("rss")) else math.nan for e in hits]
             what = "at the limit" if kind == "memory" else "after a crash"
             ax.plot(xs, ys, linestyle="none", marker=marker, markersize=8, color=colour,
                     label=f"restart {what} ({len(hits)})")
-        if fmt.finite(m.limit):
+        if units.finite(m.limit):
             ax.axhline(m.limit / style.MB, color=style.LIMIT, linestyle="--", linewidth=1.6,
-                       label=f"limit {fmt.size(m.limit)}, checked every {fmt.duration(m.check_interval_s)}")
-        rate = f", {fmt.sig(m.restarts_per_hour)} restarts per hour" if fmt.finite(m.restarts_per_hour) else ""
+                       label=f"limit {units.format_size(m.limit)}, checked every {units.format_duration(m.check_interval_s)}")
+        rate = f", {units.sig(m.restarts_per_hour)} restarts per hour" if units.finite(m.restarts_per_hour) else ""
         fig.suptitle(f"Recycling on a memory limit: {plain(r.label)}{rate}", fontweight="bold")
         ax.set_xlabel(ts.label)
         ax.set_ylabel("RSS (MB)")
@@ -396,9 +400,9 @@ def _site_label(site: dict) -> str:
 
 def top_growth(r: ReportRun, path: Path) -> Path | None:
     """The growing types (objects per step) and allocation sites (bytes per step), largest on top."""
-    types = [(str(t.get("type")), t.get("per_step")) for t in r.attribution.top_types if fmt.finite(t.get("per_step"))]
+    types = [(str(t.get("type")), t.get("per_step")) for t in r.attribution.top_types if units.finite(t.get("per_step"))]
     sites = [(_site_label(s), s.get("bytes_per_step"))
-             for s in r.attribution.top_sites if fmt.finite(s.get("bytes_per_step"))]
+             for s in r.attribution.top_sites if units.finite(s.get("bytes_per_step"))]
     panels = [(title, items, unit) for title, items, unit in (
         ("Growing types", types, "objects per step"), ("Growing allocation sites", sites, "bytes per step")) if items]
     if not panels:
@@ -411,7 +415,7 @@ def top_growth(r: ReportRun, path: Path) -> Path | None:
             labels = [plain(_short(name)) for name, _ in items][::-1]
             values = [float(v) for _, v in items][::-1]
             bars = ax.barh(range(len(values)), values, color=r.colour, alpha=0.85, height=0.6)
-            ax.bar_label(bars, labels=[f" {fmt.sig(v)}" for v in values], fontsize=9)
+            ax.bar_label(bars, labels=[f" {units.sig(v)}" for v in values], fontsize=9)
             ax.set_yticks(range(len(values)), labels, fontsize=9)
             ax.set_title(title, loc="left")
             ax.set_xlabel(unit)

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leaklab import units
 from leaklab.analysis.growth import BASELINE_DEFINITION
+from leaklab.kinds import EventKind, Status
 from leaklab.report import chains, tables
 from leaklab.report.document import Bullets, Document, Figure, Notice, Para, Pre, Section, Table
-from leaklab.report.limits import Limit
+from leaklab.report.limits import MemoryLimit
 from leaklab.report.subject import ReportRun
 
 
@@ -40,14 +42,14 @@ def notices(runs: Sequence[ReportRun]) -> list[Notice]:
     """Runs that did not complete, said first: their numbers cover only part of the plan."""
     out: list[Notice] = []
     for r in runs:
-        if r.status != "completed" and r.analysis.notes:
+        if r.status != Status.COMPLETED and r.analysis.notes:
             out.append(Notice(f"{r.label}: {r.analysis.notes[0]}."))
         for problem in r.run.warnings:
             out.append(Notice(f"{r.label}: {problem}", level="info"))
     return out
 
 
-def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit]) -> Section:
+def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit]) -> Section:
     section = Section("Summary")
     for r in runs:
         section.blocks.append(Para(" ".join(r.analysis.verdict.reasons) or "no reasons given", strong=f"{r.label}: {r.analysis.label}."))
@@ -92,7 +94,7 @@ def _over_time(runs: Sequence[ReportRun], charts: Charts) -> Section | None:
     return Section("Memory over time", list(figures)) if figures else None
 
 
-def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit]) -> Section:
+def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit]) -> Section:
     section = Section("Memory restart behaviour")
     section.blocks.append(tables.restart_behaviour_table(runs, limits))
     for r in runs:
@@ -120,29 +122,29 @@ def _generations(runs: Sequence[ReportRun]) -> Section | None:
     (by leaklab or PM2), each generation and whether memory goes back down after a restart."""
     from leaklab.analysis.generations import generations_report
     from leaklab.analysis.heap import heap_split
-    from leaklab.units import format_size
 
     blocks: list[Any] = []
     for r in runs:
         split = heap_split(r.run)
         if split is not None:
             blocks.append(Para(split.sentence(), strong=f"{r.label}, JS heap or native:"))
-        if not r.run.events_of("restart"):
+        if not r.run.events_of(EventKind.RESTART):
             continue
         report = generations_report(r.run)
         if not report.generations:
             continue
-        rows = [[str(g.generation), str(g.pid or ""), format_size(g.rss_start), format_size(g.rss_peak),
-                 f"{format_size(g.bytes_per_h, signed=True)}/h", f"{g.percent_per_h:+,.0f}%/h"]
+        rows = [[str(g.generation), str(g.pid or ""), units.format_size(g.rss_start), units.format_size(g.rss_peak),
+                 units.format_growth(g.bytes_per_h, "bytes", "h", signed=True), f"{g.percent_per_h:+,.0f}%/h"]
                 for g in report.generations]
         blocks.append(Table(["generation", "pid", "memory after the (re)start", "peak", "growth within", "growth %/h"],
                             rows, caption=f"Process generations, {r.label}", key=f"generations_{r.role}", text_columns=2))
         if report.creep_bytes_per_restart == report.creep_bytes_per_restart:  # not NaN
             finding = ("memory does not go back down after a restart (baseline creep)" if report.creeps
                        else "no baseline creep")
-            blocks.append(Para(f"{format_size(report.creep_bytes_per_restart, signed=True)} per restart "
-                               f"(95% CI {format_size(report.creep_low, signed=True)} to "
-                               f"{format_size(report.creep_high, signed=True)}): {finding}.",
+            interval = units.format_interval(units.format_size(report.creep_low, signed=True),
+                                             units.format_size(report.creep_high, signed=True))
+            blocks.append(Para(f"{units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
+                               f"(95% CI {interval}): {finding}.",
                                strong=f"{r.label}, memory after each restart:"))
     return Section("Process generations and runtime heap", blocks) if blocks else None
 
@@ -185,7 +187,7 @@ def _notes(runs: Sequence[ReportRun]) -> Section:
     return Section("Notes", [Bullets(items)])
 
 
-def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit],
+def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit],
             plan: dict[str, Any] | None = None) -> Document:
     """The whole report, in the order an incident write-up reads."""
     sections = [_summary(runs, charts, limits), _growth(runs, charts)]
@@ -203,7 +205,3 @@ def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Limit],
     sections += [_provenance(runs), _notes(runs)]
     subtitle = "Runs: " + ", ".join(f"{r.label} = {r.path.name}" for r in runs) if len(runs) > 1 else f"Run: {runs[0].path.name}"
     return Document(title(runs), subtitle, notices(runs), sections)
-
-
-def all_tables(doc: Document) -> dict[str, Table]:
-    return {t.key: t for t in doc.tables() if t.key}

@@ -18,8 +18,9 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
-from leaklab import store
-from leaklab.analysis.fleet import FleetRow
+from leaklab import store, units
+from leaklab.analysis.fleet import ERROR, FleetRow
+from leaklab.kinds import Verdict as Label
 from leaklab.report import html as html_mod
 from leaklab.report import markdown, style
 from leaklab.report.charts import plain
@@ -36,7 +37,7 @@ def _short(text: str, width: int = 48) -> str:
 
 
 def _num(value: float, fmt: str = "{:+,.2f}") -> str:
-    return "n/a" if not math.isfinite(value) else fmt.format(value)
+    return units.NA if not math.isfinite(value) else fmt.format(value)
 
 
 def _save(fig: MplFigure, path: Path) -> Path:
@@ -48,7 +49,7 @@ def top_curves(rows: list[FleetRow], path: Path, top: int) -> Path | None:
     """RSS over wall-clock time of the ``top`` first-ranked runs, one line each."""
     import matplotlib
 
-    chosen = [r for r in rows if r.verdict != "ERROR"][:top]
+    chosen = [r for r in rows if r.verdict != ERROR][:top]
     if not chosen:
         return None
     curves = []
@@ -82,7 +83,7 @@ def rate_distribution(rows: list[FleetRow], path: Path) -> Path | None:
     """Histogram of growth per hour across the fleet, LEAK stacked over the rest."""
     import matplotlib
 
-    rates = [(r.mb_per_hour, r.verdict == "LEAK") for r in rows if math.isfinite(r.mb_per_hour)]
+    rates = [(r.mb_per_hour, r.verdict == Label.LEAK) for r in rows if math.isfinite(r.mb_per_hour)]
     if not rates:
         return None
     values = np.array([v for v, _ in rates])
@@ -95,7 +96,7 @@ def rate_distribution(rows: list[FleetRow], path: Path) -> Path | None:
         fig = MplFigure(figsize=style.WIDE, layout="constrained")
         ax = fig.subplots()
         ax.hist([transformed[~leak], transformed[leak]], bins=edges, stacked=True,
-                color=[style.AFTER, style.BEFORE], label=["not LEAK", "LEAK"])
+                color=[style.AFTER, style.BEFORE], label=[f"not {Label.LEAK}", str(Label.LEAK)])
         ticks = [t for t in (-1000, -100, -10, -1, 0, 1, 10, 100, 1000, 10000)
                  if edges[0] <= np.sign(t) * np.log10(1 + abs(t)) <= edges[-1]]
         ax.set_xticks([np.sign(t) * np.log10(1 + abs(t)) for t in ticks], [f"{t:g}" for t in ticks])
@@ -111,7 +112,7 @@ def _table(rows: list[FleetRow], top: int) -> Table:
     body = []
     for i, r in enumerate(rows[:top], 1):
         lo, hi = r.ci95_mb_per_hour
-        body.append([str(i), r.name, r.verdict, _num(r.mb_per_hour), f"{_num(lo)} .. {_num(hi)}",
+        body.append([str(i), r.name, r.verdict, _num(r.mb_per_hour), units.format_interval(_num(lo), _num(hi)),
                      _num(r.pct_per_hour, "{:+,.1f}"), _num(r.last_mb, "{:,.1f}"), str(r.generations)])
     caption = f"The first {min(top, len(rows))} of {len(rows)} series." if len(rows) > top else ""
     return Table(["#", "series", "verdict", "MB/h", "95% CI (MB/h)", "%/h", "now (MB)", "generations"], body,
@@ -120,7 +121,7 @@ def _table(rows: list[FleetRow], top: int) -> Table:
 
 def compose(rows: list[FleetRow], root: Path, curves: Path | None, rates: Path | None, top: int) -> Document:
     verdicts = Counter(r.verdict for r in rows)
-    leaks = [r for r in rows if r.verdict == "LEAK"]
+    leaks = [r for r in rows if r.verdict == Label.LEAK]
     summary = ", ".join(f"{n} {label}" for label, n in verdicts.most_common())
     doc = Document(title=f"Fleet: {root.name}", subtitle=f"{len(rows)} series from {root}")
     overview = Section("Overview", [Para(summary, strong=f"{len(leaks)} of {len(rows)} series leak.")])
@@ -132,7 +133,7 @@ def compose(rows: list[FleetRow], root: Path, curves: Path | None, rates: Path |
     doc.sections.append(overview)
     ranking = Section("Ranking", [Para("LEAK first, then by growth per hour; each interval is the 95% "
                                        "confidence interval of the growth."), _table(rows, top)])
-    errors = [r for r in rows if r.verdict == "ERROR"]
+    errors = [r for r in rows if r.verdict == ERROR]
     if errors:
         ranking.blocks.append(Bullets([f"{r.run}: {r.reason}" for r in errors]))
     doc.sections.append(ranking)

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leaklab import pm2_defaults, units
 from leaklab.analysis import projection, recycling
 from leaklab.analysis.growth import Growth
-from leaklab.report import fmt
 from leaklab.report.subject import ReportRun
 
 
 @dataclass(frozen=True)
-class Limit:
+class MemoryLimit:
     """The memory limit that "time to limit" is measured against, and where it came from."""
 
     bytes: float | None
@@ -25,29 +25,29 @@ class Limit:
         return {"bytes": self.bytes, "source": self.source}
 
 
-def limits_for(runs: Sequence[ReportRun], override: int | None = None) -> list[Limit]:
+def limits_for(runs: Sequence[ReportRun], override: int | None = None) -> list[MemoryLimit]:
     """One limit per run: ``--limit`` if given, else the recycling limit of the first recycled
     run (the same for every run, so before and after meet the same limit), else each run's
     own RSS cap."""
     if override is not None:
-        return [Limit(float(override), "--limit") for _ in runs]
+        return [MemoryLimit(float(override), "--limit") for _ in runs]
     recycled = next((r for r in runs if r.recycle_policy), None)
     if recycled is not None:
         assert recycled.recycle_policy is not None
         source = "the run's recycling limit" if len(runs) == 1 else f"the recycling limit of {recycled.label}"
-        return [Limit(float(recycled.recycle_policy["limit"]), source) for _ in runs]
+        return [MemoryLimit(float(recycled.recycle_policy.limit or 0), source) for _ in runs]
     out = []
     for r in runs:
-        cap = (r.meta.get("config") or {}).get("max_rss")
-        out.append(Limit(float(cap), "the run's --max-rss cap") if cap else Limit(None, "none recorded"))
+        cap = r.run.config.max_rss
+        out.append(MemoryLimit(float(cap), "the run's --max-rss cap") if cap else MemoryLimit(None, "none recorded"))
     return out
 
 
-def time_to_limit(g: Growth | None, limit: Limit) -> float:
+def time_to_limit(g: Growth | None, limit: MemoryLimit) -> float:
     """Seconds from a fresh process (the fitted baseline) to the limit at the fitted rate."""
-    if g is None or limit.bytes is None or not fmt.finite(g.baseline):
+    if g is None or limit.bytes is None or not units.finite(g.baseline):
         return math.nan
-    return projection.time_to_limit(g.baseline, limit.bytes, g.bytes_per_s)
+    return projection.time_to_limit(g.baseline, limit.bytes, g.per_s)
 
 
 def recycling_plan(runs: Sequence[ReportRun], override: int | None = None) -> dict[str, Any] | None:
@@ -56,8 +56,9 @@ def recycling_plan(runs: Sequence[ReportRun], override: int | None = None) -> di
     policy = next((r.recycle_policy for r in runs if r.recycle_policy), None)
     if policy is None and override is None:
         return None
-    plan = {"check_interval_s": recycling.DEFAULT_CHECK_INTERVAL_S, "mode": "restart", "kill_signal": "SIGINT",
-            "kill_timeout_s": 1.6, **(policy or {})}
+    plan = {"check_interval_s": pm2_defaults.PM2_CHECK_INTERVAL_S, "mode": pm2_defaults.DEFAULT_MODE,
+            "kill_signal": pm2_defaults.PM2_KILL_SIGNAL, "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S,
+            **(policy.to_dict() if policy else {})}
     if override is not None:
         plan["limit"] = override
     return plan

@@ -11,9 +11,9 @@ from leaklab import store
 from leaklab.analysis import RunAnalysis, analyze
 from leaklab.analysis.attribution import Attribution
 from leaklab.analysis.recycling import Prediction, RecyclingMetrics, analyze_recycling
+from leaklab.kinds import EventKind
+from leaklab.records import RecycleSettings
 from leaklab.report import style
-
-ROLES = ("before", "after", "run")
 
 
 @dataclass
@@ -62,9 +62,9 @@ class ReportRun:
         return self.run.status
 
     @property
-    def recycle_policy(self) -> dict[str, Any] | None:
-        policy = (self.meta.get("config") or {}).get("recycle")
-        return policy if isinstance(policy, dict) and policy.get("limit") else None
+    def recycle_policy(self) -> RecycleSettings | None:
+        policy = self.run.config.recycle
+        return policy if policy is not None and policy.limit else None
 
 
 def load(path: str | Path, role: str, warmup: Any = None) -> ReportRun:
@@ -81,7 +81,7 @@ ATTRIBUTION_PROBES = {"gc-types": "types", "pympler": "types", "tracemalloc": "s
 def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
     """What grows and who holds it, as the analysis found it; the notes say why a list is empty."""
     found = Attribution(list(analysis.top_types), list(analysis.top_sites), list(analysis.chains))
-    probes = set((run.meta.get("config") or {}).get("probes") or [])
+    probes = set(run.config.probes or [])
     recorded = {what for name, what in ATTRIBUTION_PROBES.items() if name in probes}
     if "types" not in recorded:
         found.notes.append("type counts were not recorded: run with --profile default (or --probe gc-types) "
@@ -95,5 +95,5 @@ def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
 
 
 def _recycling(run: store.RunData) -> RecyclingMetrics | None:
-    recycled = ((run.meta.get("config") or {}).get("recycle")) or run.events_of("restart")
+    recycled = run.config.recycle or run.events_of(EventKind.RESTART)
     return analyze_recycling(run) if recycled else None

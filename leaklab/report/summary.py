@@ -11,7 +11,7 @@ from leaklab import __version__
 from leaklab.report import limits as limits_mod
 from leaklab.report import tables
 from leaklab.report.document import Document
-from leaklab.report.limits import Limit
+from leaklab.report.limits import MemoryLimit
 from leaklab.report.subject import ReportRun
 
 SCHEMA = "leaklab-report/1"
@@ -24,7 +24,7 @@ def number(value: float | None) -> float | None:
     return float(value)
 
 
-def _run(r: ReportRun, limit: Limit) -> dict[str, Any]:
+def _run(r: ReportRun, limit: MemoryLimit) -> dict[str, Any]:
     ttl = limits_mod.time_to_limit(r.analysis.growth.get("rss"), limit)
     data: dict[str, Any] = {
         "role": r.role,
@@ -55,7 +55,7 @@ def clean(value: Any) -> Any:
     return value
 
 
-def summary(doc: Document, runs: Sequence[ReportRun], limits: Sequence[Limit]) -> dict[str, Any]:
+def summary(doc: Document, runs: Sequence[ReportRun], limits: Sequence[MemoryLimit]) -> dict[str, Any]:
     return clean({
         "schema": SCHEMA,
         "leaklab": __version__,

@@ -8,11 +8,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from leaklab import units
 from leaklab.analysis.growth import Growth
 from leaklab.analysis.verdict import NAMES
 from leaklab.report import fmt
 from leaklab.report.document import Table
-from leaklab.report.limits import Limit, time_to_limit
+from leaklab.report.limits import MemoryLimit, time_to_limit
 from leaklab.report.subject import ReportRun
 
 
@@ -36,26 +37,26 @@ def growth_table(runs: Sequence[ReportRun]) -> Table:
                  "the warm-up; the 95% CI comes from a block bootstrap.", key="growth", text_columns=text)
 
 
-def _limit_sources(runs: Sequence[ReportRun], limits: Sequence[Limit]) -> str:
+def _limit_sources(runs: Sequence[ReportRun], limits: Sequence[MemoryLimit]) -> str:
     sources = {limit.source for limit in limits}
     if len(sources) == 1:
         return sources.pop()
     return "; ".join(f"{r.label}: {limit.source}" for r, limit in zip(runs, limits, strict=True))
 
 
-def restart_behaviour_table(runs: Sequence[ReportRun], limits: Sequence[Limit]) -> Table:
+def restart_behaviour_table(runs: Sequence[ReportRun], limits: Sequence[MemoryLimit]) -> Table:
     """Initial memory, growth, the limit, time to reach it and the restart time, per run."""
     rows: list[list[str]] = []
     for r, limit in zip(runs, limits, strict=True):
         g = r.analysis.growth.get("rss")
-        initial = fmt.size(g.baseline) if g else fmt.NA
-        rate = f"{fmt.mb_per_hour(g)} ({fmt.pct_per_hour(g)})" if g else fmt.NA
+        initial = units.format_size(g.baseline) if g else units.NA
+        rate = f"{fmt.mb_per_hour(g)} ({fmt.pct_per_hour(g)})" if g else units.NA
         restart = "not recycled"
-        if r.recycling is not None and fmt.finite(r.recycling.restart_time_s):
-            restart = fmt.duration(r.recycling.restart_time_s)
+        if r.recycling is not None and units.finite(r.recycling.restart_time_s):
+            restart = units.format_duration(r.recycling.restart_time_s)
         elif r.prediction is not None:
-            restart = f"{fmt.duration(r.prediction.restart_s)} (predicted)"
-        rows.append([r.label, initial, rate, fmt.size(limit.bytes), fmt.duration(time_to_limit(g, limit)), restart])
+            restart = f"{units.format_duration(r.prediction.restart_s)} (predicted)"
+        rows.append([r.label, initial, rate, units.format_size(limit.bytes), units.format_duration(time_to_limit(g, limit)), restart])
     caption = ("Initial memory is the fitted RSS at the end of the warm-up; time to limit is how long a fresh "
                "process takes to grow from it to the limit at the fitted rate; restart time runs from the restart "
                "until the new process serves (measured in a recycled run, else predicted from the run's start-up). Limit: "
@@ -64,7 +65,7 @@ def restart_behaviour_table(runs: Sequence[ReportRun], limits: Sequence[Limit]) 
                  caption, key="restart_behaviour")
 
 
-def comparison_table(before: ReportRun, after: ReportRun, limits: Sequence[Limit]) -> Table:
+def comparison_table(before: ReportRun, after: ReportRun, limits: Sequence[MemoryLimit]) -> Table:
     """Before and after side by side: the rows an incident write-up quotes."""
     rows: list[list[str]] = [["Verdict", before.analysis.label, after.analysis.label]]
 
@@ -86,13 +87,13 @@ def comparison_table(before: ReportRun, after: ReportRun, limits: Sequence[Limit
     for signal in ("rss", "traced", "blocks"):
         signal_rows(signal)
     gb, ga = before.analysis.growth.get("rss"), after.analysis.growth.get("rss")
-    rows.append(["RSS at the end of the warm-up", fmt.size(gb.baseline if gb else None), fmt.size(ga.baseline if ga else None)])
+    rows.append(["RSS at the end of the warm-up", units.format_size(gb.baseline if gb else None), units.format_size(ga.baseline if ga else None)])
     same = limits[0] == limits[1] and limits[0].bytes is not None
-    rows.append([f"Time to {fmt.size(limits[0].bytes)}" if same else "Time to the limit",
-                 fmt.duration(time_to_limit(gb, limits[0])), fmt.duration(time_to_limit(ga, limits[1]))])
+    rows.append([f"Time to {units.format_size(limits[0].bytes)}" if same else "Time to the limit",
+                 units.format_duration(time_to_limit(gb, limits[0])), units.format_duration(time_to_limit(ga, limits[1]))])
     if any(r.recycling is not None or r.prediction is not None for r in (before, after)):
-        rows.append([f"Restarts per hour at {fmt.size(limits[0].bytes)}", _restarts_cell(before), _restarts_cell(after)])
-    rows.append(["Steps per second", fmt.sig(before.analysis.steps_per_s), fmt.sig(after.analysis.steps_per_s)])
+        rows.append([f"Restarts per hour at {units.format_size(limits[0].bytes)}", _restarts_cell(before), _restarts_cell(after)])
+    rows.append(["Steps per second", units.sig(before.analysis.steps_per_s), units.sig(after.analysis.steps_per_s)])
     rows.append(["Status", before.status, after.status])
     return Table(["", before.label, after.label], rows, key="comparison", text_columns=1)
 
@@ -100,10 +101,10 @@ def comparison_table(before: ReportRun, after: ReportRun, limits: Sequence[Limit
 def _restarts_cell(r: ReportRun) -> str:
     """Measured when the run was recycled, else predicted from its growth."""
     if r.recycling is not None:
-        return f"{fmt.per_hour_count(r.recycling.restarts_per_hour)} (measured)"
+        return f"{units.format_per_hour(r.recycling.restarts_per_hour)} (measured)"
     if r.prediction is not None:
-        return f"{fmt.per_hour_count(r.prediction.restarts_per_hour)} (predicted)"
-    return fmt.NA
+        return f"{units.format_per_hour(r.prediction.restarts_per_hour)} (predicted)"
+    return units.NA
 
 
 def _params(meta: dict[str, Any]) -> str:
@@ -119,15 +120,15 @@ def runs_table(runs: Sequence[ReportRun]) -> Table:
         ("Variant", lambda r: r.variant or "none"),
         ("Parameters", lambda r: _params(r.meta)),
         ("Status", lambda r: r.status),
-        ("Started (UTC)", lambda r: str(r.meta.get("start") or fmt.NA)),
-        ("Duration", lambda r: fmt.duration(r.meta.get("duration_s"))),
-        ("Steps", lambda r: f"{(r.meta.get('counters') or {}).get('steps', fmt.NA):,}"
-         if isinstance((r.meta.get("counters") or {}).get("steps"), int) else fmt.NA),
+        ("Started (UTC)", lambda r: str(r.meta.get("start") or units.NA)),
+        ("Duration", lambda r: units.format_duration(r.meta.get("duration_s"))),
+        ("Steps", lambda r: f"{(r.meta.get('counters') or {}).get('steps', units.NA):,}"
+         if isinstance((r.meta.get("counters") or {}).get("steps"), int) else units.NA),
         ("Samples", lambda r: f"{r.run.n_samples:,}"),
-        ("Profile", lambda r: str((r.meta.get("config") or {}).get("profile") or fmt.NA)),
-        ("Command", lambda r: " ".join(str(a) for a in r.meta.get("argv") or []) or fmt.NA),
-        ("Python", lambda r: str((r.meta.get("versions") or {}).get("python") or fmt.NA)),
-        ("Host", lambda r: str((r.meta.get("host") or {}).get("platform") or fmt.NA)),
+        ("Profile", lambda r: str(r.run.config.profile or units.NA)),
+        ("Command", lambda r: " ".join(str(a) for a in r.meta.get("argv") or []) or units.NA),
+        ("Python", lambda r: str((r.meta.get("versions") or {}).get("python") or units.NA)),
+        ("Host", lambda r: str((r.meta.get("host") or {}).get("platform") or units.NA)),
     ]
     headers = [""] + [r.label for r in runs]
     rows = [[name] + [get(r) for r in runs] for name, get in fields]
@@ -142,9 +143,9 @@ def types_table(r: ReportRun) -> Table:
     """The growing types the attribution found, steadiest growth first."""
     rows = []
     for t in r.attribution.top_types:
-        count = f"{fmt.sig(t.get('start'), 6)} → {fmt.sig(t.get('end'), 6)}"
-        size = fmt.size(t.get("bytes_per_step")) + "/step" if fmt.finite(t.get("bytes_per_step")) else fmt.NA
-        rows.append([str(t.get("type")), f"{fmt.sig(t.get('per_step'))}/step", fmt.per_hour_count(t.get("per_hour")),
+        count = f"{units.sig(t.get('start'), 6)} → {units.sig(t.get('end'), 6)}"
+        size = units.format_size(t.get("bytes_per_step")) + "/step" if units.finite(t.get("bytes_per_step")) else units.NA
+        rows.append([str(t.get("type")), f"{units.sig(t.get('per_step'))}/step", units.format_per_hour(t.get("per_hour")),
                      count, size])
     return Table(["Type", "Objects per step", "Objects per hour", "Count (after warm-up → end)", "Bytes per step"],
                  rows, f"Growing types, {r.label}: live objects counted by type at each snapshot.",
@@ -156,8 +157,8 @@ def sites_table(r: ReportRun) -> Table:
     rows = []
     for s in r.attribution.top_sites:
         rows.append([str(s.get("site")), str(s.get("function") or ""), str(s.get("code") or ""),
-                     f"{fmt.size(s.get('bytes_per_step'))}/step", f"{fmt.size(s.get('bytes_per_hour'))}/h",
-                     f"{fmt.sig(s.get('count_per_step'))}/step"])
+                     f"{units.format_size(s.get('bytes_per_step'))}/step", f"{units.format_size(s.get('bytes_per_hour'))}/h",
+                     f"{units.sig(s.get('count_per_step'))}/step"])
     return Table(["Site", "Function", "Code", "Bytes per step", "Bytes per hour", "Blocks per step"], rows,
                  f"Growing allocation sites, {r.label}: memory allocated there and still held (tracemalloc).",
                  key=f"top_sites_{r.role}", text_columns=3)
@@ -170,21 +171,21 @@ _REQUEST_ROWS = {"Downtime per restart", "Failed requests per restart", "Success
 def _metric_rows() -> list[tuple[str, Any, Any]]:
     """(metric, from the measured recycling, from the prediction); None where one side has no such number."""
     return [
-        ("Restarts per hour", lambda m: fmt.per_hour_count(m.restarts_per_hour),
-         lambda p: fmt.per_hour_count(p.restarts_per_hour)),
-        ("Time between restarts", lambda m: fmt.duration(m.restart_interval_s), lambda p: fmt.duration(p.restart_interval_s)),
+        ("Restarts per hour", lambda m: units.format_per_hour(m.restarts_per_hour),
+         lambda p: units.format_per_hour(p.restarts_per_hour)),
+        ("Time between restarts", lambda m: units.format_duration(m.restart_interval_s), lambda p: units.format_duration(p.restart_interval_s)),
         ("Restarts in the run", lambda m: f"{m.memory_restarts} at the limit, {m.crash_restarts} after crashes", None),
-        ("Restart time (until serving again)", lambda m: fmt.duration(m.restart_time_s), lambda p: fmt.duration(p.restart_s)),
-        ("Downtime per restart", lambda m: fmt.duration(m.downtime_per_restart_s), lambda p: fmt.duration(p.downtime_s)),
-        ("Failed requests per restart", lambda m: fmt.count(m.failed_per_restart), lambda p: fmt.count(p.failed_per_restart)),
-        ("Success rate", lambda m: fmt.percent(m.success_rate), lambda p: fmt.percent(p.success_rate)),
-        ("Throughput (successful)", lambda m: fmt.rate_per_s(m.throughput_rps), None),
-        ("Overshoot above the limit (mean)", lambda m: fmt.size(m.overshoot_bytes), lambda p: fmt.size(p.overshoot_bytes)),
-        ("Overshoot above the limit (max)", lambda m: fmt.size(m.max_overshoot_bytes), lambda p: fmt.size(p.max_overshoot_bytes)),
-        ("Leak rate within a process", lambda m: fmt.rate_mb_per_hour(m.leak_bytes_per_s),
-         lambda p: fmt.rate_mb_per_hour(p.bytes_per_s)),
-        ("Fresh process RSS", lambda m: fmt.size(m.baseline_rss), lambda p: fmt.size(p.baseline)),
-        ("Share of time restarting", None, lambda p: fmt.percent(p.downtime_fraction)),
+        ("Restart time (until serving again)", lambda m: units.format_duration(m.restart_time_s), lambda p: units.format_duration(p.restart_s)),
+        ("Downtime per restart", lambda m: units.format_duration(m.downtime_per_restart_s), lambda p: units.format_duration(p.downtime_s)),
+        ("Failed requests per restart", lambda m: units.sig(m.failed_per_restart), lambda p: units.sig(p.failed_per_restart)),
+        ("Success rate", lambda m: units.format_percent(m.success_rate), lambda p: units.format_percent(p.success_rate)),
+        ("Throughput (successful)", lambda m: units.format_per_second(m.throughput_rps), None),
+        ("Overshoot above the limit (mean)", lambda m: units.format_size(m.overshoot_bytes), lambda p: units.format_size(p.overshoot_bytes)),
+        ("Overshoot above the limit (max)", lambda m: units.format_size(m.max_overshoot_bytes), lambda p: units.format_size(p.max_overshoot_bytes)),
+        ("Leak rate within a process", lambda m: units.format_mb_per_hour(m.leak_bytes_per_s),
+         lambda p: units.format_mb_per_hour(p.bytes_per_s)),
+        ("Fresh process RSS", lambda m: units.format_size(m.baseline_rss), lambda p: units.format_size(p.baseline)),
+        ("Share of time restarting", None, lambda p: units.format_percent(p.downtime_fraction)),
     ]
 
 
@@ -207,8 +208,8 @@ def system_metrics_table(runs: Sequence[ReportRun], plan: dict[str, Any] | None)
             rows.append(row)
     caption = "Measured: the recycled run's own restarts, and its load's requests when it served HTTP."
     if plan is not None:
-        caption += (f" Predicted: each run's growth and start-up, recycled at {fmt.size(plan['limit'])} with a check every "
-                    f"{fmt.duration(plan['check_interval_s'])} ({plan['mode']}, {plan['kill_signal']}).")
+        caption += (f" Predicted: each run's growth and start-up, recycled at {units.format_size(plan['limit'])} with a check every "
+                    f"{units.format_duration(plan['check_interval_s'])} ({plan['mode']}, {plan['kill_signal']}).")
     if not all(c[4] for c in columns):
         caption += " Request rows are for runs that served HTTP (--serve); the others counted steps."
     return Table(["Metric"] + [c[0] for c in columns], rows, caption, key="system_metrics",

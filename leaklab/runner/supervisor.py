@@ -35,17 +35,20 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: PM2's defaults, which ours match.
-PM2_CHECK_INTERVAL_S = 30.0
-PM2_KILL_SIGNAL = "SIGINT"
-PM2_KILL_TIMEOUT_S = 1.6
-PM2_MAX_RESTARTS = 16
+# PM2's defaults, which ours match (shared with the recycling model).
+from leaklab.pm2_defaults import (
+    MODES,
+    PM2_CHECK_INTERVAL_S,
+    PM2_KILL_SIGNAL,
+    PM2_KILL_TIMEOUT_S,
+    PM2_MAX_RESTARTS,
+)
+
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_S = 15.0
 STABLE_AFTER_S = 30.0
 
-MODES = ("restart", "reload")
 SIGNAL_FORMS = "a signal name or number: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2, SIGKILL (or INT, TERM, 2, 15 ...)"
 
 

@@ -1,5 +1,10 @@
 """A retention chain drawn with Graphviz: ``.dot`` text always, a ``.png`` where ``dot`` is installed.
 
+The ``retention`` probe draws each chain it finds as it records it (the report copies the
+PNG from the run); a chain read back from a run (:func:`leaklab.analysis.retention.chains_of`)
+can be drawn again where Graphviz was missing. It imports nothing of leaklab: any layer may
+import it.
+
 Labels are escaped for DOT's quoted strings: type names may contain anything,
 ``<script>`` included, and a key's repr may contain quotes or backslashes.
 """
@@ -10,9 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
-
-#: Event kind the retention probe records, one per growing type searched.
-EVENT = "retention_chain"
 
 
 def _quote(text: str) -> str:

@@ -26,8 +26,8 @@ import types
 from collections import deque
 from typing import Any
 
+from leaklab.naming import Classifier, type_name
 from leaklab.probes import support
-from leaklab.probes.sites import Classifier
 
 
 class OutOfTime(Exception):
@@ -97,7 +97,7 @@ def sample_instances(name: str, k: int, among: int = 1000) -> list[Any]:
     objects = gc.get_objects()
     found: list[Any] = []
     try:
-        wanted = {cls for cls in set(map(type, objects)) if support.type_name(cls) == name}
+        wanted = {cls for cls in set(map(type, objects)) if type_name(cls) == name}
         for obj in reversed(objects):
             if type(obj) in wanted:
                 found.append(obj)
@@ -230,13 +230,13 @@ def _root_base(root: Any, kind: str) -> str:
     if kind == "module":
         return str((_own_dict(root) or {}).get("__name__"))
     if kind == "class":
-        return f"{root.__module__}.{root.__qualname__}"
+        return type_name(root)
     if kind == "state":
         return "state"
     if kind == "frame":
         code = root.f_code
         return f"frame {code.co_name} ({code.co_filename}:{root.f_lineno})"
-    return support.type_name(type(root))
+    return type_name(type(root))
 
 
 def describe(chain: list[Any], state: Any, classifier: Classifier | None = None) -> dict[str, Any]:
@@ -259,7 +259,7 @@ def describe(chain: list[Any], state: Any, classifier: Classifier | None = None)
         rest = rest[1:]
     else:
         label = base + ((key_of(root, rest[0]) or "") if rest else "")
-    hops: list[dict[str, Any]] = [{"label": label, "type": support.type_name(type(root)), "via": None}]
+    hops: list[dict[str, Any]] = [{"label": label, "type": type_name(type(root)), "via": None}]
     previous = root
     pending_via: str | None = None
     for position, obj in enumerate(rest):
@@ -269,7 +269,7 @@ def describe(chain: list[Any], state: Any, classifier: Classifier | None = None)
             continue
         via = pending_via if pending_via is not None else (None if position == 0 else key_of(previous, obj))
         pending_via = None
-        name = support.type_name(type(obj))
+        name = type_name(type(obj))
         hops.append({"label": _short(name), "type": name, "via": via})
         previous = obj
     del root, rest, previous, chain

@@ -7,10 +7,10 @@ library's, builtins last), and looks for the shortest chain from a root to an
 instance of each: from the user's own roots first (its modules' globals, its
 classes' attributes, the scenario's state), then, failing that, from any module,
 class or running frame back to one of the newest instances
-(``objgraph.find_backref_chain``); see :mod:`leaklab.probes.chains`. Each chain is
+(``objgraph.find_backref_chain``); see :mod:`leaklab.probes.referrers`. Each chain is
 recorded as text (``http_agent._SESSIONS -> dict -> ClientSession``), as hops with
 the attribute, key or index each one goes through, and as a Graphviz drawing
-(``.dot``, and ``.png`` where ``dot`` is installed).
+(``.dot``, and ``.png`` where ``dot`` is installed: :mod:`leaklab.chain_graph`).
 
 Everything the search touched is dropped before the probe returns. The search
 runs under a time budget; a type whose chain was not found within it is recorded
@@ -26,8 +26,10 @@ import threading
 import time
 from typing import Any
 
-from leaklab.probes import Probe, ProbeContext, chain_graph, chains, support
-from leaklab.probes.sites import Classifier
+from leaklab import chain_graph
+from leaklab.kinds import EventKind
+from leaklab.naming import Classifier, type_tier
+from leaklab.probes import Probe, ProbeContext, referrers, support
 
 
 class RetentionProbe(Probe):
@@ -87,12 +89,12 @@ class RetentionProbe(Probe):
     # -- the search -------------------------------------------------------------
 
     def candidates(self, counts: dict[str, int], steps: int) -> list[tuple[str, int]]:
-        """The types to search: the most specific first (see :func:`support.type_tier`), then most growth."""
+        """The types to search: the most specific first (see :func:`type_tier`), then most growth."""
         base = self.base or {}
         floor = max(self.MIN_GROWTH, 0.01 * steps)
         grown = [(name, n - base.get(name, 0)) for name, n in counts.items()]
         grown = [(name, g) for name, g in grown if g >= floor]
-        grown.sort(key=lambda item: (support.type_tier(item[0]), -item[1]))
+        grown.sort(key=lambda item: (type_tier(item[0]), -item[1]))
         return grown[: self.TYPES]
 
     def search(self, ctx: ProbeContext, reason: str) -> None:
@@ -118,22 +120,22 @@ class RetentionProbe(Probe):
             result.update(object_type=name, growth=growth, reason=reason, steps=ctx.steps)
             if result.get("found"):
                 self._draw(ctx, result, index, reason)
-            ctx.emit(chain_graph.EVENT, **result)
+            ctx.emit(EventKind.RETENTION_CHAIN, **result)
 
     def _search_type(self, ctx: ProbeContext, name: str, classifier: Classifier, budget: float) -> dict[str, Any]:
         """A chain to one of a few sampled instances: from the user's roots, else from any root."""
         began = time.monotonic()
         state = ctx.state
-        instances = chains.sample_instances(name, self.INSTANCES)
+        instances = referrers.sample_instances(name, self.INSTANCES)
         ignore = (id(instances), id(sys._getframe()))
         described: dict[str, Any] | None = None
         how = None
         timed_out = False
         try:
-            roots = chains.user_roots(state, classifier)
+            roots = referrers.user_roots(state, classifier)
             try:
-                chain = chains.forward_chain(roots, instances, began + budget / 2, self.MAX_DEPTH)
-            except chains.OutOfTime:
+                chain = referrers.forward_chain(roots, instances, began + budget / 2, self.MAX_DEPTH)
+            except referrers.OutOfTime:
                 chain, timed_out = None, True
             roots.clear()
             if chain is not None:
@@ -143,15 +145,15 @@ class RetentionProbe(Probe):
                     if time.monotonic() >= began + budget:
                         break
                     try:
-                        chain = chains.backward_chain(instances[i], state, began + budget, self.MAX_DEPTH, ignore)
-                    except chains.OutOfTime:
+                        chain = referrers.backward_chain(instances[i], state, began + budget, self.MAX_DEPTH, ignore)
+                    except referrers.OutOfTime:
                         timed_out = True
                         break
                     if chain is not None:
                         how = "backward"
                         break
             if chain is not None:
-                described = chains.describe(chain, state, classifier)
+                described = referrers.describe(chain, state, classifier)
                 chain.clear()
         finally:
             sampled = len(instances)
