@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from leaklab import clitypes, probes, terminal, units
-from leaklab.commands import _command_options, _service_options
+from leaklab.commands import command_options, service_options
+from leaklab.kinds import Status
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
+if TYPE_CHECKING:
+    from leaklab.runner.parent import RunResult
 
-@click.command("run", cls=_command_options.RunCommand)
+
+@click.command("run", cls=command_options.RunCommand)
 @click.argument("scenario", required=False)
 @click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
@@ -39,8 +43,8 @@ from leaklab.scenario import ScenarioError, parse_param_overrides
 @click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run directory.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-@_service_options.options
-@_command_options.options
+@service_options.options
+@command_options.options
 def command(scenario: str | None, variant: str | None, params: tuple[str, ...], duration: float | None,
             grace: float | None, steps: int | None, max_duration: float | None, rate: float | None, interval: float,
             warmup: units.StepsOrDuration | None, max_rss: int | None,
@@ -65,8 +69,8 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
         raise click.UsageError("--max-duration bounds a run of no set length: drop it, or drop --duration/--steps")
     if max_duration is not None and max_duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--max-duration")
-    argv = _command_options.command_argv()
-    _command_options.check(scenario, argv)
+    argv = command_options.command_argv()
+    command_options.check(scenario, argv)
     try:
         explicit = [name.strip() for item in probe_names for name in item.split(",") if name.strip()]
         probe_options: dict[str, Any] = {}
@@ -79,7 +83,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
                       stop_rule=_stop_rule(duration, steps, max_duration),
                       **({"grace_s": grace} if grace is not None else {}))
         if argv is not None:
-            fields = _service_options.config_fields({**service, "serve": load is not None})
+            fields = service_options.config_fields({**service, "serve": load is not None})
             config: runner.RunConfig = command_mod.CommandConfig(
                 scenario="", command=argv, load_url=load, health_path=health, ready_timeout_s=ready_timeout,
                 bootstrap=bootstrap, serve=load is not None, request_timeout_s=fields["request_timeout_s"],
@@ -89,7 +93,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
             config = runner.RunConfig(
                 scenario=scenario or "", variant=variant, params=parse_param_overrides(params),
                 scenario_dirs=list(scenario_dirs), include_children=include_children, max_errors=max_errors,
-                **common, **_service_options.config_fields(service),
+                **common, **service_options.config_fields(service),
             )
             prepared = runner.prepare(config)
     except ScenarioError as exc:
@@ -108,7 +112,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
         click.echo(json.dumps(summary, indent=2) if as_json else f"run       {result.run_dir}")
         click.echo(f"Error: {result.message}", err=True)
         sys.exit(2)
-    analysis = _analyze(result.run_dir)
+    analysis = analyze_run(result.run_dir)
     split = _heap_split(result.run_dir) if argv is not None else None
     if as_json:
         if analysis is not None:
@@ -119,7 +123,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
             summary["heap"] = {**split.to_dict(), "sentence": split.sentence()}
         click.echo(json.dumps(summary, indent=2))
     else:
-        _print_summary(summary)
+        _print_summary(result)
         if analysis is not None:
             from leaklab.analysis.render import format_summary
 
@@ -139,7 +143,7 @@ def _stop_rule(duration: float | None, steps: int | None, max_duration: float | 
     return SequentialStop(max_duration or DEFAULT_MAX_DURATION_S)
 
 
-def _analyze(run_dir: Any) -> Any:
+def analyze_run(run_dir: Any) -> Any:
     """The run's analysis; a failure here must not hide the run's own exit code."""
     from leaklab.analysis import analyze
 
@@ -161,18 +165,20 @@ def _heap_split(run_dir: Any) -> Any:
         return None
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    status = summary["status"]
-    colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-    message = f"  ({terminal.safe(summary['message'])})" if summary["message"] else ""
+def _print_summary(result: RunResult) -> None:
+    status = result.status
+    colour = {Status.COMPLETED: "green", Status.INTERRUPTED: "yellow"}.get(status, "red")
+    message = f"  ({terminal.safe(result.message)})" if result.message else ""
     click.echo(f"status    {click.style(status, fg=colour)}" + message)
-    click.echo(f"steps     {summary['steps']:,} in {units.format_duration(summary['duration_s'])}" + (f", {summary['errors']} errors" if summary["errors"] else ""))
-    start, end = summary["rss_start"], summary["rss_end"]
+    click.echo(f"steps     {result.steps:,} in {units.format_duration(round(result.duration_s, 3))}"
+               + (f", {result.errors} errors" if result.errors else ""))
+    start, end = result.rss_start, result.rss_end
     if start is not None and end is not None:
-        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} ({units.format_size(end - start, signed=True)}; peak {units.format_size(summary['rss_peak'])})")
-    if summary.get("requests"):
-        req = summary["requests"]
+        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} "
+                   f"({units.format_size(end - start, signed=True)}; peak {units.format_size(result.rss_peak)})")
+    if result.requests:
+        req = result.requests
         click.echo(f"requests  {req['sent']:,} sent, {req['ok']:,} ok, {req['failed']:,} failed" + (f" {req['errors']}" if req["errors"] else ""))
-    if summary.get("restarts") is not None:
-        click.echo(f"restarts  {summary['restarts']['memory']} at the memory limit, {summary['restarts']['crash']} after crashes")
-    click.echo(f"run       {summary['run_dir']}")
+    if result.restarts is not None:
+        click.echo(f"restarts  {result.restarts['memory']} at the memory limit, {result.restarts['crash']} after crashes")
+    click.echo(f"run       {result.run_dir}")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from leaklab import clitypes, units
-from leaklab.commands.run import _analyze
+from leaklab.commands.run import analyze_run
 
 
 @click.command("watch")
@@ -54,7 +54,7 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
         raise click.UsageError(str(exc)) from None
     summary: dict[str, Any] = result.to_dict()
     summary["run_dir"] = str(result.run_dir)
-    analysis = _analyze(result.run_dir) if result.samples else None
+    analysis = analyze_run(result.run_dir) if result.samples else None
     generations = None
     if result.generations > 1 or pm2_name is not None:
         from leaklab.analysis.generations import generations_report

@@ -28,7 +28,9 @@ from typing import Any
 from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
+from leaklab.kinds import EventKind, Status
 from leaklab.runner.heap import BlockCounter, CollectedHeap, SelfRss
+from leaklab.runner.spec import ChildSpec
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
@@ -72,7 +74,7 @@ class Reporter:
         self.send({"type": "event", "kind": kind, "t": t, **fields})
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """On Linux, ask the kernel to kill this process when the parent dies (no orphans)."""
     if sys.platform != "linux":
         return
@@ -104,24 +106,24 @@ def _limit_address_space(limit: int | None) -> None:
 class StepLoop:
     """Pacing, stop conditions, sampling and warm-up: shared by the sync and async drivers."""
 
-    def __init__(self, spec: dict[str, Any], reporter: Reporter, state: Any, active_probes: list[probe_registry.Probe], ctx: probe_registry.ProbeContext) -> None:
+    def __init__(self, spec: ChildSpec, reporter: Reporter, state: Any, active_probes: list[probe_registry.Probe], ctx: probe_registry.ProbeContext) -> None:
         self.spec = spec
         self.reporter = reporter
         self.state = state
         self.probes = active_probes
         self.ctx = ctx
-        self.t0 = float(spec["t0"])
-        self.max_steps: int | None = spec.get("steps")
-        self.duration: float | None = spec.get("duration_s")
+        self.t0 = float(spec.t0)
+        self.max_steps: int | None = spec.steps
+        self.duration: float | None = spec.duration_s
         #: time.monotonic() at which to stop whatever the steps say (a recycled run's later generations)
-        self.deadline: float | None = spec.get("deadline")
-        self.rate: float | None = spec.get("rate")
-        self.interval: float = float(spec.get("interval", 0.5))
+        self.deadline: float | None = spec.deadline
+        self.rate: float | None = spec.rate
+        self.interval: float = float(spec.interval)
         #: sample at step boundaries too, so a short step-bounded run still has a trend
         self.sample_every: int | None = max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
         self.self_rss = SelfRss()
         #: run times (seconds) at which to force a collection and sample: just before the parent's looks
-        self.collect_at: list[float] = sorted(float(x) for x in spec.get("collect_at") or [])
+        self.collect_at: list[float] = sorted(float(x) for x in spec.collect_at)
         self.blocks = BlockCounter(BLOCKS_BUDGET)
         self.samples_taken = 0
         self.heap = CollectedHeap(
@@ -129,8 +131,8 @@ class StepLoop:
             spacing_s=(self.duration / COLLECTIONS_PER_RUN) if self.duration else (None if self.max_steps else 4 * self.interval),
             spacing_steps=max(1, self.max_steps // COLLECTIONS_PER_RUN) if self.max_steps else None,
         )
-        self.max_errors: int = int(spec.get("max_errors", 0))
-        warmup = spec.get("warmup") or {}
+        self.max_errors: int = int(spec.max_errors)
+        warmup = spec.warmup
         self.warmup_steps: int | None = warmup.get("steps")
         self.warmup_seconds: float | None = warmup.get("seconds")
         self.warmup_done = not self.warmup_steps and not self.warmup_seconds
@@ -213,7 +215,7 @@ class StepLoop:
         self.ctx.steps, self.ctx.t = self.steps, row["t"]
         self.ctx.done = self.ctx.done or final
         for probe in list(self.probes):
-            values = self._call_probe(probe, "sample")
+            values = self.call_probe(probe, "sample")
             if values:
                 row.update(values)
         if final:
@@ -229,18 +231,18 @@ class StepLoop:
         self.ctx.shared = {}
         try:
             for probe in list(self.probes):
-                self._call_probe(probe, method)
+                self.call_probe(probe, method)
         finally:
             self.ctx.shared = None
 
-    def _call_probe(self, probe: probe_registry.Probe, method: str) -> Any:
+    def call_probe(self, probe: probe_registry.Probe, method: str) -> Any:
         started = time.perf_counter()
         try:
             return getattr(probe, method)(self.ctx)
         except Exception as exc:
             self.probes.remove(probe)
             self.reporter.event(
-                "probe_error", self.now(), probe=probe.name, method=method,
+                EventKind.PROBE_ERROR, self.now(), probe=probe.name, method=method,
                 error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
             )
             return None
@@ -270,10 +272,10 @@ class StepLoop:
             self.errors += 1
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             if self.errors <= MAX_REPORTED_TRACEBACKS:
-                self.reporter.event("step_error", self.now(), step=self.steps, error=f"{type(error).__name__}: {error}", traceback=tb)
+                self.reporter.event(EventKind.STEP_ERROR, self.now(), step=self.steps, error=f"{type(error).__name__}: {error}", traceback=tb)
             if self.errors > self.max_errors:
                 self.failure = {"phase": "step", "step": self.steps, "error": f"{type(error).__name__}: {error}", "traceback": tb}
-                self.request_stop("failed")
+                self.request_stop(Status.FAILED)
         if not self.warmup_done and (
             (self.warmup_steps is not None and self.steps >= self.warmup_steps)
             or (self.warmup_seconds is not None and time.monotonic() - self.start >= self.warmup_seconds)
@@ -287,7 +289,7 @@ class StepLoop:
                 self.heap.collect()  # the post-collection count where the analysed window starts
             # Stamped after the probes' baselines and the collection: their pause belongs to the
             # warm-up, not to the start of the analysed stretch (nor to its step rate).
-            self.reporter.event("warmup_end", self.now(), steps=self.steps)
+            self.reporter.event(EventKind.WARMUP_END, self.now(), steps=self.steps)
         if self.sample_every is not None and self.steps % self.sample_every == 0 and not (
                 self.collect_at and self.now() >= self.collect_at[0]):
             self.sample()
@@ -297,7 +299,7 @@ class StepLoop:
         if (self.max_steps is not None and self.steps >= self.max_steps
                 or self.duration is not None and time.monotonic() - self.start >= self.duration
                 or self.deadline is not None and time.monotonic() >= self.deadline):
-            self.request_stop("completed")
+            self.request_stop(Status.COMPLETED)
         return self.stop_reason is None
 
     def run_sync(self, step: Any) -> None:
@@ -313,7 +315,7 @@ class StepLoop:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event("probe_error", self.now(), probe="loop_call", method="loop_call",
+                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
                                         error=f"{type(exc).__name__}: {exc}")
             try:
                 step(self.state)
@@ -336,7 +338,7 @@ class StepLoop:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event("probe_error", self.now(), probe="loop_call", method="loop_call",
+                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
                                         error=f"{type(exc).__name__}: {exc}")
             try:
                 if is_coroutine:
@@ -358,103 +360,103 @@ def _call(fn: Any, loop: asyncio.AbstractEventLoop | None, *args: Any, **kwargs:
     return result
 
 
-def run(spec: dict[str, Any]) -> int:
-    reporter = Reporter(int(spec["report_fd"]), spec.get("ack_fd"))
-    t0 = float(spec["t0"])
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
-    def now() -> float:
-        return time.monotonic() - t0
 
-    def fail(phase: str, exc: BaseException, steps: int = 0) -> int:
-        reporter.send({
-            "type": "done", "reason": "failed", "phase": phase, "steps": steps, "t": now(),
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        })
-        return 1
+class _StopSignals:
+    """SIGTERM and SIGINT: the step loop stops before its next step (or before its first)."""
 
-    try:
-        scenario = scenario_mod.load(spec["scenario_path"])
-    except scenario_mod.ScenarioError as exc:
-        return fail("load", exc)
-    serve = bool(spec.get("serve"))
-    # A service needs an event loop for its HTTP server whether the scenario is async or not.
-    loop = asyncio.new_event_loop() if scenario.is_async or serve else None
-    if loop is not None:
-        asyncio.set_event_loop(loop)
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.step_loop: StepLoop | None = None
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
 
-    stop_requested: list[str] = []
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if self.step_loop is not None:
+            self.step_loop.request_stop(Status.INTERRUPTED)
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop_requested.append(signal.Signals(signum).name)
-        if step_loop is not None:
-            step_loop.request_stop("interrupted")
+    def attach(self, step_loop: StepLoop) -> None:
+        self.step_loop = step_loop
+        if self.received:
+            step_loop.request_stop(Status.INTERRUPTED)
 
-    step_loop: StepLoop | None = None
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
 
-    params = spec.get("params", {})
-    variant = spec.get("variant")
-    try:
-        state = _call(scenario.setup, loop, **scenario.setup_kwargs(variant, params)) if scenario.setup else None
-    except Exception as exc:
-        return fail("setup", exc)
-
+def _create_probes(spec: ChildSpec, reporter: Reporter, now: Any) -> list[probe_registry.Probe]:
     active: list[probe_registry.Probe] = []
-    ctx = probe_registry.ProbeContext(
-        artifacts=Path(spec["artifacts"]),
-        emit=lambda kind, **fields: reporter.event(kind, now(), **fields),
-        options=dict(spec.get("probe_options", {})),
-        state=state,
-        plan={"steps": spec.get("steps"), "duration_s": spec.get("duration_s"), **spec.get("plan", {}),
-              "warmup": spec.get("warmup") or {}, "scenario_path": spec["scenario_path"]},
-    )
-    for name in spec.get("probes", []):
+    for name in spec.probes:
         try:
             active.append(probe_registry.create(name))
         except Exception as exc:
-            reporter.event("probe_error", now(), probe=name, method="create", error=f"{type(exc).__name__}: {exc}")
-    extra_columns = [c for p in active for c in p.columns]
-    hello = {"type": "hello", "pid": os.getpid(), "columns": extra_columns, "is_async": scenario.is_async, "t": now()}
-    if not serve:
-        reporter.send(hello)
+            reporter.event(EventKind.PROBE_ERROR, now(), probe=name, method="create", error=f"{type(exc).__name__}: {exc}")
+    return active
 
-    step_loop = StepLoop(spec, reporter, state, active, ctx)
-    if stop_requested:
-        step_loop.request_stop("interrupted")
-    for probe in list(active):
-        step_loop._call_probe(probe, "start")
-    # The run's time (its duration, the probes' view of how far it has got) starts with the steps.
-    step_loop.start = step_loop.next_sample = time.monotonic()
-    ctx.plan["started"] = step_loop.start
+
+def _start_loop(spec: ChildSpec, reporter: Reporter, scenario: scenario_mod.Scenario, state: Any,
+                now: Any) -> tuple[StepLoop, dict[str, Any]]:
+    """The probes and the step loop, after setup; says ``hello`` (a service says it once it listens)."""
+    assert spec.scenario_path is not None
+    ctx = probe_registry.ProbeContext(
+        artifacts=Path(spec.artifacts),
+        emit=lambda kind, **fields: reporter.event(kind, now(), **fields),
+        options=dict(spec.probe_options),
+        state=state,
+        plan={"steps": spec.steps, "duration_s": spec.duration_s, **spec.plan,
+              "warmup": spec.warmup, "scenario_path": spec.scenario_path},
+    )
+    active = _create_probes(spec, reporter, now)
+    hello = {"type": "hello", "pid": os.getpid(), "columns": [c for p in active for c in p.columns],
+             "is_async": scenario.is_async, "t": now()}
+    if not spec.serve:
+        reporter.send(hello)
+    return StepLoop(spec, reporter, state, active, ctx), hello
+
+
+def _drive(spec: ChildSpec, step_loop: StepLoop, scenario: scenario_mod.Scenario,
+           loop: asyncio.AbstractEventLoop | None, reporter: Reporter, hello: dict[str, Any]) -> None:
+    """Run the steps (or serve them) until the loop stops; a failure is recorded, not raised."""
     try:
-        if serve:
+        if spec.serve:
             from leaklab.runner import service
 
+            assert loop is not None
+            drain = spec.drain_timeout_s if spec.drain_timeout_s is not None else service.DEFAULT_DRAIN_TIMEOUT_S
             loop.run_until_complete(service.serve(
-                step_loop, scenario.module, scenario.step, lambda message: reporter.send({**message, "t": now()}), hello,
-                float(spec.get("drain_timeout_s", service.DEFAULT_DRAIN_TIMEOUT_S)),
+                step_loop, scenario.module, scenario.step,
+                lambda message: reporter.send({**message, "t": step_loop.now()}), hello, float(drain),
             ))
         elif loop is not None:
             loop.run_until_complete(step_loop.run_async(scenario.step))
         else:
             step_loop.run_sync(scenario.step)
     except BaseException as exc:  # e.g. MemoryError at the address-space backstop
-        step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        step_loop.request_stop("failed")
+        step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}",
+                             "traceback": traceback.format_exc()}
+        step_loop.request_stop(Status.FAILED)
+
+
+def _wind_down(step_loop: StepLoop, reporter: Reporter) -> None:
+    """The final sample (before teardown frees anything), then the collectors' and probes' reports."""
     step_loop.sample(final=True)
     loop_s = time.monotonic() - step_loop.start
     step_loop.heap.close()
     step_loop.self_rss.close()
-    reporter.event("collections", now(), **step_loop.heap.summary(), block_reads=step_loop.blocks.reads,
-                   block_reads_skipped=step_loop.blocks.skipped, block_reads_s=round(step_loop.blocks.spent_s, 6))
+    blocks = step_loop.blocks
+    reporter.event(EventKind.COLLECTIONS, step_loop.now(), **step_loop.heap.summary(), block_reads=blocks.reads,
+                   block_reads_skipped=blocks.skipped, block_reads_s=round(blocks.spent_s, 6))
     step_loop.call_probes("finish")
-    ctx.state = None
+    step_loop.ctx.state = None
     if step_loop.all_probes:
-        reporter.event("probe_overhead", now(), loop_s=round(loop_s, 6), probes=step_loop.probe_overhead(loop_s))
+        reporter.event(EventKind.PROBE_OVERHEAD, step_loop.now(), loop_s=round(loop_s, 6),
+                       probes=step_loop.probe_overhead(loop_s))
 
-    reason = step_loop.stop_reason or "completed"
+
+def _teardown(scenario: scenario_mod.Scenario, loop: asyncio.AbstractEventLoop | None, state: Any,
+              step_loop: StepLoop) -> dict[str, Any]:
+    """Teardown, then the ``done`` message: how the steps ended (a teardown failure fails the run)."""
+    reason = step_loop.stop_reason or Status.COMPLETED
     done: dict[str, Any] = {"type": "done", "reason": reason, "steps": step_loop.steps, "errors": step_loop.errors}
     if step_loop.failure:
         done.update(step_loop.failure)
@@ -462,26 +464,64 @@ def run(spec: dict[str, Any]) -> int:
         try:
             _call(scenario.teardown, loop, state)
         except Exception as exc:
-            if reason != "failed":
-                done.update(
-                    reason="failed", phase="teardown", error=f"{type(exc).__name__}: {exc}",
-                    traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                )
+            if reason != Status.FAILED:
+                done.update(reason=Status.FAILED, phase="teardown", error=f"{type(exc).__name__}: {exc}",
+                            traceback=_traceback(exc))
     if loop is not None:
         close_loop(loop)
+    return done
+
+
+def run(spec: ChildSpec) -> int:
+    """Load, set up, run the steps, tear down; every outcome ends in a ``done`` message."""
+    assert spec.report_fd is not None and spec.scenario_path is not None
+    reporter = Reporter(int(spec.report_fd), spec.ack_fd)
+
+    def now() -> float:
+        return time.monotonic() - spec.t0
+
+    def fail(phase: str, exc: BaseException) -> int:
+        reporter.send({"type": "done", "reason": Status.FAILED, "phase": phase, "steps": 0, "t": now(),
+                       "error": f"{type(exc).__name__}: {exc}", "traceback": _traceback(exc)})
+        return 1
+
+    try:
+        scenario = scenario_mod.load(spec.scenario_path)
+    except scenario_mod.ScenarioError as exc:
+        return fail("load", exc)
+    # A service needs an event loop for its HTTP server whether the scenario is async or not.
+    loop = asyncio.new_event_loop() if scenario.is_async or spec.serve else None
+    if loop is not None:
+        asyncio.set_event_loop(loop)
+    stops = _StopSignals()
+    try:
+        setup = scenario.setup
+        state = _call(setup, loop, **scenario.setup_kwargs(spec.variant, spec.params)) if setup else None
+    except Exception as exc:
+        return fail("setup", exc)
+    step_loop, hello = _start_loop(spec, reporter, scenario, state, now)
+    stops.attach(step_loop)
+    for probe in list(step_loop.probes):
+        step_loop.call_probe(probe, "start")
+    # The run's time (its duration, the probes' view of how far it has got) starts with the steps.
+    step_loop.start = step_loop.next_sample = time.monotonic()
+    step_loop.ctx.plan["started"] = step_loop.start
+    _drive(spec, step_loop, scenario, loop, reporter, hello)
+    _wind_down(step_loop, reporter)
+    done = _teardown(scenario, loop, state, step_loop)
     done["t"] = now()
     reporter.send(done)
-    return 0 if done["reason"] == "completed" else (130 if done["reason"] == "interrupted" else 1)
+    return 0 if done["reason"] == Status.COMPLETED else (130 if done["reason"] == Status.INTERRUPTED else 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(argv[0])
-    _die_with_parent()
-    _limit_address_space(spec.get("address_space_limit"))
-    if spec.get("cwd"):
-        os.chdir(spec["cwd"])
-    for path in reversed(spec.get("sys_path", [])):
+    spec = ChildSpec.from_dict(json.loads(argv[0]))
+    die_with_parent()
+    _limit_address_space(spec.address_space_limit)
+    if spec.cwd:
+        os.chdir(spec.cwd)
+    for path in reversed(spec.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
     return run(spec)

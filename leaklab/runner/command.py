@@ -19,8 +19,8 @@ into the same run directory. What differs:
   the V8 heap (used, total) and the memory outside it, so the analysis can tell JS heap
   growth from native growth.
 
-The session is the scenario runner's (:class:`leaklab.runner.parent._Session`); this
-module replaces how a generation is started and what it reports.
+The session is the scenario runner's (:class:`leaklab.runner.session.Session`); this
+module overrides its hooks: how a generation is started and what it reports.
 """
 
 from __future__ import annotations
@@ -46,11 +46,16 @@ import psutil
 
 from leaklab import probes as probe_registry
 from leaklab import store, units
+from leaklab.kinds import EventKind, Status
 from leaklab.runner import load as load_mod
+from leaklab.runner import meta as meta_mod
 from leaklab.runner import parent
-from leaklab.runner.child import _die_with_parent
+from leaklab.runner.child import die_with_parent
 from leaklab.runner.generation import HOST, ChildMemory, Generation, Message
 from leaklab.runner.inprocess import ENV as INPROCESS_ENV
+from leaklab.runner.messages import Handler, MessageType
+from leaklab.runner.session import Session
+from leaklab.runner.spec import ChildSpec
 from leaklab.scenario import ScenarioError
 
 PORT_TOKEN = "{port}"
@@ -221,16 +226,16 @@ class CommandGeneration(Generation):
         self.stopped = threading.Event()
 
     @classmethod
-    def start(cls, number: int, argv: list[str], env: dict[str, str], spec: dict[str, Any] | None,
+    def start(cls, number: int, argv: list[str], env: dict[str, str], spec: ChildSpec | None,
               messages: queue.Queue[Message], stdout: IO[bytes], stderr: IO[bytes], t_spawn: float,
               port: int | None) -> CommandGeneration:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(env)
         if spec is not None:
-            env[INPROCESS_ENV] = json.dumps({**spec, "report_fd": theirs.fileno()})
+            env[INPROCESS_ENV] = json.dumps(spec.replace(report_fd=theirs.fileno()).to_dict())
         try:
             proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=stdout,
-                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=_die_with_parent)
+                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=die_with_parent)
         except BaseException:
             ours.close()
             raise
@@ -342,8 +347,11 @@ class CommandGeneration(Generation):
 # -- the session ---------------------------------------------------------------------------------
 
 
-class CommandSession(parent._Session):
-    """The scenario runner's session, with the program's generations."""
+class CommandSession(Session):
+    """The scenario runner's session, with the program's generations: it overrides the
+    session's hooks (``spawn``, the ``hello`` and ``healthy`` handlers, ``stop_generation``,
+    ``enforce_deadlines``, ``on_exit``, ``final_status``, ``finish``) and handles three more
+    messages: ``tick`` (time to sample), ``inprocess`` (the in-process probes) and ``not_listening``."""
 
     config: CommandConfig
 
@@ -369,19 +377,19 @@ class CommandSession(parent._Session):
             env["NODE_OPTIONS"] = " ".join(filter(None, [env.get("NODE_OPTIONS"), require]))
         return env
 
-    def _inprocess_spec(self, number: int) -> dict[str, Any] | None:
+    def _inprocess_spec(self, number: int) -> ChildSpec | None:
         if not self.config.bootstrap:
             return None
         artifacts = self.writer.artifacts if number == 0 else self.writer.artifacts / f"gen-{number}"
         artifacts.mkdir(exist_ok=True)
-        return {
-            "t0": self.t0, "interval": self.config.interval_s, "probes": self.config.probes,
-            "probe_options": self.config.probe_options, "artifacts": str(artifacts),
-            "warmup": self.prepared.warmup if number == 0 else {},
-            "plan": {"steps": self.prepared.steps, "duration_s": self.prepared.duration_s},
-            "program": str(self.prepared.scenario.path) if self.prepared.scenario.path else None,
-            "steps_file": str(self.steps_dir / f"gen-{number}"),
-        }
+        return ChildSpec(
+            t0=self.t0, interval=self.config.interval_s, probes=self.config.probes,
+            probe_options=self.config.probe_options, artifacts=str(artifacts),
+            warmup=self.prepared.warmup if number == 0 else {},
+            plan={"steps": self.prepared.steps, "duration_s": self.prepared.duration_s},
+            program=str(self.prepared.scenario.path) if self.prepared.scenario.path else None,
+            steps_file=str(self.steps_dir / f"gen-{number}"),
+        )
 
     def spawn(self) -> Generation:
         number = len(self.generations)
@@ -392,8 +400,8 @@ class CommandSession(parent._Session):
                                       self.stdout, self.stderr, self.now(), port)
         self.generations.append(gen)
         self.current = gen
-        self.writer.event("start", gen.t_spawn, pid=gen.pid, argv=argv, **({"port": port} if port else {}),
-                          **self._tag(gen))
+        self.writer.event(EventKind.START, gen.t_spawn, pid=gen.pid, argv=argv, **({"port": port} if port else {}),
+                          **self.tag(gen))
         if self.config.serve:
             gen.await_port(self.messages, self.t0, self.config.ready_timeout_s)
         else:
@@ -425,58 +433,69 @@ class CommandSession(parent._Session):
             return gen.served
         return int(self.now() - gen.t_healthy) if gen.t_healthy is not None else 0
 
-    def _handle(self, gen: Generation, message: dict[str, Any]) -> None:
+    def _start_ticks(self, gen: CommandGeneration) -> None:
+        gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
+                        lambda: self._steps_of(gen))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def message_handlers(self) -> dict[str, Handler]:
+        return {**super().message_handlers(), MessageType.TICK: self.handle_tick, MessageType.INPROCESS: self.handle_inprocess,
+                MessageType.NOT_LISTENING: self.handle_not_listening}
+
+    def handle_tick(self, gen: Generation, _message: dict[str, Any]) -> None:
+        """Time to sample: the program's steps so far and its in-process counters, its processes' memory."""
         assert isinstance(gen, CommandGeneration)
-        kind = message.get("type")
-        if kind == "tick":
-            if gen is self.current and gen.alive and gen.t_healthy is not None and gen.number not in self.finishing:
-                sample = {"type": "sample", "steps": self._steps_of(gen), "errors": gen.server_errors, **gen.inprocess}
-                super()._handle(gen, sample)
-                self._write_processes(gen)
-            return
-        if kind == "inprocess":
-            self._inprocess(gen, message["body"])
-            return
-        if kind == "hello" and self.config.serve:
-            gen.t_ready = self.now()
-            gen.port = message.get("port")
-            self.writer.event("ready", message.get("t"), pid=gen.pid, port=gen.port, **self._tag(gen))
-            timeout = self.config.recycle.health_timeout_s if self.config.recycle else self.config.ready_timeout_s
-            gen.check_health(self.messages, self.t0, timeout, self.config.health_path,
-                             self.target.path if self.target else "/")
-            return
-        if kind == "healthy" and message.get("ok"):
-            gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
-                            lambda: self._steps_of(gen))
-        if kind == "healthy" and not message.get("ok") and gen.alive and gen.stop_requested is None:
-            self._not_ready(gen, f"the program listened on {HOST}:{gen.port} but never answered "
-                                 + (f"{self.config.health_path} with 200" if self.config.health_path else
-                                    f"{DEFAULT_HEALTH_PATH} with 200 nor {self.target.path if self.target else '/'} "
-                                    "with 2xx/3xx"))
-        if kind == "not_listening":
-            if gen.alive and gen.stop_requested is None:
-                self._not_ready(gen, f"the program never listened on {HOST}:{message.get('port')} within "
-                                     f"{units.format_duration(float(message.get('timeout_s') or 0))} (does the command "
-                                     f"take its port from {PORT_TOKEN}?)")
-                super()._handle(gen, {"type": "healthy", "ok": False, "t": message.get("t"), "port": message.get("port")})
-            return
-        if kind == "hello" and not self.config.serve:
-            gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
-                            lambda: self._steps_of(gen))
-        super()._handle(gen, message)
+        if gen is self.current and gen.alive and gen.t_healthy is not None and not gen.finishing:
+            sample = {"type": "sample", "steps": self._steps_of(gen), "errors": gen.server_errors, **gen.inprocess}
+            self.handle_sample(gen, sample)
+            self._write_processes(gen)
 
-    def _not_ready(self, gen: CommandGeneration, why: str) -> None:
-        if self.supervisor is None and self.status is None:
-            self.status = "failed"
-            self.message = f"{why}; see artifacts/child-stderr.log"
-            self.not_ready = self.message
+    def handle_hello(self, gen: Generation, message: dict[str, Any]) -> None:
+        """The program listens on its port (with load), or has stayed up (without)."""
+        assert isinstance(gen, CommandGeneration)
+        if not self.config.serve:
+            self._start_ticks(gen)
+            super().handle_hello(gen, message)
+            return
+        gen.t_ready = self.now()
+        gen.port = message.get("port")
+        self.writer.event(EventKind.READY, message.get("t"), pid=gen.pid, port=gen.port, **self.tag(gen))
+        timeout = self.config.recycle.health_timeout_s if self.config.recycle else self.config.ready_timeout_s
+        gen.check_health(self.messages, self.t0, timeout, self.config.health_path,
+                         self.target.path if self.target else "/")
 
-    def _inprocess(self, gen: CommandGeneration, body: dict[str, Any]) -> None:
+    def handle_health(self, gen: Generation, message: dict[str, Any]) -> None:
+        assert isinstance(gen, CommandGeneration)
+        if message.get("ok"):
+            self._start_ticks(gen)
+        elif gen.alive and gen.stop_requested is None:
+            load_path = self.target.path if self.target else "/"
+            expected = (f"{self.config.health_path} with 200" if self.config.health_path else
+                        f"{DEFAULT_HEALTH_PATH} with 200 nor {load_path} with 2xx/3xx")
+            self._not_ready(f"the program listened on {HOST}:{gen.port} but never answered {expected}")
+        super().handle_health(gen, message)
+
+    def handle_not_listening(self, gen: Generation, message: dict[str, Any]) -> None:
+        if gen.alive and gen.stop_requested is None:
+            timeout = units.format_duration(float(message.get("timeout_s") or 0))
+            self._not_ready(f"the program never listened on {HOST}:{message.get('port')} within {timeout} "
+                            f"(does the command take its port from {PORT_TOKEN}?)")
+            super().handle_health(gen, {"type": "healthy", "ok": False, "t": message.get("t"), "port": message.get("port")})
+
+    def _not_ready(self, why: str) -> None:
+        if self.supervisor is None and self.state.abort(Status.FAILED, f"{why}; see artifacts/child-stderr.log"):
+            self.not_ready = self.state.message
+
+    def handle_inprocess(self, gen: Generation, message: dict[str, Any]) -> None:
+        """A message of the in-process probes: counters of the process they follow, or an event."""
+        assert isinstance(gen, CommandGeneration)
+        body = message["body"]
         kind = body.get("type")
         pid = body.get("pid")
-        if kind == "hello":
-            self.writer.event("inprocess_start", body.get("t"), pid=pid, ppid=body.get("ppid"),
-                              forked=body.get("forked"), argv=body.get("argv"), **self._tag(gen))
+        if kind == MessageType.HELLO:
+            self.writer.event(EventKind.INPROCESS_START, body.get("t"), pid=pid, ppid=body.get("ppid"),
+                              forked=body.get("forked"), argv=body.get("argv"), **self.tag(gen))
             if gen.probed_pid is None or (body.get("forked") and body.get("ppid") == gen.probed_pid
                                           and not gen.probe_switched):
                 gen.probe_switched = gen.probed_pid is not None
@@ -486,42 +505,45 @@ class CommandSession(parent._Session):
         if pid != gen.probed_pid:
             gen.ignored_messages += 1
             return
-        if kind == "sample":
+        if kind == MessageType.SAMPLE:
             gen.inprocess = {k: v for k, v in body.items() if k not in ("type", "t", "steps", "errors", "ack", "pid")}
-        elif kind == "event":
-            super()._handle(gen, body)
+        elif kind == MessageType.EVENT:
+            self.handle_event(gen, body)
 
     def _write_processes(self, gen: CommandGeneration) -> None:
         for row in tree_rows(gen.memory, self.now(), gen.number):
             self.writer.process(row)
 
-    def _stop(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
+    # -- stopping and the end ------------------------------------------------------------------
+
+    def stop_generation(self, gen: Generation, why: str, sig: int, timeout_s: float) -> None:
         # What it shuts down is not what it held while it served: no samples of it from now on.
-        self.finishing.add(gen.number)
-        super()._stop(gen, why, sig, timeout_s)
+        gen.finishing = True
+        super().stop_generation(gen, why, sig, timeout_s)
 
-    def _enforce_deadlines(self) -> None:
-        super()._enforce_deadlines()
-        if (not self.config.serve and self.deadline is not None and time.monotonic() >= self.deadline
-                and not self.final_stop and self.status is None):
-            self._stop_service()
+    def enforce_deadlines(self) -> None:
+        super().enforce_deadlines()
+        if not self.config.serve and self.deadline is not None and time.monotonic() >= self.deadline and self.state.running:
+            self.stop_service()
 
-    def _on_exit(self, gen: Generation) -> None:
+    def on_exit(self, gen: Generation) -> None:
         assert isinstance(gen, CommandGeneration)
         gen.stopped.set()
-        if gen.t_healthy is None and gen.stop_requested is None and self.supervisor is None and self.status is None:
+        if gen.t_healthy is None and gen.stop_requested is None and self.supervisor is None:
             code = gen.proc.returncode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            self.status = "failed"
-            self.message = f"the program exited ({how}) before it was ready{_last_line(self.writer.artifacts)}"
-            self.not_ready = self.message
-        super()._on_exit(gen)
+            if self.state.abort(Status.FAILED, f"the program exited ({how}) before it was ready"
+                                               f"{_last_line(self.writer.artifacts)}"):
+                self.not_ready = self.state.message
+        super().on_exit(gen)
 
-    def finish(self, ended: Any) -> parent.RunResult:
+    def final_status(self, done: dict[str, Any], returncode: int | None) -> tuple[Status, str]:
         final = self.current
-        if (self.status is None and not self.final_stop and final is not None
-                and final.proc.poll() == 0 and self.supervisor is None):
-            self.status = "completed"  # a program that finished its work on its own
+        if self.state.running and final is not None and final.proc.poll() == 0 and self.supervisor is None:
+            return Status.COMPLETED, ""  # a program that finished its work on its own
+        return super().final_status(done, returncode)
+
+    def finish(self, ended: Any) -> CommandResult:
         result = super().finish(ended)
         ignored = sum(getattr(g, "ignored_messages", 0) for g in self.generations)
         if ignored:
@@ -559,58 +581,49 @@ def _last_line(artifacts: Path) -> str:
     return f": {clean}" if clean else "; it wrote nothing to stderr"
 
 
-def run(config: CommandConfig, prepared: parent.Prepared | None = None,
-        on_sample: Any = None) -> CommandResult:
-    """Run the command, record it, and return how it ended; never raises for what the program does."""
-    prepared = prepared or prepare(config)
-    program: Program = prepared.scenario  # type: ignore[assignment]
-    target = parse_load_url(config.load_url) if config.load_url else None
-    run_dir = store.new_run_dir(config.out, program.name, None)
-    columns = [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS]
+def command_config(config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None) -> dict[str, Any]:
+    """``meta.json`` ``config`` of a command run."""
     load = None
     if target is not None:
         load = {"rate": prepared.rate, "duration_s": prepared.duration_s, "max_requests": prepared.steps,
                 "timeout_s": config.request_timeout_s, "path": target.path, "url": config.load_url}
-    meta = {
-        "scenario": program.name,
-        "scenario_path": str(program.path) if program.path else None,
-        "description": program.description,
-        "variant": None,
-        "params": {},
-        "source": "command",
-        "command": config.command,
-        "argv": config.argv,
-        "versions": parent._versions(),
-        "host": parent._host(),
-        "start": store.iso(store.utc_now()),
-        "end": None,
-        "status": "running",
-        "config": {
-            "duration_s": prepared.duration_s, "steps": prepared.steps, "rate": prepared.rate,
-            "interval_s": config.interval_s, "sample_interval_s": prepared.sample_interval_s,
-            "until_confident": prepared.until_confident,
-            "stop_rule": config.stop_rule.describe() if prepared.until_confident and config.stop_rule else None,
-            "warmup": prepared.warmup, "max_rss": prepared.max_rss, "include_children": True, "profile": config.profile, "probes": config.probes,
-            "serve": config.serve, "health_path": config.health_path,
-            "recycle": config.recycle.to_dict() if config.recycle else None, "load": load,
-            "steps_are": "requests served" if target is not None else "seconds",
-        },
-        "counters": {},
+    return {
+        **meta_mod.length_config(config, prepared), "include_children": True, "profile": config.profile,
+        "probes": config.probes, "serve": config.serve, "health_path": config.health_path,
+        "recycle": config.recycle.to_dict() if config.recycle else None, "load": load,
+        "steps_are": "requests served" if target is not None else "seconds",
     }
-    writer = store.RunWriter(run_dir, meta, columns)
+
+
+def command_meta(config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None) -> dict[str, Any]:
+    """``meta.json`` of a command run as it starts."""
+    program: Program = prepared.scenario  # type: ignore[assignment]
+    about = {"scenario": program.name, "scenario_path": str(program.path) if program.path else None,
+             "description": program.description, "variant": None, "params": {}, "source": "command",
+             "command": config.command}
+    return meta_mod.build_meta(about, config.argv, command_config(config, prepared, target))
+
+
+def run(config: CommandConfig, prepared: parent.Prepared | None = None,
+        on_sample: Any = None) -> CommandResult:
+    """Run the command, record it, and return how it ended; never raises for what the program does."""
+    prepared = prepared or prepare(config)
+    target = parse_load_url(config.load_url) if config.load_url else None
+    writer = store.RunWriter(store.new_run_dir(config.out, prepared.scenario.name, None),
+                             command_meta(config, prepared, target),
+                             [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS])
     t0 = time.monotonic()
     stdout = open(writer.artifacts / "child-stdout.log", "wb")
     stderr = open(writer.artifacts / "child-stderr.log", "wb")
     steps_dir = Path(tempfile.mkdtemp(prefix="leaklab-steps-"))
-    session = CommandSession(config, prepared, writer, {}, t0, on_sample, stdout, stderr, target=target,
+    session = CommandSession(config, prepared, writer, None, t0, on_sample, stdout, stderr, target=target,
                              steps_dir=steps_dir)
     try:
         try:
             session.spawn()
         except OSError as exc:
-            session.status = "failed"
-            session.message = f"cannot start {config.command[0]!r}: {exc.strerror or exc}"
-            session.not_ready = session.message
+            session.state.abort(Status.FAILED, f"cannot start {config.command[0]!r}: {exc.strerror or exc}")
+            session.not_ready = session.state.message
         else:
             session.loop()
     finally:
@@ -623,5 +636,4 @@ def run(config: CommandConfig, prepared: parent.Prepared | None = None,
         result = session.finish(store.utc_now())
         writer.close()
         shutil.rmtree(steps_dir, ignore_errors=True)
-    assert isinstance(result, CommandResult)
     return result

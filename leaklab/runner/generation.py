@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import psutil
 
+from leaklab.runner.spec import ChildSpec
+
 HOST = "127.0.0.1"
 HEALTH_PATH = "/health"
 _HEALTH_POLL_S = 0.02
@@ -148,22 +150,24 @@ class Generation:
         self.stop_requested: str | None = None  # why the parent asked it to stop, if it did
         self.stop_deadline: float | None = None  # monotonic time after which it is killed
         self.killed = False  # needed SIGKILL
+        #: its final sample is in: its probes' finish and teardown run now, not the scenario
+        self.finishing = False
 
     @classmethod
-    def spawn(cls, number: int, spec: dict[str, Any], messages: queue.Queue[Message], stdout: IO[bytes],
+    def spawn(cls, number: int, spec: ChildSpec, messages: queue.Queue[Message], stdout: IO[bytes],
               stderr: IO[bytes], t_spawn: float, include_children: bool) -> Generation:
         read_fd, write_fd = os.pipe()
         ack_read_fd, ack_write_fd = os.pipe()
         lifeline_read_fd, lifeline_write_fd = os.pipe()
         pid_read_fd, pid_write_fd = os.pipe()
-        spec = {**spec, "report_fd": write_fd, "ack_fd": ack_read_fd}
+        spec = spec.replace(report_fd=write_fd, ack_fd=ack_read_fd)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         command = [
             sys.executable, str(_REAPER), "--lifeline", str(lifeline_read_fd), "--pid-fd", str(pid_write_fd),
             "--pass-fd", str(write_fd), "--pass-fd", str(ack_read_fd),
             "--log-head", str(LOG_HEAD_BYTES), "--log-tail", str(LOG_TAIL_BYTES),
-            "--", sys.executable, "-m", "leaklab.runner.child", json.dumps(spec),
+            "--", sys.executable, "-m", "leaklab.runner.child", json.dumps(spec.to_dict()),
         ]
         passed = (write_fd, ack_read_fd, lifeline_read_fd, pid_write_fd)
         try:

@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leaklab.kinds import EventKind
+from leaklab.runner.spec import ChildSpec
+
 ENV = "LEAKLAB_INPROCESS"
 #: Longest sleep of the sampling thread, so a probe's extra tick is on time.
 _POLL_S = 0.02
@@ -61,7 +64,7 @@ class SocketReporter:
             self.sock.send(data)
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:
-                self.send({"type": "event", "kind": "probe_error", "t": message.get("t"),
+                self.send({"type": "event", "kind": EventKind.PROBE_ERROR, "t": message.get("t"),
                            "probe": str(message.get("kind") or message.get("type")),
                            "method": "report", "error": f"message of {len(data)} bytes too large"})
             else:
@@ -77,46 +80,45 @@ class SocketReporter:
 class InProcess:
     """The probes of one process, sampled from a daemon thread."""
 
-    def __init__(self, spec: dict[str, Any], forked: bool = False) -> None:
+    def __init__(self, spec: ChildSpec, forked: bool = False) -> None:
         from leaklab import probes as probe_registry
         from leaklab.runner.child import StepLoop
 
         self.spec = spec
-        self.reporter = SocketReporter(int(spec["report_fd"]))
-        self.t0 = float(spec["t0"])
-        self.steps_file = spec.get("steps_file")
+        self.reporter = SocketReporter(int(spec.report_fd or 0))
+        self.t0 = float(spec.t0)
+        self.steps_file = spec.steps_file
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.finished = False
         self.handed_over = False  # this process forked workers: they carry the probes now
         self.pid = os.getpid()
-        artifacts = Path(spec["artifacts"])
+        artifacts = Path(spec.artifacts)
         if forked:
             artifacts = artifacts / f"pid-{self.pid}"
         with contextlib.suppress(OSError):
             artifacts.mkdir(parents=True, exist_ok=True)
         active = []
-        for name in spec.get("probes", []):
+        for name in spec.probes:
             try:
                 active.append(probe_registry.create(name))
             except Exception as exc:
-                self.reporter.event("probe_error", self.now(), probe=name, method="create",
+                self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe=name, method="create",
                                     error=f"{type(exc).__name__}: {exc}")
         self.ctx = probe_registry.ProbeContext(
             artifacts=artifacts, emit=lambda kind, **fields: self.reporter.event(kind, self.now(), **fields),
-            options=dict(spec.get("probe_options", {})), state=None,
-            plan={**spec.get("plan", {}), "warmup": spec.get("warmup") or {},
-                  "scenario_path": spec.get("program")},
+            options=dict(spec.probe_options), state=None,
+            plan={**spec.plan, "warmup": spec.warmup, "scenario_path": spec.program},
         )
-        loop_spec = {**spec, "steps": None, "duration_s": None, "rate": None}
-        self.loop = StepLoop(loop_spec, self.reporter, None, active, self.ctx)
-        warmup = spec.get("warmup") or {}
+        loop_spec = spec.replace(steps=None, duration_s=None, rate=None)
+        self.loop = StepLoop(loop_spec, self.reporter, None, active, self.ctx)  # type: ignore[arg-type]
+        warmup = spec.warmup
         self.warmup_s: float | None = warmup.get("seconds")
         self.warmup_steps: int | None = warmup.get("steps")
         self.reporter.send({"type": "hello", "t": self.now(), "ppid": os.getppid(), "forked": forked,
                             "columns": [c for p in active for c in p.columns], "argv": sys.argv[:8]})
         for probe in list(active):
-            self.loop._call_probe(probe, "start")
+            self.loop.call_probe(probe, "start")
         self.thread = threading.Thread(target=self._run, name="leaklab-inprocess", daemon=True)
         self.thread.start()
 
@@ -137,7 +139,7 @@ class InProcess:
                 or self.warmup_steps is not None and loop.steps >= self.warmup_steps):
             loop.warmup_done = self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = loop.steps, self.now()
-            self.reporter.event("warmup_end", self.now(), steps=loop.steps)
+            self.reporter.event(EventKind.WARMUP_END, self.now(), steps=loop.steps)
             loop.call_probes("warmup_end")
 
     def _run(self) -> None:
@@ -171,7 +173,7 @@ class InProcess:
             loop_s = time.monotonic() - self.loop.start
             self.loop.call_probes("finish")
             if self.loop.all_probes:
-                self.reporter.event("probe_overhead", self.now(), loop_s=round(loop_s, 6),
+                self.reporter.event(EventKind.PROBE_OVERHEAD, self.now(), loop_s=round(loop_s, 6),
                                     probes=self.loop.probe_overhead(loop_s))
             self.reporter.send({"type": "done", "t": self.now(), "reason": "exit"})
 
@@ -215,8 +217,8 @@ def start_from_env() -> None:
     if not raw or _current is not None:
         return
     try:
-        spec = json.loads(raw)
-        os.fstat(int(spec["report_fd"]))  # a grandchild started with exec: the socket is not ours
+        spec = ChildSpec.from_dict(json.loads(raw))
+        os.fstat(int(spec.report_fd))  # type: ignore[arg-type]  # a grandchild started with exec: the socket is not ours
     except (OSError, ValueError, KeyError, TypeError):
         return
     try:

@@ -29,7 +29,7 @@ from typing import Any
 
 import leaklab
 from leaklab import store
-from leaklab.runner.child import _die_with_parent
+from leaklab.runner.child import die_with_parent
 from leaklab.runner.supervisor import PM2_CHECK_INTERVAL_S, PM2_KILL_TIMEOUT_S
 from leaklab.runner.watch import (
     Observation,
@@ -81,7 +81,7 @@ class PM2List:
             raise WatchError("node not found: PM2 runs on Node.js (the Makefile set-up installs it)")
         self.proc = subprocess.Popen([node, str(LISTER), str(pm2_module_dir(pm2_bin)), str(interval_s)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
         self.latest: dict[str, Any] | None = None
         self.error: str | None = None
         self.fresh = threading.Event()

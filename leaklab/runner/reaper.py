@@ -139,7 +139,7 @@ def kill_everything_below(statuses: dict[int, int], child_pgid: int | None) -> l
     return killed
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="leaklab-reaper")
     parser.add_argument("--lifeline", type=int, required=True, help="read end of a pipe the parent holds open")
     parser.add_argument("--pid-fd", type=int, required=True, help="where to write the child's pid")
@@ -147,18 +147,117 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-head", type=int, required=True)
     parser.add_argument("--log-tail", type=int, required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return parser.parse_args(argv)
 
-    subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    stop: list[int] = []
+
+def _catch_signals(stop: list[int]) -> int:
+    """Stop requests go to ``stop``; every signal wakes ``select`` through the returned fd."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.append(signum))
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the wakeup fd
+    return wake_r
 
+
+class _Reaper:
+    """The loop: copy the child's output into capped logs, watch the lifeline, reap, and once
+    the child is gone kill what it left and drain its pipes for a moment."""
+
+    def __init__(self, args: argparse.Namespace, child: subprocess.Popen[bytes], out_r: int, err_r: int,
+                 wake_r: int, stop: list[int]) -> None:
+        self.args, self.child, self.err_r, self.wake_r, self.stop = args, child, err_r, wake_r, stop
+        self.logs = {out_r: CappedLog(1, args.log_head, args.log_tail), err_r: CappedLog(2, args.log_head, args.log_tail)}
+        self.statuses: dict[int, int] = {}
+        self.lifeline_open = True
+        self.child_status: int | None = None
+        self.drain_until: float | None = None
+
+    def run(self) -> int:
+        """The child's wait status, once it is gone and its output is in."""
+        while self.logs or self.child_status is None:
+            watched = [*self.logs, self.wake_r] + ([self.args.lifeline] if self.lifeline_open else [])
+            timeout = 0.5 if self.drain_until is None else max(0.0, self.drain_until - time.monotonic())
+            try:
+                ready, _, _ = select.select(watched, [], [], timeout)
+            except InterruptedError:
+                ready = []
+            for fd in ready:
+                self._readable(fd)
+            _reap(self.statuses)
+            if self.child_status is None and self.stop:
+                kill_everything_below(self.statuses, self.child.pid)
+                if self.child.pid not in self.statuses:
+                    self.statuses[self.child.pid] = os.waitpid(self.child.pid, 0)[1]
+            if self.child_status is None and self.child.pid in self.statuses:
+                self._child_gone()
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                for fd, log in list(self.logs.items()):
+                    log.close()
+                    os.close(fd)
+                self.logs.clear()
+        assert self.child_status is not None
+        return self.child_status
+
+    def _readable(self, fd: int) -> None:
+        if fd == self.wake_r:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                os.read(self.wake_r, 512)
+        elif fd in self.logs:
+            try:
+                data = os.read(fd, _CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if data:
+                self.logs[fd].write(data)
+            else:
+                self.logs.pop(fd).close()
+                os.close(fd)
+        elif fd == self.args.lifeline:
+            with contextlib.suppress(OSError):
+                if os.read(self.args.lifeline, 1):
+                    return
+            self.lifeline_open = False  # the parent is done or dead: nothing of the run may stay
+            self.stop.append(0)
+
+    def _child_gone(self) -> None:
+        self.child_status = self.statuses[self.child.pid]
+        self.child.returncode = os.waitstatus_to_exitcode(self.child_status)
+        killed = kill_everything_below(self.statuses, self.child.pid)
+        if killed:
+            message = f"leaklab: killed {len(killed)} process(es) the scenario left running: {killed[:20]}\n"
+            if self.err_r in self.logs:
+                self.logs[self.err_r].write(message.encode())
+            else:
+                _write_all(2, message.encode())
+        self.drain_until = time.monotonic() + _DRAIN_S
+
+
+def _exit_as(child_status: int) -> int:
+    """Exit as the child did: by the same signal (without a core dump), or with its code."""
+    if os.WIFSIGNALED(child_status):
+        sig = os.WTERMSIG(child_status)
+        with contextlib.suppress(ValueError, OSError):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        time.sleep(1)
+        return 128 + sig
+    return os.waitstatus_to_exitcode(child_status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    stop: list[int] = []
+    wake_r = _catch_signals(stop)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
@@ -172,75 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         os.close(fd)
     os.write(args.pid_fd, f"{child.pid} {int(subreaper)}\n".encode())
     os.close(args.pid_fd)
-
-    logs = {out_r: CappedLog(1, args.log_head, args.log_tail), err_r: CappedLog(2, args.log_head, args.log_tail)}
-    statuses: dict[int, int] = {}
-    lifeline_open = True
-    child_status: int | None = None
-    drain_until: float | None = None
-    while logs or child_status is None:
-        watched = [*logs, wake_r] + ([args.lifeline] if lifeline_open else [])
-        timeout = 0.5 if drain_until is None else max(0.0, drain_until - time.monotonic())
-        try:
-            ready, _, _ = select.select(watched, [], [], timeout)
-        except InterruptedError:
-            ready = []
-        for fd in ready:
-            if fd == wake_r:
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    os.read(wake_r, 512)
-            elif fd in logs:
-                try:
-                    data = os.read(fd, _CHUNK)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b""
-                if data:
-                    logs[fd].write(data)
-                else:
-                    logs.pop(fd).close()
-                    os.close(fd)
-            elif fd == args.lifeline:
-                with contextlib.suppress(OSError):
-                    if os.read(args.lifeline, 1):
-                        continue
-                lifeline_open = False  # the parent is done or dead: nothing of the run may stay
-                stop.append(0)
-        _reap(statuses)
-        if child_status is None and stop:
-            kill_everything_below(statuses, child.pid)
-            if child.pid not in statuses:
-                statuses[child.pid] = os.waitpid(child.pid, 0)[1]
-        if child_status is None and child.pid in statuses:
-            child_status = statuses[child.pid]
-            child.returncode = os.waitstatus_to_exitcode(child_status)
-            killed = kill_everything_below(statuses, child.pid)
-            if killed:
-                message = f"leaklab: killed {len(killed)} process(es) the scenario left running: {killed[:20]}\n"
-                if err_r in logs:
-                    logs[err_r].write(message.encode())
-                else:
-                    _write_all(2, message.encode())
-            drain_until = time.monotonic() + _DRAIN_S
-        if drain_until is not None and time.monotonic() >= drain_until:
-            for fd, log in list(logs.items()):
-                log.close()
-                os.close(fd)
-            logs.clear()
-    assert child_status is not None
-    if os.WIFSIGNALED(child_status):
-        sig = os.WTERMSIG(child_status)
-        with contextlib.suppress(ValueError, OSError):
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-        os.kill(os.getpid(), sig)
-        time.sleep(1)
-        return 128 + sig
-    return os.waitstatus_to_exitcode(child_status)
+    return _exit_as(_Reaper(args, child, out_r, err_r, wake_r, stop).run())
 
 
 if __name__ == "__main__":

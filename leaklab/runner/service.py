@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from leaklab.kinds import EventKind
+
 HOST = "127.0.0.1"
 HEALTH_PATH = "/health"
 #: How often the service looks at the stop flag and the sampling clock.
@@ -99,7 +101,7 @@ async def serve(step_loop: Any, module: Any, step: Callable[..., Any], send_hell
                 try:
                     call()  # in this frame on purpose, as in the step loops: see ProbeContext.loop_call
                 except Exception as exc:
-                    step_loop.reporter.event("probe_error", step_loop.now(), probe="loop_call", method="loop_call",
+                    step_loop.reporter.event(EventKind.PROBE_ERROR, step_loop.now(), probe="loop_call", method="loop_call",
                                              error=f"{type(exc).__name__}: {exc}")
     finally:
         # Stop accepting, finish the requests in progress, close idle keep-alive connections.

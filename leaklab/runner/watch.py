@@ -26,7 +26,9 @@ from typing import Any
 import psutil
 
 from leaklab import store, units
+from leaklab.kinds import EventKind, Status
 from leaklab.runner import load as load_mod
+from leaklab.runner import meta as meta_mod
 from leaklab.runner import parent
 from leaklab.runner.command import parse_load_url, tree_rows
 from leaklab.runner.generation import ChildMemory
@@ -121,16 +123,13 @@ class Watcher:
         warmup = {"seconds": config.warmup_s if config.warmup_s is not None else
                   round((config.duration_s or 0) * parent.DEFAULT_WARMUP_FRACTION, 3)}
         run_dir = store.new_run_dir(config.out, name, None)
-        self.writer = store.RunWriter(run_dir, {
-            "scenario": name, "variant": None, "params": {}, "argv": config.argv,
-            "versions": parent._versions(), "host": parent._host(), "start": store.iso(store.utc_now()),
-            "end": None, "status": "running", **meta,
-            "config": {"duration_s": config.duration_s, "interval_s": config.interval_s, "warmup": warmup,
-                       "include_children": True, "probes": [], "steps_are": "seconds",
-                       "health": {"url": config.health_url, "rate": config.health_rate} if config.health_url else None,
-                       "serve": bool(config.health_url), "recycle": None, "load": None},
-            "counters": {},
-        }, [*store.BASE_COLUMNS, *extra_columns])
+        settings = {"duration_s": config.duration_s, "interval_s": config.interval_s, "warmup": warmup,
+                    "include_children": True, "probes": [], "steps_are": "seconds",
+                    "health": {"url": config.health_url, "rate": config.health_rate} if config.health_url else None,
+                    "serve": bool(config.health_url), "recycle": None, "load": None}
+        about = {"scenario": name, "variant": None, "params": {}}
+        self.writer = store.RunWriter(run_dir, meta_mod.build_meta(about, config.argv, settings, extra=meta),
+                                      [*store.BASE_COLUMNS, *extra_columns])
         self.pids: list[int] = []  # generation -> pid
         self.memory: ChildMemory | None = None
         self.load: load_mod.LoadGenerator | None = None
@@ -153,7 +152,7 @@ class Watcher:
         self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
         self.load.set_target(self.health_port, max(0, len(self.pids) - 1))
         self.load.start()
-        self.writer.event("load_start", self.now(), rate=config.rate, duration_s=config.duration_s,
+        self.writer.event(EventKind.LOAD_START, self.now(), rate=config.rate, duration_s=config.duration_s,
                           max_requests=None, timeout_s=config.timeout_s, health=True)
 
     def _switch(self, obs: Observation) -> None:
@@ -164,12 +163,12 @@ class Watcher:
         if number:
             # the memory at the restart: our own last reading of the old process (the source's may be older)
             fields = {**obs.info.pop("restart", {}), **({"rss": self.last_rss} if self.last_rss else {})}
-            self.writer.event("restart", obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"),
+            self.writer.event(EventKind.RESTART, obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"),
                               generation=number - 1, new_generation=number, **fields)
         self.pids.append(obs.pid)
         self.memory = ChildMemory(obs.pid, include_children=True)
-        self.writer.event("start", t, pid=obs.pid, generation=number, **obs.info)
-        self.writer.event("ready", t, pid=obs.pid, generation=number)
+        self.writer.event(EventKind.START, t, pid=obs.pid, generation=number, **obs.info)
+        self.writer.event(EventKind.READY, t, pid=obs.pid, generation=number)
         if self.load is not None:
             self.load.set_target(self.health_port, number)
 
@@ -197,7 +196,7 @@ class Watcher:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.getsignal(sig)
                 signal.signal(sig, self._on_signal)
-        status, message = "completed", ""
+        status, message = Status.COMPLETED.value, ""
         try:
             deadline = self.t0 + self.config.duration_s if self.config.duration_s else math.inf
             next_at = time.monotonic()
@@ -210,7 +209,7 @@ class Watcher:
                 alive = obs.pid is not None and self._sample(obs)
                 if not alive and (obs.gone or not follow_restarts) and self.pids:
                     self.ended_by = "exit"
-                    self.writer.event("exit", self.now(), pid=self.pids[-1], generation=len(self.pids) - 1)
+                    self.writer.event(EventKind.EXIT, self.now(), pid=self.pids[-1], generation=len(self.pids) - 1)
                     message = f"the process {self.pids[-1]} exited"
                     break
                 if time.monotonic() >= deadline:
@@ -228,7 +227,7 @@ class Watcher:
                 self.load.stop()
                 self.load.join(timeout=self.config.request_timeout_s + 2)
                 summary = self.load.summary()
-                self.writer.event("load_end", self.now(), **summary)
+                self.writer.event(EventKind.LOAD_END, self.now(), **summary)
             duration = self.now()
             self.writer.update_meta(status=status, end=store.iso(store.utc_now()), duration_s=round(duration, 3),
                                     exit={"status": status, "message": message, "ended_by": self.ended_by},
@@ -240,7 +239,7 @@ class Watcher:
                            self.ended_by, message, summary)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.writer.event("interrupt", self.now(), signal=signal.Signals(signum).name)
+        self.writer.event(EventKind.INTERRUPT, self.now(), signal=signal.Signals(signum).name)
         self.stop.set()
 
 
