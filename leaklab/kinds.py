@@ -73,6 +73,7 @@ class EventKind(TextEnum):
     COLLECTIONS = "collections"
     DECIDED = "decided"
     LOOK_ERROR = "look_error"
+    PROTOCOL_ERROR = "protocol_error"  # a line from a child that is not a message
     # load generation (service runs)
     LOAD_START = "load_start"
     LOAD_END = "load_end"

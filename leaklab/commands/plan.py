@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from leaklab import clitypes, pm2_defaults, terminal, units
-from leaklab.commands._service_options import signal_name
+from leaklab.commands.service_options import signal_name
 
 
 @click.command("plan")

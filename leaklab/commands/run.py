@@ -125,7 +125,7 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
     else:
         _print_summary(result)
         if analysis is not None:
-            from leaklab.analysis.render import format_summary
+            from leaklab.report.text import format_summary
 
             terminal.echo(format_summary(analysis))
         if split is not None:

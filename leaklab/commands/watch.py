@@ -77,7 +77,7 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
 
             click.echo(format_report(generations))
         if analysis is not None:
-            from leaklab.analysis.render import format_summary
+            from leaklab.report.text import format_summary
 
             click.echo(format_summary(analysis))
         elif not result.samples:

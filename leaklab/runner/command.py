@@ -201,7 +201,7 @@ def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Messag
             try:
                 body = json.loads(data)
             except json.JSONDecodeError:
-                out.put((generation, {"type": "event", "kind": "protocol_error", "line": data[:200].decode(errors="replace")}))
+                out.put((generation, {"type": "event", "kind": EventKind.PROTOCOL_ERROR, "line": data[:200].decode(errors="replace")}))
                 continue
             out.put((generation, {"type": "inprocess", "body": body}))
     out.put((generation, None))

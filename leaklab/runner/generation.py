@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import psutil
 
+from leaklab.kinds import EventKind
 from leaklab.runner.spec import ChildSpec
 
 HOST = "127.0.0.1"
@@ -122,7 +123,7 @@ def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
             try:
                 out.put((generation, json.loads(line)))
             except json.JSONDecodeError:
-                out.put((generation, {"type": "event", "kind": "protocol_error", "line": line[:200].decode(errors="replace")}))
+                out.put((generation, {"type": "event", "kind": EventKind.PROTOCOL_ERROR, "line": line[:200].decode(errors="replace")}))
     out.put((generation, None))
 
 
