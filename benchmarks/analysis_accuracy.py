@@ -23,7 +23,9 @@ import numpy as np
 
 from leaklab.analysis import analyze
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent.parent / "tests")
+)  # the synthetic-run generator
 import synthetic  # noqa: E402
 
 BOUNDED = {"cache-fills", "sawtooth-4s", "sawtooth-8s", "sawtooth-4s-5min", "fragmentation"}
@@ -57,11 +59,25 @@ def main(argv: list[str] | None = None) -> int:
                 a = analyze(run)
                 labels[a.verdict.label] += 1
                 for name, g in a.growth.items():
-                    per_signal.setdefault(name, []).append((g.bytes_per_step, g.ci95_per_step, a.signal_verdicts[name].label))
-            wrong = sum(n for label, n in labels.items() if label not in case.expected and label != "INCONCLUSIVE")
+                    per_signal.setdefault(name, []).append(
+                        (g.bytes_per_step, g.ci95_per_step, a.signal_verdicts[name].label)
+                    )
+            wrong = sum(
+                n
+                for label, n in labels.items()
+                if label not in case.expected and label != "INCONCLUSIVE"
+            )
             undecided = labels.get("INCONCLUSIVE", 0) if "INCONCLUSIVE" not in case.expected else 0
-            verdict_rows.append((case.name, f"{case.rate:g}/s, {case.duration_s:g}s", "|".join(case.expected),
-                                 ", ".join(f"{k} {v}" for k, v in labels.most_common()), str(wrong), str(undecided)))
+            verdict_rows.append(
+                (
+                    case.name,
+                    f"{case.rate:g}/s, {case.duration_s:g}s",
+                    "|".join(case.expected),
+                    ", ".join(f"{k} {v}" for k, v in labels.most_common()),
+                    str(wrong),
+                    str(undecided),
+                )
+            )
             if wrong:
                 failures.append(f"{case.name}: {wrong} wrong verdicts ({dict(labels)})")
             if case.name in BOUNDED and labels.get("LEAK"):
@@ -78,23 +94,49 @@ def main(argv: list[str] | None = None) -> int:
                     worst = f"{np.nanmax(errors):.1f}%"
                     big = truth >= 1024 or (name == "blocks" and case.duration_s >= 60)
                     if big and case.duration_s >= 60 and np.nanmax(errors) > 5:
-                        failures.append(f"{case.name}/{name}: worst error {np.nanmax(errors):.1f}% > 5%")
+                        failures.append(
+                            f"{case.name}/{name}: worst error {np.nanmax(errors):.1f}% > 5%"
+                        )
                 else:
                     worst = f"{np.nanmax(np.abs(estimates)):.3g} abs"
                 # A bounded case has no single true slope over the window: coverage means nothing there.
                 holds = "n/a" if case.name in BOUNDED else f"{covered}/{len(results)}"
-                rows.append((case.name, name, _fmt(truth, name), _fmt(float(np.nanmedian(estimates)), name), worst,
-                             holds, ", ".join(f"{k} {v}" for k, v in signal_labels.most_common())))
+                rows.append(
+                    (
+                        case.name,
+                        name,
+                        _fmt(truth, name),
+                        _fmt(float(np.nanmedian(estimates)), name),
+                        worst,
+                        holds,
+                        ", ".join(f"{k} {v}" for k, v in signal_labels.most_common()),
+                    )
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    _print_table(("case", "signal", "true/step", "estimate (median)", "worst error", "CI holds truth", "signal verdicts"), rows)
+    _print_table(
+        (
+            "case",
+            "signal",
+            "true/step",
+            "estimate (median)",
+            "worst error",
+            "CI holds truth",
+            "signal verdicts",
+        ),
+        rows,
+    )
     print()
     _print_table(("case", "run", "expected", "verdicts", "wrong", "undecided"), verdict_rows)
     print()
-    print(f"{args.seeds} seeds per case, {time.perf_counter() - started:.1f}s; bytes per step for rss/uss, blocks per step for blocks")
-    print("targets: <=5% error at >=1KB/step on 60s runs; no wrong verdict; fast-1KB-10s LEAK every time; "
-          "bounded cases never LEAK")
+    print(
+        f"{args.seeds} seeds per case, {time.perf_counter() - started:.1f}s; bytes per step for rss/uss, blocks per step for blocks"
+    )
+    print(
+        "targets: <=5% error at >=1KB/step on 60s runs; no wrong verdict; fast-1KB-10s LEAK every time; "
+        "bounded cases never LEAK"
+    )
     if failures:
         print("MISSED:\n  " + "\n  ".join(failures))
         return 1

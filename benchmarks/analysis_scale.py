@@ -21,7 +21,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent.parent / "tests")
+)  # the synthetic-run generator
 import synthetic  # noqa: E402
 
 MEASURE = r"""
@@ -60,14 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=86_400)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
-    case = replace(synthetic.case("retain-1KB"), name="day-1KB", rate=20.0, duration_s=float(args.rows - 1), interval_s=1.0,
-                   noise=replace(synthetic.Noise(), gc_period_s=600.0))
+    case = replace(
+        synthetic.case("retain-1KB"),
+        name="day-1KB",
+        rate=20.0,
+        duration_s=float(args.rows - 1),
+        interval_s=1.0,
+        noise=replace(synthetic.Noise(), gc_period_s=600.0),
+    )
     root = Path(tempfile.mkdtemp(prefix="leaklab-scale-"))
     try:
         run = synthetic.write_run(case, root)
         size_mb = (run / "samples.csv").stat().st_size / 1e6
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(run), str(args.repeat)], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(run), str(args.repeat)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -75,13 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     peak = result["peak_mb"]
     print(f"rows                 {result['rows']:,} ({size_mb:.1f} MB samples.csv)")
     first = result["first_load_s"] + result["first_analyze_s"]
-    print(f"store.read_run       {result['load_s']:.3f} s  (first call {result['first_load_s']:.3f} s)")
-    print(f"analyze              {result['analyze_s']:.3f} s  (first call {result['first_analyze_s']:.3f} s)")
-    print(f"load + analyze       {total:.3f} s best of {args.repeat}, {first:.3f} s first call   target < 1 s   "
-          f"ratio {first / 1.0:.2f}")
-    print(f"peak RSS             {peak:.0f} MB (after imports {result['rss_before_mb']:.0f} MB)   target < 200 MB   "
-          f"ratio {peak / 200:.2f}")
-    print(f"result               {result['verdict']}, rss {result['rss_per_step']:.1f} B/step (true 1024)")
+    print(
+        f"store.read_run       {result['load_s']:.3f} s  (first call {result['first_load_s']:.3f} s)"
+    )
+    print(
+        f"analyze              {result['analyze_s']:.3f} s  (first call {result['first_analyze_s']:.3f} s)"
+    )
+    print(
+        f"load + analyze       {total:.3f} s best of {args.repeat}, {first:.3f} s first call   target < 1 s   "
+        f"ratio {first / 1.0:.2f}"
+    )
+    print(
+        f"peak RSS             {peak:.0f} MB (after imports {result['rss_before_mb']:.0f} MB)   target < 200 MB   "
+        f"ratio {peak / 200:.2f}"
+    )
+    print(
+        f"result               {result['verdict']}, rss {result['rss_per_step']:.1f} B/step (true 1024)"
+    )
     ok = first < 1.0 and peak < 200
     print("all targets met" if ok else "MISSED a target")
     return 0 if ok else 1

@@ -31,8 +31,11 @@ sys.path.insert(0, str(ROOT))
 from leaklab.runner.command import free_port  # noqa: E402
 
 APP = ROOT / "examples" / "leaky_flask_app.py"
-MODES = {"no bootstrap": ["--no-bootstrap", "--profile", "rss"], "bootstrap, rss": ["--profile", "rss"],
-         "bootstrap, default probes": ["--profile", "default"]}
+MODES = {
+    "no bootstrap": ["--no-bootstrap", "--profile", "rss"],
+    "bootstrap, rss": ["--profile", "rss"],
+    "bootstrap, default probes": ["--profile", "default"],
+}
 CONNECTIONS = 8
 
 
@@ -71,10 +74,30 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30)
 def one(mode: str, seconds: float, out: str) -> float:
     port = free_port()
     run = subprocess.Popen(
-        [sys.executable, "-m", "leaklab", "run", "--out", out, "--duration", f"{seconds + 6}s",
-         "--load", f"http://127.0.0.1:{port}/health", "--rate", "1/s", *MODES[mode],
-         "--", sys.executable, str(APP), "--port", str(port), "--fixed"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "leaklab",
+            "run",
+            "--out",
+            out,
+            "--duration",
+            f"{seconds + 6}s",
+            "--load",
+            f"http://127.0.0.1:{port}/health",
+            "--rate",
+            "1/s",
+            *MODES[mode],
+            "--",
+            sys.executable,
+            str(APP),
+            "--port",
+            str(port),
+            "--fixed",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_ready(port, run)
         time.sleep(1.5)  # past the bootstrap's start-up and the first samples

@@ -36,18 +36,34 @@ CASES = {
 }
 
 
-def _run(out: str, variant: str, rate: float | None, max_rss: int | None, **extra: object) -> runner.RunResult:
-    fields: dict[str, object] = dict(scenario=SCENARIO, variant=variant, rate=rate, duration_s=120, max_rss=max_rss,
-                                     interval_s=0.1, out=out, progress=False, probes=[], profile="rss")
+def _run(
+    out: str, variant: str, rate: float | None, max_rss: int | None, **extra: object
+) -> runner.RunResult:
+    fields: dict[str, object] = dict(
+        scenario=SCENARIO,
+        variant=variant,
+        rate=rate,
+        duration_s=120,
+        max_rss=max_rss,
+        interval_s=0.1,
+        out=out,
+        progress=False,
+        probes=[],
+        profile="rss",
+    )
     fields.update(extra)
     return runner.run(runner.RunConfig(**fields))  # type: ignore[arg-type]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-rss", default="300MB", help="the cap (default 300MB)")
-    parser.add_argument("--threads", action="store_true", help="also run 3,000 live threads under the default cap")
+    parser.add_argument(
+        "--threads", action="store_true", help="also run 3,000 live threads under the default cap"
+    )
     args = parser.parse_args()
     cap = units.parse_size(args.max_rss)
     print(f"cap {units.format_size(cap)}, RSS polled every {CAP_POLL_S:g} s")
@@ -59,14 +75,20 @@ def main() -> int:
                 result = _run(tmp, case["variant"], case["rate"], cap)  # type: ignore[arg-type]
                 over = (result.rss_peak or 0) - cap
                 overshoots.append(over)
-                print(f"{name:<22} {result.status:<14} {units.format_size(result.rss_peak):>12} "
-                      f"{units.format_size(over):>10} {result.duration_s:5.1f}s")
-            print(f"{name:<22} median overshoot {units.format_size(statistics.median(overshoots))}, "
-                  f"max {units.format_size(max(overshoots))}")
+                print(
+                    f"{name:<22} {result.status:<14} {units.format_size(result.rss_peak):>12} "
+                    f"{units.format_size(over):>10} {result.duration_s:5.1f}s"
+                )
+            print(
+                f"{name:<22} median overshoot {units.format_size(statistics.median(overshoots))}, "
+                f"max {units.format_size(max(overshoots))}"
+            )
         if args.threads:
             result = _run(tmp, "threads", None, None, steps=50, duration_s=None)
-            print(f"3,000 threads under the default cap ({units.format_size(runner.default_max_rss())}): "
-                  f"{result.status}, peak RSS {units.format_size(result.rss_peak)}")
+            print(
+                f"3,000 threads under the default cap ({units.format_size(runner.default_max_rss())}): "
+                f"{result.status}, peak RSS {units.format_size(result.rss_peak)}"
+            )
     return 0
 
 

@@ -57,7 +57,11 @@ def _constants(path: Path) -> dict[str, Any]:
     """Module-level constants, read without importing the case."""
     found: dict[str, Any] = {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             with contextlib.suppress(ValueError):
                 found[node.targets[0].id] = ast.literal_eval(node.value)
     return found
@@ -69,7 +73,15 @@ def cases(pattern: str = "*", corpus: Path = CORPUS) -> list[Case]:
         if path.name.startswith("_") or not fnmatch.fnmatch(path.stem, pattern):
             continue
         c = _constants(path)
-        found.append(Case(path.stem, path, str(c["EXPECTED"]), int(c["NATURAL_STEPS"]), str(c.get("SHAPE", ""))))
+        found.append(
+            Case(
+                path.stem,
+                path,
+                str(c["EXPECTED"]),
+                int(c["NATURAL_STEPS"]),
+                str(c.get("SHAPE", "")),
+            )
+        )
     return found
 
 
@@ -92,15 +104,28 @@ def run_case(case: Case, way: str, out: Path, max_duration_s: float) -> dict[str
     a = analyze(result.run_dir)
     decided = [e for e in _events(result.run_dir) if e.get("kind") == "decided"]
     g = a.primary
-    return {"case": case.name, "way": way, "expected": case.expected, "label": a.label, "status": result.status,
-            "signal": a.verdict.signal, "reasons": a.verdict.reasons, "wall_s": round(wall, 2),
-            "steps": result.steps, "decided_at_s": decided[0]["t"] if decided else None,
-            "per_step": None if g is None or not math.isfinite(g.bytes_per_step) else g.bytes_per_step,
-            "run": str(result.run_dir)}
+    return {
+        "case": case.name,
+        "way": way,
+        "expected": case.expected,
+        "label": a.label,
+        "status": result.status,
+        "signal": a.verdict.signal,
+        "reasons": a.verdict.reasons,
+        "wall_s": round(wall, 2),
+        "steps": result.steps,
+        "decided_at_s": decided[0]["t"] if decided else None,
+        "per_step": None if g is None or not math.isfinite(g.bytes_per_step) else g.bytes_per_step,
+        "run": str(result.run_dir),
+    }
 
 
 def _events(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in (run_dir / "events.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def confusion(results: list[dict[str, Any]]) -> str:
@@ -109,15 +134,23 @@ def confusion(results: list[dict[str, Any]]) -> str:
         rows = [r for r in results if r["expected"] == expected]
         counts = Counter(r["label"] for r in rows)
         good = sum(right(expected, r["label"]) for r in rows)
-        lines.append(f"{expected:<10}" + "".join(f"{counts.get(label, 0):>14}" for label in LABELS) + f"{good:>5}/{len(rows)}")
+        lines.append(
+            f"{expected:<10}"
+            + "".join(f"{counts.get(label, 0):>14}" for label in LABELS)
+            + f"{good:>5}/{len(rows)}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="*", help="glob over case names")
-    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
-    parser.add_argument("--max-duration", type=float, default=120.0, help="seconds, for the auto way")
+    parser.add_argument(
+        "--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS)
+    )
+    parser.add_argument(
+        "--max-duration", type=float, default=120.0, help="seconds, for the auto way"
+    )
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of cases")
     args = parser.parse_args(argv)
@@ -132,18 +165,25 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             mark = "ok " if right(case.expected, r["label"]) else "BAD"
             when = f" decided at {r['decided_at_s']:.1f}s" if r["decided_at_s"] is not None else ""
-            print(f"{mark} {case.name:<34} {way:<5} {case.expected:<8} -> {r['label']:<12} on {r['signal'] or '-':<6} "
-                  f"{r['wall_s']:6.1f}s{when}", flush=True)
+            print(
+                f"{mark} {case.name:<34} {way:<5} {case.expected:<8} -> {r['label']:<12} on {r['signal'] or '-':<6} "
+                f"{r['wall_s']:6.1f}s{when}",
+                flush=True,
+            )
     print()
     for way in ways:
         subset = [r for r in results if r["way"] == way]
-        print(f"== {way}: {sum(right(r['expected'], r['label']) for r in subset)}/{len(subset)} right")
+        print(
+            f"== {way}: {sum(right(r['expected'], r['label']) for r in subset)}/{len(subset)} right"
+        )
         print(confusion(subset))
         print()
     wrong = [r for r in results if not right(r["expected"], r["label"])]
     for r in wrong:
         print(f"{r['case']} [{r['way']}] {r['label']}: {' '.join(r['reasons'])}")
-    print(f"\n{len(chosen)} cases, {len(results)} runs in {time.monotonic() - started:.0f}s; runs kept in {out}")
+    print(
+        f"\n{len(chosen)} cases, {len(results)} runs in {time.monotonic() - started:.0f}s; runs kept in {out}"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -51,11 +51,26 @@ CASES = [
     Case("promise-retention fixed", "promise-retention", "fixed", "max_per_step", "256B", "pass"),
     Case("http-agent fixed, blocks", "http-agent", "fixed", "max_blocks_per_step", "0.5", "pass"),
     Case("http-agent listeners", "http-agent", "listeners", "max_per_step", "256B", "fail"),
-    Case("promise-retention pending_map", "promise-retention", "pending_map", "max_per_step", "256B", "fail"),
+    Case(
+        "promise-retention pending_map",
+        "promise-retention",
+        "pending_map",
+        "max_per_step",
+        "256B",
+        "fail",
+    ),
     # A leak right at its limit: the limit is set afterwards to the median of the
     # measured growth, so half the point estimates land on each side of it.
-    Case("retain-bytes leaky, limit = its median", str(ROOT / "tests/scenarios/retain_bytes.py"), "leaky",
-         "max_per_step", "median", "either", params=(("size", 1024),), rate="200/s"),
+    Case(
+        "retain-bytes leaky, limit = its median",
+        str(ROOT / "tests/scenarios/retain_bytes.py"),
+        "leaky",
+        "max_per_step",
+        "median",
+        "either",
+        params=(("size", 1024),),
+        rate="200/s",
+    ),
 ]
 
 
@@ -65,16 +80,26 @@ def check_for(case: Case, duration: str) -> dict[str, object]:
         limit = float(case.limit)
     elif case.limit == "median":
         limit = "1TB"  # placeholder: the real limit is the median measured, set after the runs
-    raw: dict[str, object] = {"name": case.name, "scenario": case.scenario, "variant": case.variant,
-                              "duration": duration, case.key: limit, "params": dict(case.params)}
+    raw: dict[str, object] = {
+        "name": case.name,
+        "scenario": case.scenario,
+        "variant": case.variant,
+        "duration": duration,
+        case.key: limit,
+        "params": dict(case.params),
+    }
     if case.rate:
         raw["rate"] = case.rate
     return raw
 
 
-def run_case(case: Case, repeat: int, duration: str, out: Path) -> tuple[list[tuple[float, float, float, float]], list[str]]:
+def run_case(
+    case: Case, repeat: int, duration: str, out: Path
+) -> tuple[list[tuple[float, float, float, float]], list[str]]:
     """(value, lo, hi, limit) per step for each repetition, and each run's verdict."""
-    config = gate.parse_config({"out": str(out), "checks": [check_for(case, duration)]}, ROOT / "pyproject.toml", "")
+    config = gate.parse_config(
+        {"out": str(out), "checks": [check_for(case, duration)]}, ROOT / "pyproject.toml", ""
+    )
     check = config.checks[0]
     limit = check.limits[0]
     rows = []
@@ -90,7 +115,10 @@ def run_case(case: Case, repeat: int, duration: str, out: Path) -> tuple[list[tu
         value, (lo, hi) = growth.bytes_per_step, growth.ci95_per_step
         rows.append((value, lo, hi, limit.value))
         verdicts.append(analysis.verdict.label)
-        print(f"  {case.name} #{i + 1}: {value:,.3g}/step [{lo:,.3g}, {hi:,.3g}] {analysis.verdict.label}", flush=True)
+        print(
+            f"  {case.name} #{i + 1}: {value:,.3g}/step [{lo:,.3g}, {hi:,.3g}] {analysis.verdict.label}",
+            flush=True,
+        )
     return rows, verdicts
 
 
@@ -99,10 +127,14 @@ def flips(fails: int, n: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--duration", default="10s")
-    parser.add_argument("--case", action="append", help="only cases whose name contains this (repeatable)")
+    parser.add_argument(
+        "--case", action="append", help="only cases whose name contains this (repeatable)"
+    )
     args = parser.parse_args()
     units.parse_duration(args.duration)
     cases = [c for c in CASES if not args.case or any(s in c.name for s in args.case)]
@@ -113,11 +145,25 @@ def main() -> int:
             rows, verdicts = run_case(case, args.repeat, args.duration, Path(tmp))
             results.append((case, rows, verdicts))
     print()
-    print(f"gate flip rate: {args.repeat} runs of {args.duration} per case "
-          f"({units.format_duration(time.monotonic() - started)} in all)")
-    header = ("case", "limit", "measured/step (median)", "CI half-width (median)", "deserves",
-              "fails: point", "ci-low (gate)", "ci-high", "flips: point", "ci-low (gate)", "ci-high", "verdicts",
-              "verdict flips")
+    print(
+        f"gate flip rate: {args.repeat} runs of {args.duration} per case "
+        f"({units.format_duration(time.monotonic() - started)} in all)"
+    )
+    header = (
+        "case",
+        "limit",
+        "measured/step (median)",
+        "CI half-width (median)",
+        "deserves",
+        "fails: point",
+        "ci-low (gate)",
+        "ci-high",
+        "flips: point",
+        "ci-low (gate)",
+        "ci-high",
+        "verdicts",
+        "verdict flips",
+    )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for case, rows, verdicts in results:
@@ -134,16 +180,34 @@ def main() -> int:
         median = statistics.median(v for v, _, _, _ in rows)
         half = statistics.median((hi - lo) / 2 for _, lo, hi, _ in rows)
         limit_text = f"{rows[0][3]:,.0f}B (median)" if case.limit == "median" else case.limit
-        print(" | ".join([case.name, limit_text, f"{median:,.3g} {unit}", f"{half:,.3g} {unit}", case.expect,
-                          f"{point}/{n}", f"{low}/{n}", f"{high}/{n}",
-                          flips(point, n), flips(low, n), flips(high, n),
-                          " ".join(f"{label} x{verdicts.count(label)}" for label in sorted(set(verdicts))),
-                          f"{n - max(verdicts.count(label) for label in set(verdicts))}/{n}"]))
+        print(
+            " | ".join(
+                [
+                    case.name,
+                    limit_text,
+                    f"{median:,.3g} {unit}",
+                    f"{half:,.3g} {unit}",
+                    case.expect,
+                    f"{point}/{n}",
+                    f"{low}/{n}",
+                    f"{high}/{n}",
+                    flips(point, n),
+                    flips(low, n),
+                    flips(high, n),
+                    " ".join(
+                        f"{label} x{verdicts.count(label)}" for label in sorted(set(verdicts))
+                    ),
+                    f"{n - max(verdicts.count(label) for label in set(verdicts))}/{n}",
+                ]
+            )
+        )
     all_verdicts = [v for case, _, verdicts in results if case.expect == "pass" for v in verdicts]
     if all_verdicts:
         wrong = sum(v != "NO_LEAK" for v in all_verdicts)
-        print(f"\nverdict of the cases that deserve to pass: {len(all_verdicts) - wrong}/{len(all_verdicts)} NO_LEAK, "
-              f"{wrong} flips (the gate's `verdict = \"NO_LEAK\"` fails on each)")
+        print(
+            f"\nverdict of the cases that deserve to pass: {len(all_verdicts) - wrong}/{len(all_verdicts)} NO_LEAK, "
+            f'{wrong} flips (the gate\'s `verdict = "NO_LEAK"` fails on each)'
+        )
     return 0
 
 

@@ -43,7 +43,9 @@ from leaklab.importers import RestartRule, RunSink
 from leaklab.importers.csv_source import CsvColumns, import_csv
 from leaklab.kinds import VERDICTS as LABELS
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent.parent / "tests")
+)  # the synthetic-run generator
 import synthetic  # noqa: E402
 
 RATE = 20.0  # requests per second
@@ -68,9 +70,17 @@ CASES: tuple[synthetic.Case, ...] = (
     synthetic.Case("leak-50MB/h", bytes_per_step=per_step(50), expected=("LEAK",), **BASE),
     # The incident's shape: a fast leak that a supervisor restarts every 20 minutes (at a limit).
     synthetic.Case("recycled-leak", bytes_per_step=per_step(100), expected=("LEAK",), **BASE),
-    synthetic.Case("cache-fills", bytes_per_step=per_step(20), bound_bytes=30e6, expected=NOT_LEAK, **BASE),
-    synthetic.Case("clears-every-20min", bytes_per_step=per_step(40), clear_every_s=1200, returns_memory=True,
-                   expected=NOT_LEAK, **BASE),
+    synthetic.Case(
+        "cache-fills", bytes_per_step=per_step(20), bound_bytes=30e6, expected=NOT_LEAK, **BASE
+    ),
+    synthetic.Case(
+        "clears-every-20min",
+        bytes_per_step=per_step(40),
+        clear_every_s=1200,
+        returns_memory=True,
+        expected=NOT_LEAK,
+        **BASE,
+    ),
     synthetic.Case("random-sizes", churn_bytes=20e6, expected=NOT_LEAK, **BASE),
     synthetic.Case("fragmentation", fragmentation_bytes=25e6, expected=NOT_LEAK, **BASE),
 )
@@ -102,7 +112,7 @@ def scraped(fine: pd.DataFrame, form: str, rng: np.random.Generator) -> pd.DataF
     if form == "gaps":
         keep = rng.uniform(size=len(out)) > 0.03
         outage = int(rng.integers(len(out) // 4, 3 * len(out) // 4))
-        keep[outage:outage + int(600 / SCRAPE_S)] = False
+        keep[outage : outage + int(600 / SCRAPE_S)] = False
         out = out[keep]
     if form != "restarts+pid":
         out = out.drop(columns="pid")
@@ -113,8 +123,9 @@ def judge(frame: pd.DataFrame, root: Path, name: str, rule: RestartRule) -> str:
     path = root / f"{name}.csv"
     frame.to_csv(path, index=False)
     columns = CsvColumns(time="time", memory="rss", pid="pid" if "pid" in frame else None)
-    with RunSink(root / "runs", {"kind": "csv", "from": str(path)}, name=name, warmup_s=WARMUP_S,
-                 rule=rule) as sink:
+    with RunSink(
+        root / "runs", {"kind": "csv", "from": str(path)}, name=name, warmup_s=WARMUP_S, rule=rule
+    ) as sink:
         import_csv(path, sink, columns)
         [run] = sink.finish()
     label = analyze(run).label
@@ -139,16 +150,22 @@ def main(argv: list[str] | None = None) -> int:
                     fine = three if form.startswith("restarts") else one
                     frame = scraped(fine, form, rng)
                     for rule_name, rule in RULES.items():
-                        label = judge(frame, root, f"{case.name.replace('/', '-')}-{seed}-{form}", rule)
+                        label = judge(
+                            frame, root, f"{case.name.replace('/', '-')}-{seed}-{form}", rule
+                        )
                         verdicts[(case.name, form, rule_name)][label] += 1
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"{len(CASES)} cases x {len(FORMS)} forms x {args.seeds} seeds, {HOURS:g} h each at {SCRAPE_S:g} s "
-          f"(warm-up {WARMUP_S / 60:g} min per process), in {time.perf_counter() - started:.0f} s\n")
+    print(
+        f"{len(CASES)} cases x {len(FORMS)} forms x {args.seeds} seeds, {HOURS:g} h each at {SCRAPE_S:g} s "
+        f"(warm-up {WARMUP_S / 60:g} min per process), in {time.perf_counter() - started:.0f} s\n"
+    )
     for rule_name in RULES:
         print(f"restart detection by a drop to the baseline: {rule_name.split()[1]}\n")
-        print(f"{'case':<20} {'form':<14} " + " ".join(f"{label:>12}" for label in LABELS) + "  right")
+        print(
+            f"{'case':<20} {'form':<14} " + " ".join(f"{label:>12}" for label in LABELS) + "  right"
+        )
         right_by_form: Counter[str] = Counter()
         total_by_form: Counter[str] = Counter()
         confusion: dict[str, Counter[str]] = {"leak": Counter(), "not leak": Counter()}
@@ -159,18 +176,25 @@ def main(argv: list[str] | None = None) -> int:
                 right_by_form[form] += right
                 total_by_form[form] += sum(counts.values())
                 confusion["leak" if "LEAK" in case.expected else "not leak"].update(counts)
-                print(f"{case.name:<20} {form:<14} " + " ".join(f"{counts[label]:>12}" for label in LABELS)
-                      + f"  {right}/{sum(counts.values())}")
+                print(
+                    f"{case.name:<20} {form:<14} "
+                    + " ".join(f"{counts[label]:>12}" for label in LABELS)
+                    + f"  {right}/{sum(counts.values())}"
+                )
         print("\nconfusion (truth by row, verdict by column):")
         print(f"{'':<10} " + " ".join(f"{label:>12}" for label in LABELS))
         for truth, counts in confusion.items():
             print(f"{truth:<10} " + " ".join(f"{counts[label]:>12}" for label in LABELS))
         total_right = sum(right_by_form.values())
         total = sum(total_by_form.values())
-        print("accuracy by form: " + ", ".join(f"{form} {right_by_form[form] / total_by_form[form]:.0%}"
-                                               for form in FORMS))
-        print(f"accuracy overall: {total_right}/{total} = {total_right / total:.1%} "
-              "(Precog, memory only: 85%)\n")
+        print(
+            "accuracy by form: "
+            + ", ".join(f"{form} {right_by_form[form] / total_by_form[form]:.0%}" for form in FORMS)
+        )
+        print(
+            f"accuracy overall: {total_right}/{total} = {total_right / total:.1%} "
+            "(Precog, memory only: 85%)\n"
+        )
     return 0
 
 

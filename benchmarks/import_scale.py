@@ -33,7 +33,9 @@ STEP_S = 15.0
 METRIC = "process_resident_memory_bytes"
 
 
-def write_fleet(path: Path, n_series: int, hours: float, seed: int = 0, openmetrics: bool = False) -> dict[str, float]:
+def write_fleet(
+    path: Path, n_series: int, hours: float, seed: int = 0, openmetrics: bool = False
+) -> dict[str, float]:
     """The fleet's CSV (and with ``openmetrics``, the same samples in OpenMetrics text for
     promtool's backfill), ending a minute ago; returns the pods that leak and their MB/h."""
     rng = np.random.default_rng(seed)
@@ -45,7 +47,10 @@ def write_fleet(path: Path, n_series: int, hours: float, seed: int = 0, openmetr
     for k in range(n_series):
         pod = f"pod-{k:04d}"
         base = rng.uniform(40e6, 400e6)
-        noise = rng.normal(0, 0.002 * base, n) + np.repeat(rng.normal(0, 0.001 * base, n // 40 + 1), 40)[:n]
+        noise = (
+            rng.normal(0, 0.002 * base, n)
+            + np.repeat(rng.normal(0, 0.001 * base, n // 40 + 1), 40)[:n]
+        )
         kind = k % 20
         hours_since = (t - t[0]) / 3600
         if kind == 0:  # a leak: 1-20 MB/h, restarted every ~8 h
@@ -62,8 +67,15 @@ def write_fleet(path: Path, n_series: int, hours: float, seed: int = 0, openmetr
     fleet = pd.concat(frames).sort_values("time", kind="stable")
     fleet.to_csv(path, index=False)
     if openmetrics:
-        lines = (METRIC + '{pod="' + fleet["pod"] + '"} ' + fleet["rss"].astype("int64").astype(str) + " "
-                 + fleet["time"].astype("int64").astype(str))
+        lines = (
+            METRIC
+            + '{pod="'
+            + fleet["pod"]
+            + '"} '
+            + fleet["rss"].astype("int64").astype(str)
+            + " "
+            + fleet["time"].astype("int64").astype(str)
+        )
         with open(path.with_suffix(".om"), "w") as fh:
             fh.write(f"# TYPE {METRIC} gauge\n")
             fh.write("\n".join(lines))
@@ -100,8 +112,18 @@ def from_prometheus(source: Path, root: Path, out: Path) -> tuple[float, float, 
         raise SystemExit(missing_reason())
     data = root / "tsdb"
     started = time.perf_counter()
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source.with_suffix(".om")),
-                    str(data)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "promtool",
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(source.with_suffix(".om")),
+            str(data),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     print(f"backfilled with promtool in {time.perf_counter() - started:.1f} s (not timed below)")
     source.with_suffix(".om").unlink()
     times = pd.read_csv(source, usecols=["time"])["time"]
@@ -109,9 +131,25 @@ def from_prometheus(source: Path, root: Path, out: Path) -> tuple[float, float, 
     config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n")
     server, url = start_prometheus(config, data, root / "prometheus.log", retention="30d")
     try:
-        wall, cpu, peak, _ = timed([LEAKCLI, "import", "--prometheus", url, "--query", METRIC,
-                                    "--start", str(int(times.min())), "--end", str(int(times.max())),
-                                    "--step", "15s", "--out", str(out), "--json"])
+        wall, cpu, peak, _ = timed(
+            [
+                LEAKCLI,
+                "import",
+                "--prometheus",
+                url,
+                "--query",
+                METRIC,
+                "--start",
+                str(int(times.min())),
+                "--end",
+                str(int(times.max())),
+                "--step",
+                "15s",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -124,52 +162,100 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--source", choices=["csv", "prometheus"], default="csv",
-                        help="import from the CSV export, or from a real Prometheus server holding the same "
-                             "samples (backfilled with promtool; the backfill is not timed)")
+    parser.add_argument(
+        "--source",
+        choices=["csv", "prometheus"],
+        default="csv",
+        help="import from the CSV export, or from a real Prometheus server holding the same "
+        "samples (backfilled with promtool; the backfill is not timed)",
+    )
     parser.add_argument("--write", metavar="CSV", help=argparse.SUPPRESS)
     parser.add_argument("--openmetrics", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.write:
-        leakers = write_fleet(Path(args.write), args.series, args.hours, openmetrics=args.openmetrics)
+        leakers = write_fleet(
+            Path(args.write), args.series, args.hours, openmetrics=args.openmetrics
+        )
         Path(args.write).with_suffix(".leakers.json").write_text(json.dumps(leakers))
         return 0
     root = Path(tempfile.mkdtemp(prefix="leaklab-import-scale-"))
     try:
         source = root / "fleet.csv"
         started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--write", str(source), "--series", str(args.series),
-                        "--hours", str(args.hours)] + (["--openmetrics"] if args.source == "prometheus" else []),
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--write",
+                str(source),
+                "--series",
+                str(args.series),
+                "--hours",
+                str(args.hours),
+            ]
+            + (["--openmetrics"] if args.source == "prometheus" else []),
+            check=True,
+        )
         rates = json.loads(source.with_suffix(".leakers.json").read_text())
         leakers = set(rates)
         points = args.series * int(args.hours * 3600 / STEP_S)
-        print(f"fleet: {args.series} series x {args.hours:g} h at {STEP_S:g} s = {points:,} points, "
-              f"{source.stat().st_size / 1e6:,.0f} MB of CSV (written in {time.perf_counter() - started:.1f} s)")
+        print(
+            f"fleet: {args.series} series x {args.hours:g} h at {STEP_S:g} s = {points:,} points, "
+            f"{source.stat().st_size / 1e6:,.0f} MB of CSV (written in {time.perf_counter() - started:.1f} s)"
+        )
         out = root / "runs"
         if args.source == "prometheus":
             import_s, import_cpu, import_mb = from_prometheus(source, root, out)
         else:
-            import_s, import_cpu, import_mb, _ = timed([LEAKCLI, "import", str(source), "--series", "pod",
-                                                        "--memory", "rss", "--out", str(out), "--json"])
-        rank_s, rank_cpu, rank_mb, text = timed([LEAKCLI, "rank", str(out), "--json", "--jobs", str(args.jobs)])
+            import_s, import_cpu, import_mb, _ = timed(
+                [
+                    LEAKCLI,
+                    "import",
+                    str(source),
+                    "--series",
+                    "pod",
+                    "--memory",
+                    "rss",
+                    "--out",
+                    str(out),
+                    "--json",
+                ]
+            )
+        rank_s, rank_cpu, rank_mb, text = timed(
+            [LEAKCLI, "rank", str(out), "--json", "--jobs", str(args.jobs)]
+        )
         rows = json.loads(text)["rows"]
-        top = {r["labels"].get("pod") for r in rows[:len(leakers)]}
+        top = {r["labels"].get("pod") for r in rows[: len(leakers)]}
         judged = {r["labels"].get("pod") for r in rows if r["verdict"] == "LEAK"}
         total = import_s + rank_s
-        print(f"import  {import_s:6.1f} s wall  {import_cpu:6.1f} s CPU   peak RSS {import_mb:6.0f} MB")
-        print(f"rank    {rank_s:6.1f} s wall  {rank_cpu:6.1f} s CPU   peak RSS {rank_mb:6.0f} MB   ({args.jobs} jobs)")
+        print(
+            f"import  {import_s:6.1f} s wall  {import_cpu:6.1f} s CPU   peak RSS {import_mb:6.0f} MB"
+        )
+        print(
+            f"rank    {rank_s:6.1f} s wall  {rank_cpu:6.1f} s CPU   peak RSS {rank_mb:6.0f} MB   ({args.jobs} jobs)"
+        )
         load = os.getloadavg()[0]
-        print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work slows the wall time)")
-        print(f"total   {total:6.1f} s   target < 30 s at 1,000 x 24 h: "
-              f"{'met' if total < 30 else 'NOT met'}")
-        print(f"leakers {len(leakers)}: {len(top & leakers)} ranked in the top {len(leakers)}, "
-              f"{len(judged & leakers)} judged LEAK; {len(judged - leakers)} other pods judged LEAK")
-        missed = sorted((rates[r["labels"]["pod"]], r["verdict"]) for r in rows
-                        if r["labels"].get("pod") in leakers and r["verdict"] != "LEAK")
+        print(
+            f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work slows the wall time)"
+        )
+        print(
+            f"total   {total:6.1f} s   target < 30 s at 1,000 x 24 h: "
+            f"{'met' if total < 30 else 'NOT met'}"
+        )
+        print(
+            f"leakers {len(leakers)}: {len(top & leakers)} ranked in the top {len(leakers)}, "
+            f"{len(judged & leakers)} judged LEAK; {len(judged - leakers)} other pods judged LEAK"
+        )
+        missed = sorted(
+            (rates[r["labels"]["pod"]], r["verdict"])
+            for r in rows
+            if r["labels"].get("pod") in leakers and r["verdict"] != "LEAK"
+        )
         if missed:
-            print("leakers not judged LEAK (true MB/h, verdict): "
-                  + ", ".join(f"{rate:.1f} {verdict}" for rate, verdict in missed))
+            print(
+                "leakers not judged LEAK (true MB/h, verdict): "
+                + ", ".join(f"{rate:.1f} {verdict}" for rate, verdict in missed)
+            )
         return 0
     finally:
         if args.keep:

@@ -57,14 +57,34 @@ CASES = [
     Case("cache filling to a bound (64)", "bounded_cache", "cases.bounded_cache()", False),
     Case("lazy init over the first 8 calls", "lazy_init", "cases.lazy_init()", False),
     Case("temporaries only", "no_leak", "cases.no_leak()", False),
-    Case("http-agent listeners: one step", "http_agent_leaky", "step()", True, "http_agent_listeners"),
+    Case(
+        "http-agent listeners: one step", "http_agent_leaky", "step()", True, "http_agent_listeners"
+    ),
     Case("http-agent fixed: one step", "http_agent_fixed", "step()", False, "http_agent_fixed"),
-    Case("promise-retention pending_map: one step", "promise_leaky", "step()", True, "promise_retention_pending_map"),
-    Case("promise-retention fixed: one step", "promise_fixed", "step()", False, "promise_retention_fixed"),
+    Case(
+        "promise-retention pending_map: one step",
+        "promise_leaky",
+        "step()",
+        True,
+        "promise_retention_pending_map",
+    ),
+    Case(
+        "promise-retention fixed: one step",
+        "promise_fixed",
+        "step()",
+        False,
+        "promise_retention_fixed",
+    ),
     # Its bounded error log (100 entries, one per 5 steps) fills for 500 calls: past the
     # measured rounds; without patience every round retains.
-    Case("promise-retention fixed, patience=0", "promise_fixed_impatient", "step()", False,
-         "promise_retention_fixed", marker_args="patience=0"),
+    Case(
+        "promise-retention fixed, patience=0",
+        "promise_fixed_impatient",
+        "step()",
+        False,
+        "promise_retention_fixed",
+        marker_args="patience=0",
+    ),
 ]
 
 CASES_MODULE = '''
@@ -143,7 +163,7 @@ def tracemalloc_diff(call, calls, limit):
     assert grown <= limit, f"traced memory grew {grown} bytes over {calls} calls (limit {limit})"
 '''
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 import cases
 
@@ -174,7 +194,7 @@ def promise_retention_pending_map():
 @pytest.fixture
 def promise_retention_fixed():
     yield from _step(SCENARIOS + "/promise_retention.py", "fixed")
-'''
+"""
 
 
 def test_file(tool: str) -> str:
@@ -183,16 +203,28 @@ def test_file(tool: str) -> str:
         rename = f"    step = {case.fixture}\n" if case.fixture else ""
         signature = f"def test_{case.test}({case.fixture or ''}):"
         if tool == "leaklab":
-            marker = f"@pytest.mark.leaklab({case.marker_args})" if case.marker_args else "@pytest.mark.leaklab"
+            marker = (
+                f"@pytest.mark.leaklab({case.marker_args})"
+                if case.marker_args
+                else "@pytest.mark.leaklab"
+            )
             lines += [marker, signature, rename + f"    {case.body}", ""]
         elif case.marker_args:
             continue
         elif tool == "memray":
-            lines += [f'@pytest.mark.limit_leaks("{LIMIT}")', signature,
-                      rename + f"    for _ in range({LOOP_CALLS}):\n        {case.body}", ""]
+            lines += [
+                f'@pytest.mark.limit_leaks("{LIMIT}")',
+                signature,
+                rename + f"    for _ in range({LOOP_CALLS}):\n        {case.body}",
+                "",
+            ]
         else:
             call = f"lambda: {case.body}"
-            lines += [signature, rename + f"    cases.tracemalloc_diff({call}, {LOOP_CALLS}, {LIMIT_BYTES})", ""]
+            lines += [
+                signature,
+                rename + f"    cases.tracemalloc_diff({call}, {LOOP_CALLS}, {LIMIT_BYTES})",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -208,9 +240,27 @@ def run_tool(folder: Path, tool: str) -> dict[str, tuple[str, float]]:
     (folder / name).write_text(test_file(tool.split()[0]), encoding="utf-8")
     xml = folder / f"{tool.replace(' ', '_')}.xml"
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "junit_duration_report=call",
-                    "--junit-xml", str(xml), name, *TOOLS[tool]], cwd=folder, env=env, capture_output=True, text=True,
-                   timeout=900)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "junit_duration_report=call",
+            "--junit-xml",
+            str(xml),
+            name,
+            *TOOLS[tool],
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     results: dict[str, tuple[str, float]] = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
         if case.find("failure") is not None:
@@ -221,7 +271,10 @@ def run_tool(folder: Path, tool: str) -> dict[str, tuple[str, float]]:
             outcome = "skipped"
         else:
             outcome = "ok"
-        results[case.get("name", "").removeprefix("test_")] = (outcome, float(case.get("time", "nan")))
+        results[case.get("name", "").removeprefix("test_")] = (
+            outcome,
+            float(case.get("time", "nan")),
+        )
     return results
 
 
@@ -234,25 +287,45 @@ def unmarked_overhead(folder: Path, tests: int, repeat: int) -> tuple[float, flo
         for enabled in (True, False):
             extra = [] if enabled else ["-p", "no:leaklab"]
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_unmarked.py", *extra],
-                           cwd=folder, capture_output=True, check=True, timeout=300)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "test_unmarked.py",
+                    *extra,
+                ],
+                cwd=folder,
+                capture_output=True,
+                check=True,
+                timeout=300,
+            )
             times[enabled].append(time.perf_counter() - started)
     return min(times[True]), min(times[False])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--unmarked-tests", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="leaklab-plugin-bench-") as tmp:
         folder = Path(tmp)
         (folder / "cases.py").write_text(textwrap.dedent(CASES_MODULE), encoding="utf-8")
-        (folder / "conftest.py").write_text(CONFTEST.format(root=str(ROOT / "scenarios")), encoding="utf-8")
+        (folder / "conftest.py").write_text(
+            CONFTEST.format(root=str(ROOT / "scenarios")), encoding="utf-8"
+        )
         results = {tool: run_tool(folder, tool) for tool in TOOLS}
         with_plugin, without = unmarked_overhead(folder, args.unmarked_tests, args.repeat)
 
-    print(f"verdicts and call-phase seconds per test (memray and tracemalloc: {LOOP_CALLS} calls, limit {LIMIT})")
+    print(
+        f"verdicts and call-phase seconds per test (memray and tracemalloc: {LOOP_CALLS} calls, limit {LIMIT})"
+    )
     print(" | ".join(["case", "deserves", *TOOLS]))
     print(" | ".join(["---"] * (2 + len(TOOLS))))
     for case in CASES:
@@ -277,13 +350,26 @@ def main() -> int:
         caught = sum(got.get(c.test, ("",))[0] == "LEAK" for c in leaky)
         false = sum(got.get(c.test, ("",))[0] != "ok" for c in clean)
         seconds = [got[c.test][1] for c in defaults]
-        print(" | ".join([tool, f"{caught}/{len(leaky)}", f"{false}/{len(clean)}",
-                          f"{statistics.median(seconds):.2f}", f"{sum(seconds):.2f}"]))
+        print(
+            " | ".join(
+                [
+                    tool,
+                    f"{caught}/{len(leaky)}",
+                    f"{false}/{len(clean)}",
+                    f"{statistics.median(seconds):.2f}",
+                    f"{sum(seconds):.2f}",
+                ]
+            )
+        )
     one = results["leaklab"].get("one_object", ("missing", float("nan")))
     print()
-    print(f"one leaked 64-byte object per call: leaklab says {one[0]} in {one[1]:.2f}s (target: caught, under 2 s)")
-    print(f"{args.unmarked_tests} unmarked tests, best of {args.repeat}: {with_plugin:.2f}s with the plugin, "
-          f"{without:.2f}s without (-p no:leaklab): ratio {with_plugin / without:.3f}")
+    print(
+        f"one leaked 64-byte object per call: leaklab says {one[0]} in {one[1]:.2f}s (target: caught, under 2 s)"
+    )
+    print(
+        f"{args.unmarked_tests} unmarked tests, best of {args.repeat}: {with_plugin:.2f}s with the plugin, "
+        f"{without:.2f}s without (-p no:leaklab): ratio {with_plugin / without:.3f}"
+    )
     return 0
 
 

@@ -68,21 +68,49 @@ class Project:
 
 
 PROJECTS = [
-    Project("click", "click==8.5.1", (), "click",
-            ("tests/test_context.py", "tests/test_chain.py", "tests/test_formatting.py",
-             "tests/test_deprecations.py"),
-            ("tests/test_context.py",)),
-    Project("jinja2", "jinja2==3.1.6", ("markupsafe==3.0.4",), "jinja2",
-            ("tests/test_api.py", "tests/test_regression.py", "tests/test_inheritance.py",
-             "tests/test_security.py", "tests/test_runtime.py"),
-            ("tests/test_api.py",)),
+    Project(
+        "click",
+        "click==8.5.1",
+        (),
+        "click",
+        (
+            "tests/test_context.py",
+            "tests/test_chain.py",
+            "tests/test_formatting.py",
+            "tests/test_deprecations.py",
+        ),
+        ("tests/test_context.py",),
+    ),
+    Project(
+        "jinja2",
+        "jinja2==3.1.6",
+        ("markupsafe==3.0.4",),
+        "jinja2",
+        (
+            "tests/test_api.py",
+            "tests/test_regression.py",
+            "tests/test_inheritance.py",
+            "tests/test_security.py",
+            "tests/test_runtime.py",
+        ),
+        ("tests/test_api.py",),
+    ),
     # Its conftest marks tests with pytest-cov's ``no_cover`` and its ini turns warnings
     # into errors: the unknown-mark warning is let through, as with pytest-cov installed.
-    Project("python-dateutil", "python-dateutil==4.0.0", ("freezegun==1.5.5",), "dateutil",
-            ("tests/test_relativedelta.py", "tests/test_easter.py", "tests/test_utils.py",
-             "tests/test_internals.py"),
-            ("tests/test_relativedelta.py",),
-            ("-W", "ignore::pytest.PytestUnknownMarkWarning")),
+    Project(
+        "python-dateutil",
+        "python-dateutil==4.0.0",
+        ("freezegun==1.5.5",),
+        "dateutil",
+        (
+            "tests/test_relativedelta.py",
+            "tests/test_easter.py",
+            "tests/test_utils.py",
+            "tests/test_internals.py",
+        ),
+        ("tests/test_relativedelta.py",),
+        ("-W", "ignore::pytest.PytestUnknownMarkWarning"),
+    ),
 ]
 
 MODES = {
@@ -91,27 +119,32 @@ MODES = {
     "memray": ("--memray", "-p", "leaklab_bench_limit_leaks"),
 }
 
-LIMIT_PLUGIN = f'''
+LIMIT_PLUGIN = f"""
 import pytest
 
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.limit_leaks({MEMRAY_LIMIT!r}))
-'''
+"""
 
 #: What a real retention keeps, found by reading the flagged tests and their top site:
 #: (project, pattern matching the top site, explanation). A flag no entry matches is
 #: printed as "unexplained", with its site.
 EXPLAINED: list[tuple[str, str, str]] = [
-    ("click", r"click[/\\]testing\.py",
-     "click's `_make_cached_stream_func` (`_compat.py`) caches each stream in a WeakKeyDictionary "
-     "whose value is the stream itself, so no entry ever dies: every `CliRunner.invoke` whose "
-     "command echoes keeps the runner's `_NamedTextIOWrapper` and its BytesIO (300 invokes of "
-     "a command that echoes leave 300 entries)"),
+    (
+        "click",
+        r"click[/\\]testing\.py",
+        "click's `_make_cached_stream_func` (`_compat.py`) caches each stream in a WeakKeyDictionary "
+        "whose value is the stream itself, so no entry ever dies: every `CliRunner.invoke` whose "
+        "command echoes keeps the runner's `_NamedTextIOWrapper` and its BytesIO (300 invokes of "
+        "a command that echoes leave 300 entries)",
+    ),
 ]
 
-MACHINERY = re.compile(r"[/\\](_pytest|pluggy|pytest_memray|xdist|_hypothesis_pytestplugin)[/\\]|"
-                       r"[/\\]pytest_[a-z_]+\.py")
+MACHINERY = re.compile(
+    r"[/\\](_pytest|pluggy|pytest_memray|xdist|_hypothesis_pytestplugin)[/\\]|"
+    r"[/\\]pytest_[a-z_]+\.py"
+)
 
 
 @dataclass
@@ -133,7 +166,11 @@ def prepare(project: Project, work: Path) -> tuple[Path, Path]:
     sdists = work / "sdist"
     _pip("download", "--no-deps", "--no-binary", ":all:", "-d", str(sdists), project.requirement)
     name = re.split(r"[=<>]", project.requirement)[0].replace("-", "_").lower()
-    archive = next(p for p in sdists.iterdir() if p.name.lower().startswith(name) and p.name.endswith(".tar.gz"))
+    archive = next(
+        p
+        for p in sdists.iterdir()
+        if p.name.lower().startswith(name) and p.name.endswith(".tar.gz")
+    )
     with tarfile.open(archive) as tar:
         tar.extractall(work / "src", filter="data")
     source = next((work / "src").iterdir())
@@ -145,18 +182,42 @@ def prepare(project: Project, work: Path) -> tuple[Path, Path]:
 
 
 def _pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
 
 
 def run_pytest(source: Path, site: Path, args: list[str], junit: Path) -> Run:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(site.parent / "plugins")]),
-               PYTHONDONTWRITEBYTECODE="1")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               f"--junit-xml={junit}", *args]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), str(site.parent / "plugins")]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        f"--junit-xml={junit}",
+        *args,
+    ]
     began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=source, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=source,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         code = process.wait(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -199,7 +260,10 @@ def classify(project: Project, key: str, case: Case, alone: Case | None) -> tupl
     if MACHINERY.search(site):
         return "pytest machinery", site
     if alone is not None and alone.properties.get("leaklab") != "retains":
-        return "noise", f"did not reproduce alone ({alone.properties.get('leaklab', alone.outcome)}); site {site}"
+        return (
+            "noise",
+            f"did not reproduce alone ({alone.properties.get('leaklab', alone.outcome)}); site {site}",
+        )
     return explain(project.name, site)
 
 
@@ -210,7 +274,9 @@ def explain(project: str, site: str) -> tuple[str, str]:
     return "real retention (unexplained)", site
 
 
-def rerun_alone(project: Project, source: Path, site: Path, flags: dict[str, Case], work: Path) -> dict[str, Case]:
+def rerun_alone(
+    project: Project, source: Path, site: Path, flags: dict[str, Case], work: Path
+) -> dict[str, Case]:
     """Each distinct top site's first flag (by test id), checked alone in a fresh process; the
     other flags at that site share its rerun."""
     representative: dict[str, str] = {}
@@ -220,8 +286,11 @@ def rerun_alone(project: Project, source: Path, site: Path, flags: dict[str, Cas
     for i, key in enumerate(representative.values()):
         args = [*project.args, "--leaklab", "--leaklab-budget", ALONE_BUDGET, node_id(key, source)]
         found.update(run_pytest(source, site, args, work / f"alone-{i}.xml").cases)
-    return {key: found[representative[flags[key].properties.get("leaklab_top_site", key)]]
-            for key in flags if representative[flags[key].properties.get("leaklab_top_site", key)] in found}
+    return {
+        key: found[representative[flags[key].properties.get("leaklab_top_site", key)]]
+        for key in flags
+        if representative[flags[key].properties.get("leaklab_top_site", key)] in found
+    }
 
 
 def memray_flagged(case: Case) -> bool:
@@ -231,8 +300,10 @@ def memray_flagged(case: Case) -> bool:
 def measure_project(project: Project, short: bool, work: Path) -> dict:
     source, site = prepare(project, work)
     tests = list(project.short if short else project.tests)
-    runs = {mode: run_pytest(source, site, [*project.args, *extra, *tests], work / f"{mode}.xml")
-            for mode, extra in MODES.items()}
+    runs = {
+        mode: run_pytest(source, site, [*project.args, *extra, *tests], work / f"{mode}.xml")
+        for mode, extra in MODES.items()
+    }
     plain, leak, mem = runs["plain"], runs["leaklab"], runs["memray"]
     statuses = Counter(_status_kind(c.properties.get("leaklab", "")) for c in leak.cases.values())
     flagged = sorted(k for k, c in leak.cases.items() if c.properties.get("leaklab") == "retains")
@@ -240,26 +311,61 @@ def measure_project(project: Project, short: bool, work: Path) -> dict:
     flags = []
     for key in flagged:
         kind, why = classify(project, key, leak.cases[key], alone.get(key))
-        flags.append({"test": key, "bytes_per_call": float(leak.cases[key].properties.get("leaklab_bytes_per_call", 0)),
-                      "class": kind, "why": why})
+        flags.append(
+            {
+                "test": key,
+                "bytes_per_call": float(
+                    leak.cases[key].properties.get("leaklab_bytes_per_call", 0)
+                ),
+                "class": kind,
+                "why": why,
+            }
+        )
     unconfirmed = sorted(
-        ((float(c.properties.get("leaklab_bytes_per_call", 0)), k) for k, c in leak.cases.items()
-         if c.properties.get("leaklab", "").startswith("not checked: over budget, unconfirmed")), reverse=True)
-    not_checked = {k: c.properties["leaklab"] for k, c in leak.cases.items()
-                   if c.properties.get("leaklab", "").startswith("not checked")}
-    changed = sorted(k for k, c in leak.cases.items()
-                     if k in plain.cases and plain.cases[k].outcome == "passed" and c.outcome != "passed"
-                     and k not in flagged)
+        (
+            (float(c.properties.get("leaklab_bytes_per_call", 0)), k)
+            for k, c in leak.cases.items()
+            if c.properties.get("leaklab", "").startswith("not checked: over budget, unconfirmed")
+        ),
+        reverse=True,
+    )
+    not_checked = {
+        k: c.properties["leaklab"]
+        for k, c in leak.cases.items()
+        if c.properties.get("leaklab", "").startswith("not checked")
+    }
+    changed = sorted(
+        k
+        for k, c in leak.cases.items()
+        if k in plain.cases
+        and plain.cases[k].outcome == "passed"
+        and c.outcome != "passed"
+        and k not in flagged
+    )
     mem_flags = sorted(k for k, c in mem.cases.items() if memray_flagged(c))
     mem_classes = Counter(_memray_class(leak.cases.get(k)) for k in mem_flags)
     return {
-        "project": project.requirement, "tests": len(plain.cases),
-        "plain": {"seconds": plain.seconds, "outcomes": Counter(c.outcome for c in plain.cases.values())},
-        "leaklab": {"seconds": leak.seconds, "statuses": statuses, "flags": flags, "changed": changed,
-                    "unconfirmed": unconfirmed, "not_checked": not_checked,
-                    "outcomes": Counter(c.outcome for c in leak.cases.values())},
-        "memray": {"seconds": mem.seconds, "flagged": mem_flags, "classes": mem_classes,
-                   "outcomes": Counter(c.outcome for c in mem.cases.values())},
+        "project": project.requirement,
+        "tests": len(plain.cases),
+        "plain": {
+            "seconds": plain.seconds,
+            "outcomes": Counter(c.outcome for c in plain.cases.values()),
+        },
+        "leaklab": {
+            "seconds": leak.seconds,
+            "statuses": statuses,
+            "flags": flags,
+            "changed": changed,
+            "unconfirmed": unconfirmed,
+            "not_checked": not_checked,
+            "outcomes": Counter(c.outcome for c in leak.cases.values()),
+        },
+        "memray": {
+            "seconds": mem.seconds,
+            "flagged": mem_flags,
+            "classes": mem_classes,
+            "outcomes": Counter(c.outcome for c in mem.cases.values()),
+        },
     }
 
 
@@ -291,21 +397,38 @@ def render(results: list[dict]) -> str:
         checked = st.get("checked", 0) + st.get("retains", 0)
         not_checked = sum(n for k, n in st.items() if k.startswith("not checked"))
         p, lk, m = r["plain"]["seconds"], r["leaklab"]["seconds"], r["memray"]["seconds"]
-        lines.append(f"| {r['project']} | {r['tests']} | {p:.1f} | {checked} / {st.get('retains', 0)} / {not_checked} "
-                     f"| {lk:.1f} ({lk / p:.1f}x) | {len(r['memray']['flagged'])} | {m:.1f} ({m / p:.1f}x) |")
+        lines.append(
+            f"| {r['project']} | {r['tests']} | {p:.1f} | {checked} / {st.get('retains', 0)} / {not_checked} "
+            f"| {lk:.1f} ({lk / p:.1f}x) | {len(r['memray']['flagged'])} | {m:.1f} ({m / p:.1f}x) |"
+        )
     lines += ["", "Not checked by leaklab, by reason:", ""]
     for r in results:
-        reasons = ", ".join(f"{n} {k.removeprefix('not checked: ')}" for k, n in r["leaklab"]["statuses"].items()
-                            if k not in ("checked", "retains"))
+        reasons = ", ".join(
+            f"{n} {k.removeprefix('not checked: ')}"
+            for k, n in r["leaklab"]["statuses"].items()
+            if k not in ("checked", "retains")
+        )
         lines.append(f"* {r['project']}: {reasons or 'none'}")
-    lines += ["", "leaklab flags:", "", "| project | test | bytes/call | class | why |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "leaklab flags:",
+        "",
+        "| project | test | bytes/call | class | why |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     notes: dict[str, int] = {}
     for r in results:
         for f in r["leaklab"]["flags"]:
             ref = notes.setdefault(f["why"], len(notes) + 1)
-            lines.append(f"| {r['project']} | `{f['test']}` | {f['bytes_per_call']:.0f} | {f['class']} | [{ref}] |")
+            lines.append(
+                f"| {r['project']} | `{f['test']}` | {f['bytes_per_call']:.0f} | {f['class']} | [{ref}] |"
+            )
     lines += [""] + [f"[{ref}] {why}" for why, ref in notes.items()]
-    lines += ["", "Retained in every measured round, budget ran out before confirming (bytes/call):", ""]
+    lines += [
+        "",
+        "Retained in every measured round, budget ran out before confirming (bytes/call):",
+        "",
+    ]
     for r in results:
         listed = ", ".join(f"`{k}` {b:.0f}" for b, k in r["leaklab"].get("unconfirmed", []))
         lines.append(f"* {r['project']}: {listed or 'none'}")
@@ -313,10 +436,18 @@ def render(results: list[dict]) -> str:
     for r in results:
         for key, status in sorted(r["leaklab"].get("not_checked", {}).items()):
             if "unconfirmed" not in status:
-                lines.append(f"* {r['project']} `{key}`: {status.removeprefix('not checked: ')[:200]}")
-    lines += ["", "Tests that pass plain but not under --leaklab, other than flags (repetition side effects):", ""]
+                lines.append(
+                    f"* {r['project']} `{key}`: {status.removeprefix('not checked: ')[:200]}"
+                )
+    lines += [
+        "",
+        "Tests that pass plain but not under --leaklab, other than flags (repetition side effects):",
+        "",
+    ]
     for r in results:
-        lines.append(f"* {r['project']}: {len(r['leaklab']['changed'])} {r['leaklab']['changed'][:10]}")
+        lines.append(
+            f"* {r['project']}: {len(r['leaklab']['changed'])} {r['leaklab']['changed'][:10]}"
+        )
     lines += ["", "memray limit_leaks flags, set beside leaklab's check of the same test:", ""]
     for r in results:
         classes = ", ".join(f"{n} {k}" for k, n in r["memray"]["classes"].most_common())
@@ -328,8 +459,13 @@ def reload(path: Path) -> list[dict]:
     results = json.loads(path.read_text())
     for r in results:
         name = next(p.name for p in PROJECTS if p.requirement == r["project"])
-        for mode, key in (("plain", "outcomes"), ("leaklab", "outcomes"), ("leaklab", "statuses"),
-                          ("memray", "outcomes"), ("memray", "classes")):
+        for mode, key in (
+            ("plain", "outcomes"),
+            ("leaklab", "outcomes"),
+            ("leaklab", "statuses"),
+            ("memray", "outcomes"),
+            ("memray", "classes"),
+        ):
             r[mode][key] = Counter(r[mode][key])
         for flag in r["leaklab"]["flags"]:
             if flag["class"] == "real retention (unexplained)":
@@ -340,11 +476,18 @@ def reload(path: Path) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="one test file per project")
-    parser.add_argument("--project", action="append", choices=[p.name for p in PROJECTS],
-                        help="only this project (repeatable)")
+    parser.add_argument(
+        "--project",
+        action="append",
+        choices=[p.name for p in PROJECTS],
+        help="only this project (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--from-json", type=Path,
-                        help="print the tables of an earlier run's --json again (explanations as of now)")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="print the tables of an earlier run's --json again (explanations as of now)",
+    )
     args = parser.parse_args()
     if args.from_json:
         print(render(reload(args.from_json)))

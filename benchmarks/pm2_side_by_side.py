@@ -39,8 +39,13 @@ NODE_FLAGS = "--expose-gc --max-old-space-size=200"
 
 
 def _leaklab(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> dict:
-    done = subprocess.run([sys.executable, "-m", "leaklab", args[0], "--json", *args[1:]], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "leaklab", args[0], "--json", *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if done.returncode != 0:
         raise SystemExit(f"leaklab {args[0]} failed ({done.returncode}): {done.stderr[-1500:]}")
     return json.loads(done.stdout)
@@ -51,14 +56,54 @@ def under_pm2(rate: float, limit: int, check_s: float, duration_s: float, out: P
     env = {**os.environ, "PM2_HOME": str(home), "PM2_WORKER_INTERVAL": str(int(check_s * 1000))}
     port = free_port()
     try:
-        subprocess.run([str(PM2), "start", str(SERVER), "--name", "leaky", "--max-memory-restart", str(limit),
-                        f"--node-args={NODE_FLAGS}", "--", "--port", str(port), "--variant", "leaky"],
-                       env=env, check=True, capture_output=True, timeout=60)
-        watch = subprocess.Popen([sys.executable, "-m", "leaklab", "watch", "--pm2", "leaky", "--pm2-bin", str(PM2),
-                                  "--duration", f"{duration_s}s", "--interval", "0.25s", "--out", str(out), "--json"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.run(
+            [
+                str(PM2),
+                "start",
+                str(SERVER),
+                "--name",
+                "leaky",
+                "--max-memory-restart",
+                str(limit),
+                f"--node-args={NODE_FLAGS}",
+                "--",
+                "--port",
+                str(port),
+                "--variant",
+                "leaky",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "leaklab",
+                "watch",
+                "--pm2",
+                "leaky",
+                "--pm2-bin",
+                str(PM2),
+                "--duration",
+                f"{duration_s}s",
+                "--interval",
+                "0.25s",
+                "--out",
+                str(out),
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         rows: list[dict] = []
-        traffic = load.LoadGenerator(load.LoadConfig(rate=rate, duration_s=duration_s), time.monotonic(), rows.append)
+        traffic = load.LoadGenerator(
+            load.LoadConfig(rate=rate, duration_s=duration_s), time.monotonic(), rows.append
+        )
         traffic.set_target(port, 0)
         traffic.start()
         traffic.join(duration_s + 30)
@@ -72,31 +117,61 @@ def under_pm2(rate: float, limit: int, check_s: float, duration_s: float, out: P
     run = store.read_run(summary["run_dir"])
     restarts = run.events_of("restart")
     sent = traffic.summary()
-    failed_conn = sum(v for k, v in sent["errors"].items() if k in ("refused", "reset", "disconnected", "connect"))
+    failed_conn = sum(
+        v for k, v in sent["errors"].items() if k in ("refused", "reset", "disconnected", "connect")
+    )
     return {
-        "restarts": len(restarts), "restarts_by_pm2": summary["pm2"]["restarts_by_pm2"],
+        "restarts": len(restarts),
+        "restarts_by_pm2": summary["pm2"]["restarts_by_pm2"],
         "restarts_per_h": 3600 * len(restarts) / duration_s,
         "memory_at_restart": _mean([r.get("rss") for r in restarts]),
         "downtime_per_restart_s": failed_conn / rate / len(restarts) if restarts else math.nan,
         "success_rate": sent["ok"] / sent["sent"] if sent["sent"] else math.nan,
-        "requests": sent["sent"], "failed": sent["sent"] - sent["ok"], "errors": sent["errors"],
+        "requests": sent["sent"],
+        "failed": sent["sent"] - sent["ok"],
+        "errors": sent["errors"],
         "run_dir": summary["run_dir"],
     }
 
 
 def under_leaklab(rate: float, limit: int, check_s: float, duration_s: float, out: Path) -> dict:
-    summary = _leaklab("run", "--out", str(out), "--load", "http://127.0.0.1:{port}/", "--rate", f"{rate}/s",
-                       "--duration", f"{duration_s}s", "--recycle", str(limit), "--check-interval", f"{check_s}s",
-                       "--profile", "rss", "--", shutil.which("node") or "node", *NODE_FLAGS.split(), str(SERVER),
-                       "--port", "{port}", "--variant", "leaky")
+    summary = _leaklab(
+        "run",
+        "--out",
+        str(out),
+        "--load",
+        "http://127.0.0.1:{port}/",
+        "--rate",
+        f"{rate}/s",
+        "--duration",
+        f"{duration_s}s",
+        "--recycle",
+        str(limit),
+        "--check-interval",
+        f"{check_s}s",
+        "--profile",
+        "rss",
+        "--",
+        shutil.which("node") or "node",
+        *NODE_FLAGS.split(),
+        str(SERVER),
+        "--port",
+        "{port}",
+        "--variant",
+        "leaky",
+    )
     metrics = analyze_recycling(summary["run_dir"])
     restarts = store.read_run(summary["run_dir"]).events_of("restart")
     return {
-        "restarts": len(restarts), "restarts_per_h": 3600 * len(restarts) / duration_s,
+        "restarts": len(restarts),
+        "restarts_per_h": 3600 * len(restarts) / duration_s,
         "memory_at_restart": _mean([r.get("rss") for r in restarts]),
         "downtime_per_restart_s": metrics.downtime_per_restart_s,
-        "success_rate": metrics.success_rate, "requests": metrics.requests, "failed": metrics.failed,
-        "errors": metrics.failures_by_error, "run_dir": summary["run_dir"],
+        "success_rate": metrics.success_rate,
+        "requests": metrics.requests,
+        "failed": metrics.failed,
+        "errors": metrics.failures_by_error,
+        "run_dir": summary["run_dir"],
     }
 
 
@@ -107,21 +182,36 @@ def _mean(values: list) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="PM2's defaults: 150 MB, 30 s checks, 5 minutes each")
+    parser.add_argument(
+        "--full", action="store_true", help="PM2's defaults: 150 MB, 30 s checks, 5 minutes each"
+    )
     parser.add_argument("--rate", type=float, default=300.0)
-    parser.add_argument("--out", default=None, help="folder for the two runs (default: a temporary one)")
+    parser.add_argument(
+        "--out", default=None, help="folder for the two runs (default: a temporary one)"
+    )
     args = parser.parse_args()
     if not PM2.exists() or shutil.which("node") is None:
-        raise SystemExit("PM2 and Node.js are installed by `make .venv/.installed` (nodejs, npm, .venv/node/pm2)")
-    limit, check_s, duration_s = (150 * 2**20, 30.0, 300.0) if args.full else (80 * 2**20, 2.0, 40.0)
+        raise SystemExit(
+            "PM2 and Node.js are installed by `make .venv/.installed` (nodejs, npm, .venv/node/pm2)"
+        )
+    limit, check_s, duration_s = (
+        (150 * 2**20, 30.0, 300.0) if args.full else (80 * 2**20, 2.0, 40.0)
+    )
     out = Path(args.out or tempfile.mkdtemp(prefix="leaklab-bench-"))
-    print(f"leaky Node.js service, {args.rate:g} req/s, limit {units.format_size(limit)} ({limit // 2**20}M), "
-          f"memory checked every {check_s:g}s, {duration_s:g}s each")
+    print(
+        f"leaky Node.js service, {args.rate:g} req/s, limit {units.format_size(limit)} ({limit // 2**20}M), "
+        f"memory checked every {check_s:g}s, {duration_s:g}s each"
+    )
     pm2 = under_pm2(args.rate, limit, check_s, duration_s, out)
     ours = under_leaklab(args.rate, limit, check_s, duration_s, out)
-    rows = [("restarts", "restarts", "{:.0f}"), ("restarts/h", "restarts_per_h", "{:,.0f}"),
-            ("memory at restart", "memory_at_restart", None), ("downtime per restart", "downtime_per_restart_s", "{:.2f}s"),
-            ("success rate", "success_rate", "{:.2%}"), ("requests failed", "failed", "{:,.0f}")]
+    rows = [
+        ("restarts", "restarts", "{:.0f}"),
+        ("restarts/h", "restarts_per_h", "{:,.0f}"),
+        ("memory at restart", "memory_at_restart", None),
+        ("downtime per restart", "downtime_per_restart_s", "{:.2f}s"),
+        ("success rate", "success_rate", "{:.2%}"),
+        ("requests failed", "failed", "{:,.0f}"),
+    ]
     print(f"\n{'':<22}{'PM2 max_memory_restart':>24}{'leaklab run --recycle':>24}")
     for label, key, fmt in rows:
         cells = []
@@ -133,7 +223,9 @@ def main() -> None:
                 cells.append(units.format_size(value) if fmt is None else fmt.format(value))
         print(f"{label:<22}{cells[0]:>24}{cells[1]:>24}")
     print(f"\nfailures   PM2 {pm2['errors']}   leaklab {ours['errors']}")
-    print(f"PM2 counted {pm2['restarts_by_pm2']} restarts; `leaklab watch --pm2` saw {pm2['restarts']}")
+    print(
+        f"PM2 counted {pm2['restarts_by_pm2']} restarts; `leaklab watch --pm2` saw {pm2['restarts']}"
+    )
     print(f"runs       {pm2['run_dir']}\n           {ours['run_dir']}")
 
 

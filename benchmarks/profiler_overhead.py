@@ -106,29 +106,61 @@ def drive(path: str, variant: str | None, seconds: float, frames: int) -> dict[s
 
 def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float:
     frames = {"tracemalloc-1": 1, "tracemalloc-10": 10}.get(mode, 0)
-    command = [sys.executable, str(HERE), "--drive", path, "--variant", variant, "--seconds", str(seconds),
-               "--frames", str(frames)]
+    command = [
+        sys.executable,
+        str(HERE),
+        "--drive",
+        path,
+        "--variant",
+        variant,
+        "--seconds",
+        str(seconds),
+        "--frames",
+        str(frames),
+    ]
     if mode == "memray-run":
         capture = tmp / "memray-run.bin"
-        command = [sys.executable, "-m", "memray", "run", "--quiet", "--force", "-o", str(capture), *command[1:]]
+        command = [
+            sys.executable,
+            "-m",
+            "memray",
+            "run",
+            "--quiet",
+            "--force",
+            "-o",
+            str(capture),
+            *command[1:],
+        ]
     # A session of its own, as leaklab's child has: where the kernel groups the scheduling by session
     # (autogroup), a busy machine would otherwise give the driver a smaller share than the child.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 3 + 120,
-                          start_new_session=True)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds * 3 + 120, start_new_session=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-2000:]}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
 
 
-def under_leaklab(path: str, variant: str, seconds: float, profile: str, tmp: Path) -> tuple[float, dict[str, Any]]:
-    config = runner.RunConfig(scenario=path, variant=variant, duration_s=seconds, out=str(tmp / "runs"),
-                              progress=False, profile=profile, probes=probes.resolve(profile, []))
+def under_leaklab(
+    path: str, variant: str, seconds: float, profile: str, tmp: Path
+) -> tuple[float, dict[str, Any]]:
+    config = runner.RunConfig(
+        scenario=path,
+        variant=variant,
+        duration_s=seconds,
+        out=str(tmp / "runs"),
+        progress=False,
+        profile=profile,
+        probes=probes.resolve(profile, []),
+    )
     result = runner.run(config)
     if result.status != "completed":
         raise SystemExit(f"leaklab run --profile {profile} failed: {result.message}")
     run = store.read_run(result.run_dir)
-    return stepping_rate(run), {name: p.get("fraction") for name, p in
-                                ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()}
+    return stepping_rate(run), {
+        name: p.get("fraction")
+        for name, p in ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()
+    }
 
 
 def stepping_rate(run: store.RunData) -> float:
@@ -151,7 +183,9 @@ def stepping_rate(run: store.RunData) -> float:
         if t > t0 and steps > s0 and steps < last:
             end = (t, steps)
     if end is None:
-        final = [(t, s) for t, s in zip(run.columns["t"], run.columns["steps"], strict=True) if s == last]
+        final = [
+            (t, s) for t, s in zip(run.columns["t"], run.columns["steps"], strict=True) if s == last
+        ]
         if not final or final[0][0] <= t0:
             raise SystemExit(f"{run.path}: no sample after the warm-up")
         end = final[0]
@@ -161,17 +195,26 @@ def stepping_rate(run: store.RunData) -> float:
 #: ``--suite``: real steps, each in runs of 10 s and 1 s: http-agent's listeners (aiohttp, loopback),
 #: a SQLAlchemy engine with event listeners kept per step (a heap growing by tens of KB per step),
 #: and an aiohttp session whose cookie jar gains a cookie per request (a heap growing too).
-SUITE = tuple((name, variant, seconds) for name, variant in (
-    ("http-agent", "listeners"),
-    ("benchmarks/scenarios/sqlalchemy_engine_listeners.py", "leaky"),
-    ("benchmarks/scenarios/aiohttp_cookie_jar.py", "leaky"),
-) for seconds in (10.0, 1.0))
+SUITE = tuple(
+    (name, variant, seconds)
+    for name, variant in (
+        ("http-agent", "listeners"),
+        ("benchmarks/scenarios/sqlalchemy_engine_listeners.py", "leaky"),
+        ("benchmarks/scenarios/aiohttp_cookie_jar.py", "leaky"),
+    )
+    for seconds in (10.0, 1.0)
+)
 
 
-def measure(scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
-            ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+def measure(
+    scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
     in_repo = HERE.parent.parent / scenario_name
-    path = str(in_repo if scenario_name.endswith(".py") and in_repo.is_file() else scenario.find(scenario_name))
+    path = str(
+        in_repo
+        if scenario_name.endswith(".py") and in_repo.is_file()
+        else scenario.find(scenario_name)
+    )
     rates: dict[str, list[float]] = {m: [] for m in modes}
     costs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
@@ -183,18 +226,32 @@ def measure(scenario_name: str, variant: str, seconds: float, modes: list[str], 
                 else:
                     rate = bare(path, variant, seconds, mode, tmp)
                 rates[mode].append(rate)
-                print(f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s", file=sys.stderr)
+                print(
+                    f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s",
+                    file=sys.stderr,
+                )
     return rates, costs
 
 
-def report(scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str],
-           rates: dict[str, list[float]], costs: dict[str, dict[str, Any]]) -> int:
+def report(
+    scenario_name: str,
+    variant: str,
+    seconds: float,
+    rounds: int,
+    modes: list[str],
+    rates: dict[str, list[float]],
+    costs: dict[str, dict[str, Any]],
+) -> int:
     """Print one table; return how many targets were missed."""
     base = statistics.median(rates["plain"])
     ratios = {mode: statistics.median(rates[mode]) / base for mode in modes}
     missed = 0
-    print(f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per mode, medians\n")
-    print(f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own estimate (share of the run)")
+    print(
+        f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per mode, medians\n"
+    )
+    print(
+        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own estimate (share of the run)"
+    )
     for mode in modes:
         median = statistics.median(rates[mode])
         spread = max(rates[mode]) / min(rates[mode]) - 1 if min(rates[mode]) > 0 else math.inf
@@ -204,29 +261,48 @@ def report(scenario_name: str, variant: str, seconds: float, rounds: int, modes:
         ok = target is None or ratios[mode] >= target
         missed += not ok
         verdict = "" if target is None else f">={target:.2f} {'ok' if ok else 'MISSED'}"
-        estimate = ", ".join(f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None)
-        print(f"{mode:<16} {median:>10,.1f} {spread:>7.1%} {ratios[mode]:>7.3f} {verdict:>13}  {estimate}")
+        estimate = ", ".join(
+            f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None
+        )
+        print(
+            f"{mode:<16} {median:>10,.1f} {spread:>7.1%} {ratios[mode]:>7.3f} {verdict:>13}  {estimate}"
+        )
     return missed
 
 
-def markdown_row(scenario_name: str, variant: str, seconds: float, modes: list[str],
-                 rates: dict[str, list[float]]) -> str:
+def markdown_row(
+    scenario_name: str,
+    variant: str,
+    seconds: float,
+    modes: list[str],
+    rates: dict[str, list[float]],
+) -> str:
     base = statistics.median(rates["plain"])
     cells = [f"{statistics.median(rates[m]) / base:.2f}" for m in modes if m != "plain"]
     return f"| {Path(scenario_name).stem} [{variant}] | {seconds:g} s | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenario", default="http-agent")
     parser.add_argument("--variant", default="listeners")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}")
-    parser.add_argument("--suite", action="store_true",
-                        help="every row of SUITE (real steps, in runs of 10 s and 1 s)")
-    parser.add_argument("--only", default="",
-                        help="with --suite: comma-separated words; keep the rows whose scenario contains one")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}"
+    )
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="every row of SUITE (real steps, in runs of 10 s and 1 s)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="with --suite: comma-separated words; keep the rows whose scenario contains one",
+    )
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -248,10 +324,20 @@ def main() -> None:
             parser.error(f"--only {args.only!r} keeps no row of the suite")
     results = [(row, *measure(*row, modes, args.rounds)) for row in rows]
     missed = sum(report(*row, args.rounds, modes, rates, costs) for row, rates, costs in results)
-    print("\nrss: no probes; default: " + ", ".join(probes.PROFILES["default"]) + "; deep: " + ", ".join(probes.PROFILES["deep"]))
+    print(
+        "\nrss: no probes; default: "
+        + ", ".join(probes.PROFILES["default"])
+        + "; deep: "
+        + ", ".join(probes.PROFILES["deep"])
+    )
     if len(rows) > 1:
         others = [m for m in modes if m != "plain"]
-        print("\n| step | run | " + " | ".join(others) + " |\n| --- | ---: |" + " ---: |" * len(others))
+        print(
+            "\n| step | run | "
+            + " | ".join(others)
+            + " |\n| --- | ---: |"
+            + " ---: |" * len(others)
+        )
         for row, rates, _costs in results:
             print(markdown_row(*row, modes, rates))
         print(f"targets missed: {missed}")

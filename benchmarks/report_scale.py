@@ -51,17 +51,39 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="leaklab-report-scale-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        leaky = synthetic.write_run(replace(synthetic.case("retain-64B"), duration_s=duration,
-                                            interval_s=args.interval, rate=37.0), root / "runs", seed=1)
-        fixed = synthetic.write_run(replace(synthetic.case("no-retention"), duration_s=duration,
-                                            interval_s=args.interval, rate=37.0), root / "runs", seed=2)
+        leaky = synthetic.write_run(
+            replace(
+                synthetic.case("retain-64B"),
+                duration_s=duration,
+                interval_s=args.interval,
+                rate=37.0,
+            ),
+            root / "runs",
+            seed=1,
+        )
+        fixed = synthetic.write_run(
+            replace(
+                synthetic.case("no-retention"),
+                duration_s=duration,
+                interval_s=args.interval,
+                rate=37.0,
+            ),
+            root / "runs",
+            seed=2,
+        )
         rows = store.read_run(leaky).n_samples
-        print(f"wrote 2 synthetic runs of {rows:,} rows each in {time.perf_counter() - started:.1f}s")
+        print(
+            f"wrote 2 synthetic runs of {rows:,} rows each in {time.perf_counter() - started:.1f}s"
+        )
 
         read_s = best_of(args.rounds, lambda: store.read_run(leaky))
         analyze_s = best_of(args.rounds, lambda: analyze(store.read_run(leaky)))
-        single_s = best_of(args.rounds, lambda: build.build(selection.single(leaky), root / "single"))
-        pair_s = best_of(args.rounds, lambda: build.build(selection.pair(leaky, fixed), root / "pair"))
+        single_s = best_of(
+            args.rounds, lambda: build.build(selection.single(leaky), root / "single")
+        )
+        pair_s = best_of(
+            args.rounds, lambda: build.build(selection.pair(leaky, fixed), root / "pair")
+        )
         charts = len(list((root / "pair").glob("*.png")))
         html_kb = (root / "pair" / build.REPORT_HTML).stat().st_size / 1e3
         if args.keep:
@@ -72,9 +94,14 @@ def main() -> None:
     print(f"{'read + analyze (1 run)':<34}{analyze_s:>9.2f}s{'':>10}{'':>8}")
     for name, value in (("report, one run", single_s), ("report, before/after pair", pair_s)):
         print(f"{name:<34}{value:>9.2f}s{TARGET_S:>9.1f}s{value / TARGET_S:>8.2f}")
-    print(f"pair report: {charts} charts, report.html {html_kb:,.0f} KB; best of {args.rounds} rounds")
+    print(
+        f"pair report: {charts} charts, report.html {html_kb:,.0f} KB; best of {args.rounds} rounds"
+    )
     ok = max(single_s, pair_s) < TARGET_S
-    print("PASS" if ok else "FAIL", f"(target: under {TARGET_S:.0f} s for a {args.hours:g} h run at {1 / args.interval:g} Hz)")
+    print(
+        "PASS" if ok else "FAIL",
+        f"(target: under {TARGET_S:.0f} s for a {args.hours:g} h run at {1 / args.interval:g} Hz)",
+    )
     sys.exit(0 if ok else 1)
 
 

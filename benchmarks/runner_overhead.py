@@ -49,8 +49,13 @@ def in_process(step, state, seconds: float) -> float:
 
 def under_runner(work: int, seconds: float, profile: str, out: str) -> float:
     config = runner.RunConfig(
-        scenario=str(SCENARIO), params={"work": str(work)}, duration_s=seconds, out=out,
-        progress=False, profile=profile, probes=list(runner_probes(profile)),
+        scenario=str(SCENARIO),
+        params={"work": str(work)},
+        duration_s=seconds,
+        out=out,
+        progress=False,
+        profile=profile,
+        probes=list(runner_probes(profile)),
     )
     result = runner.run(config)
     if result.status != "completed":
@@ -66,7 +71,9 @@ def runner_probes(profile: str) -> tuple[str, ...]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -75,14 +82,22 @@ def main() -> None:
     state = loaded.setup(work=1500)
     work = calibrate(loaded.step, state)
     state["work"] = work
-    rates: dict[str, list[float]] = {"in-process": [], "leaklab run --profile rss": [], "leaklab run (default profile)": []}
+    rates: dict[str, list[float]] = {
+        "in-process": [],
+        "leaklab run --profile rss": [],
+        "leaklab run (default profile)": [],
+    }
     with tempfile.TemporaryDirectory() as out:
         for _ in range(args.rounds):
             rates["in-process"].append(in_process(loaded.step, state, args.seconds))
             rates["leaklab run --profile rss"].append(under_runner(work, args.seconds, "rss", out))
-            rates["leaklab run (default profile)"].append(under_runner(work, args.seconds, "default", out))
+            rates["leaklab run (default profile)"].append(
+                under_runner(work, args.seconds, "default", out)
+            )
     base = statistics.median(rates["in-process"])
-    print(f"step: {work} iterations ~ {1e6 / base:.0f} µs in-process; {args.rounds} rounds of {args.seconds:g} s, medians\n")
+    print(
+        f"step: {work} iterations ~ {1e6 / base:.0f} µs in-process; {args.rounds} rounds of {args.seconds:g} s, medians\n"
+    )
     print(f"{'mode':<32} {'steps/s':>10} {'ratio':>7}")
     for mode, values in rates.items():
         median = statistics.median(values)

@@ -69,24 +69,36 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         loop = _loop(Path(tmp), devnull)
         small = len(gc.get_objects())
-        rows.append((f"{small:,}", _median_sample_s(loop, args.samples), _collect_s(), _read_blocks_s()))
+        rows.append(
+            (f"{small:,}", _median_sample_s(loop, args.samples), _collect_s(), _read_blocks_s())
+        )
         heap = [[i] for i in range(args.objects)]  # gc-tracked objects, as a real heap has
         big = len(gc.get_objects())
         loop = _loop(Path(tmp), devnull)  # a fresh budget for the big heap
-        rows.append((f"{big:,}", _median_sample_s(loop, args.samples), _collect_s(), _read_blocks_s()))
+        rows.append(
+            (f"{big:,}", _median_sample_s(loop, args.samples), _collect_s(), _read_blocks_s())
+        )
         reads, skipped = loop.blocks.reads, loop.blocks.skipped
         loop.heap.close()
         del heap
-    print(f"{'tracked objects':>16} {'sample (median)':>16} {'blocks read':>12} {'forced collection':>18} "
-          f"{'forced per 10 s run':>20}")
+    print(
+        f"{'tracked objects':>16} {'sample (median)':>16} {'blocks read':>12} {'forced collection':>18} "
+        f"{'forced per 10 s run':>20}"
+    )
     for objects, sample_s, collect_s, blocks_s in rows:
         allowed = int(COLLECT_BUDGET * 10 / collect_s) if collect_s > 0 else 0
-        print(f"{objects:>16} {sample_s * 1e6:>13.1f} us {blocks_s * 1e6:>9.1f} us {collect_s * 1e3:>15.1f} ms "
-              f"{allowed:>20}")
-    print(f"\non the big heap, {reads} of {reads + skipped} back-to-back samples read allocated blocks "
-          f"(their {BLOCKS_BUDGET:.0%} budget); the others carry RSS and gc counts only")
+        print(
+            f"{objects:>16} {sample_s * 1e6:>13.1f} us {blocks_s * 1e6:>9.1f} us {collect_s * 1e3:>15.1f} ms "
+            f"{allowed:>20}"
+        )
+    print(
+        f"\non the big heap, {reads} of {reads + skipped} back-to-back samples read allocated blocks "
+        f"(their {BLOCKS_BUDGET:.0%} budget); the others carry RSS and gc counts only"
+    )
     ratio = rows[1][1] / rows[0][1]
-    print(f"\nsample cost on the big heap / on the small one: {ratio:.2f} (target: about 1, it must not grow with the heap)")
+    print(
+        f"\nsample cost on the big heap / on the small one: {ratio:.2f} (target: about 1, it must not grow with the heap)"
+    )
     return 0
 
 

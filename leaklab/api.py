@@ -42,7 +42,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-_LABEL_COLOURS = {Label.LEAK: "#c0392b", Label.PLATEAU: "#d68910", Label.NO_LEAK: "#1e8449", Label.INCONCLUSIVE: "#7f8c8d"}
+_LABEL_COLOURS = {
+    Label.LEAK: "#c0392b",
+    Label.PLATEAU: "#d68910",
+    Label.NO_LEAK: "#1e8449",
+    Label.INCONCLUSIVE: "#7f8c8d",
+}
 #: How each run of a comparison is drawn: before dashed, after solid.
 _COMPARISON_STYLES = {"before": "--", "after": "-"}
 
@@ -68,7 +73,9 @@ class Run:
     @property
     def name(self) -> str:
         variant = self.meta.get("variant")
-        return str(self.meta.get("scenario") or self.path.name) + (f" [{variant}]" if variant else "")
+        return str(self.meta.get("scenario") or self.path.name) + (
+            f" [{variant}]" if variant else ""
+        )
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -84,7 +91,9 @@ class Run:
     def events(self) -> pd.DataFrame:
         """One row per event: ``t``, ``kind`` and each kind's own fields."""
         if self._events is None:
-            self._events = pd.DataFrame(self.data.events, columns=None if self.data.events else ["t", "kind"])
+            self._events = pd.DataFrame(
+                self.data.events, columns=None if self.data.events else ["t", "kind"]
+            )
         return self._events
 
     @property
@@ -102,7 +111,9 @@ class Run:
 
     def plan(self, limit: Any, **kwargs: Any) -> Prediction:
         """What recycling at ``limit`` (bytes or ``"150MB"``) would cost, predicted from this run."""
-        return predict_from_run(self.data, units.parse_size(limit), analysis=self.analysis(), **kwargs)
+        return predict_from_run(
+            self.data, units.parse_size(limit), analysis=self.analysis(), **kwargs
+        )
 
     def analysis(self, warmup: Any = None, **kwargs: Any) -> RunAnalysis:
         """The full :class:`~leaklab.analysis.RunAnalysis` (cached for the default options)."""
@@ -140,7 +151,9 @@ class Run:
             if a.window.source != "none" and math.isfinite(a.window.t_start):
                 ax.axvspan(0, a.window.t_start, color="0.9", zorder=0)
         axes[-1].set_xlabel("time (s)")
-        fig.suptitle(f"{self.name}: {a.verdict.label}", color=_LABEL_COLOURS.get(a.verdict.label, "black"))
+        fig.suptitle(
+            f"{self.name}: {a.verdict.label}", color=_LABEL_COLOURS.get(a.verdict.label, "black")
+        )
         return fig
 
     def __repr__(self) -> str:
@@ -179,8 +192,14 @@ def _plot_signal(ax: Axes, run: Run, g: Growth) -> None:
     (line,) = ax.plot(series.index, series.to_numpy() / scale, lw=1, label=g.signal)
     if math.isfinite(g.per_s) and g.generations == 1:
         xs = [g.t_start, g.t_end]
-        ax.plot(xs, [(g.baseline + g.per_s * (x - g.t_start)) / scale for x in xs], ls="--",
-                color=line.get_color(), lw=1.5, label=f"{g.signal} trend")
+        ax.plot(
+            xs,
+            [(g.baseline + g.per_s * (x - g.t_start)) / scale for x in xs],
+            ls="--",
+            color=line.get_color(),
+            lw=1.5,
+            label=f"{g.signal} trend",
+        )
     ax.set_ylabel(unit)
 
 
@@ -188,23 +207,38 @@ def growth_frame(a: RunAnalysis) -> pd.DataFrame:
     """The analysis' growth as a DataFrame indexed by signal."""
     rows = []
     for name, g in a.growth.items():
-        rows.append({
-            "signal": name,
-            "unit": g.unit,
-            "per_step": g.per_step,
-            "ci95_step_lo": g.ci95_per_step[0],
-            "ci95_step_hi": g.ci95_per_step[1],
-            "per_s": g.per_s,
-            "ci95_lo": g.ci95[0],
-            "ci95_hi": g.ci95[1],
-            "mb_per_hour": g.mb_per_hour,
-            "pct_per_hour": g.pct_per_hour,
-            "baseline": g.baseline,
-            "samples": g.n_samples,
-            "verdict": a.signal_verdicts[name].label if name in a.signal_verdicts else "",
-        })
-    columns = ["signal", "unit", "per_step", "ci95_step_lo", "ci95_step_hi", "per_s", "ci95_lo", "ci95_hi",
-               "mb_per_hour", "pct_per_hour", "baseline", "samples", "verdict"]
+        rows.append(
+            {
+                "signal": name,
+                "unit": g.unit,
+                "per_step": g.per_step,
+                "ci95_step_lo": g.ci95_per_step[0],
+                "ci95_step_hi": g.ci95_per_step[1],
+                "per_s": g.per_s,
+                "ci95_lo": g.ci95[0],
+                "ci95_hi": g.ci95[1],
+                "mb_per_hour": g.mb_per_hour,
+                "pct_per_hour": g.pct_per_hour,
+                "baseline": g.baseline,
+                "samples": g.n_samples,
+                "verdict": a.signal_verdicts[name].label if name in a.signal_verdicts else "",
+            }
+        )
+    columns = [
+        "signal",
+        "unit",
+        "per_step",
+        "ci95_step_lo",
+        "ci95_step_hi",
+        "per_s",
+        "ci95_lo",
+        "ci95_hi",
+        "mb_per_hour",
+        "pct_per_hour",
+        "baseline",
+        "samples",
+        "verdict",
+    ]
     return pd.DataFrame(rows, columns=columns).set_index("signal")
 
 
@@ -238,19 +272,21 @@ class Comparison:
             per_step = math.isfinite(gb.per_step) and math.isfinite(ga.per_step)
             before_rate = gb.per_step if per_step else gb.per_s
             after_rate = ga.per_step if per_step else ga.per_s
-            rows.append({
-                "signal": signal,
-                "unit": f"{gb.unit}/{'step' if per_step else 's'}",
-                "before": before_rate,
-                "after": after_rate,
-                "after_ci95_lo": (ga.ci95_per_step if per_step else ga.ci95)[0],
-                "after_ci95_hi": (ga.ci95_per_step if per_step else ga.ci95)[1],
-                "ratio": after_rate / before_rate if before_rate else math.nan,
-                "before_mb_per_hour": gb.mb_per_hour,
-                "after_mb_per_hour": ga.mb_per_hour,
-                "before_verdict": b.signal_verdicts[signal].label,
-                "after_verdict": a.signal_verdicts[signal].label,
-            })
+            rows.append(
+                {
+                    "signal": signal,
+                    "unit": f"{gb.unit}/{'step' if per_step else 's'}",
+                    "before": before_rate,
+                    "after": after_rate,
+                    "after_ci95_lo": (ga.ci95_per_step if per_step else ga.ci95)[0],
+                    "after_ci95_hi": (ga.ci95_per_step if per_step else ga.ci95)[1],
+                    "ratio": after_rate / before_rate if before_rate else math.nan,
+                    "before_mb_per_hour": gb.mb_per_hour,
+                    "after_mb_per_hour": ga.mb_per_hour,
+                    "before_verdict": b.signal_verdicts[signal].label,
+                    "after_verdict": a.signal_verdicts[signal].label,
+                }
+            )
         return pd.DataFrame(rows).set_index("signal") if rows else pd.DataFrame()
 
     @property
@@ -259,30 +295,54 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         frame = self.table
-        records = {} if frame.empty else {
-            signal: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-            for signal, row in frame.to_dict(orient="index").items()
+        records = (
+            {}
+            if frame.empty
+            else {
+                signal: {
+                    k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in row.items()
+                }
+                for signal, row in frame.to_dict(orient="index").items()
+            }
+        )
+        return {
+            "before": str(self.before.path),
+            "after": str(self.after.path),
+            "verdicts": {"before": self.verdicts[0], "after": self.verdicts[1]},
+            "signals": records,
         }
-        return {"before": str(self.before.path), "after": str(self.after.path),
-                "verdicts": {"before": self.verdicts[0], "after": self.verdicts[1]}, "signals": records}
 
     def plot(self, signal: str = "rss") -> Figure:
         """Growth since the end of the warm-up, both runs on one chart (and blocks below)."""
         from matplotlib.figure import Figure
 
-        signals = [s for s in (signal, "blocks") if s in self.before.analysis().growth and s in self.after.analysis().growth]
+        signals = [
+            s
+            for s in (signal, "blocks")
+            if s in self.before.analysis().growth and s in self.after.analysis().growth
+        ]
         signals = list(dict.fromkeys(signals))
         fig = Figure(figsize=(8, 2.8 * max(len(signals), 1)), layout="constrained")
         axes = fig.subplots(max(len(signals), 1), 1, sharex=True, squeeze=False)[:, 0]
         for ax, name in zip(axes, signals, strict=False):
-            for run, style in ((self.before, _COMPARISON_STYLES["before"]), (self.after, _COMPARISON_STYLES["after"])):
+            for run, style in (
+                (self.before, _COMPARISON_STYLES["before"]),
+                (self.after, _COMPARISON_STYLES["after"]),
+            ):
                 a = run.analysis()
                 g = a.growth[name]
                 series = run.samples[COLUMN_OF[name]].dropna()
                 series = series[series.index >= g.t_start]
                 scale, unit = (1e6, "MB") if g.unit == "bytes" else (1.0, "blocks")
                 label = f"{run.name}: {_rate_text(g)} ({a.signal_verdicts[name].label})"
-                ax.plot(series.index - g.t_start, (series.to_numpy() - g.baseline) / scale, style, lw=1.2, label=label)
+                ax.plot(
+                    series.index - g.t_start,
+                    (series.to_numpy() - g.baseline) / scale,
+                    style,
+                    lw=1.2,
+                    label=label,
+                )
             ax.axhline(0, color="0.6", lw=0.8)
             ax.set_ylabel(f"{name} growth ({unit})")
             ax.legend(loc="upper left", fontsize="small")
@@ -295,9 +355,15 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         frame = self.table
-        body = frame.to_html(escape=True, na_rep="n/a", float_format=_num) if not frame.empty else "<p>no common signal</p>"
-        return (f"<div><b>before</b> {_esc(self.before.name)} ({_esc(self.verdicts[0])}) &rarr; "
-                f"<b>after</b> {_esc(self.after.name)} ({_esc(self.verdicts[1])}){body}</div>")
+        body = (
+            frame.to_html(escape=True, na_rep="n/a", float_format=_num)
+            if not frame.empty
+            else "<p>no common signal</p>"
+        )
+        return (
+            f"<div><b>before</b> {_esc(self.before.name)} ({_esc(self.verdicts[0])}) &rarr; "
+            f"<b>after</b> {_esc(self.after.name)} ({_esc(self.verdicts[1])}){body}</div>"
+        )
 
 
 def _rate_text(g: Growth) -> str:
@@ -321,6 +387,7 @@ def rank_fleet(runs_dir: str | os.PathLike[str], jobs: int | None = None) -> pd.
     frame = pd.DataFrame([r.to_dict() for r in rows])
     if len(frame):
         frame[["ci95_lo_mb_per_hour", "ci95_hi_mb_per_hour"]] = pd.DataFrame(
-            frame.pop("ci95_mb_per_hour").tolist(), index=frame.index)
+            frame.pop("ci95_mb_per_hour").tolist(), index=frame.index
+        )
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="rank")
     return frame

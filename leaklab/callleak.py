@@ -53,8 +53,10 @@ class BudgetExceeded(RuntimeError):
     def __init__(self, calls: int, seconds: float, suspected: float | None = None) -> None:
         text = f"its {seconds:g} s time budget ran out after {calls:,} calls"
         if suspected is not None:
-            text += (f" while confirming: every measured round retained "
-                     f"({units.format_size(suspected, signed=True)}/call in the median round)")
+            text += (
+                f" while confirming: every measured round retained "
+                f"({units.format_size(suspected, signed=True)}/call in the median round)"
+            )
         super().__init__(text)
         self.calls = calls
         self.seconds = seconds
@@ -78,9 +80,15 @@ class Options:
     warmup: int = _option(5, "calls before measuring (caches fill, modules import)", minimum=0)
     calls: int = _option(25, "calls per measured round", minimum=1)
     rounds: int = _option(4, "measured rounds that must all retain for a leak", minimum=1)
-    patience: int = _option(1000, "calls made in all before the confirming rounds of a function that retains "
-                                  "(a bound filled within them passes)", minimum=0)
-    frames: int = _option(8, "tracemalloc frames kept per allocation, for the failure message", minimum=1)
+    patience: int = _option(
+        1000,
+        "calls made in all before the confirming rounds of a function that retains "
+        "(a bound filled within them passes)",
+        minimum=0,
+    )
+    frames: int = _option(
+        8, "tracemalloc frames kept per allocation, for the failure message", minimum=1
+    )
     top: int = _option(5, "allocation sites and types named in the failure message", minimum=1)
 
     @classmethod
@@ -110,7 +118,11 @@ class Options:
         merged = dict(vars(base or cls()))
         minimum = {f.name: f.metadata["minimum"] for f in fields(cls)}
         for name, raw in values.items():
-            merged[name] = _parse_per_call(raw) if minimum[name] is None else _parse_count(name, raw, minimum[name])
+            merged[name] = (
+                _parse_per_call(raw)
+                if minimum[name] is None
+                else _parse_count(name, raw, minimum[name])
+            )
         return cls(**merged)
 
 
@@ -128,7 +140,9 @@ def _parse_per_call(raw: Any) -> float:
 
 def _parse_count(name: str, raw: Any, lowest: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < lowest:
-        raise OptionError(f"{name} must be an integer >= {lowest}, got {raw!r}; {Options.help(name)}")
+        raise OptionError(
+            f"{name} must be an integer >= {lowest}, got {raw!r}; {Options.help(name)}"
+        )
     return raw
 
 
@@ -154,10 +168,14 @@ class Site:
 
     def lines(self) -> list[str]:
         """The site in a failure message: the figures, the allocating line, then how it was reached."""
-        lines = [f"  {units.format_size(self.bytes_per_call, signed=True) + '/call':>12}  "
-                 f"{self.blocks_per_call:+6.2f} blocks/call  {self.location()}  {self.source()}"]
+        lines = [
+            f"  {units.format_size(self.bytes_per_call, signed=True) + '/call':>12}  "
+            f"{self.blocks_per_call:+6.2f} blocks/call  {self.location()}  {self.source()}"
+        ]
         if self.via is not None:
-            lines.append(f"{'':>36}called from {_where(self.via)}  {linecache.getline(*self.via).strip()}")
+            lines.append(
+                f"{'':>36}called from {_where(self.via)}  {linecache.getline(*self.via).strip()}"
+            )
         if self.path:
             lines.append(f"{'':>36}through {' > '.join(map(_where, self.path))}")
         return lines
@@ -204,7 +222,9 @@ class Result:
 
     @property
     def blocks_per_call(self) -> float:
-        return statistics.median(self.round_blocks) / self.options.calls if self.round_blocks else 0.0
+        return (
+            statistics.median(self.round_blocks) / self.options.calls if self.round_blocks else 0.0
+        )
 
     def summary(self) -> str:
         o = self.options
@@ -235,8 +255,12 @@ class Result:
         return "\n".join(lines)
 
 
-def measure(call: Callable[[], Any], options: Options | None = None, origin: str | None = None,
-            budget: float | None = None) -> Result:
+def measure(
+    call: Callable[[], Any],
+    options: Options | None = None,
+    origin: str | None = None,
+    budget: float | None = None,
+) -> Result:
     """Call ``call`` repeatedly and decide whether it retains memory per call.
 
     ``call`` takes no arguments; a coroutine it returns is run to completion on a
@@ -262,7 +286,9 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
         for _ in range(options.warmup):
             runner()
         round_bytes, round_blocks = _rounds(runner, options.rounds, options.calls)
-        result = Result(_every_round_retains(round_bytes, options), options, round_bytes, round_blocks, 0, 0.0)
+        result = Result(
+            _every_round_retains(round_bytes, options), options, round_bytes, round_blocks, 0, 0.0
+        )
         if result.leaked:
             runner.suspected = statistics.median(round_bytes) / options.calls
             if started_tracing and options.frames > 1:
@@ -272,7 +298,9 @@ def measure(call: Callable[[], Any], options: Options | None = None, origin: str
                 # turned over, which the patience calls give it time to do.
                 tracemalloc.stop()
                 tracemalloc.start(options.frames)
-            result.patience_calls = max(0, options.patience - options.warmup - options.rounds * options.calls)
+            result.patience_calls = max(
+                0, options.patience - options.warmup - options.rounds * options.calls
+            )
             for _ in range(result.patience_calls):
                 runner()
             if frozen:
@@ -300,7 +328,9 @@ def _confirm(runner: _Runner, result: Result, only_new: bool, origin: str | None
     snapshot_before = tracemalloc.take_snapshot()
     more_bytes, more_blocks = _rounds(runner, options.rounds, options.calls)
     snapshot_after = tracemalloc.take_snapshot()
-    census_after = _census((census_before, snapshot_before, snapshot_after, more_bytes, more_blocks), only_new)
+    census_after = _census(
+        (census_before, snapshot_before, snapshot_after, more_bytes, more_blocks), only_new
+    )
     result.leaked = _every_round_retains(more_bytes, options)
     result.round_bytes += more_bytes
     result.round_blocks += more_blocks
@@ -346,7 +376,9 @@ def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int
     """Bytes and blocks retained by each of ``rounds`` rounds of ``calls`` calls."""
     traced = array("q", bytes(8 * (rounds + 1)))
     blocks = array("q", bytes(8 * (rounds + 1)))
-    slots = iter(range(1, rounds + 1))  # made before the first reading: it lives through every round
+    slots = iter(
+        range(1, rounds + 1)
+    )  # made before the first reading: it lives through every round
     _settle(traced, blocks, 0)  # the first reading pays for anything the reading itself sets up
     _settle(traced, blocks, 0)
     for slot in slots:
@@ -404,7 +436,9 @@ class _Runner:
         close_loop(loop)
 
 
-def _census(exclude: tuple[Any, ...], only_new: bool, objects: list[Any] | None = None) -> Counter[type]:
+def _census(
+    exclude: tuple[Any, ...], only_new: bool, objects: list[Any] | None = None
+) -> Counter[type]:
     """Live objects by type: every object the collector tracks, plus the untracked ones
     (str, bytes, int, float ...) counted once per reference a tracked object holds.
 
@@ -447,22 +481,36 @@ def _reachable(root: Any) -> list[Any]:
     return found
 
 
-def _growing_types(before: Counter[type], after: Counter[type], calls: int, top: int) -> list[TypeGrowth]:
+def _growing_types(
+    before: Counter[type], after: Counter[type], calls: int, top: int
+) -> list[TypeGrowth]:
     grown: Counter[str] = Counter()
     for kind, n in after.items():
         grown[naming.type_name(kind)] += n - before.get(kind, 0)
     # Below one object per twenty calls is the census's own bookkeeping, not the function.
     floor = max(1, calls // 20)
-    ranked = sorted((item for item in grown.items() if item[1] >= floor), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(
+        (item for item in grown.items() if item[1] >= floor), key=lambda item: (-item[1], item[0])
+    )
     return [TypeGrowth(name, diff / calls) for name, diff in ranked[:top]]
 
 
-def _growing_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, calls: int, top: int,
-                   origin: str | None) -> list[Site]:
+def _growing_sites(
+    before: tracemalloc.Snapshot,
+    after: tracemalloc.Snapshot,
+    calls: int,
+    top: int,
+    origin: str | None,
+) -> list[Site]:
     """The sites that grew between the snapshots, blamed and ranked as the probes do
     (:func:`leaklab.naming.rank_sites`); the check's own allocations are leaklab's, so blamed on no one."""
-    stats = ((d.traceback, d.size_diff, d.count_diff, d.size, d.count) for d in after.compare_to(before, "traceback"))
-    return [_site(entry, calls, origin) for entry in naming.rank_sites(stats, naming.Classifier(), top)]
+    stats = (
+        (d.traceback, d.size_diff, d.count_diff, d.size, d.count)
+        for d in after.compare_to(before, "traceback")
+    )
+    return [
+        _site(entry, calls, origin) for entry in naming.rank_sites(stats, naming.Classifier(), top)
+    ]
 
 
 def _site(entry: naming.SiteGrowth, calls: int, origin: str | None) -> Site:
@@ -470,13 +518,21 @@ def _site(entry: naming.SiteGrowth, calls: int, origin: str | None) -> Site:
     as its caller (else the line of ``origin``, the test, that led there)."""
     alloc = entry.alloc
     if entry.frame != alloc:
-        return Site(alloc[0], alloc[1], entry.size / calls, entry.count / calls, entry.frame,
-                    _between(entry.best[1], entry.frame, alloc))
+        return Site(
+            alloc[0],
+            alloc[1],
+            entry.size / calls,
+            entry.count / calls,
+            entry.frame,
+            _between(entry.best[1], entry.frame, alloc),
+        )
     via = _caller_in(entry.best[1], origin, alloc) if origin is not None else None
     return Site(alloc[0], alloc[1], entry.size / calls, entry.count / calls, via)
 
 
-def _between(frames: list[tuple[str, int]], first: tuple[str, int], last: tuple[str, int]) -> tuple[tuple[str, int], ...]:
+def _between(
+    frames: list[tuple[str, int]], first: tuple[str, int], last: tuple[str, int]
+) -> tuple[tuple[str, int], ...]:
     """The frames of a traceback strictly between ``first`` (its latest call) and ``last``, the
     allocating frame; none when the traceback does not run from one to the other."""
     if not frames or frames[-1] != last or first not in frames:
@@ -485,7 +541,9 @@ def _between(frames: list[tuple[str, int]], first: tuple[str, int], last: tuple[
     return tuple(frames[start:-1])
 
 
-def _caller_in(frames: list[tuple[str, int]], origin: str, site: tuple[str, int]) -> tuple[str, int] | None:
+def _caller_in(
+    frames: list[tuple[str, int]], origin: str, site: tuple[str, int]
+) -> tuple[str, int] | None:
     wanted = os.path.normcase(os.path.abspath(origin))
     for frame in frames:
         if os.path.normcase(os.path.abspath(frame[0])) == wanted and frame != site:

@@ -24,8 +24,12 @@ def _quote(text: str) -> str:
 
 def to_dot(chain: dict[str, Any]) -> str:
     """Graphviz text for one chain: the root on top, one node per hop, edges named by attribute or key."""
-    lines = ["digraph retention {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=9];']
+    lines = [
+        "digraph retention {",
+        "  rankdir=TB;",
+        '  node [shape=box, fontname="Helvetica", fontsize=11];',
+        '  edge [fontname="Helvetica", fontsize=9];',
+    ]
     hops = chain.get("hops") or []
     for i, hop in enumerate(hops):
         label = str(hop.get("label", "?"))
@@ -52,8 +56,12 @@ def render_png(chain: dict[str, Any], dot_path: Path, timeout_s: float = 30.0) -
         return None
     png = dot_path.with_suffix(".png")
     try:
-        subprocess.run([dot, "-Tpng", "-o", str(png), str(dot_path)], check=True, capture_output=True,
-                       timeout=timeout_s)
+        subprocess.run(
+            [dot, "-Tpng", "-o", str(png), str(dot_path)],
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
     except (subprocess.SubprocessError, OSError):
         return None
     return png

@@ -125,7 +125,9 @@ def short_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
-def blame(frames: list[tuple[str, int]], classifier: Classifier) -> tuple[tuple[str, int], bool] | None:
+def blame(
+    frames: list[tuple[str, int]], classifier: Classifier
+) -> tuple[tuple[str, int], bool] | None:
     """The most recent frame in user code (oldest-first ``frames``), else the allocating frame.
 
     None for leaklab's own allocations (the child reporting, a probe at work, the
@@ -230,7 +232,14 @@ class SiteGrowth:
         """The frame that allocated most of the growth."""
         return max(self.allocs.items(), key=lambda item: item[1])[0]
 
-    def add(self, frames: list[tuple[str, int]], size: int, count: int, size_total: int, count_total: int) -> None:
+    def add(
+        self,
+        frames: list[tuple[str, int]],
+        size: int,
+        count: int,
+        size_total: int,
+        count_total: int,
+    ) -> None:
         self.size += size
         self.count += count
         self.size_total += size_total
@@ -240,8 +249,9 @@ class SiteGrowth:
             self.best = (size, frames)
 
 
-def rank_sites(stats: Iterable[tuple[Any, int, int, int, int]], classifier: Classifier,
-               top: int) -> list[SiteGrowth]:
+def rank_sites(
+    stats: Iterable[tuple[Any, int, int, int, int]], classifier: Classifier, top: int
+) -> list[SiteGrowth]:
     """Top ``top`` blamed frames by growing size from ``(traceback, size, count, size_total,
     count_total)`` (a traceback: oldest-first frames with ``filename`` and ``lineno``).
 
@@ -264,8 +274,13 @@ def rank_sites(stats: Iterable[tuple[Any, int, int, int, int]], classifier: Clas
     return sorted(growing, key=lambda s: s.size, reverse=True)[:top]
 
 
-def group_sites(stats: Iterable[tuple[Any, int, int, int, int]], classifier: Classifier, top: int,
-                depth: int = 5, seen: set[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+def group_sites(
+    stats: Iterable[tuple[Any, int, int, int, int]],
+    classifier: Classifier,
+    top: int,
+    depth: int = 5,
+    seen: set[tuple[str, int]] | None = None,
+) -> list[dict[str, Any]]:
     """:func:`rank_sites` as the ``sites`` of a ``tracemalloc_snapshot`` event.
 
     Frames are bare ``file``/``line`` (see :func:`source_lines`); each one shown is
@@ -279,17 +294,19 @@ def group_sites(stats: Iterable[tuple[Any, int, int, int, int]], classifier: Cla
         if seen is not None:
             seen.add(entry.frame)
             seen.update(shown)
-        out.append({
-            "site": f"{short_path(filename)}:{lineno}",
-            "file": filename,
-            "line": lineno,
-            "user": entry.user,
-            "kind": classifier.kind(filename),
-            "size": entry.size,
-            "count": entry.count,
-            "size_total": entry.size_total,
-            "count_total": entry.count_total,
-            "alloc": f"{short_path(alloc[0])}:{alloc[1]}",
-            "traceback": [{"file": f, "line": n} for f, n in shown],
-        })
+        out.append(
+            {
+                "site": f"{short_path(filename)}:{lineno}",
+                "file": filename,
+                "line": lineno,
+                "user": entry.user,
+                "kind": classifier.kind(filename),
+                "size": entry.size,
+                "count": entry.count,
+                "size_total": entry.size_total,
+                "count_total": entry.count_total,
+                "alloc": f"{short_path(alloc[0])}:{alloc[1]}",
+                "traceback": [{"file": f, "line": n} for f, n in shown],
+            }
+        )
     return out

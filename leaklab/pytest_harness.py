@@ -97,9 +97,9 @@ class _MonkeyPatchStore:
     def restore(self) -> None:
         patcher = self.patcher
         tail = pytest.MonkeyPatch()
-        tail._setattr = patcher._setattr[self.setattr_len:]
-        tail._setitem = patcher._setitem[self.setitem_len:]
-        del patcher._setattr[self.setattr_len:], patcher._setitem[self.setitem_len:]
+        tail._setattr = patcher._setattr[self.setattr_len :]
+        tail._setitem = patcher._setitem[self.setitem_len :]
+        del patcher._setattr[self.setattr_len :], patcher._setitem[self.setitem_len :]
         if not self.syspath_saved:
             tail._savesyspath, patcher._savesyspath = patcher._savesyspath, None
         if not self.cwd_saved:
@@ -116,10 +116,10 @@ class _MockerStore:
         self.length = len(cache)
 
     def restore(self) -> None:
-        for entry in reversed(self.cache[self.length:]):
+        for entry in reversed(self.cache[self.length :]):
             if entry.patch is not None:
                 entry.patch.stop()
-        del self.cache[self.length:]
+        del self.cache[self.length :]
 
 
 def find_stores(item: pytest.Item) -> list[Store]:
@@ -135,7 +135,9 @@ def find_stores(item: pytest.Item) -> list[Store]:
         stores.append(_ListStore(xml.global_properties))
     funcargs = getattr(item, "funcargs", {})
     stores.extend(_MonkeyPatchStore(v) for v in funcargs.values() if _is_monkeypatch(v))
-    stores.extend(_MockerStore(cache) for cache in map(_mocker_cache, funcargs.values()) if cache is not None)
+    stores.extend(
+        _MockerStore(cache) for cache in map(_mocker_cache, funcargs.values()) if cache is not None
+    )
     return stores
 
 
@@ -157,8 +159,11 @@ def _log_capture_handlers() -> list[Any]:
     from _pytest.logging import LogCaptureHandler
 
     loggers = [logging.getLogger()]
-    loggers += [lg for lg in logging.Logger.manager.loggerDict.values()
-                if isinstance(lg, logging.Logger) and not lg.propagate]
+    loggers += [
+        lg
+        for lg in logging.Logger.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger) and not lg.propagate
+    ]
     found: dict[int, Any] = {}
     for logger in loggers:
         for handler in logger.handlers:
@@ -216,4 +221,5 @@ def _mocker_cache(value: Any) -> list[Any] | None:
 
 def _is_monkeypatch(value: Any) -> bool:
     return isinstance(value, pytest.MonkeyPatch) and all(
-        hasattr(value, name) for name in ("_setattr", "_setitem", "_savesyspath", "_cwd"))
+        hasattr(value, name) for name in ("_setattr", "_setitem", "_savesyspath", "_cwd")
+    )

@@ -53,12 +53,22 @@ UNCONFIRMED = "over budget, unconfirmed"  # every measured round retained; no ti
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leaklab", "memory retained per call (leaklab)")
     group.addoption(
-        "--leaklab", "--leaklab-all", action="store_true", dest=SUITE_OPTION, default=False,
+        "--leaklab",
+        "--leaklab-all",
+        action="store_true",
+        dest=SUITE_OPTION,
+        default=False,
         help="check every test, marked or not, for memory retained per call (docs/ci.md); "
-             "tests that cannot be repeated are left unchecked")
+        "tests that cannot be repeated are left unchecked",
+    )
     group.addoption(
-        "--leaklab-budget", dest=BUDGET_OPTION, type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
-        help=f"with --leaklab: time an unmarked test's check may take (default {DEFAULT_BUDGET:g} s)")
+        "--leaklab-budget",
+        dest=BUDGET_OPTION,
+        type=float,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help=f"with --leaklab: time an unmarked test's check may take (default {DEFAULT_BUDGET:g} s)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,8 +80,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "repeatedly and fail when every round retains more than max_per_call bytes per call (docs/ci.md)",
     )
     if config.getoption(BUDGET_OPTION) <= 0:
-        raise pytest.UsageError(f"--leaklab-budget must be a positive number of seconds, "
-                                f"got {config.getoption(BUDGET_OPTION)}")
+        raise pytest.UsageError(
+            f"--leaklab-budget must be a positive number of seconds, "
+            f"got {config.getoption(BUDGET_OPTION)}"
+        )
     config.pluginmanager.register(SuiteSummary(config.getoption(SUITE_OPTION)), "leaklab-summary")
 
 
@@ -79,9 +91,12 @@ def marker_options(marker: pytest.Mark) -> callleak.Options:
     """Options from ``@pytest.mark.leaklab(...)``: an optional positional ``max_per_call``, then keywords."""
     # Imported here: every pytest session in the environment loads this plugin, few use it.
     from leaklab import callleak
+
     positional = callleak.Options.names()[0]
     if len(marker.args) > 1:
-        raise callleak.OptionError(f"takes at most one positional argument ({positional}), got {len(marker.args)}")
+        raise callleak.OptionError(
+            f"takes at most one positional argument ({positional}), got {len(marker.args)}"
+        )
     values = dict(marker.kwargs)
     if marker.args:
         if positional in values:
@@ -124,8 +139,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     from _pytest.unittest import TestCaseFunction
 
     # An async test case's methods run on its own loop (IsolatedAsyncioTestCase): left alone.
-    marked_async = item.get_closest_marker(MARKER) and inspect.iscoroutinefunction(getattr(item, "obj", None))
-    repeated = _repeated_body(item) if isinstance(item, TestCaseFunction) and not marked_async else None
+    marked_async = item.get_closest_marker(MARKER) and inspect.iscoroutinefunction(
+        getattr(item, "obj", None)
+    )
+    repeated = (
+        _repeated_body(item) if isinstance(item, TestCaseFunction) and not marked_async else None
+    )
     if repeated is None:
         return (yield)
     original = item.obj
@@ -155,8 +174,9 @@ def _repeated_body(item: pytest.Function) -> Callable[..., None] | None:
         call = functools.partial(original, **funcargs)
         stores = pytest_harness.find_stores(item)
         if marker is not None:
-            result = callleak.measure(pytest_harness.rolled_back(call, stores), marker_options(marker),
-                                      origin=origin)
+            result = callleak.measure(
+                pytest_harness.rolled_back(call, stores), marker_options(marker), origin=origin
+            )
         else:
             result = _check_unmarked(item, call, stores, origin)
             if result is None:
@@ -178,8 +198,9 @@ def _cannot_repeat(item: pytest.Function) -> str | None:
     return None
 
 
-def _check_unmarked(item: pytest.Function, call: Callable[[], Any], stores: list[Any],
-                    origin: str) -> callleak.Result | None:
+def _check_unmarked(
+    item: pytest.Function, call: Callable[[], Any], stores: list[Any], origin: str
+) -> callleak.Result | None:
     """``--leaklab`` on an unmarked test: its own first call, then the check within the budget.
 
     The first call is the test: its failure is the test's failure. After it, anything that
@@ -197,12 +218,16 @@ def _check_unmarked(item: pytest.Function, call: Callable[[], Any], stores: list
     first = time.perf_counter() - began
     planned = options.warmup + options.rounds * options.calls
     if first * planned > budget:
-        _record_not_checked(item, f"over budget: one call took {first:.2f} s, the check needs {planned} "
-                                  f"(--leaklab-budget {budget:g} s)")
+        _record_not_checked(
+            item,
+            f"over budget: one call took {first:.2f} s, the check needs {planned} "
+            f"(--leaklab-budget {budget:g} s)",
+        )
         return None
     try:
-        return callleak.measure(pytest_harness.rolled_back(call, stores), options, origin=origin,
-                                budget=budget - first)
+        return callleak.measure(
+            pytest_harness.rolled_back(call, stores), options, origin=origin, budget=budget - first
+        )
     except callleak.BudgetExceeded as exc:
         if exc.suspected is not None:
             item.user_properties.append((PROPERTY_BYTES, round(exc.suspected, 2)))
@@ -212,7 +237,9 @@ def _check_unmarked(item: pytest.Function, call: Callable[[], Any], stores: list
     except (Exception, OutcomeException) as exc:  # noqa: B014 - OutcomeException is a BaseException
         text = str(exc).strip().splitlines()
         detail = f": {text[0][:120]}" if text else ""
-        _record_not_checked(item, f"not repeatable: a later call raised {type(exc).__name__}{detail}")
+        _record_not_checked(
+            item, f"not repeatable: a later call raised {type(exc).__name__}{detail}"
+        )
     return None
 
 
@@ -252,8 +279,14 @@ class SuiteSummary:
         if status in (CHECKED, FLAGGED):
             self.checked += 1
         if status == FLAGGED:
-            self.flagged.append((float(props.get(PROPERTY_BYTES, 0)), float(props.get(PROPERTY_BLOCKS, 0)),
-                                 report.nodeid, str(props.get(PROPERTY_SITE, ""))))
+            self.flagged.append(
+                (
+                    float(props.get(PROPERTY_BYTES, 0)),
+                    float(props.get(PROPERTY_BLOCKS, 0)),
+                    report.nodeid,
+                    str(props.get(PROPERTY_SITE, "")),
+                )
+            )
         elif str(status).startswith(NOT_CHECKED):
             self.not_checked[_reason_kind(str(status))] += 1
             if _reason_kind(str(status)) == UNCONFIRMED:
@@ -267,17 +300,23 @@ class SuiteSummary:
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "leaklab: memory retained per call")
         skipped = ", ".join(f"{n} {kind}" for kind, n in self.not_checked.most_common())
-        write(f"{self.checked} tests checked, {len(self.flagged)} retain memory on every call"
-              + (f"; not checked: {skipped}" if skipped else ""))
+        write(
+            f"{self.checked} tests checked, {len(self.flagged)} retain memory on every call"
+            + (f"; not checked: {skipped}" if skipped else "")
+        )
         if self.flagged:
             write(f"{'bytes/call':>11} {'blocks/call':>11}  test  (top allocation site)")
         for per_call, blocks, nodeid, site in sorted(self.flagged, key=lambda row: -row[0]):
-            write(f"{units.format_size(per_call, signed=True):>11} {blocks:>+11.2f}  {_printable(nodeid)}")
+            write(
+                f"{units.format_size(per_call, signed=True):>11} {blocks:>+11.2f}  {_printable(nodeid)}"
+            )
             if site:
                 write(f"{'':>25}{_printable(site)[:160]}")
         if self.unconfirmed:
-            write("retained in every measured round, budget ran out before the confirming rounds "
-                  "(check alone, or raise --leaklab-budget):")
+            write(
+                "retained in every measured round, budget ran out before the confirming rounds "
+                "(check alone, or raise --leaklab-budget):"
+            )
         for per_call, nodeid in sorted(self.unconfirmed, key=lambda row: -row[0]):
             write(f"{units.format_size(per_call, signed=True):>11} {'':>11}  {_printable(nodeid)}")
 
@@ -310,10 +349,14 @@ class LeakCheck:
         from leaklab import callleak, pytest_harness
 
         names = callleak.Options.names()
-        options = callleak.Options.from_mapping({k: kwargs.pop(k) for k in list(kwargs) if k in names})
+        options = callleak.Options.from_mapping(
+            {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        )
         call = functools.partial(fn, *args, **kwargs)
         stores = pytest_harness.find_stores(self.item) if self.item is not None else []
-        result = callleak.measure(pytest_harness.rolled_back(call, stores), options, origin=self.origin)
+        result = callleak.measure(
+            pytest_harness.rolled_back(call, stores), options, origin=self.origin
+        )
         if result.leaked:
             name = getattr(fn, "__qualname__", None) or repr(fn)
             pytest.fail(result.message(f"{name}()"), pytrace=False)

@@ -45,8 +45,15 @@ BOOL0 = (bool, None)
 
 def type_name(value: Any) -> str:
     """How a JSON value's type reads in an error message."""
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
-             type(None): "null", int: "a number", float: "a number"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "true/false",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -60,8 +67,9 @@ def _option_error(value: Any, options: tuple[Any, ...], where: str) -> str | Non
                 return shape_error(value, option, where)
         elif isinstance(value, option) and not (isinstance(value, bool) and option in (int, float)):
             return None
-    wanted = dict.fromkeys("null" if o is None else type_name(o() if isinstance(o, type) else o)
-                           for o in options)
+    wanted = dict.fromkeys(
+        "null" if o is None else type_name(o() if isinstance(o, type) else o) for o in options
+    )
     return f"{where} must be {' or '.join(wanted)}, not {type_name(value)}"
 
 
@@ -78,8 +86,11 @@ def shape_error(value: Any, shape: Any, where: str) -> str | None:
         if str in shape:
             problems = (shape_error(v, shape[str], f"{where}[{k!r}]") for k, v in value.items())
         else:
-            problems = (shape_error(value[k], inner, f"{where}.{k}" if where else k)
-                        for k, inner in shape.items() if k in value)
+            problems = (
+                shape_error(value[k], inner, f"{where}.{k}" if where else k)
+                for k, inner in shape.items()
+                if k in value
+            )
         return next((p for p in problems if p), None)
     return _option_error(value, shape if isinstance(shape, tuple) else (shape,), where)
 
@@ -108,7 +119,11 @@ def _shape_of_type(hint: Any) -> Any:
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    return {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls) if f.name != "extra"}
+    return {
+        f.name: typing.get_type_hints(cls)[f.name]
+        for f in dataclasses.fields(cls)
+        if f.name != "extra"
+    }
 
 
 @functools.cache
@@ -159,8 +174,11 @@ class Record:
         return cls(**known, extra={k: v for k, v in data.items() if k not in hints})
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: _write_value(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if f.name != "extra" and not (self.OMIT_NONE and getattr(self, f.name) is None)}
+        data = {
+            f.name: _write_value(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name != "extra" and not (self.OMIT_NONE and getattr(self, f.name) is None)
+        }
         return {**data, **self.extra}
 
 
@@ -258,7 +276,6 @@ class RunSettings(Record):
 
 @dataclass(frozen=True)
 class RequestCounts(Record):
-
     OMIT_NONE = True
     sent: float | None = None
     ok: float | None = None
@@ -308,7 +325,6 @@ class ExitInfo(Record):
 
 @dataclass(frozen=True)
 class ProbeOverhead(Record):
-
     OMIT_NONE = True
     loop_s: float | None = None
     probes: dict[str, dict[str, Any] | None] | None = None
@@ -337,7 +353,9 @@ class Meta(Record):
     decided: Decided | None = None
     exit: ExitInfo | None = None
     probe_overhead: ProbeOverhead | None = None
-    source: dict[str, Any] | str | None = None  # what recorded it: "command", "watch", "pm2", or an import's origin
+    source: dict[str, Any] | str | None = (
+        None  # what recorded it: "command", "watch", "pm2", or an import's origin
+    )
     command: list[str] | None = None  # the command a command run started
 
     @property
@@ -349,7 +367,11 @@ class Meta(Record):
 def settings_of(meta: Mapping[str, Any]) -> RunSettings:
     """The config of a ``meta.json`` dict (empty when it has none)."""
     config = meta.get("config")
-    return RunSettings.from_dict(config, "meta.json config") if isinstance(config, dict) else RunSettings()
+    return (
+        RunSettings.from_dict(config, "meta.json config")
+        if isinstance(config, dict)
+        else RunSettings()
+    )
 
 
 # -- samples.csv ----------------------------------------------------------------------------------
@@ -377,52 +399,153 @@ class Column(TextEnum):
 # -- events.jsonl ---------------------------------------------------------------------------------
 
 _FRAME = {"file": STR0, "line": NUM0, "function": STR0, "code": STR0}
-_SITE = {"site": STR0, "file": STR0, "line": NUM0, "function": STR0, "code": STR0, "user": BOOL0,
-         "kind": STR0, "size": NUM0, "count": NUM0, "size_total": NUM0, "count_total": NUM0,
-         "alloc": (dict, str, None), "traceback": [_FRAME]}
+_SITE = {
+    "site": STR0,
+    "file": STR0,
+    "line": NUM0,
+    "function": STR0,
+    "code": STR0,
+    "user": BOOL0,
+    "kind": STR0,
+    "size": NUM0,
+    "count": NUM0,
+    "size_total": NUM0,
+    "count_total": NUM0,
+    "alloc": (dict, str, None),
+    "traceback": [_FRAME],
+}
 _GC_COUNTS = {str: NUM0}
 _SIZED_COUNTS = {str: {"count": NUM0, "size": NUM0}}
-_SNAPSHOT = {"snapshot": NUM0, "baseline": BOOL0, "final": BOOL0, "steps": NUM0,
-             "steps_since_baseline": NUM0, "total": NUM0, "cost_s": NUM0}
-_LIFECYCLE = {"generation": NUM0, "pid": NUM0, "port": NUM0, "steps": NUM0, "errors": NUM0,
-              "returncode": NUM0, "uptime_s": NUM0, "backoff_s": NUM0}
+_SNAPSHOT = {
+    "snapshot": NUM0,
+    "baseline": BOOL0,
+    "final": BOOL0,
+    "steps": NUM0,
+    "steps_since_baseline": NUM0,
+    "total": NUM0,
+    "cost_s": NUM0,
+}
+_LIFECYCLE = {
+    "generation": NUM0,
+    "pid": NUM0,
+    "port": NUM0,
+    "steps": NUM0,
+    "errors": NUM0,
+    "returncode": NUM0,
+    "uptime_s": NUM0,
+    "backoff_s": NUM0,
+}
 _MARK = shape_of(Mark)
 
 #: Per event kind, the fields readers use (every event: ``t`` a number or null, ``kind`` a string).
 EVENT_SHAPES: dict[str, dict[str, Any]] = {
     EventKind.GC_TYPES: {**_SNAPSHOT, "types": _GC_COUNTS, "base": _GC_COUNTS},
-    EventKind.PYMPLER_SUMMARY: {**_SNAPSHOT, "types": _SIZED_COUNTS, "base": _SIZED_COUNTS,
-                                "total_count": NUM0, "total_size": NUM0},
+    EventKind.PYMPLER_SUMMARY: {
+        **_SNAPSHOT,
+        "types": _SIZED_COUNTS,
+        "base": _SIZED_COUNTS,
+        "total_count": NUM0,
+        "total_size": NUM0,
+    },
     EventKind.TRACEMALLOC_SNAPSHOT: {
-        "mode": STR0, "snapshot": NUM0, "nframes": NUM0, "steps": NUM0, "seconds": NUM0,
-        "rate_in": NUM0, "rate_out": NUM0, "slowdown_s": NUM0, "snapshot_s": NUM0, "traced": NUM0,
-        "peak": NUM0, "survivors": ({"size": NUM0, "count": NUM0}, None), "sites": [_SITE]},
+        "mode": STR0,
+        "snapshot": NUM0,
+        "nframes": NUM0,
+        "steps": NUM0,
+        "seconds": NUM0,
+        "rate_in": NUM0,
+        "rate_out": NUM0,
+        "slowdown_s": NUM0,
+        "snapshot_s": NUM0,
+        "traced": NUM0,
+        "peak": NUM0,
+        "survivors": ({"size": NUM0, "count": NUM0}, None),
+        "sites": [_SITE],
+    },
     EventKind.MEMRAY_CAPTURE: {
-        "captured": BOOL0, "native": BOOL0, "steps": NUM0, "seconds": NUM0, "slowdown_s": NUM0,
-        "capture": STR0, "capture_bytes": NUM0, "flamegraph": STR0, "stats": STR0,
-        "errors": (list, None), "top_leaks": ([_SITE], None), "reports_s": NUM0, "reason": STR0},
+        "captured": BOOL0,
+        "native": BOOL0,
+        "steps": NUM0,
+        "seconds": NUM0,
+        "slowdown_s": NUM0,
+        "capture": STR0,
+        "capture_bytes": NUM0,
+        "flamegraph": STR0,
+        "stats": STR0,
+        "errors": (list, None),
+        "top_leaks": ([_SITE], None),
+        "reports_s": NUM0,
+        "reason": STR0,
+    },
     EventKind.RETENTION_CHAIN: {
-        "object_type": STR0, "growth": NUM0, "reason": STR0, "steps": NUM0, "found": BOOL0,
-        "text": STR0, "root": STR0, "root_kind": STR0, "user_root": BOOL0,
-        "hops": ([{"label": STR0, "type": STR0, "via": STR0}], None), "depth": NUM0,
-        "search": STR0, "instances": NUM0, "seconds": NUM0, "timed_out": BOOL0, "dot": STR0,
-        "png": STR0},
+        "object_type": STR0,
+        "growth": NUM0,
+        "reason": STR0,
+        "steps": NUM0,
+        "found": BOOL0,
+        "text": STR0,
+        "root": STR0,
+        "root_kind": STR0,
+        "user_root": BOOL0,
+        "hops": ([{"label": STR0, "type": STR0, "via": STR0}], None),
+        "depth": NUM0,
+        "search": STR0,
+        "instances": NUM0,
+        "seconds": NUM0,
+        "timed_out": BOOL0,
+        "dot": STR0,
+        "png": STR0,
+    },
     EventKind.SOURCE_LINES: {"lines": {str: [STR0]}},
     EventKind.RESTART: {
-        "reason": STR0, "generation": NUM0, "rss": NUM0, "limit": NUM0, "mode": STR0,
-        "signal": STR0, "backoff_s": NUM0, "returncode": NUM0, "error": STR0,
-        "new_generation": NUM0, "stopped_after_s": NUM0, "killed": BOOL0, "healthy_after_s": NUM0},
+        "reason": STR0,
+        "generation": NUM0,
+        "rss": NUM0,
+        "limit": NUM0,
+        "mode": STR0,
+        "signal": STR0,
+        "backoff_s": NUM0,
+        "returncode": NUM0,
+        "error": STR0,
+        "new_generation": NUM0,
+        "stopped_after_s": NUM0,
+        "killed": BOOL0,
+        "healthy_after_s": NUM0,
+    },
     EventKind.LOAD_START: shape_of(LoadSettings),
-    EventKind.LOAD_END: {"sent": NUM0, "ok": NUM0, "failed": NUM0, "errors": ({str: NUM0}, None),
-                         "started_at": NUM0, "ended_at": NUM0, "throughput_rps": NUM0},
-    **{kind: _LIFECYCLE for kind in (EventKind.START, EventKind.READY, EventKind.HEALTHY,
-                                     EventKind.UNHEALTHY, EventKind.EXIT, EventKind.CRASH,
-                                     EventKind.DONE, EventKind.WARMUP_END)},
+    EventKind.LOAD_END: {
+        "sent": NUM0,
+        "ok": NUM0,
+        "failed": NUM0,
+        "errors": ({str: NUM0}, None),
+        "started_at": NUM0,
+        "ended_at": NUM0,
+        "throughput_rps": NUM0,
+    },
+    **{
+        kind: _LIFECYCLE
+        for kind in (
+            EventKind.START,
+            EventKind.READY,
+            EventKind.HEALTHY,
+            EventKind.UNHEALTHY,
+            EventKind.EXIT,
+            EventKind.CRASH,
+            EventKind.DONE,
+            EventKind.WARMUP_END,
+        )
+    },
     EventKind.PROBE_OVERHEAD: shape_of(ProbeOverhead),
     EventKind.KILLED_AT_CAP: {"rss": NUM0, "max_rss": NUM0},
     EventKind.SNAPSHOT_ERROR: {"probe": STR0, "what": STR0, "error": STR0},
-    EventKind.COLLECTIONS: {"forced": NUM0, "natural": NUM0, "forced_s": NUM0, "block_reads": NUM0,
-                            "block_reads_skipped": NUM0, "block_reads_s": NUM0},
+    EventKind.COLLECTIONS: {
+        "forced": NUM0,
+        "natural": NUM0,
+        "forced_s": NUM0,
+        "block_reads": NUM0,
+        "block_reads_skipped": NUM0,
+        "block_reads_s": NUM0,
+    },
     EventKind.DECIDED: {"label": STR0, "looks": NUM0, "text": STR0, "window_start": (_MARK, None)},
 }
 _EVENT = {"t": NUM0, "kind": str}

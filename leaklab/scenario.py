@@ -67,7 +67,9 @@ class Param:
         except (ValueError, TypeError) as exc:
             raise ScenarioError(f"{label}: {exc}") from None
         if self.choices is not None and value not in self.choices:
-            raise ScenarioError(f"{label}: {raw!r} is not one of {', '.join(map(str, self.choices))}")
+            raise ScenarioError(
+                f"{label}: {raw!r} is not one of {', '.join(map(str, self.choices))}"
+            )
         return value
 
     def _coerce(self, raw: Any) -> Any:
@@ -107,7 +109,9 @@ class Param:
             try:
                 value = ast.literal_eval(raw)
             except (ValueError, SyntaxError):
-                raise ValueError(f"expected a {type(default).__name__} literal, got {raw!r}") from None
+                raise ValueError(
+                    f"expected a {type(default).__name__} literal, got {raw!r}"
+                ) from None
         else:
             value = raw
         if not isinstance(value, type(default)):
@@ -169,7 +173,9 @@ class Scenario:
         unknown = sorted(set(overrides) - set(self.params))
         if unknown:
             known = ", ".join(self.params) or "(none)"
-            raise ScenarioError(f"scenario {self.name!r} has no parameter {unknown[0]!r}; known parameters: {known}")
+            raise ScenarioError(
+                f"scenario {self.name!r} has no parameter {unknown[0]!r}; known parameters: {known}"
+            )
         values: dict[str, Any] = {}
         variant_defaults = self.variants[variant].params if variant in self.variants else {}
         for name, param in self.params.items():
@@ -315,13 +321,18 @@ def _read_variants(raw: Any, path: Path) -> dict[str, Variant]:
         elif isinstance(value, Mapping):
             unknown = set(value) - {"doc", "params", "rate", "aliases"}
             if unknown:
-                raise ScenarioError(f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, params, rate, aliases")
+                raise ScenarioError(
+                    f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, params, rate, aliases"
+                )
             if value.get("rate") is not None:
                 units.parse_rate(value["rate"])
             aliases = value.get("aliases", ())
             aliases = (aliases,) if isinstance(aliases, str) else tuple(map(str, aliases))
             variants[name] = Variant(
-                name=name, doc=value.get("doc", ""), params=dict(value.get("params", {})), rate=value.get("rate"),
+                name=name,
+                doc=value.get("doc", ""),
+                params=dict(value.get("params", {})),
+                rate=value.get("rate"),
                 aliases=aliases,
             )
         else:
@@ -330,7 +341,9 @@ def _read_variants(raw: Any, path: Path) -> dict[str, Variant]:
     for variant in variants.values():
         clash = taken.intersection(variant.aliases)
         if clash:
-            raise ScenarioError(f"{path}: alias {sorted(clash)[0]!r} of variant {variant.name!r} is already a variant or alias")
+            raise ScenarioError(
+                f"{path}: alias {sorted(clash)[0]!r} of variant {variant.name!r} is already a variant or alias"
+            )
         taken.update(variant.aliases)
     return variants
 
@@ -340,7 +353,9 @@ def _read_params(raw: Any, path: Path) -> dict[str, Param]:
         return {}
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{path}: PARAMS must be a dict of name -> default")
-    return {name: value if isinstance(value, Param) else Param(value) for name, value in raw.items()}
+    return {
+        name: value if isinstance(value, Param) else Param(value) for name, value in raw.items()
+    }
 
 
 def parse_param_overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -359,7 +374,13 @@ def describe(path: Path) -> dict[str, Any]:
     try:
         scenario = load(path)
     except ScenarioError as exc:
-        return {"name": display_name(path), "path": str(path), "description": f"(cannot load: {exc})", "variants": {}, "params": {}}
+        return {
+            "name": display_name(path),
+            "path": str(path),
+            "description": f"(cannot load: {exc})",
+            "variants": {},
+            "params": {},
+        }
     return {
         "name": scenario.name,
         "path": str(scenario.path),

@@ -43,7 +43,15 @@ from leaklab.records import (
     type_name,
 )
 
-__all__ = ["SCHEMA_VERSION", "Column", "Meta", "RunFormatError", "RunSettings", "check_event", "check_meta"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Column",
+    "Meta",
+    "RunFormatError",
+    "RunSettings",
+    "check_event",
+    "check_meta",
+]
 
 META = "meta.json"
 SAMPLES = "samples.csv"
@@ -100,7 +108,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
-def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None, when: datetime | None = None) -> Path:
+def new_run_dir(
+    root: str | os.PathLike[str], scenario: str, variant: str | None, when: datetime | None = None
+) -> Path:
     """Create and return ``root/<UTC timestamp>-<scenario>[-<variant>]`` (unique)."""
     when = when or utc_now()
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
@@ -117,7 +127,9 @@ def new_run_dir(root: str | os.PathLike[str], scenario: str, variant: str | None
             (candidate / ARTIFACTS).mkdir()
             return candidate
     except OSError as exc:
-        raise RunDirError(f"cannot create a run directory under {root}: {exc.strerror or exc}") from None
+        raise RunDirError(
+            f"cannot create a run directory under {root}: {exc.strerror or exc}"
+        ) from None
     raise RunDirError(f"cannot create a unique run directory under {root}")
 
 
@@ -188,8 +200,13 @@ class _LazyTable:
 class RunWriter:
     """Appends to a run directory; every write is flushed before it returns."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any] | Meta, columns: Iterable[str] = BASE_COLUMNS,
-                 sync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        meta: Mapping[str, Any] | Meta,
+        columns: Iterable[str] = BASE_COLUMNS,
+        sync: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.sync = sync  # fsync meta.json on every rewrite (see write_json_atomic)
         fields = meta.to_dict() if isinstance(meta, Meta) else meta
@@ -355,12 +372,16 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _read_table(path: Path, problems: list[str], text_columns: frozenset[str] = frozenset()) -> dict[str, list[Any]] | None:
+def _read_table(
+    path: Path, problems: list[str], text_columns: frozenset[str] = frozenset()
+) -> dict[str, list[Any]] | None:
     """Columns of a CSV run file; numbers as floats (empty cells NaN), ``text_columns`` as str.
     None when the file is missing or has no complete header line."""
     if not path.is_file():
         return None
-    lines = _split_complete_lines(path.read_text(encoding="utf-8", errors="replace"), path.name, problems)
+    lines = _split_complete_lines(
+        path.read_text(encoding="utf-8", errors="replace"), path.name, problems
+    )
     if not lines:
         return None
     if not text_columns:
@@ -374,10 +395,15 @@ def _read_table(path: Path, problems: list[str], text_columns: frozenset[str] = 
     nan = math.nan
     for lineno, row in enumerate(reader, start=2):
         if len(row) != len(header):
-            problems.append(f"{path.name}:{lineno}: expected {len(header)} fields, got {len(row)}; row ignored")
+            problems.append(
+                f"{path.name}:{lineno}: expected {len(header)} fields, got {len(row)}; row ignored"
+            )
             continue
         try:
-            values = [cell if is_text else (float(cell) if cell else nan) for cell, is_text in zip(row, text, strict=True)]
+            values = [
+                cell if is_text else (float(cell) if cell else nan)
+                for cell, is_text in zip(row, text, strict=True)
+            ]
         except ValueError:
             problems.append(f"{path.name}:{lineno}: non-numeric field; row ignored")
             continue
@@ -398,8 +424,14 @@ def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
     # pandas 3 parses floats exactly by default (and deprecates the option); pandas 2 needs asking.
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     try:
-        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=float, keep_default_na=False, na_values=[""],
-                            engine="c", **exact)
+        frame = pd.read_csv(
+            io.StringIO("\n".join(lines)),
+            dtype=float,
+            keep_default_na=False,
+            na_values=[""],
+            engine="c",
+            **exact,
+        )
     except (ValueError, pd.errors.ParserError):
         return None
     if list(frame.columns) != next(csv.reader([lines[0]])):
@@ -407,7 +439,9 @@ def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
     return {str(c): frame[c].tolist() for c in frame.columns}
 
 
-def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[float]]:
+def read_samples(
+    path: str | os.PathLike[str], problems: list[str] | None = None
+) -> dict[str, list[float]]:
     """Columns of ``samples.csv`` as lists of floats (missing cells are NaN)."""
     problems = problems if problems is not None else []
     samples_path = Path(path) / SAMPLES
@@ -417,26 +451,34 @@ def read_samples(path: str | os.PathLike[str], problems: list[str] | None = None
     return columns if columns is not None else {c: [] for c in BASE_COLUMNS}
 
 
-def read_requests(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[Any]]:
+def read_requests(
+    path: str | os.PathLike[str], problems: list[str] | None = None
+) -> dict[str, list[Any]]:
     """Columns of ``requests.csv`` (``{}`` for a run without one): ``t``, ``generation``,
     ``latency_s`` and ``status`` as floats (NaN when empty), ``error`` as text."""
     problems = problems if problems is not None else []
     return _read_table(Path(path) / REQUESTS, problems, _TEXT_COLUMNS) or {}
 
 
-def read_processes(path: str | os.PathLike[str], problems: list[str] | None = None) -> dict[str, list[Any]]:
+def read_processes(
+    path: str | os.PathLike[str], problems: list[str] | None = None
+) -> dict[str, list[Any]]:
     """Columns of ``processes.csv`` (``{}`` for a run without one); ``name`` as text."""
     problems = problems if problems is not None else []
     return _read_table(Path(path) / PROCESSES, problems, frozenset({"name"})) or {}
 
 
-def read_events(path: str | os.PathLike[str], problems: list[str] | None = None) -> list[dict[str, Any]]:
+def read_events(
+    path: str | os.PathLike[str], problems: list[str] | None = None
+) -> list[dict[str, Any]]:
     problems = problems if problems is not None else []
     events_path = Path(path) / EVENTS
     if not events_path.is_file():
         return []
     events: list[dict[str, Any]] = []
-    lines = _split_complete_lines(events_path.read_text(encoding="utf-8", errors="replace"), EVENTS, problems)
+    lines = _split_complete_lines(
+        events_path.read_text(encoding="utf-8", errors="replace"), EVENTS, problems
+    )
     for lineno, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
@@ -444,7 +486,9 @@ def read_events(path: str | os.PathLike[str], problems: list[str] | None = None)
             problems.append(f"{EVENTS}:{lineno}: not JSON; line ignored")
             continue
         if not isinstance(record, dict):
-            raise RunFormatError(f"{events_path}:{lineno}: an event must be a JSON object, not {type_name(record)}")
+            raise RunFormatError(
+                f"{events_path}:{lineno}: an event must be a JSON object, not {type_name(record)}"
+            )
         check_event(record, f"{events_path}:{lineno}")
         events.append(record)
     return events
@@ -461,7 +505,9 @@ def read_run(path: str | os.PathLike[str], warn: bool = True) -> RunData:
     if warn:
         for problem in problems:
             warnings.warn(f"{path.name}: {problem}", stacklevel=2)
-    return RunData(path=path, meta=meta, columns=columns, events=events, warnings=problems, requests=requests)
+    return RunData(
+        path=path, meta=meta, columns=columns, events=events, warnings=problems, requests=requests
+    )
 
 
 def list_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
@@ -498,7 +544,9 @@ def usage_hint(path: str | os.PathLike[str] | None, exc: RunFormatError) -> str:
     message = str(exc).rstrip(".")
     if path is not None and is_run_dir(path):
         return message
-    return f"{message}. RUN must be a run directory (with meta.json), e.g. runs/<timestamp>-<scenario>"
+    return (
+        f"{message}. RUN must be a run directory (with meta.json), e.g. runs/<timestamp>-<scenario>"
+    )
 
 
 def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
@@ -507,4 +555,6 @@ def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
     for path in reversed(runs):
         if well_formed(path):
             return path
-    raise RunFormatError(f"no {'well-formed ' if runs else ''}runs under {root}; record one with `leaklab run SCENARIO`")
+    raise RunFormatError(
+        f"no {'well-formed ' if runs else ''}runs under {root}; record one with `leaklab run SCENARIO`"
+    )

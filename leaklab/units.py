@@ -41,7 +41,15 @@ _SIZE_UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_UNITS = {
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 _PER_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hr": 3600.0}
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -115,7 +123,11 @@ class StepsOrDuration:
     seconds: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.steps} steps" if self.steps is not None else format_duration(self.seconds or 0.0)
+        return (
+            f"{self.steps} steps"
+            if self.steps is not None
+            else format_duration(self.seconds or 0.0)
+        )
 
 
 def parse_steps_or_duration(text: str | int) -> StepsOrDuration:
@@ -126,7 +138,9 @@ def parse_steps_or_duration(text: str | int) -> StepsOrDuration:
     try:
         return StepsOrDuration(seconds=parse_duration(raw))
     except UnitError:
-        raise UnitError(f"not a step count or duration: {text!r}; accepted forms: {STEPS_OR_DURATION_FORMS}") from None
+        raise UnitError(
+            f"not a step count or duration: {text!r}; accepted forms: {STEPS_OR_DURATION_FORMS}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,13 @@ class UpstreamError(RuntimeError):
 class Upstream:
     """An aiohttp web server on 127.0.0.1 (ephemeral port) in a child process."""
 
-    def __init__(self, response_size: int = 2048, keepalive: float = 5.0, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self, response_size: int = 2048, keepalive: float = 5.0, startup_timeout: float = 30.0
+    ) -> None:
         if not 0 <= response_size <= MAX_RESPONSE_SIZE:
-            raise ValueError(f"response_size must be between 0 and {MAX_RESPONSE_SIZE} bytes, got {response_size}")
+            raise ValueError(
+                f"response_size must be between 0 and {MAX_RESPONSE_SIZE} bytes, got {response_size}"
+            )
         self.response_size = int(response_size)
         self.keepalive = float(keepalive)
         self.startup_timeout = startup_timeout
@@ -79,9 +83,18 @@ class Upstream:
     def start(self) -> Upstream:
         if self._proc is not None:
             raise UpstreamError("the upstream is already running")
-        argv = [sys.executable, str(Path(__file__).resolve()), "--size", str(self.response_size), "--keepalive", str(self.keepalive)]
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--size",
+            str(self.response_size),
+            "--keepalive",
+            str(self.keepalive),
+        ]
         # stderr is inherited: a server-side error lands in the run's child-stderr.log.
-        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True
+        )
         try:
             self.port = self._read_port()
         except BaseException:
@@ -97,17 +110,21 @@ class Upstream:
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UpstreamError(f"the upstream did not report its port within {self.startup_timeout:g}s")
+                raise UpstreamError(
+                    f"the upstream did not report its port within {self.startup_timeout:g}s"
+                )
             ready, _, _ = select.select([stream], [], [], remaining)
             if not ready:
                 continue
             chunk = os.read(stream.fileno(), 64)
             if not chunk:
-                raise UpstreamError(f"the upstream exited during startup (exit code {self._proc.wait()})")
+                raise UpstreamError(
+                    f"the upstream exited during startup (exit code {self._proc.wait()})"
+                )
             line += chunk
         if not line.startswith(_READY_PREFIX):
             raise UpstreamError(f"unexpected upstream greeting: {line[:80]!r}")
-        return int(line[len(_READY_PREFIX):].strip())
+        return int(line[len(_READY_PREFIX) :].strip())
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the server to shut down, wait for it, kill it if it does not go."""
@@ -159,16 +176,22 @@ def serve(size: int, keepalive: float) -> None:
 
     from aiohttp import web
 
-    noise = os.urandom(_NOISE_SIZE)  # incompressible, so compressing a body costs what it would in production
+    noise = os.urandom(
+        _NOISE_SIZE
+    )  # incompressible, so compressing a body costs what it would in production
 
     async def handle(request: web.Request) -> web.Response:
         try:
             n = int(request.query.get("size", size))
             delay = float(request.query.get("delay", 0))
         except ValueError:
-            return web.Response(status=400, text="size must be an integer and delay a number of seconds\n")
+            return web.Response(
+                status=400, text="size must be an integer and delay a number of seconds\n"
+            )
         if not 0 <= n <= MAX_RESPONSE_SIZE or not 0 <= delay <= MAX_DELAY_S:
-            return web.Response(status=400, text=f"size must be 0..{MAX_RESPONSE_SIZE}, delay 0..{MAX_DELAY_S:g}\n")
+            return web.Response(
+                status=400, text=f"size must be 0..{MAX_RESPONSE_SIZE}, delay 0..{MAX_DELAY_S:g}\n"
+            )
         if delay:
             await asyncio.sleep(delay)
         response = web.Response(body=_body(noise, n), content_type="application/octet-stream")
@@ -181,7 +204,9 @@ def serve(size: int, keepalive: float) -> None:
         app.router.add_route("*", "/{tail:.*}", handle)
         # handler_cancellation: a client that gives up (a timed-out request) stops the handler
         # instead of leaving it to write into a closed socket.
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive, handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=keepalive, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(runner, HOST, 0, backlog=1024)
         await site.start()
@@ -201,9 +226,13 @@ def serve(size: int, keepalive: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve N bytes per request on 127.0.0.1 (ephemeral port).")
+    parser = argparse.ArgumentParser(
+        description="Serve N bytes per request on 127.0.0.1 (ephemeral port)."
+    )
     parser.add_argument("--size", type=int, default=2048, help="default response size in bytes")
-    parser.add_argument("--keepalive", type=float, default=5.0, help="idle keep-alive timeout in seconds")
+    parser.add_argument(
+        "--keepalive", type=float, default=5.0, help="idle keep-alive timeout in seconds"
+    )
     args = parser.parse_args(argv)
     _die_with_parent()
     serve(args.size, args.keepalive)

@@ -68,16 +68,28 @@ PARAMS: dict[str, Any] = {
     "response_size": Param("2KB", kind="size", help="bytes the upstream sends per response"),
     "requests_per_step": Param(1, help="requests made one after another in each step"),
     "speed": Param(
-        1, help="time compression: multiplies the requests per step, so at a fixed --rate the same growth "
-        "per request unfolds speed times faster"
+        1,
+        help="time compression: multiplies the requests per step, so at a fixed --rate the same growth "
+        "per request unfolds speed times faster",
     ),
-    "keys": Param(0, help="session_per_key/proxy_pools: distinct keys (0: a new one per request, unbounded; "
-                  "N: cycle through N, so the cache plateaus)"),
-    "baseline": Param("0B", kind="size", help="allocate a ballast in setup so RSS starts near this (0B: none)"),
-    "keepalive": Param("5s", kind="duration", help="upstream: close connections idle this long (Node's default is 5 s)"),
+    "keys": Param(
+        0,
+        help="session_per_key/proxy_pools: distinct keys (0: a new one per request, unbounded; "
+        "N: cycle through N, so the cache plateaus)",
+    ),
+    "baseline": Param(
+        "0B", kind="size", help="allocate a ballast in setup so RSS starts near this (0B: none)"
+    ),
+    "keepalive": Param(
+        "5s",
+        kind="duration",
+        help="upstream: close connections idle this long (Node's default is 5 s)",
+    ),
     "client_keepalive": Param(
-        "15s", kind="duration", help="session_per_key: idle keep-alive of each cached session's pool "
-        "(aiohttp's default is 15 s)"
+        "15s",
+        kind="duration",
+        help="session_per_key: idle keep-alive of each cached session's pool "
+        "(aiohttp's default is 15 s)",
     ),
     "pool_size": Param(10, help="fixed: connections in the shared pool"),
     "timeout": Param("10s", kind="duration", help="per-request timeout of every client"),
@@ -259,10 +271,17 @@ async def setup(variant: str, params: dict[str, Any]) -> State:
     global _SHUTDOWN, _AGENT, _PROXY_CLIENT, _HTTPX_CLIENT
     _check(params)
     _reset_globals()
-    upstream = Upstream(response_size=params["response_size"], keepalive=params["keepalive"]).start()
+    upstream = Upstream(
+        response_size=params["response_size"], keepalive=params["keepalive"]
+    ).start()
     state = State(
-        variant=variant, upstream=upstream, url=upstream.url("/data"), requests=requests_per_step(params),
-        keys=int(params["keys"]), timeout=float(params["timeout"]), client_keepalive=float(params["client_keepalive"]),
+        variant=variant,
+        upstream=upstream,
+        url=upstream.url("/data"),
+        requests=requests_per_step(params),
+        keys=int(params["keys"]),
+        timeout=float(params["timeout"]),
+        client_keepalive=float(params["client_keepalive"]),
         request=_REQUESTS[variant],
     )
     try:
@@ -271,16 +290,22 @@ async def setup(variant: str, params: dict[str, Any]) -> State:
         if variant in ("listeners", "seed"):
             _AGENT = aiohttp.ClientSession(timeout=timeout)
         elif variant == "fixed":
-            _AGENT = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=int(params["pool_size"])))
+            _AGENT = aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(limit=int(params["pool_size"]))
+            )
         elif variant == "proxy_pools":
             import requests  # imported here so the other variants' baseline stays free of it
 
             _PROXY_CLIENT = requests.Session()
-            _PROXY_CLIENT.trust_env = False  # never let an environment proxy send loopback traffic elsewhere
+            _PROXY_CLIENT.trust_env = (
+                False  # never let an environment proxy send loopback traffic elsewhere
+            )
         elif variant == "response_log":
             import httpx
 
-            _HTTPX_CLIENT = httpx.Client(trust_env=False, timeout=state.timeout, event_hooks={"response": [_keep_response]})
+            _HTTPX_CLIENT = httpx.Client(
+                trust_env=False, timeout=state.timeout, event_hooks={"response": [_keep_response]}
+            )
         # One request before the ballast, so imports and first-use caches count as baseline.
         await step(state)
         if params["baseline"]:

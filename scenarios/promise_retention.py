@@ -56,14 +56,24 @@ VARIANTS: dict[str, Any] = {
 }
 
 PARAMS: dict[str, Any] = {
-    "payload_size": Param("2KB", kind="size", help="bytes in each response body and each request payload"),
-    "timeout": Param("1ms", kind="duration", help="pending_map: how long a call waits for its response"),
+    "payload_size": Param(
+        "2KB", kind="size", help="bytes in each response body and each request payload"
+    ),
+    "timeout": Param(
+        "1ms", kind="duration", help="pending_map: how long a call waits for its response"
+    ),
     "upstream_delay": Param(
-        "50ms", kind="duration", help="pending_map: how long the upstream takes to answer (above timeout: every call times out)"
+        "50ms",
+        kind="duration",
+        help="pending_map: how long the upstream takes to answer (above timeout: every call times out)",
     ),
     "workers": Param(2, help="executor_futures: threads in the pool"),
     "error_log": Param(100, help="fixed: how many recent errors the bounded error log keeps"),
-    "pattern": Param("all", choices=("all", *LEAKY), help="fixed: which pattern's fix to run (all: rotate through them)"),
+    "pattern": Param(
+        "all",
+        choices=("all", *LEAKY),
+        help="fixed: which pattern's fix to run (all: rotate through them)",
+    ),
 }
 
 
@@ -139,7 +149,9 @@ async def _fetch(url: str, data: bytes | None = None) -> bytes:
 
 
 def _payload(state: State, request_id: int) -> bytes:
-    return request_id.to_bytes(8, "big") + state.payload[8:]  # a fresh object per request, like a real body
+    return (
+        request_id.to_bytes(8, "big") + state.payload[8:]
+    )  # a fresh object per request, like a real body
 
 
 # --- pending_map ---------------------------------------------------------------------------
@@ -309,14 +321,21 @@ async def setup(variant: str, params: dict[str, Any]) -> State:
     else:
         calls = [_LEAKY_CALLS[variant]]
     state = State(
-        variant=variant, upstream=upstream, url=upstream.url("/data"),
-        slow_url=upstream.url("/data", delay=float(params["upstream_delay"])), audit_url=upstream.url("/audit"),
-        payload=b"\x00" * max(8, size), timeout=float(params["timeout"]), calls=calls,
+        variant=variant,
+        upstream=upstream,
+        url=upstream.url("/data"),
+        slow_url=upstream.url("/data", delay=float(params["upstream_delay"])),
+        audit_url=upstream.url("/audit"),
+        payload=b"\x00" * max(8, size),
+        timeout=float(params["timeout"]),
+        calls=calls,
     )
     try:
         _SHUTDOWN = asyncio.get_running_loop().create_future()
         _SESSION = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=int(params["workers"]), thread_name_prefix="promise-pool")
+        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
+            max_workers=int(params["workers"]), thread_name_prefix="promise-pool"
+        )
         _ERROR_LOG = collections.deque(maxlen=int(params["error_log"]))
     except BaseException:
         await teardown(state)

@@ -30,8 +30,10 @@ def prometheus_binary() -> str | None:
 
 
 def missing_reason() -> str:
-    return ("the prometheus server is not installed (the Makefile installs the Debian package `prometheus` "
-            "with apt-get when run as root; install it with `apt-get install prometheus`)")
+    return (
+        "the prometheus server is not installed (the Makefile installs the Debian package `prometheus` "
+        "with apt-get when run as root; install it with `apt-get install prometheus`)"
+    )
 
 
 def _free_port() -> int:
@@ -40,8 +42,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_prometheus(config: Path, data: Path, log_path: Path, retention: str = "1d"
-                     ) -> tuple[subprocess.Popen[bytes], str]:
+def start_prometheus(
+    config: Path, data: Path, log_path: Path, retention: str = "1d"
+) -> tuple[subprocess.Popen[bytes], str]:
     """A Prometheus server on 127.0.0.1 (a free port) with ``config`` and the TSDB in ``data``;
     returns it and its URL once it answers ready (within 60 s)."""
     binary = prometheus_binary()
@@ -51,9 +54,16 @@ def start_prometheus(config: Path, data: Path, log_path: Path, retention: str = 
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-             f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--storage.tsdb.retention.time={retention}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -64,7 +74,9 @@ def start_prometheus(config: Path, data: Path, log_path: Path, retention: str = 
         time.sleep(0.2)
     proc.terminate()
     proc.wait(timeout=10)
-    raise RuntimeError(f"prometheus did not become ready: {log_path.read_text(errors='replace')[-2000:]}")
+    raise RuntimeError(
+        f"prometheus did not become ready: {log_path.read_text(errors='replace')[-2000:]}"
+    )
 
 
 @dataclass
@@ -106,9 +118,21 @@ class Fleet:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for i, variant in enumerate(self.variants):
             proc = subprocess.Popen(
-                [sys.executable, str(EXPORTER), "--variant", variant, "--leak-rate", self.leak_rate,
-                 "--duration", str(self.duration_s)],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                [
+                    sys.executable,
+                    str(EXPORTER),
+                    "--variant",
+                    variant,
+                    "--leak-rate",
+                    self.leak_rate,
+                    "--duration",
+                    str(self.duration_s),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
             self.exporters.append(Exporter(f"svc-{i:02d}", variant, proc, 0))
         for exporter in self.exporters:
             line = exporter.process.stdout.readline() if exporter.process.stdout else ""
@@ -118,11 +142,16 @@ class Fleet:
         self.data_dir = Path(tempfile.mkdtemp(prefix="leaklab-prometheus-"))
         targets = "\n".join(
             f"      - targets: ['127.0.0.1:{e.port}']\n        labels: {{service: '{e.name}', variant: '{e.variant}'}}"
-            for e in self.exporters)
+            for e in self.exporters
+        )
         config = self.data_dir / "prometheus.yml"
-        config.write_text(f"global:\n  scrape_interval: {round(self.scrape_s * 1000)}ms\n  scrape_timeout: {round(self.scrape_s * 1000)}ms\n"
-                          f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n{targets}\n")
-        self.prometheus, self.url = start_prometheus(config, self.data_dir / "data", self.data_dir / "prometheus.log")
+        config.write_text(
+            f"global:\n  scrape_interval: {round(self.scrape_s * 1000)}ms\n  scrape_timeout: {round(self.scrape_s * 1000)}ms\n"
+            f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n{targets}\n"
+        )
+        self.prometheus, self.url = start_prometheus(
+            config, self.data_dir / "data", self.data_dir / "prometheus.log"
+        )
         self.started = time.time()
 
     def log_tail(self) -> str:
@@ -135,17 +164,27 @@ class Fleet:
         query = f"min(count_over_time(process_resident_memory_bytes{{job='{JOB}'}}[1h]))"
         while time.monotonic() < deadline:
             with contextlib.suppress(requests.RequestException, KeyError, IndexError, ValueError):
-                answer = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
+                answer = requests.get(
+                    f"{self.url}/api/v1/query", params={"query": query}, timeout=5
+                ).json()
                 result = answer["data"]["result"]
-                if result and float(result[0]["value"][1]) >= points and \
-                        len(self.series()) == len(self.exporters):
+                if (
+                    result
+                    and float(result[0]["value"][1]) >= points
+                    and len(self.series()) == len(self.exporters)
+                ):
                     return
             time.sleep(0.5)
-        raise RuntimeError(f"prometheus did not scrape {points} points of every exporter in {timeout_s:.0f}s")
+        raise RuntimeError(
+            f"prometheus did not scrape {points} points of every exporter in {timeout_s:.0f}s"
+        )
 
     def series(self) -> list[dict[str, str]]:
-        answer = requests.get(f"{self.url}/api/v1/series",
-                              params={"match[]": f"process_resident_memory_bytes{{job='{JOB}'}}"}, timeout=5).json()
+        answer = requests.get(
+            f"{self.url}/api/v1/series",
+            params={"match[]": f"process_resident_memory_bytes{{job='{JOB}'}}"},
+            timeout=5,
+        ).json()
         return list(answer.get("data") or [])
 
     def stop(self) -> None:

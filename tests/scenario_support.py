@@ -41,8 +41,10 @@ class Measured:
         return self.analysis.growth[signal]
 
     def summary(self) -> str:
-        parts = [f"{self.result.status}, {self.result.steps} steps in {self.result.duration_s:.1f}s, "
-                 f"verdict {self.analysis.verdict.label}"]
+        parts = [
+            f"{self.result.status}, {self.result.steps} steps in {self.result.duration_s:.1f}s, "
+            f"verdict {self.analysis.verdict.label}"
+        ]
         for signal in ("blocks", "rss"):
             g = self.analysis.growth.get(signal)
             if g is not None:
@@ -51,14 +53,30 @@ class Measured:
         return "; ".join(parts) + f"; {self.result.message}"
 
 
-def run_scenario(out: Path, name: str, variant: str, *, warmup: str, duration_s: float | None = None,
-                 steps: int | None = None, params: dict[str, Any] | None = None, rate: str | None = None,
-                 interval_s: float = 0.1) -> Measured:
+def run_scenario(
+    out: Path,
+    name: str,
+    variant: str,
+    *,
+    warmup: str,
+    duration_s: float | None = None,
+    steps: int | None = None,
+    params: dict[str, Any] | None = None,
+    rate: str | None = None,
+    interval_s: float = 0.1,
+) -> Measured:
     """One real run (child process, real upstream) recorded under ``out``, then analysed."""
     config = RunConfig(
-        scenario=str(SCENARIOS / f"{name}.py"), variant=variant, params=dict(params or {}),
-        duration_s=duration_s, steps=steps, rate=units.parse_rate(rate) if rate else None,
-        warmup=units.parse_steps_or_duration(warmup), interval_s=interval_s, out=str(out), progress=False,
+        scenario=str(SCENARIOS / f"{name}.py"),
+        variant=variant,
+        params=dict(params or {}),
+        duration_s=duration_s,
+        steps=steps,
+        rate=units.parse_rate(rate) if rate else None,
+        warmup=units.parse_steps_or_duration(warmup),
+        interval_s=interval_s,
+        out=str(out),
+        progress=False,
         profile="rss",
     )
     result = run(config)

@@ -47,8 +47,16 @@ class Noise:
     rate_jitter: float = 0.1  # relative, per interval
 
 
-QUIET = Noise(jitter=0.0, wander=0.0, spike_prob=0.0, chunk=4096, gc_blocks_per_step=0.0, blocks_jitter=0.0,
-              interval_jitter=0.0, rate_jitter=0.0)
+QUIET = Noise(
+    jitter=0.0,
+    wander=0.0,
+    spike_prob=0.0,
+    chunk=4096,
+    gc_blocks_per_step=0.0,
+    blocks_jitter=0.0,
+    interval_jitter=0.0,
+    rate_jitter=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,9 @@ def _retained(case: Case, steps: np.ndarray, t_step: np.ndarray, per_step: float
     return amount
 
 
-def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[float]], list[dict[str, Any]]]:
+def generate(
+    case: Case, seed: int = 0
+) -> tuple[dict[str, Any], dict[str, list[float]], list[dict[str, Any]]]:
     """``(meta, columns, events)`` of a synthetic run of ``case``."""
     rng = np.random.default_rng(seed)
     noise = case.noise
@@ -104,7 +114,11 @@ def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[
     t = np.cumsum(gaps) - gaps[0] + 0.05
     stepping = t >= setup_s
     dt = np.diff(t, prepend=t[0])
-    increments = np.where(stepping, case.rate * dt * np.clip(1 + noise.rate_jitter * rng.standard_normal(n), 0.2, None), 0)
+    increments = np.where(
+        stepping,
+        case.rate * dt * np.clip(1 + noise.rate_jitter * rng.standard_normal(n), 0.2, None),
+        0,
+    )
     steps = np.floor(np.cumsum(increments))
     t_step = np.clip(t - setup_s, 0, None)
 
@@ -114,15 +128,18 @@ def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[
     # Cyclic garbage: piles up between collections; its memory is reused, so RSS keeps its peak.
     phase = np.mod(t_step, noise.gc_period_s) / noise.gc_period_s
     garbage_blocks = noise.gc_blocks_per_step * case.rate * noise.gc_period_s * phase
-    garbage_peak = noise.gc_blocks_per_step * case.rate * noise.gc_period_s * noise.gc_bytes_per_block
+    garbage_peak = (
+        noise.gc_blocks_per_step * case.rate * noise.gc_period_s * noise.gc_bytes_per_block
+    )
     churn = np.zeros(n)
     if case.churn_bytes:
         # The heap's high-water mark under random sizes: most of it in the first seconds, then
         # new records at a rate ~1/t, each smaller (the maximum of a bounded size converges).
         since = np.maximum(t_step, case.interval_s)
         record = rng.uniform(size=n) < np.minimum(1.0, case.interval_s / since)
-        churn = np.cumsum(record * rng.uniform(0.1, 1.0, n) * case.churn_bytes / (2 * since)) \
-            + case.churn_bytes * (1 - np.exp(-t_step / 2))
+        churn = np.cumsum(
+            record * rng.uniform(0.1, 1.0, n) * case.churn_bytes / (2 * since)
+        ) + case.churn_bytes * (1 - np.exp(-t_step / 2))
     frag = case.fragmentation_bytes * np.clip(t_step / (case.duration_s / 2), 0, 1)
     chunked = np.ceil((held + churn + frag) / noise.chunk) * noise.chunk
     wander = np.zeros(n)
@@ -130,11 +147,22 @@ def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[
     for k in range(1, n):
         wander[k] = noise.wander_phi * wander[k - 1] + innovations[k]
     spikes = (rng.uniform(size=n) < noise.spike_prob) * rng.uniform(*noise.spike_size, n)
-    rss = noise.base_rss + chunked + np.minimum(garbage_peak, garbage_peak * t_step / noise.gc_period_s) + wander \
-        + noise.jitter * rng.standard_normal(n) + spikes
+    rss = (
+        noise.base_rss
+        + chunked
+        + np.minimum(garbage_peak, garbage_peak * t_step / noise.gc_period_s)
+        + wander
+        + noise.jitter * rng.standard_normal(n)
+        + spikes
+    )
     rss = np.round(rss / 4096) * 4096
     uss = rss - noise.shared + np.round(noise.jitter / 4 * rng.standard_normal(n) / 4096) * 4096
-    blocks = np.round(noise.base_blocks + kept_blocks + garbage_blocks + noise.blocks_jitter * rng.standard_normal(n))
+    blocks = np.round(
+        noise.base_blocks
+        + kept_blocks
+        + garbage_blocks
+        + noise.blocks_jitter * rng.standard_normal(n)
+    )
 
     warmup_s = round(case.duration_s * case.warmup_fraction, 3)
     ready_t = float(t[stepping][0]) if stepping.any() else None
@@ -146,8 +174,14 @@ def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[
         "start": store.iso(store.utc_now()),
         "end": None,
         "status": "completed",
-        "config": {"duration_s": case.duration_s, "steps": None, "rate": case.rate, "interval_s": case.interval_s,
-                   "warmup": {"seconds": warmup_s}, "probes": []},
+        "config": {
+            "duration_s": case.duration_s,
+            "steps": None,
+            "rate": case.rate,
+            "interval_s": case.interval_s,
+            "warmup": {"seconds": warmup_s},
+            "probes": [],
+        },
         "duration_s": float(t[-1]),
     }
     events: list[dict[str, Any]] = [{"t": 0.0, "kind": "start", "pid": 1}]
@@ -157,7 +191,15 @@ def generate(case: Case, seed: int = 0) -> tuple[dict[str, Any], dict[str, list[
         first = int(warm_rows[0])
         meta["warmup_end"] = {"t": float(t[first]), "steps": int(steps[first])}
         events.append({"t": float(t[first]), "kind": "warmup_end", "steps": int(steps[first])})
-    events.append({"t": float(t[-1]), "kind": "done", "reason": "completed", "steps": int(steps[-1]), "errors": 0})
+    events.append(
+        {
+            "t": float(t[-1]),
+            "kind": "done",
+            "reason": "completed",
+            "steps": int(steps[-1]),
+            "errors": 0,
+        }
+    )
     nan = math.nan
     columns = {
         "t": t.tolist(),
@@ -193,8 +235,12 @@ def write_run(case: Case, root: str | Path, seed: int = 0) -> Path:
 def as_run_data(case: Case, seed: int = 0) -> store.RunData:
     """The same run in memory, without touching the disk."""
     meta, columns, events = generate(case, seed)
-    return store.RunData(path=Path(f"<synthetic {case.name} seed {seed}>"), meta={"schema_version": 1, **meta},
-                         columns=columns, events=events)
+    return store.RunData(
+        path=Path(f"<synthetic {case.name} seed {seed}>"),
+        meta={"schema_version": 1, **meta},
+        columns=columns,
+        events=events,
+    )
 
 
 #: The benchmark's cases (issue targets: 0, 64 B, 1 KB, 100 KB per step; a cache; a sawtooth;
@@ -204,17 +250,49 @@ CASES: tuple[Case, ...] = (
     Case("retain-64B", bytes_per_step=64, blocks_per_step=1, expected=("LEAK",)),
     Case("retain-1KB", bytes_per_step=1024, blocks_per_step=1, expected=("LEAK",)),
     Case("retain-100KB", bytes_per_step=100_000, blocks_per_step=1, expected=("LEAK",)),
-    Case("cache-fills", bytes_per_step=1024, blocks_per_step=1, bound_bytes=1024 * 200 * 25, expected=("PLATEAU",)),
-    Case("sawtooth-4s", bytes_per_step=4096, blocks_per_step=1, clear_every_s=4, returns_memory=True,
-         expected=("NO_LEAK", "PLATEAU")),
-    Case("sawtooth-8s", bytes_per_step=4096, blocks_per_step=1, clear_every_s=8, returns_memory=True,
-         expected=("NO_LEAK", "PLATEAU")),
-    Case("sawtooth-4s-5min", bytes_per_step=4096, blocks_per_step=1, clear_every_s=4, returns_memory=True,
-         duration_s=300, expected=("NO_LEAK", "PLATEAU")),
+    Case(
+        "cache-fills",
+        bytes_per_step=1024,
+        blocks_per_step=1,
+        bound_bytes=1024 * 200 * 25,
+        expected=("PLATEAU",),
+    ),
+    Case(
+        "sawtooth-4s",
+        bytes_per_step=4096,
+        blocks_per_step=1,
+        clear_every_s=4,
+        returns_memory=True,
+        expected=("NO_LEAK", "PLATEAU"),
+    ),
+    Case(
+        "sawtooth-8s",
+        bytes_per_step=4096,
+        blocks_per_step=1,
+        clear_every_s=8,
+        returns_memory=True,
+        expected=("NO_LEAK", "PLATEAU"),
+    ),
+    Case(
+        "sawtooth-4s-5min",
+        bytes_per_step=4096,
+        blocks_per_step=1,
+        clear_every_s=4,
+        returns_memory=True,
+        duration_s=300,
+        expected=("NO_LEAK", "PLATEAU"),
+    ),
     Case("random-sizes", churn_bytes=2e6, expected=("NO_LEAK", "PLATEAU")),
     Case("native-1KB", bytes_per_step=1024, expected=("LEAK",)),
     Case("fragmentation", fragmentation_bytes=8e6, expected=("PLATEAU",)),
-    Case("fast-1KB-10s", bytes_per_step=1024, blocks_per_step=1, rate=500, duration_s=10, expected=("LEAK",)),
+    Case(
+        "fast-1KB-10s",
+        bytes_per_step=1024,
+        blocks_per_step=1,
+        rate=500,
+        duration_s=10,
+        expected=("LEAK",),
+    ),
 )
 
 
@@ -225,4 +303,14 @@ def case(name: str) -> Case:
     raise KeyError(f"unknown case {name!r}; known cases: {', '.join(c.name for c in CASES)}")
 
 
-__all__ = ["CASES", "QUIET", "Case", "Noise", "as_run_data", "case", "generate", "replace", "write_run"]
+__all__ = [
+    "CASES",
+    "QUIET",
+    "Case",
+    "Noise",
+    "as_run_data",
+    "case",
+    "generate",
+    "replace",
+    "write_run",
+]

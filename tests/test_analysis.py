@@ -24,8 +24,20 @@ def test_public_api_fields() -> None:
     a = analyze(synthetic.as_run_data(synthetic.case("retain-1KB"), seed=1))
     assert set(a.growth) == {"rss", "uss", "blocks"}
     g = a.growth["rss"]
-    for name in ("signal", "unit", "bytes_per_s", "bytes_per_step", "mb_per_hour", "pct_per_hour", "baseline",
-                 "ci95", "ci95_per_step", "n_samples", "t_start", "t_end"):
+    for name in (
+        "signal",
+        "unit",
+        "bytes_per_s",
+        "bytes_per_step",
+        "mb_per_hour",
+        "pct_per_hour",
+        "baseline",
+        "ci95",
+        "ci95_per_step",
+        "n_samples",
+        "t_start",
+        "t_end",
+    ):
         assert hasattr(g, name), name
     assert g.unit == "bytes" and a.growth["blocks"].unit == "blocks"
     assert g.mb_per_hour == pytest.approx(g.bytes_per_s * 3600 / 1e6)
@@ -181,9 +193,18 @@ def test_recycled_generations_are_not_counted_as_drops() -> None:
     t = np.arange(n) * 0.5
     gen = (t // 50).astype(float)
     steps = (t - gen * 50) * 200
-    cols = {"t": t.tolist(), "steps": steps.tolist(), "rss": (30e6 + 1024 * steps).tolist(),
-            "generation": gen.tolist(), "allocated_blocks": (9e4 + steps).tolist()}
-    meta = {"schema_version": 1, "status": "completed", "config": {"warmup": {"steps": 200}, "interval_s": 0.5}}
+    cols = {
+        "t": t.tolist(),
+        "steps": steps.tolist(),
+        "rss": (30e6 + 1024 * steps).tolist(),
+        "generation": gen.tolist(),
+        "allocated_blocks": (9e4 + steps).tolist(),
+    }
+    meta = {
+        "schema_version": 1,
+        "status": "completed",
+        "config": {"warmup": {"steps": 200}, "interval_s": 0.5},
+    }
     a = analyze(store.RunData(Path("<recycled>"), meta, cols, []))
     g = a.growth["rss"]
     assert g.generations == 3
@@ -280,4 +301,6 @@ def test_written_run_reads_back_the_same(tmp_path) -> None:
     on_disk = analyze(path)
     in_memory = analyze(synthetic.as_run_data(c, 4))
     assert on_disk.verdict.label == in_memory.verdict.label
-    assert on_disk.growth["rss"].bytes_per_s == pytest.approx(in_memory.growth["rss"].bytes_per_s, rel=1e-9)
+    assert on_disk.growth["rss"].bytes_per_s == pytest.approx(
+        in_memory.growth["rss"].bytes_per_s, rel=1e-9
+    )

@@ -10,9 +10,16 @@ from pathlib import Path
 import synthetic
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+def cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def test_analyze_prints_the_summary_table(tmp_path: Path) -> None:
@@ -71,8 +78,23 @@ def test_analyze_usage_errors_exit_2_and_say_what_to_do(tmp_path: Path) -> None:
 
 def test_run_ends_with_the_same_summary(tmp_path: Path, test_scenario) -> None:
     """A real 2 s child retaining 16 KB per step: the run's own output carries the verdict."""
-    args = ["run", test_scenario("retain_bytes"), "--variant", "leaky", "--param", "size=16384", "--duration", "2s",
-            "--rate", "300/s", "--interval", "0.1", "--out", str(tmp_path), "--no-progress"]
+    args = [
+        "run",
+        test_scenario("retain_bytes"),
+        "--variant",
+        "leaky",
+        "--param",
+        "size=16384",
+        "--duration",
+        "2s",
+        "--rate",
+        "300/s",
+        "--interval",
+        "0.1",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     text = cli(*args)
     assert text.returncode == 0, text.stderr
     assert "verdict   LEAK" in text.stdout and "per step" in text.stdout

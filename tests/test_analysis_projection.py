@@ -11,8 +11,15 @@ import pytest
 from leaklab.analysis import projection
 
 
-def simulate(rate: float, baseline: float, limit: float, check: float, restart: float, hours: float = 4.0,
-             dt: float = 0.02) -> tuple[float, float, float]:
+def simulate(
+    rate: float,
+    baseline: float,
+    limit: float,
+    check: float,
+    restart: float,
+    hours: float = 4.0,
+    dt: float = 0.02,
+) -> tuple[float, float, float]:
     """Restarts per hour, mean overshoot and downtime share of a polled supervisor,
     advanced in dt steps. Each process generation grows at rate +-5% and each restart
     takes restart +-20%, as real ones do: the crossings then fall all over the polling
@@ -59,7 +66,9 @@ def test_incident_figures() -> None:
     assert p.expected_peak == pytest.approx(150e6 + rate * 0.5)
 
 
-@pytest.mark.parametrize(("rate", "check", "restart"), [(1e6, 5.0, 3.0), (2e5, 30.0, 1.0), (5e6, 1.0, 0.5)])
+@pytest.mark.parametrize(
+    ("rate", "check", "restart"), [(1e6, 5.0, 3.0), (2e5, 30.0, 1.0), (5e6, 1.0, 0.5)]
+)
 def test_model_matches_a_polling_simulation(rate: float, check: float, restart: float) -> None:
     """Restarts per hour within 3%, mean overshoot within 25%, downtime within 5% of a
     simulated supervisor (4 simulated hours, 7 to 280 restarts)."""

@@ -15,16 +15,26 @@ from leaklab.analysis import analyze
 
 
 def record(tmp_path, test_scenario, variant: str, size: int, warmup: str | None = None):
-    config = runner.RunConfig(scenario=test_scenario("retain_bytes"), variant=variant, params={"size": size},
-                              duration_s=4.0, rate=500.0, interval_s=0.2, out=str(tmp_path), progress=False,
-                              warmup=units.parse_steps_or_duration(warmup) if warmup else None)
+    config = runner.RunConfig(
+        scenario=test_scenario("retain_bytes"),
+        variant=variant,
+        params={"size": size},
+        duration_s=4.0,
+        rate=500.0,
+        interval_s=0.2,
+        out=str(tmp_path),
+        progress=False,
+        warmup=units.parse_steps_or_duration(warmup) if warmup else None,
+    )
     result = runner.run(config)
     assert result.status == "completed", result.message
     return analyze(result.run_dir)
 
 
 @pytest.mark.parametrize(("size", "warmup"), [(16384, None), (1024, "1000")])
-def test_leaky_run_measures_the_retained_bytes_per_step(tmp_path, test_scenario, size: int, warmup: str | None) -> None:
+def test_leaky_run_measures_the_retained_bytes_per_step(
+    tmp_path, test_scenario, size: int, warmup: str | None
+) -> None:
     a = record(tmp_path, test_scenario, "leaky", size, warmup)
     rss = a.growth["rss"]
     assert size <= rss.bytes_per_step <= size * 1.02 + 256, rss.bytes_per_step

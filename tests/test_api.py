@@ -77,7 +77,10 @@ def test_compare_before_and_after(runs) -> None:
     table = cmp.table
     assert table.loc["rss", "before"] == pytest.approx(1024, rel=0.05)
     assert abs(table.loc["rss", "after"]) < 20
-    assert table.loc["rss", "before_verdict"] == "LEAK" and table.loc["rss", "after_verdict"] == "NO_LEAK"
+    assert (
+        table.loc["rss", "before_verdict"] == "LEAK"
+        and table.loc["rss", "after_verdict"] == "NO_LEAK"
+    )
     assert abs(table.loc["rss", "ratio"]) < 0.02
     assert cmp.verdicts == ("LEAK", "NO_LEAK")
     json.dumps(cmp.to_dict(), allow_nan=False)

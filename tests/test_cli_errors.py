@@ -22,9 +22,16 @@ RETAIN = str(SCENARIOS / "retain_bytes.py")
 UNWRITABLE = "/proc/leaklab-cannot-write-here"
 
 
-def _cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+def _cli(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def _usage_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -38,9 +45,18 @@ def _usage_error(done: subprocess.CompletedProcess[str], *fragments: str) -> Non
 def recorded(tmp_path_factory) -> Path:
     """One real run with the default probes: gc type counts, tracemalloc sites, chains."""
     out = tmp_path_factory.mktemp("recorded")
-    result = runner.run(runner.RunConfig(scenario=RETAIN, duration_s=3, rate=2000, interval_s=0.1,
-                                         out=str(out / "runs"), progress=False,
-                                         probes=["tracemalloc", "gc-types", "retention"], profile="default"))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=RETAIN,
+            duration_s=3,
+            rate=2000,
+            interval_s=0.1,
+            out=str(out / "runs"),
+            progress=False,
+            probes=["tracemalloc", "gc-types", "retention"],
+            profile="default",
+        )
+    )
     assert result.status == "completed"
     return result.run_dir
 
@@ -66,17 +82,34 @@ def _rewrite_event(run: Path, kind: str, change) -> None:
 
 # -- 5: I/O errors on output paths -------------------------------------------------------------
 
+
 def test_output_paths_that_cannot_be_written_exit_2_with_a_message(tmp_path, recorded):
-    _usage_error(_cli("run", RETAIN, "--steps", "10", "--out", UNWRITABLE), "cannot create a run directory",
-                 "choose another --out")
+    _usage_error(
+        _cli("run", RETAIN, "--steps", "10", "--out", UNWRITABLE),
+        "cannot create a run directory",
+        "choose another --out",
+    )
     _usage_error(_cli("report", str(recorded), "--out", UNWRITABLE), "cannot write the report")
 
     config = tmp_path / "pyproject.toml"
-    config.write_text(f'[tool.leaklab.gate]\nduration = "1s"\n[[tool.leaklab.gate.checks]]\nscenario = "{RETAIN}"\n'
-                      'variant = "fixed"\nmax_per_step = "16B"\n', encoding="utf-8")
-    _usage_error(_cli("gate", "--config", str(config), "--out", UNWRITABLE), "--out", "cannot create")
-    junit = _cli("gate", "--config", str(config), "--out", str(tmp_path / "gate"), "--json",
-                 "--junit-xml", f"{UNWRITABLE}/j.xml")
+    config.write_text(
+        f'[tool.leaklab.gate]\nduration = "1s"\n[[tool.leaklab.gate.checks]]\nscenario = "{RETAIN}"\n'
+        'variant = "fixed"\nmax_per_step = "16B"\n',
+        encoding="utf-8",
+    )
+    _usage_error(
+        _cli("gate", "--config", str(config), "--out", UNWRITABLE), "--out", "cannot create"
+    )
+    junit = _cli(
+        "gate",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "gate"),
+        "--json",
+        "--junit-xml",
+        f"{UNWRITABLE}/j.xml",
+    )
     _usage_error(junit, "--junit-xml's folder")
     assert not (tmp_path / "gate").exists() or not any((tmp_path / "gate").iterdir())  # nothing ran
 
@@ -84,14 +117,24 @@ def test_output_paths_that_cannot_be_written_exit_2_with_a_message(tmp_path, rec
 # -- 6: valid JSON of the wrong shape ------------------------------------------------------------
 
 MALFORMED = {
-    "meta is a list": (lambda run: (run / "meta.json").write_text("[1]"), "meta.json must hold a JSON object"),
-    "config is a string": (lambda run: _rewrite_meta(run, lambda m: {**m, "config": "fast"}),
-                           "config must be an object or null, not a string"),
-    "types is a list": (lambda run: _rewrite_event(run, "gc_types", lambda e: e.update(types=["dict"])),
-                        "gc_types event: types must be an object, not a list"),
-    "site size is big": (lambda run: _rewrite_event(run, "tracemalloc_snapshot",
-                                                    lambda e: e["sites"][0].update(size="big")),
-                         "sites[0].size must be a number or null, not a string"),
+    "meta is a list": (
+        lambda run: (run / "meta.json").write_text("[1]"),
+        "meta.json must hold a JSON object",
+    ),
+    "config is a string": (
+        lambda run: _rewrite_meta(run, lambda m: {**m, "config": "fast"}),
+        "config must be an object or null, not a string",
+    ),
+    "types is a list": (
+        lambda run: _rewrite_event(run, "gc_types", lambda e: e.update(types=["dict"])),
+        "gc_types event: types must be an object, not a list",
+    ),
+    "site size is big": (
+        lambda run: _rewrite_event(
+            run, "tracemalloc_snapshot", lambda e: e["sites"][0].update(size="big")
+        ),
+        "sites[0].size must be a number or null, not a string",
+    ),
 }
 
 
@@ -120,14 +163,19 @@ def test_readers_of_many_runs_skip_a_malformed_run_with_a_warning(tmp_path, reco
     done = _cli("analyze", "--runs", str(folder))
     assert done.returncode == 0, done.stderr
     assert f"run       {good}" in done.stdout
-    assert f"warning: skipped {bad_meta}" in done.stderr and f"warning: skipped {bad_events}" in done.stderr
+    assert (
+        f"warning: skipped {bad_meta}" in done.stderr
+        and f"warning: skipped {bad_events}" in done.stderr
+    )
     report = _cli("report", "--runs", str(folder), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     assert str(good) in report.stdout and "warning: skipped" in report.stderr
 
 
 #: Fields whose contents are free-form by design: what a reader shows, never computes with.
-FREE_FORM = frozenset({"params", "versions", "host", "argv", "traceback", "probes", "lines", "description"})
+FREE_FORM = frozenset(
+    {"params", "versions", "host", "argv", "traceback", "probes", "lines", "description"}
+)
 
 
 def _mutations(value):
@@ -187,7 +235,11 @@ def test_no_wrong_typed_field_gets_past_the_reader_into_a_traceback(tmp_path, re
             analyze(data)
             recycling.predict_from_run(data, 150 * 10**6, 30.0, None, "restart", "SIGINT", 1.6)
         except ValueError as exc:  # the documented "cannot plan from this run" (exit 2)
-            assert "growth" in str(exc) or "limit" in str(exc) or "run" in str(exc), (where, path, replacement)
+            assert "growth" in str(exc) or "limit" in str(exc) or "run" in str(exc), (
+                where,
+                path,
+                replacement,
+            )
         except Exception as exc:  # pragma: no cover - the failure this test is for
             pytest.fail(f"{where} {path} = {replacement!r}: {type(exc).__name__}: {exc}")
     assert refused > 50
@@ -195,30 +247,56 @@ def test_no_wrong_typed_field_gets_past_the_reader_into_a_traceback(tmp_path, re
 
 # -- 7: terminal escapes from the child --------------------------------------------------------
 
+
 def test_escapes_in_child_provided_names_never_reach_the_terminal(tmp_path):
     out = tmp_path / "runs"
     # By steps, with a fixed snapshot cadence: the same snapshots (and so the same "grows" and
     # "held by" lines) on a busy machine as on an idle one.
-    done = _cli("run", MISBEHAVES, "-v", "terminal", "--steps", "8000", "--rate", "2000/s", "--interval", "0.1s",
-                "--snapshot-every", "1000", "--warmup", "1000", "--out", str(out))
+    done = _cli(
+        "run",
+        MISBEHAVES,
+        "-v",
+        "terminal",
+        "--steps",
+        "8000",
+        "--rate",
+        "2000/s",
+        "--interval",
+        "0.1s",
+        "--snapshot-every",
+        "1000",
+        "--warmup",
+        "1000",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     analysed = _cli("analyze", "--runs", str(out))
     for text in (done.stdout, analysed.stdout):
         assert "\x1b" not in text and "\x07" not in text
         assert "\\x1b]0;pwned\\x07Evil\\x1b[2J\\x1b[31m" in text  # shown, as escapes
     assert "held by   misbehaves._KEPT -> list -> \\x1b]0;pwned" in done.stdout
-    failed = _cli("run", MISBEHAVES, "-v", "terminal", "-p", "fail_at=5", "--steps", "50", "--out", str(out))
+    failed = _cli(
+        "run", MISBEHAVES, "-v", "terminal", "-p", "fail_at=5", "--steps", "50", "--out", str(out)
+    )
     assert failed.returncode == 1
     assert "\x1b" not in failed.stdout and "exploded \\x1b]0;pwned\\x07" in failed.stdout
 
 
 # -- 8: the smaller cases ------------------------------------------------------------------------
 
+
 def test_caps_and_durations_that_cannot_work_are_usage_errors(tmp_path, recorded):
     out = str(tmp_path / "runs")
-    _usage_error(_cli("run", RETAIN, "--max-rss", "0", "--out", out), "--max-rss 0 B is below", "smallest cap")
+    _usage_error(
+        _cli("run", RETAIN, "--max-rss", "0", "--out", out),
+        "--max-rss 0 B is below",
+        "smallest cap",
+    )
     _usage_error(_cli("run", RETAIN, "--max-rss", "1B", "--out", out), "--max-rss 1 B is below")
-    _usage_error(_cli("run", RETAIN, "--duration", "0s", "--out", out), "--duration must be positive")
+    _usage_error(
+        _cli("run", RETAIN, "--duration", "0s", "--out", out), "--duration must be positive"
+    )
     _usage_error(_cli("plan", str(recorded), "--limit", "1B"), "not above a fresh process's memory")
     assert not Path(out).exists()
 
@@ -235,10 +313,17 @@ def test_messages_keep_their_quotes_and_single_full_stops(tmp_path, recorded):
 
 def test_sigterm_to_the_gate_ends_its_runs_interrupted(tmp_path):
     config = tmp_path / "pyproject.toml"
-    config.write_text(f'[tool.leaklab.gate]\nout = "gate"\n[[tool.leaklab.gate.checks]]\nscenario = "{RETAIN}"\n'
-                      'duration = "60s"\nrate = "100/s"\nmax_per_step = "16B"\n', encoding="utf-8")
-    gate = subprocess.Popen([sys.executable, "-m", "leaklab", "gate", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config.write_text(
+        f'[tool.leaklab.gate]\nout = "gate"\n[[tool.leaklab.gate.checks]]\nscenario = "{RETAIN}"\n'
+        'duration = "60s"\nrate = "100/s"\nmax_per_step = "16B"\n',
+        encoding="utf-8",
+    )
+    gate = subprocess.Popen(
+        [sys.executable, "-m", "leaklab", "gate", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     runs = tmp_path / "gate"
     while time.monotonic() < deadline and not list(runs.glob("*/samples.csv")):

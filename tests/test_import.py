@@ -20,8 +20,12 @@ LEAKLAB = [sys.executable, "-m", "leaklab"]
 T0 = 1_764_547_200  # 2025-12-01T00:00:00Z
 
 
-def _leaklab(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LEAKLAB, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+def _leaklab(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LEAKLAB, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
 
 
 def _runs(out: Path) -> list[Path]:
@@ -38,11 +42,28 @@ def _series(n: int = 480, slope_mb_h: float = 20.0, seed: int = 0) -> tuple[np.n
 def test_csv_with_units_iso_times_and_a_count_column(tmp_path: Path) -> None:
     t, rss = _series()
     iso = pd.to_datetime(t, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
-    frame = pd.DataFrame({"when": iso, "host": "web-1", "memory": [f"{v / 2**20:.3f} MiB" for v in rss],
-                          "served": np.arange(len(t)) * 300})
+    frame = pd.DataFrame(
+        {
+            "when": iso,
+            "host": "web-1",
+            "memory": [f"{v / 2**20:.3f} MiB" for v in rss],
+            "served": np.arange(len(t)) * 300,
+        }
+    )
     frame.to_csv(tmp_path / "dash.csv", index=False)
-    result = _leaklab("import", str(tmp_path / "dash.csv"), "--time", "when", "--memory", "3", "--count", "served",
-                      "--out", str(tmp_path / "runs"), "--json")
+    result = _leaklab(
+        "import",
+        str(tmp_path / "dash.csv"),
+        "--time",
+        "when",
+        "--memory",
+        "3",
+        "--count",
+        "served",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     [run] = [Path(p) for p in json.loads(result.stdout)["runs"]]
     meta = store.read_meta(run)
@@ -64,12 +85,25 @@ def test_csv_with_units_iso_times_and_a_count_column(tmp_path: Path) -> None:
 
 def test_csv_epoch_milliseconds_and_positions(tmp_path: Path) -> None:
     t, rss = _series(slope_mb_h=0.0)
-    pd.DataFrame({"ms": (t * 1000).astype(np.int64), "rss_mb": rss / 1e6}).to_csv(tmp_path / "m.csv", index=False)
-    result = _leaklab("import", str(tmp_path / "m.csv"), "--time", "1", "--unit", "MB", "--out", str(tmp_path / "o"))
+    pd.DataFrame({"ms": (t * 1000).astype(np.int64), "rss_mb": rss / 1e6}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    result = _leaklab(
+        "import",
+        str(tmp_path / "m.csv"),
+        "--time",
+        "1",
+        "--unit",
+        "MB",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert result.returncode == 0, result.stderr
     [run] = _runs(tmp_path / "o")
     data = store.read_run(run)
-    assert data.columns["t"][1] == 15.0 and store.read_meta(run)["start"].startswith("2025-12-01T00:00:00")
+    assert data.columns["t"][1] == 15.0 and store.read_meta(run)["start"].startswith(
+        "2025-12-01T00:00:00"
+    )
     assert analyze(data).label != "LEAK"
 
 
@@ -80,7 +114,12 @@ def test_restarts_by_pid_and_by_drop_to_baseline_are_generations(tmp_path: Path)
     recycled = 80e6 + 60e6 * since * 15 / 3600 + (rss - 80e6 - 60e6 * (t - T0) / 3600)
     pids = 1000 + np.arange(len(t)) // 200
     pd.DataFrame({"t": t, "rss": recycled, "pid": pids}).to_csv(tmp_path / "p.csv", index=False)
-    assert _leaklab("import", str(tmp_path / "p.csv"), "--pid", "pid", "--out", str(tmp_path / "a")).returncode == 0
+    assert (
+        _leaklab(
+            "import", str(tmp_path / "p.csv"), "--pid", "pid", "--out", str(tmp_path / "a")
+        ).returncode
+        == 0
+    )
     pd.DataFrame({"t": t, "rss": recycled}).to_csv(tmp_path / "d.csv", index=False)
     assert _leaklab("import", str(tmp_path / "d.csv"), "--out", str(tmp_path / "b")).returncode == 0
     for out, reason in ((tmp_path / "a", "new pid"), (tmp_path / "b", "drop to baseline")):
@@ -89,14 +128,20 @@ def test_restarts_by_pid_and_by_drop_to_baseline_are_generations(tmp_path: Path)
         assert sorted(set(data.columns["generation"])) == [0.0, 1.0, 2.0]
         assert data.columns["generation"][199] == 0.0 and data.columns["generation"][200] == 1.0
         restarts = data.events_of("series_restart")
-        assert [e["reason"] for e in restarts] == [reason, reason] and restarts[0]["t"] == 200 * 15.0
+        assert [e["reason"] for e in restarts] == [reason, reason] and restarts[0][
+            "t"
+        ] == 200 * 15.0
         assert data.meta["counters"]["generations"] == 3
         # Growth within each process: 60 MB/h, not the sawtooth's flat average.
         g = analyze(data).growth["rss"]
         assert 55 < g.mb_per_hour < 65 and g.generations == 3
     # With drop detection off, the same file is one generation.
-    assert _leaklab("import", str(tmp_path / "d.csv"), "--restart-drop", "off", "--out",
-                    str(tmp_path / "c")).returncode == 0
+    assert (
+        _leaklab(
+            "import", str(tmp_path / "d.csv"), "--restart-drop", "off", "--out", str(tmp_path / "c")
+        ).returncode
+        == 0
+    )
     [run] = _runs(tmp_path / "c")
     assert set(store.read_run(run).columns["generation"]) == {0.0}
 
@@ -107,7 +152,9 @@ def test_csv_fleet_one_run_per_series(tmp_path: Path) -> None:
         t, rss = _series(slope_mb_h=slope, seed=k)
         frames.append(pd.DataFrame({"time": t, "pod": f"pod-{k}", "rss": rss}))
     pd.concat(frames).sort_values("time", kind="stable").to_csv(tmp_path / "fleet.csv", index=False)
-    result = _leaklab("import", str(tmp_path / "fleet.csv"), "--series", "pod", "--out", str(tmp_path / "fleet"))
+    result = _leaklab(
+        "import", str(tmp_path / "fleet.csv"), "--series", "pod", "--out", str(tmp_path / "fleet")
+    )
     assert result.returncode == 0, result.stderr
     runs = _runs(tmp_path / "fleet")
     assert sorted(store.read_meta(r)["variant"] for r in runs) == ["pod-0", "pod-1", "pod-2"]
@@ -126,21 +173,28 @@ def test_csv_fleet_one_run_per_series(tmp_path: Path) -> None:
     text = _leaklab("rank", str(tmp_path / "fleet"), "--jobs", "2")
     assert text.returncode == 0 and text.stdout.splitlines()[1].split()[1] == "LEAK"
     assert text.stdout.splitlines()[1].endswith("pod-1")
-    report = _leaklab("report", "--fleet", str(tmp_path / "fleet"), "--out", str(tmp_path / "rep"), "--json")
+    report = _leaklab(
+        "report", "--fleet", str(tmp_path / "fleet"), "--out", str(tmp_path / "rep"), "--json"
+    )
     assert report.returncode == 0, report.stderr
     summary = json.loads(report.stdout)
     assert summary["verdicts"]["LEAK"] == 1 and summary["rows"][0]["name"] == "pod-1"
-    assert {"fleet-top-curves.png", "fleet-rates.png"} <= {p.name for p in (tmp_path / "rep").iterdir()}
+    assert {"fleet-top-curves.png", "fleet-rates.png"} <= {
+        p.name for p in (tmp_path / "rep").iterdir()
+    }
     assert "pod-1" in (tmp_path / "rep" / "report.html").read_text()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("time,host,state\n1,a,up\n2,a,down\n", "no numeric column"),
-    ("t,rss\n10,100\n5,110\n", "unsorted timestamps"),
-    ("t,rss\n10,100\n10,110\n", "duplicate timestamps"),
-    ("t,rss\nmonday,100\ntuesday,110\n", "neither epoch seconds nor an ISO-8601"),
-    ("", "not a readable CSV"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("time,host,state\n1,a,up\n2,a,down\n", "no numeric column"),
+        ("t,rss\n10,100\n5,110\n", "unsorted timestamps"),
+        ("t,rss\n10,100\n10,110\n", "duplicate timestamps"),
+        ("t,rss\nmonday,100\ntuesday,110\n", "neither epoch seconds nor an ISO-8601"),
+        ("", "not a readable CSV"),
+    ],
+)
 def test_bad_csv_exits_2_and_leaves_nothing(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "bad.csv").write_text(content)
     out = tmp_path / "runs"
@@ -157,7 +211,9 @@ def test_unsorted_rows_of_a_later_series_remove_the_runs_already_written(tmp_pat
     (tmp_path / "runs").mkdir()
     keep = tmp_path / "runs" / "earlier-run"
     keep.mkdir()
-    result = _leaklab("import", str(tmp_path / "f.csv"), "--series", "pod", "--out", str(tmp_path / "runs"))
+    result = _leaklab(
+        "import", str(tmp_path / "f.csv"), "--series", "pod", "--out", str(tmp_path / "runs")
+    )
     assert result.returncode == 2 and "series b: unsorted timestamps" in result.stderr
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["earlier-run"]
 
@@ -187,8 +243,23 @@ def test_mprof_file_recorded_by_mprof_run_with_a_child(tmp_path: Path) -> None:
     script.write_text(MPROF_SCRIPT)
     dat = tmp_path / "mprofile.dat"
     mprof = Path(sys.executable).with_name("mprof")
-    recorded = subprocess.run([str(mprof), "run", "-M", "--interval", "0.05", "--output", str(dat),
-                               sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    recorded = subprocess.run(
+        [
+            str(mprof),
+            "run",
+            "-M",
+            "--interval",
+            "0.05",
+            "--output",
+            str(dat),
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert recorded.returncode == 0, recorded.stderr
     assert dat.read_text().count("CHLD ") > 5
     result = _leaklab("import", str(dat), "--out", str(tmp_path / "runs"), "--json")
@@ -221,7 +292,9 @@ def test_not_an_mprof_file(tmp_path: Path) -> None:
     assert list((tmp_path / "runs").iterdir()) == []
 
 
-def test_drop_rule_ignores_one_sample_spikes_and_catches_slow_leaks_on_large_processes(tmp_path: Path) -> None:
+def test_drop_rule_ignores_one_sample_spikes_and_catches_slow_leaks_on_large_processes(
+    tmp_path: Path,
+) -> None:
     from leaklab.importers import RestartRule, RunSink
 
     rng = np.random.default_rng(3)
@@ -233,7 +306,9 @@ def test_drop_rule_ignores_one_sample_spikes_and_catches_slow_leaks_on_large_pro
     # A 3 MB/h leak restarted after 200 samples: a 2.5 MB rise, 0.6% of the process.
     since = np.arange(n) % 200
     slow = 400e6 + 3e6 * since * 15 / 3600 + rng.normal(0, 2e4, n)
-    with RunSink(tmp_path / "runs", {"kind": "csv", "from": "memory"}, name="rule", rule=RestartRule()) as sink:
+    with RunSink(
+        tmp_path / "runs", {"kind": "csv", "from": "memory"}, name="rule", rule=RestartRule()
+    ) as sink:
         sink.add("steady", {}, t, steady)
         sink.add("slow", {}, t[:150], slow[:150])  # in two chunks: the state carries over
         sink.add("slow", {}, t[150:], slow[150:])
@@ -254,8 +329,20 @@ def test_a_fleet_of_more_series_than_open_files(tmp_path: Path) -> None:
     def limit_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 
-    result = subprocess.run([*LEAKLAB, "import", str(tmp_path / "wide.csv"), "--series", "pod", "--out",
-                             str(tmp_path / "runs")], capture_output=True, text=True, timeout=120,
-                            preexec_fn=limit_files)
+    result = subprocess.run(
+        [
+            *LEAKLAB,
+            "import",
+            str(tmp_path / "wide.csv"),
+            "--series",
+            "pod",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_files,
+    )
     assert result.returncode == 0, result.stderr
     assert len(_runs(tmp_path / "runs")) == 300

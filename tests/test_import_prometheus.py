@@ -57,8 +57,24 @@ def _runs(out: Path) -> list[Path]:
 def test_fleet_of_20_ranks_the_two_leakers_first(fleet: Fleet, tmp_path: Path) -> None:
     start, end = _window(fleet)
     out = tmp_path / "fleet"
-    result = _leaklab("import", "--prometheus", fleet.url, "--query", QUERY, "--start", start, "--end", end,
-                      "--step", "1s", "--warmup", "3s", "--out", str(out), "--json")
+    result = _leaklab(
+        "import",
+        "--prometheus",
+        fleet.url,
+        "--query",
+        QUERY,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--step",
+        "1s",
+        "--warmup",
+        "3s",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     runs = [Path(p) for p in json.loads(result.stdout)["runs"]]
     assert len(runs) == 20
@@ -88,8 +104,11 @@ def test_saved_answer_of_one_leaky_and_one_fixed_service(fleet: Fleet, tmp_path:
     start, end = _window(fleet)
     for index, expected_leak in ((LEAKY[0], True), (0, False)):
         query = f'process_resident_memory_bytes{{job="{JOB}",service="svc-{index:02d}"}}'
-        answer = requests.get(f"{fleet.url}/api/v1/query_range",
-                              params={"query": query, "start": start, "end": end, "step": "1"}, timeout=10)
+        answer = requests.get(
+            f"{fleet.url}/api/v1/query_range",
+            params={"query": query, "start": start, "end": end, "step": "1"},
+            timeout=10,
+        )
         saved = tmp_path / f"answer-{index}.json"
         saved.write_text(answer.text)
         out = tmp_path / f"runs-{index}"
@@ -110,18 +129,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("url, query, message", [
-    ("down", QUERY, "cannot reach Prometheus"),
-    ("up", "process_resident_memory_bytes{", "bad_data"),
-    ("up", "no_such_metric_anywhere", "matched nothing"),
-])
-def test_bad_prometheus_input_exits_2_and_leaves_nothing(fleet: Fleet, tmp_path: Path, url: str, query: str,
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    "url, query, message",
+    [
+        ("down", QUERY, "cannot reach Prometheus"),
+        ("up", "process_resident_memory_bytes{", "bad_data"),
+        ("up", "no_such_metric_anywhere", "matched nothing"),
+    ],
+)
+def test_bad_prometheus_input_exits_2_and_leaves_nothing(
+    fleet: Fleet, tmp_path: Path, url: str, query: str, message: str
+) -> None:
     base = fleet.url if url == "up" else f"http://127.0.0.1:{_free_port()}"
     out = tmp_path / "runs"
     out.mkdir()
-    result = _leaklab("import", "--prometheus", base, "--query", query, "--start", "1m", "--step", "1s",
-                      "--out", str(out))
+    result = _leaklab(
+        "import",
+        "--prometheus",
+        base,
+        "--query",
+        query,
+        "--start",
+        "1m",
+        "--step",
+        "1s",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert list(out.iterdir()) == []
@@ -129,7 +163,9 @@ def test_bad_prometheus_input_exits_2_and_leaves_nothing(fleet: Fleet, tmp_path:
 
 def test_saved_error_answer_exits_2(tmp_path: Path) -> None:
     saved = tmp_path / "error.json"
-    saved.write_text(json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 30"}))
+    saved.write_text(
+        json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 30"})
+    )
     result = _leaklab("import", str(saved), "--out", str(tmp_path / "runs"))
     assert result.returncode == 2 and "bad_data: parse error at char 30" in result.stderr
 
@@ -137,14 +173,30 @@ def test_saved_error_answer_exits_2(tmp_path: Path) -> None:
 def test_restart_labels_join_series_into_generations(tmp_path: Path) -> None:
     """Two processes of one pod, one after the other (a new pid label), are one run with two
     generations; a second pod stays a run of its own."""
+
     def values(t0: int, n: int, base: float) -> list[list[object]]:
         return [[t0 + i * 15, str(base + i * 1e5)] for i in range(n)]
 
-    answer = {"status": "success", "data": {"resultType": "matrix", "result": [
-        {"metric": {"__name__": "rss", "pod": "a", "pid": "10"}, "values": values(1000, 40, 5e7)},
-        {"metric": {"__name__": "rss", "pod": "a", "pid": "11"}, "values": values(1000 + 40 * 15, 40, 5e7)},
-        {"metric": {"__name__": "rss", "pod": "b", "pid": "12"}, "values": values(1000, 80, 6e7)},
-    ]}}
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "rss", "pod": "a", "pid": "10"},
+                    "values": values(1000, 40, 5e7),
+                },
+                {
+                    "metric": {"__name__": "rss", "pod": "a", "pid": "11"},
+                    "values": values(1000 + 40 * 15, 40, 5e7),
+                },
+                {
+                    "metric": {"__name__": "rss", "pod": "b", "pid": "12"},
+                    "values": values(1000, 80, 6e7),
+                },
+            ],
+        },
+    }
     saved = tmp_path / "answer.json"
     saved.write_text(json.dumps(answer))
     with RunSink(tmp_path / "runs", {"kind": "prometheus", "from": str(saved)}, name="rss") as sink:

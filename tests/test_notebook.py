@@ -27,16 +27,23 @@ def test_notebook_is_committed_without_outputs() -> None:
 def test_notebook_executes(tmp_path, monkeypatch) -> None:
     kernel_dir = tmp_path / "jupyter" / "kernels" / "leaklab-test"
     kernel_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "leaklab test", "language": "python"}
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "leaklab test",
+        "language": "python",
+    }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("LEAKLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("LEAKLAB_NOTEBOOK_DURATION", "4s")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, kernel_name="leaklab-test", timeout=120,
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = NotebookClient(
+        nb,
+        kernel_name="leaklab-test",
+        timeout=120,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     client.execute()
 
     def text(cell) -> str:

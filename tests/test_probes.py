@@ -46,8 +46,12 @@ class Recorder:
 
 def context(tmp_path: Path, **options: Any) -> tuple[ProbeContext, Recorder]:
     recorder = Recorder()
-    ctx = ProbeContext(artifacts=tmp_path, emit=recorder, options=options,
-                       plan={"steps": None, "duration_s": None, "scenario_path": HERE})
+    ctx = ProbeContext(
+        artifacts=tmp_path,
+        emit=recorder,
+        options=options,
+        plan={"steps": None, "duration_s": None, "scenario_path": HERE},
+    )
     ctx.warmup_done = True
     return ctx, recorder
 
@@ -72,9 +76,14 @@ def test_type_names_are_module_and_qualified_name():
 
     html = type("<script>alert(1)</script>", (), {})
     assert naming.type_name(dict) == "dict"
-    assert naming.type_name(Inner) == f"{__name__}.test_type_names_are_module_and_qualified_name.<locals>.Inner"
+    assert (
+        naming.type_name(Inner)
+        == f"{__name__}.test_type_names_are_module_and_qualified_name.<locals>.Inner"
+    )
     assert naming.type_name(html) == f"{__name__}.<script>alert(1)</script>"
-    assert [naming.type_tier(n) for n in ("aiohttp.client.ClientSession", "asyncio.Future", "dict")] == [0, 1, 2]
+    assert [
+        naming.type_tier(n) for n in ("aiohttp.client.ClientSession", "asyncio.Future", "dict")
+    ] == [0, 1, 2]
 
 
 def test_count_types_counts_live_instances_exactly():
@@ -92,7 +101,9 @@ def test_cadence_fixed_in_steps_or_seconds_or_following_cost():
     by_steps = support.Cadence({"snapshot_every": {"steps": 500, "seconds": None}}, 0.02, 1.0, 60.0)
     by_steps.schedule(now=10.0, steps=1000, cost_s=5.0)
     assert not by_steps.due(11.0, 1499) and by_steps.due(11.0, 1500)
-    by_time = support.Cadence({"snapshot_every": {"steps": None, "seconds": 2.0}}, 0.02, 1.0, 60.0, stretch=4)
+    by_time = support.Cadence(
+        {"snapshot_every": {"steps": None, "seconds": 2.0}}, 0.02, 1.0, 60.0, stretch=4
+    )
     by_time.schedule(now=10.0, steps=0, cost_s=5.0)
     assert by_time.next_t == 18.0
     by_cost = support.Cadence({}, 0.02, 1.0, 60.0)
@@ -113,10 +124,19 @@ def test_followed_types_stay_reported_and_stale_ones_make_room():
 
 def test_resolve_orders_probes_and_names_the_known_ones():
     assert probes.resolve("rss", []) == []
-    assert probes.resolve("deep", [])[0] == "memray"  # its tracker stops before the others' end-of-run work
-    assert probes.resolve("default", ["tracemalloc-full"]) == ["tracemalloc", "tracemalloc-full", "gc-types", "retention"]
+    assert (
+        probes.resolve("deep", [])[0] == "memray"
+    )  # its tracker stops before the others' end-of-run work
+    assert probes.resolve("default", ["tracemalloc-full"]) == [
+        "tracemalloc",
+        "tracemalloc-full",
+        "gc-types",
+        "retention",
+    ]
     assert probes.columns_of(["tracemalloc-full", "gc-types"]) == ["traced"]
-    with pytest.raises(KeyError, match="known probes: gc-types, memray, memray-native, pympler, retention"):
+    with pytest.raises(
+        KeyError, match="known probes: gc-types, memray, memray-native, pympler, retention"
+    ):
         probes.resolve("default", ["objgraph"])
 
 
@@ -131,8 +151,17 @@ def test_classifier_tells_user_code_from_libraries(tmp_path):
     import leaklab.runner.child as child
 
     classifier = Classifier(str(tmp_path / "scenario.py"))
-    kinds = [classifier.kind(f) for f in (HERE, str(tmp_path / "scenario.py"), json.__file__, aiohttp.__file__,
-                                          child.__file__, "<frozen importlib._bootstrap>")]
+    kinds = [
+        classifier.kind(f)
+        for f in (
+            HERE,
+            str(tmp_path / "scenario.py"),
+            json.__file__,
+            aiohttp.__file__,
+            child.__file__,
+            "<frozen importlib._bootstrap>",
+        )
+    ]
     assert kinds == ["user", "user", "stdlib", "package", "leaklab", "other"]
 
 
@@ -147,7 +176,10 @@ def test_blame_prefers_the_users_frame_and_drops_leaklabs_own():
     pkg, std, own = aiohttp.__file__, json.__file__, child.__file__
     assert blame([(own, 1), (HERE, 20), (pkg, 30), (std, 40)], classifier) == ((HERE, 20), True)
     assert blame([(own, 1), (std, 40)], classifier) is None  # the child reporting, not the scenario
-    assert blame([(own, 1), (pkg, 30), (std, 40)], classifier) == ((std, 40), False)  # a callback the loop ran
+    assert blame([(own, 1), (pkg, 30), (std, 40)], classifier) == (
+        (std, 40),
+        False,
+    )  # a callback the loop ran
 
 
 def outer_function() -> Any:
@@ -163,7 +195,10 @@ class Holder:
 
 
 def test_function_at_names_methods_and_closures():
-    assert function_at(HERE, outer_function.__code__.co_firstlineno + 2) == "outer_function.<locals>.inner"
+    assert (
+        function_at(HERE, outer_function.__code__.co_firstlineno + 2)
+        == "outer_function.<locals>.inner"
+    )
     assert function_at(HERE, Holder.method.__code__.co_firstlineno + 1) == "Holder.method"
     assert function_at(HERE, 1) is None
 
@@ -176,14 +211,23 @@ def test_group_sites_sums_by_blamed_line_and_keeps_the_allocating_frame():
 
     line = outer_function.__code__.co_firstlineno
     user_then_lib = (Frame(HERE, line), Frame(json.__file__, 100))
-    stats = [(user_then_lib, 1000, 10, 1000, 10), ((Frame(HERE, line),), 500, 5, 500, 5),
-             ((Frame(json.__file__, 7),), 50, 1, 50, 1)]
+    stats = [
+        (user_then_lib, 1000, 10, 1000, 10),
+        ((Frame(HERE, line),), 500, 5, 500, 5),
+        ((Frame(json.__file__, 7),), 50, 1, 50, 1),
+    ]
     top = group_sites(stats, Classifier(), top=5)
-    assert [(s["line"], s["size"], s["count"], s["user"]) for s in top] == [(line, 1500, 15, True), (7, 50, 1, False)]
+    assert [(s["line"], s["size"], s["count"], s["user"]) for s in top] == [
+        (line, 1500, 15, True),
+        (7, 50, 1, False),
+    ]
     assert top[0]["alloc"].endswith("json/__init__.py:100")
     assert top[0]["kind"] == "user" and top[1]["kind"] == "stdlib"
     # Functions and source lines are read once, after the steps (reading sources fills linecache).
-    assert "function" not in top[0] and top[0]["traceback"] == [{"file": HERE, "line": line}, {"file": json.__file__, "line": 100}]
+    assert "function" not in top[0] and top[0]["traceback"] == [
+        {"file": HERE, "line": line},
+        {"file": json.__file__, "line": 100},
+    ]
     lines = source_lines([(HERE, line)])
     assert lines == {f"{HERE}:{line}": ["outer_function", "def outer_function() -> Any:"]}
 
@@ -194,7 +238,9 @@ def test_group_sites_sums_by_blamed_line_and_keeps_the_allocating_frame():
 def find(roots_state: Any, name: str) -> dict[str, Any]:
     classifier = Classifier()
     instances = referrers.sample_instances(name, 3)
-    chain = referrers.forward_chain(referrers.user_roots(roots_state, classifier), instances, 1e18, 10)
+    chain = referrers.forward_chain(
+        referrers.user_roots(roots_state, classifier), instances, 1e18, 10
+    )
     instances.clear()
     assert chain is not None
     described = referrers.describe(chain, roots_state, classifier)
@@ -258,7 +304,10 @@ def test_a_key_whose_repr_raises_and_a_type_named_with_markup(user_module):
     user_module._BY_KEY = {Unprintable(): scripted()}
     found = find(None, naming.type_name(scripted))
     assert found["text"] == f"{user_module.__name__}._BY_KEY -> dict -> <script>alert(1)</script>"
-    assert found["hops"][-1]["via"].startswith("[<") and "repr raised RuntimeError" in found["hops"][-1]["via"]
+    assert (
+        found["hops"][-1]["via"].startswith("[<")
+        and "repr raised RuntimeError" in found["hops"][-1]["via"]
+    )
 
 
 def test_backward_search_finds_a_librarys_global_when_no_user_root_holds_it(tmp_path):
@@ -270,7 +319,9 @@ def test_backward_search_finds_a_librarys_global_when_no_user_root_holds_it(tmp_
     sys.modules[library.__name__] = library
     try:
         ctx, _ = context(tmp_path)
-        result = RetentionProbe()._search_type(ctx, naming.type_name(Pooled), Classifier(), budget=5.0)
+        result = RetentionProbe()._search_type(
+            ctx, naming.type_name(Pooled), Classifier(), budget=5.0
+        )
     finally:
         del sys.modules[library.__name__]
     assert result["found"] and result["search"] == "backward" and not result["user_root"]
@@ -293,8 +344,15 @@ def test_retention_probe_records_chains_and_keeps_no_reference(tmp_path, user_mo
     gc.collect()
     assert sys.getrefcount(sample) == before
     assert [type(r) for r in gc.get_referrers(sample)] == [dict]
-    (event,) = [e for e in recorder.of(EventKind.RETENTION_CHAIN) if e["object_type"] == naming.type_name(Leaked)]
-    assert event["text"] == f"{user_module.__name__}._KEPT -> dict -> Leaked" and event["growth"] == 200
+    (event,) = [
+        e
+        for e in recorder.of(EventKind.RETENTION_CHAIN)
+        if e["object_type"] == naming.type_name(Leaked)
+    ]
+    assert (
+        event["text"] == f"{user_module.__name__}._KEPT -> dict -> Leaked"
+        and event["growth"] == 200
+    )
     assert (tmp_path / event["dot"].removeprefix("artifacts/")).is_file()
     if shutil.which("dot"):
         assert (tmp_path / event["png"].removeprefix("artifacts/")).read_bytes()[:8] == PNG_MAGIC
@@ -311,18 +369,27 @@ def test_retention_probe_searches_on_sigusr1(tmp_path, user_module):
         user_module._ASKED = [Asked() for _ in range(50)]
         os.kill(os.getpid(), signal.SIGUSR1)
         probe.tick(ctx)
-        events = [e for e in recorder.of(EventKind.RETENTION_CHAIN) if e["object_type"] == naming.type_name(Asked)]
-        assert [(e["reason"], e["text"]) for e in events] == [("signal", f"{user_module.__name__}._ASKED -> list -> Asked")]
+        events = [
+            e
+            for e in recorder.of(EventKind.RETENTION_CHAIN)
+            if e["object_type"] == naming.type_name(Asked)
+        ]
+        assert [(e["reason"], e["text"]) for e in events] == [
+            ("signal", f"{user_module.__name__}._ASKED -> list -> Asked")
+        ]
     finally:
         probe.finish(ctx)
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
 def test_dot_labels_are_escaped_and_drawn(tmp_path):
-    chain = {"root_kind": "module", "hops": [
-        {"label": 'mod._X"quoted"\\back', "via": None},
-        {"label": "<script>alert(1)</script>", "via": "['a\"b']"},
-    ]}
+    chain = {
+        "root_kind": "module",
+        "hops": [
+            {"label": 'mod._X"quoted"\\back', "via": None},
+            {"label": "<script>alert(1)</script>", "via": "['a\"b']"},
+        ],
+    }
     text = chain_graph.to_dot(chain)
     assert 'label="mod._X\\"quoted\\"\\\\back\\n(module)"' in text
     assert 'label="<script>alert(1)</script>"' in text and 'label="[\'a\\"b\']"' in text
@@ -369,8 +436,10 @@ def test_tracemalloc_windows_find_the_leaking_line(tmp_path):
         assert top["count"] >= window["steps"]  # the instance, at least, per step
     assert probe.overhead()["snapshots"] == len(windows)
     (lines,) = recorder.of("source_lines")
-    assert lines["lines"][f"{HERE}:{leak_line}"] == ["test_tracemalloc_windows_find_the_leaking_line",
-                                                      "kept.append(LeakedBlock(i))  # <- leak_line"]
+    assert lines["lines"][f"{HERE}:{leak_line}"] == [
+        "test_tracemalloc_windows_find_the_leaking_line",
+        "kept.append(LeakedBlock(i))  # <- leak_line",
+    ]
 
 
 @pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")

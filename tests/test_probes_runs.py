@@ -30,20 +30,40 @@ def line_of(path: str, text: str) -> int:
     return next(i for i, line in enumerate(Path(path).read_text().splitlines(), 1) if text in line)
 
 
-def record(tmp_path: Path, scenario: str, variant: str, profile: str = "default", **config) -> store.RunData:
-    result = runner.run(runner.RunConfig(
-        scenario=scenario, variant=variant, out=str(tmp_path), progress=False, profile=profile,
-        probes=probes.resolve(profile, config.pop("explicit", [])), **config,
-    ))
+def record(
+    tmp_path: Path, scenario: str, variant: str, profile: str = "default", **config
+) -> store.RunData:
+    result = runner.run(
+        runner.RunConfig(
+            scenario=scenario,
+            variant=variant,
+            out=str(tmp_path),
+            progress=False,
+            profile=profile,
+            probes=probes.resolve(profile, config.pop("explicit", [])),
+            **config,
+        )
+    )
     assert result.status == "completed", result.message
     return store.read_run(result.run_dir)
 
 
 def test_default_profile_names_types_sites_and_chains(tmp_path):
-    run = record(tmp_path, NAMED, "leaky", steps=20_000, rate=5_000, probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}})
+    run = record(
+        tmp_path,
+        NAMED,
+        "leaky",
+        steps=20_000,
+        rate=5_000,
+        probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}},
+    )
     analysis = analyze(run)
     types = {t["type"]: t for t in analysis.top_types}
-    for name in ("named_leaks.Widget", "named_leaks.Unprintable", "named_leaks.<script>alert(1)</script>"):
+    for name in (
+        "named_leaks.Widget",
+        "named_leaks.Unprintable",
+        "named_leaks.<script>alert(1)</script>",
+    ):
         assert types[name]["per_step"] == pytest.approx(1.0, abs=0.01), name
     sites = {(Path(s["file"]).name, s["line"]): s for s in analysis.top_sites}
     payload = ("named_leaks.py", line_of(NAMED, "self.payload = bytearray(payload)"))
@@ -54,17 +74,28 @@ def test_default_profile_names_types_sites_and_chains(tmp_path):
     texts = {c["type"]: c["text"] for c in analysis.chains}
     assert texts["named_leaks.Widget"] == "named_leaks._CACHE -> dict -> Widget"
     # Each Unprintable is held twice, both two hops from a root: either chain is the shortest.
-    assert texts["named_leaks.Unprintable"] in ("named_leaks.Registry.members -> list -> Unprintable",
-                                                 "named_leaks._BY_KEY -> dict -> Unprintable")
-    assert texts["named_leaks.<script>alert(1)</script>"] == "named_leaks._BY_KEY -> dict -> <script>alert(1)</script>"
+    assert texts["named_leaks.Unprintable"] in (
+        "named_leaks.Registry.members -> list -> Unprintable",
+        "named_leaks._BY_KEY -> dict -> Unprintable",
+    )
+    assert (
+        texts["named_leaks.<script>alert(1)</script>"]
+        == "named_leaks._BY_KEY -> dict -> <script>alert(1)</script>"
+    )
     for chain in analysis.chains:
         assert (run.path / chain["dot"]).is_file()
         if shutil.which("dot"):
             assert (run.path / chain["png"]).read_bytes()[:8] == PNG_MAGIC
     overhead = run.meta["probe_overhead"]
     assert set(overhead["probes"]) == {"tracemalloc", "gc-types", "retention"}
-    assert overhead["loop_s"] > 3.5 and all(0 <= p["fraction"] < 1 for p in overhead["probes"].values())
-    assert overhead["probes"]["tracemalloc"]["snapshots"] == len(run.events_of("tracemalloc_snapshot")) >= 5
+    assert overhead["loop_s"] > 3.5 and all(
+        0 <= p["fraction"] < 1 for p in overhead["probes"].values()
+    )
+    assert (
+        overhead["probes"]["tracemalloc"]["snapshots"]
+        == len(run.events_of("tracemalloc_snapshot"))
+        >= 5
+    )
 
 
 def test_untracked_objects_are_found_by_their_site(tmp_path):
@@ -72,16 +103,34 @@ def test_untracked_objects_are_found_by_their_site(tmp_path):
     type count grows, but the run retains 2 blocks/step and the window sites show the line
     (1,081 B/step recorded: 1,024 payload + 57 header)."""
     scenario = str(Path(__file__).parent / "scenarios" / "retain_bytes.py")
-    run = record(tmp_path, scenario, "leaky", steps=20_000, rate=5_000, probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}})
+    run = record(
+        tmp_path,
+        scenario,
+        "leaky",
+        steps=20_000,
+        rate=5_000,
+        probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}},
+    )
     analysis = analyze(run)
     assert analysis.top_types == []
     top = analysis.top_sites[0]
-    assert (Path(top["file"]).name, top["line"], top["function"]) == ("retain_bytes.py", line_of(scenario, "bytearray(state"), "step")
+    assert (Path(top["file"]).name, top["line"], top["function"]) == (
+        "retain_bytes.py",
+        line_of(scenario, "bytearray(state"),
+        "step",
+    )
     assert 1_024 <= top["bytes_per_step"] <= 1_150
 
 
 def test_fixed_variant_reports_nothing_leaking(tmp_path):
-    run = record(tmp_path, NAMED, "fixed", steps=20_000, rate=5_000, probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}})
+    run = record(
+        tmp_path,
+        NAMED,
+        "fixed",
+        steps=20_000,
+        rate=5_000,
+        probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}},
+    )
     analysis = analyze(run)
     assert (analysis.top_types, analysis.top_sites, analysis.chains) == ([], [], [])
     assert len(run.events_of("gc_types")) >= 5 and len(run.events_of("tracemalloc_snapshot")) >= 5
@@ -99,11 +148,22 @@ def test_deep_profile_adds_pympler_and_memrays_reports_and_survives_a_failing_su
     recorded, and the run goes on; memray traces the last steps, within its budget. The cadence is
     fixed so that pympler summarizes whatever it costs (its baseline would otherwise be left out
     where it takes more than 5 % of the run, as it may on a loaded machine)."""
-    run = record(tmp_path, NAMED, "leaky", profile="deep", steps=20_000, rate=5_000,
-                 probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}})
+    run = record(
+        tmp_path,
+        NAMED,
+        "leaky",
+        profile="deep",
+        steps=20_000,
+        rate=5_000,
+        probe_options={"snapshot_every": {"steps": 2_000, "seconds": None}},
+    )
     assert run.meta["status"] == "completed"
     errors = run.events_of("snapshot_error")
-    assert errors and {e["probe"] for e in errors} == {"pympler"} and all("size refused" in e["error"] for e in errors)
+    assert (
+        errors
+        and {e["probe"] for e in errors} == {"pympler"}
+        and all("size refused" in e["error"] for e in errors)
+    )
     (capture,) = run.events_of("memray_capture")
     assert capture["captured"] and capture["errors"] == []
     (started,) = run.events_of("memray_started")
@@ -119,28 +179,67 @@ def test_deep_profile_adds_pympler_and_memrays_reports_and_survives_a_failing_su
     json.loads((run.path / capture["stats"]).read_text())
     top = capture["top_leaks"][0]
     assert (Path(top["file"]).name, top["function"]) == ("named_leaks.py", "__init__")
-    assert set(run.meta["probe_overhead"]["probes"]) == {"memray", "tracemalloc", "gc-types", "pympler", "retention"}
+    assert set(run.meta["probe_overhead"]["probes"]) == {
+        "memray",
+        "tracemalloc",
+        "gc-types",
+        "pympler",
+        "retention",
+    }
 
 
 def test_async_scenario_names_type_site_and_chain(tmp_path):
-    run = record(tmp_path, AIOHTTP, "leaky", duration_s=6.0, probe_options={"snapshot_every": {"steps": None, "seconds": 1.0}})
+    run = record(
+        tmp_path,
+        AIOHTTP,
+        "leaky",
+        duration_s=6.0,
+        probe_options={"snapshot_every": {"steps": None, "seconds": 1.0}},
+    )
     analysis = analyze(run)
     assert "aiohttp_registry.RequestRecord" in [t["type"] for t in analysis.top_types]
     record_line = line_of(AIOHTTP, "record = RequestRecord(")
-    assert ("aiohttp_registry.py", record_line) in [(Path(s["file"]).name, s["line"]) for s in analysis.top_sites]
-    assert [c["text"] for c in analysis.chains] == ["aiohttp_registry._REGISTRY -> dict -> RequestRecord"]
+    assert ("aiohttp_registry.py", record_line) in [
+        (Path(s["file"]).name, s["line"]) for s in analysis.top_sites
+    ]
+    assert [c["text"] for c in analysis.chains] == [
+        "aiohttp_registry._REGISTRY -> dict -> RequestRecord"
+    ]
 
 
 def test_async_fixed_variant_reports_nothing(tmp_path):
-    run = record(tmp_path, AIOHTTP, "fixed", duration_s=6.0, probe_options={"snapshot_every": {"steps": None, "seconds": 1.0}})
+    run = record(
+        tmp_path,
+        AIOHTTP,
+        "fixed",
+        duration_s=6.0,
+        probe_options={"snapshot_every": {"steps": None, "seconds": 1.0}},
+    )
     analysis = analyze(run)
     assert (analysis.top_types, analysis.top_sites, analysis.chains) == ([], [], [])
 
 
 def test_chains_on_demand_with_sigusr1(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "leaklab", "run", NAMED, "--duration", "6s", "--rate", "2000/s", "--warmup", "500",
-         "--out", str(tmp_path), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "leaklab",
+            "run",
+            NAMED,
+            "--duration",
+            "6s",
+            "--rate",
+            "2000/s",
+            "--warmup",
+            "500",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         pid = None
@@ -159,5 +258,10 @@ def test_chains_on_demand_with_sigusr1(tmp_path):
         if process.poll() is None:
             process.kill()
     run = store.read_run(next(tmp_path.iterdir()))
-    by_reason = {(e["reason"], e["object_type"]) for e in run.events_of("retention_chain") if e["found"]}
-    assert ("signal", "named_leaks.Widget") in by_reason and ("end", "named_leaks.Widget") in by_reason
+    by_reason = {
+        (e["reason"], e["object_type"]) for e in run.events_of("retention_chain") if e["found"]
+    }
+    assert ("signal", "named_leaks.Widget") in by_reason and (
+        "end",
+        "named_leaks.Widget",
+    ) in by_reason

@@ -27,16 +27,20 @@ def test_leaky_test_fails_naming_site_and_type(pytester: pytest.Pytester) -> Non
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*leaklab: test_leaky retains memory on every call: +[67]? B/call (+1.00 blocks/call, median round)*",
-        "*top growing allocation sites*",
-        "*B/call*+1.0? blocks/call*test_inner.py:6*KEPT.append(bytes(31))*",
-        "*growing object types*",
-        "*+1.00*bytes*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*leaklab: test_leaky retains memory on every call: +[67]? B/call (+1.00 blocks/call, median round)*",
+            "*top growing allocation sites*",
+            "*B/call*+1.0? blocks/call*test_inner.py:6*KEPT.append(bytes(31))*",
+            "*growing object types*",
+            "*+1.00*bytes*",
+        ]
+    )
 
 
-def test_site_in_helper_module_names_the_test_line_that_called_it(pytester: pytest.Pytester) -> None:
+def test_site_in_helper_module_names_the_test_line_that_called_it(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         registry="""
         _LISTENERS = {}
@@ -55,11 +59,13 @@ def test_site_in_helper_module_names_the_test_line_that_called_it(pytester: pyte
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*registry.py:4*_LISTENERS.setdefault(name, []).append*",
-        "*called from test_inner.py:6*registry.subscribe(*",
-        "*+1.00*dict*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*registry.py:4*_LISTENERS.setdefault(name, []).append*",
+            "*called from test_inner.py:6*registry.subscribe(*",
+            "*+1.00*dict*",
+        ]
+    )
 
 
 def test_body_is_called_exactly_warmup_plus_rounds_times_calls(pytester: pytest.Pytester) -> None:
@@ -83,7 +89,9 @@ def test_body_is_called_exactly_warmup_plus_rounds_times_calls(pytester: pytest.
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--junit-xml=out.xml", "-rP")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*Captured leaklab call*", "no memory retained per call: 0 B/call*"])
+    result.stdout.fnmatch_lines(
+        ["*Captured leaklab call*", "no memory retained per call: 0 B/call*"]
+    )
     junit = (pytester.path / "out.xml").read_text()
     assert '<property name="leaklab_bytes_per_call" value="0.0" />' in junit
     assert junit.count("leaklab_bytes_per_call") == 1  # unmarked tests carry nothing
@@ -176,7 +184,9 @@ def test_async_marked_test_runs_on_its_own_loop(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*test_async_leaky retains memory on every call*", "*_asyncio.Future*"])
+    result.stdout.fnmatch_lines(
+        ["*test_async_leaky retains memory on every call*", "*_asyncio.Future*"]
+    )
 
 
 def test_bad_marker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -191,7 +201,11 @@ def test_bad_marker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_inner.py::test_typo: @pytest.mark.leaklab: unknown option 'cals'; accepted options: max_per_call*calls*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*test_inner.py::test_typo: @pytest.mark.leaklab: unknown option 'cals'; accepted options: max_per_call*calls*"
+        ]
+    )
 
 
 def test_bad_limit_names_accepted_forms(pytester: pytest.Pytester) -> None:
@@ -243,10 +257,12 @@ def test_fixture_checks_any_callable(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=3)
-    result.stdout.fnmatch_lines([
-        "*leaklab: keep() retains memory on every call*",
-        "*test_inner.py:5*KEPT.append((tag, bytearray(n)))*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*leaklab: keep() retains memory on every call*",
+            "*test_inner.py:5*KEPT.append((tag, bytearray(n)))*",
+        ]
+    )
     result.stdout.fnmatch_lines(["*leaklab: keep_async() retains memory on every call*"])
     result.stdout.fnmatch_lines(["*OptionError: rounds must be an integer >= 1, got 0*"])
 
@@ -282,4 +298,6 @@ def test_coexists_with_pytest_memray(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*leaklab: test_leaky retains memory on every call*"])
     # A cache filled once passes leaklab's check; memray's marker, evaluated on the same
     # test, counts it as leaked: both plugins ran.
-    result.stdout.fnmatch_lines(["*test_memray_marker_too*", "*Test was allowed to leak 1.0KiB per location*"])
+    result.stdout.fnmatch_lines(
+        ["*test_memray_marker_too*", "*Test was allowed to leak 1.0KiB per location*"]
+    )

@@ -92,7 +92,10 @@ def test_a_bound_filled_past_the_measured_rounds_passes_by_patience() -> None:
     assert result.patience_calls == 1000 - 105 and result.calls_made == 1100
     # The bound is full by then: the confirming rounds retain nothing, but for one round now and
     # then on a busy machine (measured once: +728 B, then -552 B in the next round).
-    assert all(b > 0 for b in result.round_bytes[:4]) and sum(b > 0 for b in result.round_bytes[4:]) <= 1
+    assert (
+        all(b > 0 for b in result.round_bytes[:4])
+        and sum(b > 0 for b in result.round_bytes[4:]) <= 1
+    )
 
 
 def test_lazy_import_and_interning_happen_once() -> None:
@@ -126,7 +129,9 @@ def test_limit_is_per_call() -> None:
     kept: list[bytes] = []
     keep = lambda: kept.append(bytes(31))  # noqa: E731
     assert not callleak.measure(keep, callleak.Options.from_mapping({"max_per_call": "1KB"})).leaked
-    assert callleak.measure(keep, callleak.Options.from_mapping({"max_per_call": "16B/call"})).leaked
+    assert callleak.measure(
+        keep, callleak.Options.from_mapping({"max_per_call": "16B/call"})
+    ).leaked
 
 
 def test_coroutines_run_on_one_private_loop() -> None:
@@ -193,7 +198,9 @@ def test_existing_tracing_is_left_running() -> None:
         ({"max_per_call": "lots"}, "not a size: 'lots'; accepted forms:"),
     ],
 )
-def test_bad_options_name_the_option_and_the_accepted_forms(values: dict[str, object], message: str) -> None:
+def test_bad_options_name_the_option_and_the_accepted_forms(
+    values: dict[str, object], message: str
+) -> None:
     with pytest.raises(callleak.OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         callleak.Options.from_mapping(values)
 
@@ -202,7 +209,9 @@ def test_option_forms() -> None:
     assert callleak.Options.from_mapping({"max_per_call": 64}).max_per_call == 64
     assert callleak.Options.from_mapping({"max_per_call": "1KB"}).max_per_call == 1000
     assert callleak.Options.from_mapping({"max_per_call": "16B/call"}).max_per_call == 16
-    assert callleak.Options.from_mapping({"warmup": 0, "calls": 3}) == callleak.Options(warmup=0, calls=3)
+    assert callleak.Options.from_mapping({"warmup": 0, "calls": 3}) == callleak.Options(
+        warmup=0, calls=3
+    )
 
 
 def test_message_reads_as_a_diagnosis() -> None:
@@ -214,7 +223,10 @@ def test_message_reads_as_a_diagnosis() -> None:
     result = callleak.measure(subscribe, callleak.Options(calls=10), origin=__file__)
     text = result.message("subscribe()")
     assert text.startswith("leaklab: subscribe() retains memory on every call: +")
-    assert "top growing allocation sites" in text and "registry[len(registry)] = {\"n\": len(registry)}" in text
+    assert (
+        "top growing allocation sites" in text
+        and 'registry[len(registry)] = {"n": len(registry)}' in text
+    )
     assert "growing object types" in text and "dict" in text
 
 

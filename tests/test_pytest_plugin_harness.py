@@ -24,15 +24,19 @@ def _one_warning_of_our_own(result) -> None:
     depend on what ran before in this process and are not counted.)"""
     assert result.stdout.str().count("DeprecationWarning: old api") == 1, result.stdout.str()
 
+
 _LOG = logging.getLogger("leaklab.test.harness")
 
 
 def _rolled_back(request: pytest.FixtureRequest, body) -> callleak.Result:
-    return callleak.measure(pytest_harness.rolled_back(body, pytest_harness.find_stores(request.node)))
+    return callleak.measure(
+        pytest_harness.rolled_back(body, pytest_harness.find_stores(request.node))
+    )
 
 
-def test_log_capture_keeps_every_record_unless_rolled_back(request: pytest.FixtureRequest,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_log_capture_keeps_every_record_unless_rolled_back(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
     def body() -> None:
         _LOG.warning("handled request %d", 1)
 
@@ -43,7 +47,9 @@ def test_log_capture_keeps_every_record_unless_rolled_back(request: pytest.Fixtu
     assert raw.leaked and raw.bytes_per_call > 300  # measured +913 B/call (two handlers keep it)
 
 
-def test_warnings_recorder_keeps_every_warning_unless_rolled_back(request: pytest.FixtureRequest) -> None:
+def test_warnings_recorder_keeps_every_warning_unless_rolled_back(
+    request: pytest.FixtureRequest,
+) -> None:
     def body() -> None:
         warnings.warn("old api", DeprecationWarning, stacklevel=1)
 
@@ -57,8 +63,11 @@ def test_warnings_recorder_keeps_every_warning_unless_rolled_back(request: pytes
 
 
 def test_captured_output_properties_and_patches_roll_back(
-        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str],
-        record_property, monkeypatch: pytest.MonkeyPatch) -> None:
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    record_property,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A capture buffer grows by reallocation, not in every round (the plugin's documented
     blind spot), so for printing the retained bytes are compared rather than the verdict."""
     original = sys.getrecursionlimit
@@ -77,7 +86,9 @@ def test_captured_output_properties_and_patches_roll_back(
     monkeypatch.undo()  # one entry left to undo: the last call's, holding the original
     assert sys.getrecursionlimit is original
     printed = callleak.measure(bodies.pop("print"))
-    assert sum(printed.round_bytes[:4]) > 100 * len(line) / 2  # 100 KB printed, measured 1.1 MB retained
+    assert (
+        sum(printed.round_bytes[:4]) > 100 * len(line) / 2
+    )  # 100 KB printed, measured 1.1 MB retained
     for name, body in bodies.items():
         assert callleak.measure(body).leaked, name
     assert sys.getrecursionlimit is not original
@@ -185,11 +196,21 @@ def test_real_leaks_through_the_same_channels_are_caught(pytester: pytest.Pytest
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=4)
-    result.stdout.fnmatch_lines([
-        "*test_handler_added_per_call retains memory on every call*",
-        "*logging/__init__.py*",
-    ])
-    result.stdout.fnmatch_lines(["*test_memory_handler_without_target retains memory on every call*"])
-    result.stdout.fnmatch_lines(["*test_filterwarnings_per_call retains memory on every call*", "*warnings.py*"])
-    result.stdout.fnmatch_lines(["*test_records_kept_by_the_code retains memory on every call*",
-                                 "*called from test_inner.py:34*kept.warning(\"kept\")*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_handler_added_per_call retains memory on every call*",
+            "*logging/__init__.py*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*test_memory_handler_without_target retains memory on every call*"]
+    )
+    result.stdout.fnmatch_lines(
+        ["*test_filterwarnings_per_call retains memory on every call*", "*warnings.py*"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_records_kept_by_the_code retains memory on every call*",
+            '*called from test_inner.py:34*kept.warning("kept")*',
+        ]
+    )

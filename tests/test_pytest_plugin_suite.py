@@ -13,6 +13,7 @@ def _one_warning_of_our_own(result) -> None:
     depend on what ran before in this process and are not counted.)"""
     assert result.stdout.str().count("DeprecationWarning: old api") == 1, result.stdout.str()
 
+
 SUITE = """
 import logging, time, warnings
 import pytest
@@ -69,17 +70,19 @@ def test_suite_is_checked_and_summarised(pytester: pytest.Pytester, workers: lis
     # Two retaining tests and the plain failure fail; everything else passes, checked or not.
     result.assert_outcomes(passed=7, failed=3)
     _one_warning_of_our_own(result)
-    result.stdout.fnmatch_lines([
-        "*= leaklab: memory retained per call =*",
-        "5 tests checked, 2 retain memory on every call; not checked: 2 iterator fixture, "
-        "1 not repeatable, 1 over budget",
-        "*bytes/call*blocks/call*test*(top allocation site)*",
-        "*+1.0? KB*+2.00*test_suite.py::test_keeps_more",
-        "*test_suite.py:15*BIG.append(bytearray(1000))",
-        "*+1?? B*+1.00*test_suite.py::test_keeps_bytes",
-        "*test_suite.py:12*KEPT.append(bytes(100))",
-        "*= short test summary info =*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= leaklab: memory retained per call =*",
+            "5 tests checked, 2 retain memory on every call; not checked: 2 iterator fixture, "
+            "1 not repeatable, 1 over budget",
+            "*bytes/call*blocks/call*test*(top allocation site)*",
+            "*+1.0? KB*+2.00*test_suite.py::test_keeps_more",
+            "*test_suite.py:15*BIG.append(bytearray(1000))",
+            "*+1?? B*+1.00*test_suite.py::test_keeps_bytes",
+            "*test_suite.py:12*KEPT.append(bytes(100))",
+            "*= short test summary info =*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*test_logs_and_warns - *")
 
 
@@ -88,8 +91,10 @@ def test_reasons_are_recorded_in_junit(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     junit = (pytester.path / "out.xml").read_text()
     assert '<property name="leaklab" value="checked" />' in junit
-    assert ('<property name="leaklab" value="not checked: not repeatable: a later call raised '
-            'AssertionError: assert 2 == 1" />') in junit
+    assert (
+        '<property name="leaklab" value="not checked: not repeatable: a later call raised '
+        'AssertionError: assert 2 == 1" />'
+    ) in junit
     assert 'value="not checked: over budget: one call took 0.3' in junit
 
 
@@ -104,7 +109,9 @@ def test_without_the_option_unmarked_tests_run_once(pytester: pytest.Pytester) -
 def test_bad_budget_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--leaklab", "--leaklab-budget", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--leaklab-budget must be a positive number of seconds, got 0.0*"])
+    result.stderr.fnmatch_lines(
+        ["*--leaklab-budget must be a positive number of seconds, got 0.0*"]
+    )
 
 
 def test_unittest_methods_are_checked_with_setup_once(pytester: pytest.Pytester) -> None:
@@ -141,13 +148,17 @@ def test_unittest_methods_are_checked_with_setup_once(pytester: pytest.Pytester)
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--leaklab")
     result.assert_outcomes(passed=4, failed=1)
-    result.stdout.fnmatch_lines([
-        "5 tests checked, 1 retain memory on every call",
-        "*+1?? B*+1.00*test_cases.py::Cases::test_keeps",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "5 tests checked, 1 retain memory on every call",
+            "*+1?? B*+1.00*test_cases.py::Cases::test_keeps",
+        ]
+    )
 
 
-def test_budget_running_out_while_confirming_is_listed_as_unconfirmed(pytester: pytest.Pytester) -> None:
+def test_budget_running_out_while_confirming_is_listed_as_unconfirmed(
+    pytester: pytest.Pytester,
+) -> None:
     """4 ms per call: the 105 calls of the measured rounds take ~0.45 s, well within the
     1.5 s budget; the 895 patience calls before the confirming rounds would take 3.6 s."""
     pytester.makepyfile(
@@ -162,8 +173,10 @@ def test_budget_running_out_while_confirming_is_listed_as_unconfirmed(pytester: 
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--leaklab", "--leaklab-budget", "1.5")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "0 tests checked, 0 retain memory on every call; not checked: 1 over budget, unconfirmed",
-        "retained in every measured round, budget ran out before the confirming rounds*",
-        "*+1?? B*test_slow_leak.py::test_slow_leak",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "0 tests checked, 0 retain memory on every call; not checked: 1 over budget, unconfirmed",
+            "retained in every measured round, budget ran out before the confirming rounds*",
+            "*+1?? B*test_slow_leak.py::test_slow_leak",
+        ]
+    )

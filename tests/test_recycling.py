@@ -34,13 +34,38 @@ HEADROOM = 25_000_000
 LEAK = RATE * SIZE  # bytes per second
 
 
-def _serve(tmp: str, limit: int | None, variant: str = "leaky", duration: float = 10.0, mode: str = "restart",
-           signal: str = "SIGINT", scenario: str = "", **policy: object) -> store.RunData:
-    recycle = RecyclePolicy(limit=limit, check_interval_s=CHECK_S, kill_signal=signal, mode=mode, **policy) if limit else None
-    result = runner.run(runner.RunConfig(
-        scenario=scenario, variant=variant, params={"size": str(SIZE), "delay": f"{DELAY_S}s"}, serve=True,
-        rate=RATE, duration_s=duration, interval_s=0.1, out=tmp, progress=False, probes=[], recycle=recycle,
-    ))
+def _serve(
+    tmp: str,
+    limit: int | None,
+    variant: str = "leaky",
+    duration: float = 10.0,
+    mode: str = "restart",
+    signal: str = "SIGINT",
+    scenario: str = "",
+    **policy: object,
+) -> store.RunData:
+    recycle = (
+        RecyclePolicy(
+            limit=limit, check_interval_s=CHECK_S, kill_signal=signal, mode=mode, **policy
+        )
+        if limit
+        else None
+    )
+    result = runner.run(
+        runner.RunConfig(
+            scenario=scenario,
+            variant=variant,
+            params={"size": str(SIZE), "delay": f"{DELAY_S}s"},
+            serve=True,
+            rate=RATE,
+            duration_s=duration,
+            interval_s=0.1,
+            out=tmp,
+            progress=False,
+            probes=[],
+            recycle=recycle,
+        )
+    )
     assert result.status == "completed", result.message
     return store.read_run(result.run_dir)
 
@@ -67,8 +92,13 @@ def runs(tmp_path_factory, scenario, limit):
 
     def get(mode: str, signal: str) -> store.RunData:
         if (mode, signal) not in made:
-            made[mode, signal] = _serve(str(tmp_path_factory.mktemp(f"{mode}-{signal}")), limit, mode=mode,
-                                        signal=signal, scenario=scenario)
+            made[mode, signal] = _serve(
+                str(tmp_path_factory.mktemp(f"{mode}-{signal}")),
+                limit,
+                mode=mode,
+                signal=signal,
+                scenario=scenario,
+            )
         return made[mode, signal]
 
     return get
@@ -80,8 +110,11 @@ def _in_flight_at_triggers(run: store.RunData) -> np.ndarray:
     t = np.asarray(run.requests["t"])
     gen = np.asarray(run.requests["generation"])
     ok = recycling.succeeded(run.requests)
-    picked = [ok[(gen == e["generation"]) & (t >= e["t"] - 0.25) & (t < e["t"])] for e in run.events_of("restart")
-              if e["reason"] == "memory" and e.get("new_generation") is not None]
+    picked = [
+        ok[(gen == e["generation"]) & (t >= e["t"] - 0.25) & (t < e["t"])]
+        for e in run.events_of("restart")
+        if e["reason"] == "memory" and e.get("new_generation") is not None
+    ]
     return np.concatenate(picked) if picked else np.array([], dtype=bool)
 
 
@@ -121,22 +154,36 @@ def test_failed_requests_are_real_and_happen_during_restarts(runs):
     assert len(t) == RATE * 10 and m.requests == len(t)
     failed_t = t[~ok]
     assert len(failed_t) > 0 and m.failed == len(failed_t)
-    assert set(np.asarray(run.requests["error"], dtype=object)[~ok]) <= {"refused", "disconnected", "reset", "connect"}
+    assert set(np.asarray(run.requests["error"], dtype=object)[~ok]) <= {
+        "refused",
+        "disconnected",
+        "reset",
+        "connect",
+    }
     # Every failure was sent while a restart was under way: from its trigger until the new generation was healthy.
-    windows = [(e["t"], e["t"] + (e.get("healthy_after_s") or 30.0)) for e in run.events_of("restart")]
+    windows = [
+        (e["t"], e["t"] + (e.get("healthy_after_s") or 30.0)) for e in run.events_of("restart")
+    ]
     outside = [x for x in failed_t if not any(lo - 0.05 <= x <= hi + 0.05 for lo, hi in windows)]
     assert not outside, outside[:5]
     # Success rate and downtime are the counted requests, not a model.
     assert m.success_rate == pytest.approx(m.ok / m.requests)
-    assert m.failed_per_restart == pytest.approx(len(failed_t) / (m.memory_restarts + m.crash_restarts))
+    assert m.failed_per_restart == pytest.approx(
+        len(failed_t) / (m.memory_restarts + m.crash_restarts)
+    )
     # The service refuses requests from the signal until the new one is healthy: failures ~ rate x that time.
-    assert 0.5 * RATE * m.restart_time_s <= m.failed_per_restart <= 1.5 * RATE * m.restart_time_s + 5, m
+    assert (
+        0.5 * RATE * m.restart_time_s <= m.failed_per_restart <= 1.5 * RATE * m.restart_time_s + 5
+    ), m
     assert m.throughput_rps == pytest.approx(m.ok / m.load_s)
 
 
 def test_graceful_restart_finishes_requests_in_flight_sigkill_cuts_them(runs):
     graceful, killed = runs("restart", "SIGINT"), runs("restart", "SIGKILL")
-    in_flight_graceful, in_flight_killed = _in_flight_at_triggers(graceful), _in_flight_at_triggers(killed)
+    in_flight_graceful, in_flight_killed = (
+        _in_flight_at_triggers(graceful),
+        _in_flight_at_triggers(killed),
+    )
     assert len(in_flight_graceful) >= 20 and len(in_flight_killed) >= 20
     assert in_flight_graceful.all()  # drained before the old process exited
     assert in_flight_killed.mean() < 0.2  # cut by the kill
@@ -163,17 +210,47 @@ def test_prediction_from_an_unrecycled_run_matches_the_measured_sawtooth(runs, u
     (a process start-up, 0.2-1.05 s here) depends on how busy the machine is at that moment, so
     the frequency and success rate are checked with the restart time each run measured; the
     end-to-end acceptance, where a restart is short against the cycle, is the slow http-agent test."""
-    for mode, signal in (("restart", "SIGINT"), ("restart", "SIGKILL"), ("reload", "SIGINT"), ("reload", "SIGKILL")):
+    for mode, signal in (
+        ("restart", "SIGINT"),
+        ("restart", "SIGKILL"),
+        ("reload", "SIGINT"),
+        ("reload", "SIGKILL"),
+    ):
         run = runs(mode, signal)
         side_by_side = recycling.compare(run, unrecycled)
-        assert 0.9 <= side_by_side["time_to_restart_s"]["ratio"] <= 1.1, (mode, signal, side_by_side)
+        assert 0.9 <= side_by_side["time_to_restart_s"]["ratio"] <= 1.1, (
+            mode,
+            signal,
+            side_by_side,
+        )
         assert 0.95 <= side_by_side["leak_bytes_per_s"]["ratio"] <= 1.05, side_by_side
-        assert abs(side_by_side["baseline_rss"]["measured"] - side_by_side["baseline_rss"]["predicted"]) < 3_000_000
+        assert (
+            abs(
+                side_by_side["baseline_rss"]["measured"] - side_by_side["baseline_rss"]["predicted"]
+            )
+            < 3_000_000
+        )
         m = recycling.analyze_recycling(run)
-        p = recycling.predict_from_run(unrecycled, m.limit, m.check_interval_s, restart_s=m.restart_time_s,
-                                       mode=mode, kill_signal=signal)
-        assert 0.8 <= m.restarts_per_hour / p.restarts_per_hour <= 1.2, (mode, signal, m.restarts_per_hour, p)
-        assert abs(m.success_rate - p.success_rate) < 0.1, (mode, signal, m.success_rate, p.success_rate)
+        p = recycling.predict_from_run(
+            unrecycled,
+            m.limit,
+            m.check_interval_s,
+            restart_s=m.restart_time_s,
+            mode=mode,
+            kill_signal=signal,
+        )
+        assert 0.8 <= m.restarts_per_hour / p.restarts_per_hour <= 1.2, (
+            mode,
+            signal,
+            m.restarts_per_hour,
+            p,
+        )
+        assert abs(m.success_rate - p.success_rate) < 0.1, (
+            mode,
+            signal,
+            m.success_rate,
+            p.success_rate,
+        )
 
 
 def test_fixed_variant_never_restarts(tmp_path, scenario, limit):
@@ -185,11 +262,21 @@ def test_fixed_variant_never_restarts(tmp_path, scenario, limit):
 
 
 def test_kill_timeout_escalates_to_sigkill(tmp_path, scenario, limit):
-    result = runner.run(runner.RunConfig(
-        scenario=scenario, params={"size": str(SIZE), "teardown_delay": "5s"}, serve=True, rate=RATE,
-        duration_s=4.0, interval_s=0.1, out=str(tmp_path), progress=False, probes=[],
-        recycle=RecyclePolicy(limit=limit, check_interval_s=CHECK_S, kill_timeout_s=0.5), stop_timeout_s=1.0,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=scenario,
+            params={"size": str(SIZE), "teardown_delay": "5s"},
+            serve=True,
+            rate=RATE,
+            duration_s=4.0,
+            interval_s=0.1,
+            out=str(tmp_path),
+            progress=False,
+            probes=[],
+            recycle=RecyclePolicy(limit=limit, check_interval_s=CHECK_S, kill_timeout_s=0.5),
+            stop_timeout_s=1.0,
+        )
+    )
     run = store.read_run(result.run_dir)
     restart = next(e for e in run.events_of("restart") if "stopped_after_s" in e)
     assert restart["killed"] and 0.5 <= restart["stopped_after_s"] < 1.5, restart
@@ -199,17 +286,33 @@ def test_kill_timeout_escalates_to_sigkill(tmp_path, scenario, limit):
 def test_crash_on_start_backs_off_gives_up_and_leaves_nothing(tmp_path, test_scenario):
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.monotonic()
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("crash"), params={"phase": "setup"}, serve=True, rate=20, duration_s=30.0,
-        out=str(tmp_path), progress=False, probes=[], recycle=RecyclePolicy(limit=10**9, max_restarts=3),
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("crash"),
+            params={"phase": "setup"},
+            serve=True,
+            rate=20,
+            duration_s=30.0,
+            out=str(tmp_path),
+            progress=False,
+            probes=[],
+            recycle=RecyclePolicy(limit=10**9, max_restarts=3),
+        )
+    )
     elapsed = time.monotonic() - started
     assert result.status == "failed" and result.exit_code == 1
-    assert "crashed 4 times in a row" in result.message and "setup exploded on purpose" in result.message
+    assert (
+        "crashed 4 times in a row" in result.message
+        and "setup exploded on purpose" in result.message
+    )
     assert "gave up after 3 restarts" in result.message
     run = store.read_run(result.run_dir)
     crashes = run.events_of("crash")
-    assert [c["backoff_s"] for c in crashes] == [0.1, 0.15, 0.225]  # PM2's exp backoff: x1.5 from 0.1 s
+    assert [c["backoff_s"] for c in crashes] == [
+        0.1,
+        0.15,
+        0.225,
+    ]  # PM2's exp backoff: x1.5 from 0.1 s
     starts = [e["t"] for e in run.events_of("start")]
     assert len(starts) == 4
     for crash, next_start in zip(crashes, starts[1:], strict=True):
@@ -222,12 +325,29 @@ def test_crash_on_start_backs_off_gives_up_and_leaves_nothing(tmp_path, test_sce
 
 
 def test_step_mode_recycles_and_keeps_the_step_budget(tmp_path, test_scenario):
-    probe = runner.run(runner.RunConfig(scenario=test_scenario("retain_bytes"), steps=10, out=str(tmp_path / "p"), progress=False, probes=[]))
+    probe = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            steps=10,
+            out=str(tmp_path / "p"),
+            progress=False,
+            probes=[],
+        )
+    )
     limit = (probe.rss_start or 0) + 15_000_000
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_bytes"), params={"size": "20000"}, steps=2_000, rate=500, interval_s=0.1,
-        out=str(tmp_path / "r"), progress=False, probes=[], recycle=RecyclePolicy(limit=limit, check_interval_s=CHECK_S),
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            params={"size": "20000"},
+            steps=2_000,
+            rate=500,
+            interval_s=0.1,
+            out=str(tmp_path / "r"),
+            progress=False,
+            probes=[],
+            recycle=RecyclePolicy(limit=limit, check_interval_s=CHECK_S),
+        )
+    )
     assert result.status == "completed", result.message
     run = store.read_run(result.run_dir)
     m = recycling.analyze_recycling(run)
@@ -241,8 +361,12 @@ def test_step_mode_recycles_and_keeps_the_step_budget(tmp_path, test_scenario):
 
 def test_plan_prints_a_what_if_table_without_running_anything(unrecycled):
     def plan(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "leaklab", "plan", str(unrecycled.path), *args],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "leaklab", "plan", str(unrecycled.path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     runs_before = len(list(unrecycled.path.parent.iterdir()))
     done = plan("--limit", "100MB", "--limit", "200MB", "--check-interval", "1s", "--json")
@@ -251,7 +375,9 @@ def test_plan_prints_a_what_if_table_without_running_anything(unrecycled):
     assert [p["limit"] for p in predictions] == [100e6, 200e6]
     fast, slow = predictions
     assert fast["restarts_per_hour"] > slow["restarts_per_hour"] > 0
-    assert fast["overshoot_bytes"] == pytest.approx(fast["bytes_per_s"] * 0.5)  # half a check interval of growth
+    assert fast["overshoot_bytes"] == pytest.approx(
+        fast["bytes_per_s"] * 0.5
+    )  # half a check interval of growth
     assert 0.95 * LEAK <= fast["bytes_per_s"] <= 1.05 * LEAK
     table = plan("--limit", "150MB")
     assert table.returncode == 0 and "restarts/h" in table.stdout and "150 MB" in table.stdout
@@ -267,11 +393,21 @@ def test_notebook_api_exposes_requests_recycling_and_plan(runs, unrecycled, limi
     assert len(frame) == RATE * 10 and frame.index.name == "t"
     assert {"generation", "latency_s", "error"} <= set(frame.columns)
     m, direct = run.recycling(), recycling.analyze_recycling(run.data)
-    assert (m.memory_restarts, m.requests, m.failed) == (direct.memory_restarts, direct.requests, direct.failed)
+    assert (m.memory_restarts, m.requests, m.failed) == (
+        direct.memory_restarts,
+        direct.requests,
+        direct.failed,
+    )
     # Every generation served requests, except a last one still starting when the load ended
     # (on a busy machine: 3 of 4 generations in requests).
     assert set(range(m.generations)) - set(frame["generation"].astype(int)) <= {m.generations - 1}
     assert m.memory_restarts >= 2
-    plan, direct_plan = leaklab.load_run(unrecycled.path).plan(f"{limit}B"), recycling.predict_from_run(unrecycled, limit)
-    assert plan.restarts_per_hour == pytest.approx(direct_plan.restarts_per_hour) and plan.restarts_per_hour > 0
+    plan, direct_plan = (
+        leaklab.load_run(unrecycled.path).plan(f"{limit}B"),
+        recycling.predict_from_run(unrecycled, limit),
+    )
+    assert (
+        plan.restarts_per_hour == pytest.approx(direct_plan.restarts_per_hour)
+        and plan.restarts_per_hour > 0
+    )
     assert leaklab.load_run(unrecycled.path).requests["generation"].nunique() == 1

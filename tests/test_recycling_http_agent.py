@@ -24,16 +24,28 @@ RATE = 37.0
 SEED_PRESET = scenario.load(SCENARIO).variants["seed"].params
 
 
-def _serve(out: Path, variant: str, duration: float, limit: int | None, check_s: float = 2.0) -> store.RunData:
+def _serve(
+    out: Path, variant: str, duration: float, limit: int | None, check_s: float = 2.0
+) -> store.RunData:
     # The fixed variant gets the seed's response size and starting RSS: the same load, without the leak.
     params = {"speed": str(SPEED)}
     if variant != "seed":
         params.update(SEED_PRESET)
-    result = runner.run(runner.RunConfig(
-        scenario=SCENARIO, variant=variant, params=params, serve=True, rate=RATE, duration_s=duration,
-        interval_s=0.25, out=str(out), progress=False, probes=[],
-        recycle=RecyclePolicy(limit=limit, check_interval_s=check_s) if limit else None,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=SCENARIO,
+            variant=variant,
+            params=params,
+            serve=True,
+            rate=RATE,
+            duration_s=duration,
+            interval_s=0.25,
+            out=str(out),
+            progress=False,
+            probes=[],
+            recycle=RecyclePolicy(limit=limit, check_interval_s=check_s) if limit else None,
+        )
+    )
     assert result.status == "completed", result.message
     return store.read_run(result.run_dir)
 
@@ -51,14 +63,18 @@ def test_seed_service_restarts_and_cleans_up_its_upstreams(tmp_path):
     assert finished and not any(e["killed"] for e in finished)
     assert all(e["reason"] == "interrupted" for e in run.events_of("done"))
     assert m.failed > 0 and m.success_rate < 1.0  # the restart refused real requests
-    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # no upstream left behind
+    assert {
+        p.pid for p in psutil.Process().children(recursive=True)
+    } <= before  # no upstream left behind
 
 
 @pytest.mark.slow
 def test_seed_recycled_at_150mb_matches_the_prediction_and_fixed_never_restarts(tmp_path):
     base = _serve(tmp_path / "base", "seed", 40.0, None)
     predicted = recycling.predict_from_run(base, 150_000_000, check_interval_s=2.0)
-    assert 50 <= predicted.restarts_per_hour <= 70, predicted  # ~1 a minute: the incident, 20x faster
+    assert 50 <= predicted.restarts_per_hour <= 70, (
+        predicted
+    )  # ~1 a minute: the incident, 20x faster
 
     recycled = _serve(tmp_path / "recycled", "seed", 200.0, 150_000_000)
     m = recycling.analyze_recycling(recycled)

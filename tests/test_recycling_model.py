@@ -23,7 +23,9 @@ def test_backoff_follows_pm2_exp_backoff_restart_delay():
     backoff = Backoff()
     delays = [backoff.next_delay() for _ in range(16)]
     assert delays[:4] == pytest.approx([0.1, 0.15, 0.225, 0.3375])
-    assert all(b == pytest.approx(min(15.0, a * 1.5)) for a, b in zip(delays, delays[1:], strict=False))
+    assert all(
+        b == pytest.approx(min(15.0, a * 1.5)) for a, b in zip(delays, delays[1:], strict=False)
+    )
     assert delays[-1] == 15.0  # capped at 15 s
     backoff.note_uptime(29.9)
     assert backoff.next_delay() == 15.0  # not stable yet
@@ -46,7 +48,12 @@ def test_signals_and_policy_validation():
     with pytest.raises(ValueError, match="accepted forms"):
         parse_signal("SIGFOO")
     policy = RecyclePolicy(limit=150_000_000)
-    assert (policy.check_interval_s, policy.kill_signal, policy.kill_timeout_s, policy.max_restarts) == (30.0, "SIGINT", 1.6, 16)
+    assert (
+        policy.check_interval_s,
+        policy.kill_signal,
+        policy.kill_timeout_s,
+        policy.max_restarts,
+    ) == (30.0, "SIGINT", 1.6, 16)
     assert policy.to_dict()["kill_signal"] == "SIGINT"
     with pytest.raises(ValueError, match="known modes: restart, reload"):
         RecyclePolicy(limit=1, mode="bounce")
@@ -73,20 +80,30 @@ def test_prediction_of_the_incident():
     assert p.time_to_limit_s == pytest.approx(1245.7, abs=0.5)
     assert p.restart_interval_s == pytest.approx(1245.7 + 15 + 2, abs=0.5)
     assert p.restarts_per_hour == pytest.approx(3600 / p.restart_interval_s)
-    assert p.overshoot_bytes == pytest.approx(rate * 15) and p.max_overshoot_bytes == pytest.approx(rate * 30)
+    assert p.overshoot_bytes == pytest.approx(rate * 15) and p.max_overshoot_bytes == pytest.approx(
+        rate * 30
+    )
     assert p.failed_per_restart == pytest.approx(74.0)
     assert p.success_rate == pytest.approx(1 - 2.0 / p.restart_interval_s)
-    reload = recycling.predict(rate, 50e6, 150e6, 30, 2.0, downtime_s=0.0, lost_per_restart=3.0, rate=37.0, mode="reload")
+    reload = recycling.predict(
+        rate, 50e6, 150e6, 30, 2.0, downtime_s=0.0, lost_per_restart=3.0, rate=37.0, mode="reload"
+    )
     assert reload.failed_per_restart == 3.0 and reload.success_rate > p.success_rate
     flat = recycling.predict(0.0, 50e6, 150e6, rate=37.0)
-    assert flat.restarts_per_hour == 0.0 and flat.success_rate == 1.0 and math.isinf(flat.time_to_limit_s)
+    assert (
+        flat.restarts_per_hour == 0.0
+        and flat.success_rate == 1.0
+        and math.isinf(flat.time_to_limit_s)
+    )
 
 
 def test_request_log_round_trip_and_truncated_last_line(tmp_path):
     path = store.new_run_dir(tmp_path, "svc", None)
     with store.RunWriter(path, {"scenario": "svc"}) as writer:
         writer.request({"t": 0.5, "generation": 0, "latency_s": 0.01, "status": 200, "error": None})
-        writer.request({"t": 0.6, "generation": 1, "latency_s": 0.002, "status": None, "error": "refused"})
+        writer.request(
+            {"t": 0.6, "generation": 1, "latency_s": 0.002, "status": None, "error": "refused"}
+        )
     with open(path / store.REQUESTS, "a") as fh:
         fh.write("0.7,1,0.0")  # cut short by a crash
     with pytest.warns(UserWarning, match="requests.csv: last line is truncated"):

@@ -28,26 +28,55 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def fake_run(root: Path, scenario: str = "demo", variant: str | None = "leaky", *, status: str = "completed",
-             per_step: float = 1000.0, rows: int = 60, minute: int = 0, params: dict | None = None,
-             argv: list[str] | None = None, scenario_path: str = "scenarios/demo.py") -> Path:
+def fake_run(
+    root: Path,
+    scenario: str = "demo",
+    variant: str | None = "leaky",
+    *,
+    status: str = "completed",
+    per_step: float = 1000.0,
+    rows: int = 60,
+    minute: int = 0,
+    params: dict | None = None,
+    argv: list[str] | None = None,
+    scenario_path: str = "scenarios/demo.py",
+) -> Path:
     """A small run written with the store's writer: ``per_step`` bytes of RSS per step, 100 steps per
     sample every 0.5 s, a deterministic wiggle so the interval is not zero."""
     when = T0 + timedelta(minutes=minute)
     path = store.new_run_dir(root, scenario, variant, when)
-    meta = {"scenario": scenario, "variant": variant, "params": params or {"size": 1024},
-            "scenario_path": scenario_path, "argv": argv or ["leaklab", "run", scenario],
-            "start": store.iso(when), "config": {"interval_s": 0.5, "warmup": {"steps": 500}, "max_rss": 2**30}}
+    meta = {
+        "scenario": scenario,
+        "variant": variant,
+        "params": params or {"size": 1024},
+        "scenario_path": scenario_path,
+        "argv": argv or ["leaklab", "run", scenario],
+        "start": store.iso(when),
+        "config": {"interval_s": 0.5, "warmup": {"steps": 500}, "max_rss": 2**30},
+    }
     with store.RunWriter(path, meta) as writer:
         writer.event("start", 0.0, pid=1)
         for i in range(rows):
             steps = i * 100
             rss = 30e6 + per_step * steps + 40_000 * ((i * 7) % 5)
-            writer.sample({"t": i * 0.5, "steps": steps, "rss": rss, "uss": rss - 8e6,
-                           "allocated_blocks": 90_000 + steps * per_step / 500, "generation": 0, "pid": 1})
+            writer.sample(
+                {
+                    "t": i * 0.5,
+                    "steps": steps,
+                    "rss": rss,
+                    "uss": rss - 8e6,
+                    "allocated_blocks": 90_000 + steps * per_step / 500,
+                    "generation": 0,
+                    "pid": 1,
+                }
+            )
         writer.event("warmup_end", 2.5, steps=500)
-        writer.update_meta(status=status, warmup_end={"t": 2.5, "steps": 500}, duration_s=rows * 0.5,
-                           exit={"status": status, "message": "" if status == "completed" else f"ended: {status}"})
+        writer.update_meta(
+            status=status,
+            warmup_end={"t": 2.5, "steps": 500},
+            duration_s=rows * 0.5,
+            exit={"status": status, "message": "" if status == "completed" else f"ended: {status}"},
+        )
     return path
 
 
@@ -63,8 +92,17 @@ def real_runs(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("runs")
     paths = {}
     for variant in ("leaky", "fixed"):
-        result = runner.run(runner.RunConfig(scenario=scenario, variant=variant, steps=6_000, rate=3_000,
-                                             interval_s=0.1, out=str(root), progress=False))
+        result = runner.run(
+            runner.RunConfig(
+                scenario=scenario,
+                variant=variant,
+                steps=6_000,
+                rate=3_000,
+                interval_s=0.1,
+                out=str(root),
+                progress=False,
+            )
+        )
         assert result.status == "completed"
         paths[variant] = result.run_dir
     return paths
@@ -72,11 +110,20 @@ def real_runs(tmp_path_factory, request):
 
 def test_before_after_report_of_real_runs(real_runs, tmp_path):
     out = tmp_path / "report"
-    code, output = invoke("--before", str(real_runs["leaky"]), "--after", str(real_runs["fixed"]), "--out", str(out))
+    code, output = invoke(
+        "--before", str(real_runs["leaky"]), "--after", str(real_runs["fixed"]), "--out", str(out)
+    )
     assert code == 0, output
     assert str(out / "report.html") in output
-    for name in ("report.md", "report.html", "summary.json", "before-after.png", "growth-rates.png",
-                 "memory-before.png", "memory-after.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "summary.json",
+        "before-after.png",
+        "growth-rates.png",
+        "memory-before.png",
+        "memory-after.png",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kind"] == "before_after"
@@ -128,7 +175,9 @@ def test_latest_run_or_latest_pair_of_its_scenario(tmp_path, monkeypatch):
     a_seed = fake_run(root, "alpha", "seed", minute=4)
     assert selection.latest(root) == selection.Selection((a_seed, a_fixed), pair=True)
     fake_run(root, "alpha", "fixed-lru", minute=5, per_step=0)
-    assert selection.latest(root).before == a_seed and selection.latest(root).after.name.endswith("fixed-lru")
+    assert selection.latest(root).before == a_seed and selection.latest(root).after.name.endswith(
+        "fixed-lru"
+    )
     monkeypatch.chdir(tmp_path)
     code, output = invoke()
     assert code == 0, output
@@ -137,12 +186,15 @@ def test_latest_run_or_latest_pair_of_its_scenario(tmp_path, monkeypatch):
     assert code == 2 and "no runs under" in output
 
 
-@pytest.mark.parametrize("status, words", [
-    ("interrupted", "was interrupted"),
-    ("failed", "the run failed"),
-    ("killed_at_cap", "killed at the memory cap"),
-    ("running", "still being written, or was cut short"),
-])
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        ("interrupted", "was interrupted"),
+        ("failed", "the run failed"),
+        ("killed_at_cap", "killed at the memory cap"),
+        ("running", "still being written, or was cut short"),
+    ],
+)
 def test_runs_that_did_not_complete_still_report_and_say_so_first(tmp_path, status, words):
     path = fake_run(tmp_path / "runs", status=status)
     result = build.build(selection.single(path), tmp_path / "r")
@@ -152,7 +204,9 @@ def test_runs_that_did_not_complete_still_report_and_say_so_first(tmp_path, stat
     assert page.index(words) < page.index("<h2>")
     md = result.markdown.read_text()
     assert md.index(words) < md.index("\n## ")
-    assert result.summary["runs"][0]["analysis"]["verdict"] == "LEAK"  # the rows it has are analysed
+    assert (
+        result.summary["runs"][0]["analysis"]["verdict"] == "LEAK"
+    )  # the rows it has are analysed
 
 
 def test_a_run_that_failed_before_any_sample_reports_without_empty_charts(tmp_path):
@@ -182,18 +236,46 @@ class Tags(HTMLParser):
 
 
 def test_text_from_a_run_is_escaped(tmp_path):
-    path = fake_run(tmp_path / "runs", scenario=HOSTILE, variant="<img src=x onerror=alert(2)>",
-                    params={"<b>key</b>": "</td></tr></table><script>alert(3)</script>", "pipe": "a|b"},
-                    argv=["leaklab", "run", HOSTILE, "--param", "x=<iframe src=//evil>"],
-                    scenario_path=f"/tmp/{HOSTILE}.py")
+    path = fake_run(
+        tmp_path / "runs",
+        scenario=HOSTILE,
+        variant="<img src=x onerror=alert(2)>",
+        params={"<b>key</b>": "</td></tr></table><script>alert(3)</script>", "pipe": "a|b"},
+        argv=["leaklab", "run", HOSTILE, "--param", "x=<iframe src=//evil>"],
+        scenario_path=f"/tmp/{HOSTILE}.py",
+    )
     fixed = fake_run(tmp_path / "runs", scenario=HOSTILE, variant="fixed", per_step=0, minute=1)
     result = build.build(selection.pair(path, fixed), tmp_path / "r")
     page = result.html.read_text()
     tags = Tags()
     tags.feed(page)
     # Only the report's own markup: no tag or event handler from the run survives as markup.
-    assert tags.names <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "strong", "div", "table",
-                          "caption", "thead", "tbody", "tr", "th", "td", "figure", "img", "figcaption", "ul", "li", "pre"}
+    assert tags.names <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "p",
+        "strong",
+        "div",
+        "table",
+        "caption",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "figure",
+        "img",
+        "figcaption",
+        "ul",
+        "li",
+        "pre",
+    }
     assert not [a for a in tags.attrs if a.startswith("on")]
     assert all(src.startswith("data:image/png;base64,") for src in tags.srcs)
     for raw in ("<script", "<img src=x", "<iframe", "<b>key</b>"):
@@ -213,11 +295,21 @@ def test_a_profiled_run_shows_what_grows_and_a_class_named_script_stays_text(tmp
     """named_leaks keeps a Widget, an Unprintable and an instance of a class named
     ``<script>alert(1)</script>`` per step; the profiler finds all three and their chains."""
     scenario = str(Path(request.config.rootpath) / "tests" / "scenarios" / "named_leaks.py")
-    result = runner.run(runner.RunConfig(scenario=scenario, variant="leaky", steps=3_000, rate=1_000, interval_s=0.2,
-                                         out=str(tmp_path / "runs"), progress=False, profile="default",
-                                         probes=["tracemalloc", "gc-types", "retention"],
-                                         # by steps: the same snapshots however busy the machine is
-                                         probe_options={"snapshot_every": {"steps": 500, "seconds": None}}))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=scenario,
+            variant="leaky",
+            steps=3_000,
+            rate=1_000,
+            interval_s=0.2,
+            out=str(tmp_path / "runs"),
+            progress=False,
+            profile="default",
+            probes=["tracemalloc", "gc-types", "retention"],
+            # by steps: the same snapshots however busy the machine is
+            probe_options={"snapshot_every": {"steps": 500, "seconds": None}},
+        )
+    )
     assert result.status == "completed"
     report = build.build(selection.single(result.run_dir), tmp_path / "r")
     types = [row[0] for row in report.summary["tables"]["top_types_run"]["rows"]]
@@ -240,9 +332,20 @@ def test_a_recycled_run_shows_its_sawtooth_and_what_recycling_costs(real_runs, t
     48 MB from a ~40 MB start (the default profile's probes loaded: the fixed run's baseline,
     which must stay under the limit), a process lives ~1.5 s, so a 6 s run restarts at least once."""
     scenario = str(Path(request.config.rootpath) / "tests" / "scenarios" / "retain_bytes.py")
-    result = runner.run(runner.RunConfig(scenario=scenario, variant="leaky", duration_s=6, rate=5_000, interval_s=0.1,
-                                         out=str(tmp_path / "runs"), progress=False, profile="rss", probes=[],
-                                         recycle=RecyclePolicy(limit=48_000_000, check_interval_s=0.25)))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=scenario,
+            variant="leaky",
+            duration_s=6,
+            rate=5_000,
+            interval_s=0.1,
+            out=str(tmp_path / "runs"),
+            progress=False,
+            profile="rss",
+            probes=[],
+            recycle=RecyclePolicy(limit=48_000_000, check_interval_s=0.25),
+        )
+    )
     restarts = store.read_run(result.run_dir).events_of("restart")
     assert restarts, "the run never reached its limit"
     report = build.build(selection.pair(result.run_dir, real_runs["fixed"]), tmp_path / "r")
@@ -251,7 +354,12 @@ def test_a_recycled_run_shows_its_sawtooth_and_what_recycling_costs(real_runs, t
     assert measured["memory_restarts"] == len([e for e in restarts if e["reason"] == "memory"])
     assert measured["limit"] == 48_000_000
     table = report.summary["tables"]["system_metrics"]
-    assert table["headers"] == ["Metric", "before: leaky, measured", "before: leaky, predicted", "after: fixed, predicted"]
+    assert table["headers"] == [
+        "Metric",
+        "before: leaky, measured",
+        "before: leaky, predicted",
+        "after: fixed, predicted",
+    ]
     rows = {row[0]: row[1:] for row in table["rows"]}
     assert rows["Restarts in the run"][0].startswith(f"{measured['memory_restarts']} at the limit")
     assert rows["Restarts per hour"][2] == "0/h"  # the fixed run never reaches the limit
@@ -264,7 +372,9 @@ def test_a_recycled_run_shows_its_sawtooth_and_what_recycling_costs(real_runs, t
 def test_dollar_signs_in_names_are_text_not_math(tmp_path):
     """matplotlib reads $...$ as math and raises on a half-written formula like ``$_{$``."""
     before = fake_run(tmp_path / "runs", scenario="cost $_{$ demo", variant="$\\sqrt{$")
-    after = fake_run(tmp_path / "runs", scenario="cost $_{$ demo", variant="fixed", per_step=0, minute=1)
+    after = fake_run(
+        tmp_path / "runs", scenario="cost $_{$ demo", variant="fixed", per_step=0, minute=1
+    )
     result = build.build(selection.pair(before, after), tmp_path / "r")
     assert len(result.summary["charts"]) == 4
 
@@ -301,7 +411,9 @@ def test_limit_sets_time_to_limit(tmp_path):
     growth = entry["analysis"]["growth"]["rss"]
     assert entry["limit"] == {"bytes": 150e6, "source": "--limit"}
     # time to limit = (limit - baseline) / rate, from the analysis's own numbers
-    assert entry["time_to_limit_s"] == pytest.approx((150e6 - growth["baseline"]) / growth["bytes_per_s"])
+    assert entry["time_to_limit_s"] == pytest.approx(
+        (150e6 - growth["baseline"]) / growth["bytes_per_s"]
+    )
     row = result.summary["tables"]["restart_behaviour"]["rows"][0]
     assert row[3] == "150 MB"
 

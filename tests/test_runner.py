@@ -31,14 +31,24 @@ def per_step_slope(run: store.RunData, column: str, skip_steps: int) -> float:
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_leaky_child_grows_by_the_bytes_it_retains(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_bytes"), variant="leaky", params={"size": "1024"},
-        steps=20_000, rate=5_000, interval_s=0.1, out=str(tmp_path), progress=False,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            variant="leaky",
+            params={"size": "1024"},
+            steps=20_000,
+            rate=5_000,
+            interval_s=0.1,
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
     assert result.status == "completed" and result.exit_code == 0
     assert result.steps == 20_000
     run = store.read_run(result.run_dir)
@@ -51,20 +61,34 @@ def test_leaky_child_grows_by_the_bytes_it_retains(tmp_path, test_scenario):
 
 
 def test_fixed_child_does_not_grow(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_bytes"), variant="fixed", steps=20_000, rate=5_000,
-        interval_s=0.1, out=str(tmp_path), progress=False,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            variant="fixed",
+            steps=20_000,
+            rate=5_000,
+            interval_s=0.1,
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
     run = store.read_run(result.run_dir)
     assert abs(per_step_slope(run, "allocated_blocks", 2_000)) < 0.05
     assert abs(per_step_slope(run, "rss", 2_000)) < 20
 
 
 def test_run_directory_contents(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_bytes"), steps=500, rate=1_000, interval_s=0.05,
-        out=str(tmp_path), progress=False, argv=["leaklab", "run", "x"],
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            steps=500,
+            rate=1_000,
+            interval_s=0.05,
+            out=str(tmp_path),
+            progress=False,
+            argv=["leaklab", "run", "x"],
+        )
+    )
     run = store.read_run(result.run_dir)
     meta = run.meta
     assert meta["status"] == "completed" and meta["end"] is not None
@@ -78,27 +102,49 @@ def test_run_directory_contents(tmp_path, test_scenario):
     assert run.n_samples >= 8
     assert set(run.columns["pid"]) != {float("nan")}
     kinds = [e["kind"] for e in run.events]
-    assert kinds[0] == "start" and "ready" in kinds and "warmup_end" in kinds and kinds[-1] == "done"
+    assert (
+        kinds[0] == "start" and "ready" in kinds and "warmup_end" in kinds and kinds[-1] == "done"
+    )
 
 
 def test_rate_is_respected(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_bytes"), variant="fixed", duration_s=2.0, rate=100,
-        out=str(tmp_path), progress=False,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"),
+            variant="fixed",
+            duration_s=2.0,
+            rate=100,
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
     assert 170 <= result.steps <= 202, result.steps
 
 
 def test_async_scenario_runs_on_one_event_loop(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(scenario=test_scenario("async_counter"), steps=2_000, out=str(tmp_path), progress=False))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("async_counter"), steps=2_000, out=str(tmp_path), progress=False
+        )
+    )
     assert result.status == "completed", result.message
 
 
-@pytest.mark.parametrize(("phase", "steps_at_least"), [("step", 49), ("setup", 0), ("teardown", 300)])
-def test_scenario_that_raises_fails_and_keeps_its_data(tmp_path, test_scenario, phase, steps_at_least):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("crash"), params={"phase": phase}, steps=300, out=str(tmp_path), progress=False,
-    ))
+@pytest.mark.parametrize(
+    ("phase", "steps_at_least"), [("step", 49), ("setup", 0), ("teardown", 300)]
+)
+def test_scenario_that_raises_fails_and_keeps_its_data(
+    tmp_path, test_scenario, phase, steps_at_least
+):
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("crash"),
+            params={"phase": phase},
+            steps=300,
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
     assert result.status == "failed" and result.exit_code == 1
     assert phase in result.message
     assert result.steps >= steps_at_least
@@ -110,9 +156,16 @@ def test_scenario_that_raises_fails_and_keeps_its_data(tmp_path, test_scenario, 
 
 def test_max_errors_tolerates_some_step_errors(tmp_path, test_scenario):
     # crash raises on every step from at_step on: 10 errors in 59 steps.
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("crash"), params={"at_step": "50"}, steps=59, max_errors=10, out=str(tmp_path), progress=False,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("crash"),
+            params={"at_step": "50"},
+            steps=59,
+            max_errors=10,
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
     assert result.status == "completed" and result.errors == 10
     run = store.read_run(result.run_dir)
     assert len(run.events_of("step_error")) == 5  # full tracebacks for the first five only
@@ -129,10 +182,18 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
 
 def test_memory_cap_kills_the_child_and_its_children(tmp_path, test_scenario):
     pidfile = tmp_path / "helper.pid"
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("spawns_child"), params={"size": "2MB", "pidfile": str(pidfile)},
-        duration_s=60, rate=200, max_rss=200 * 10**6, interval_s=0.1, out=str(tmp_path / "runs"), progress=False,
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("spawns_child"),
+            params={"size": "2MB", "pidfile": str(pidfile)},
+            duration_s=60,
+            rate=200,
+            max_rss=200 * 10**6,
+            interval_s=0.1,
+            out=str(tmp_path / "runs"),
+            progress=False,
+        )
+    )
     assert result.status == "killed_at_cap" and result.exit_code == 3
     assert result.duration_s < 30
     run = store.read_run(result.run_dir)
@@ -142,11 +203,20 @@ def test_memory_cap_kills_the_child_and_its_children(tmp_path, test_scenario):
     assert run.events_of("killed_at_cap")[0]["max_rss"] == 200 * 10**6
     child_pid = int(run.columns["pid"][-1])
     assert _wait_gone(child_pid)
-    assert _wait_gone(int(pidfile.read_text())), "the scenario's own helper process outlived the run"
+    assert _wait_gone(int(pidfile.read_text())), (
+        "the scenario's own helper process outlived the run"
+    )
 
 
 def test_include_children_sums_the_childs_children(tmp_path, test_scenario):
-    common = dict(scenario=test_scenario("spawns_child"), params={"size": "1"}, steps=50, rate=100, interval_s=0.1, progress=False)
+    common = dict(
+        scenario=test_scenario("spawns_child"),
+        params={"size": "1"},
+        steps=50,
+        rate=100,
+        interval_s=0.1,
+        progress=False,
+    )
     alone = runner.run(runner.RunConfig(out=str(tmp_path / "a"), **common))
     summed = runner.run(runner.RunConfig(out=str(tmp_path / "b"), include_children=True, **common))
     # The helper is a whole Python interpreter: several MB of RSS on top of the child's.
@@ -156,10 +226,29 @@ def test_include_children_sums_the_childs_children(tmp_path, test_scenario):
 def test_ctrl_c_keeps_the_run_marks_it_and_leaves_no_process(tmp_path, test_scenario):
     pidfile = tmp_path / "helper.pid"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leaklab", "run", test_scenario("spawns_child"), "--param", "size=1000",
-         "--param", f"pidfile={pidfile}", "--duration", "60", "--rate", "100/s", "--interval", "0.1",
-         "--out", str(tmp_path / "runs"), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "leaklab",
+            "run",
+            test_scenario("spawns_child"),
+            "--param",
+            "size=1000",
+            "--param",
+            f"pidfile={pidfile}",
+            "--duration",
+            "60",
+            "--rate",
+            "100/s",
+            "--interval",
+            "0.1",
+            "--out",
+            str(tmp_path / "runs"),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not pidfile.exists():
@@ -180,14 +269,22 @@ def test_ctrl_c_keeps_the_run_marks_it_and_leaves_no_process(tmp_path, test_scen
 
 
 def test_cli_json_summary_and_usage_errors(tmp_path, test_scenario):
-    done = run_cli("run", test_scenario("retain_bytes"), "--steps", "300", "--out", str(tmp_path), "--json")
+    done = run_cli(
+        "run", test_scenario("retain_bytes"), "--steps", "300", "--out", str(tmp_path), "--json"
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert {"run_dir", "status", "steps", "duration_s", "rss_start", "rss_end"} <= set(summary)
     assert summary["steps"] == 300 and Path(summary["run_dir"]).is_dir()
 
-    unknown = run_cli("run", "no-such-scenario", "--scenarios", str(Path(test_scenario("crash")).parent))
-    assert unknown.returncode == 2 and "known scenarios:" in unknown.stderr and "retain-bytes" in unknown.stderr
+    unknown = run_cli(
+        "run", "no-such-scenario", "--scenarios", str(Path(test_scenario("crash")).parent)
+    )
+    assert (
+        unknown.returncode == 2
+        and "known scenarios:" in unknown.stderr
+        and "retain-bytes" in unknown.stderr
+    )
     bad_size = run_cli("run", test_scenario("retain_bytes"), "--max-rss", "lots")
     assert bad_size.returncode == 2 and "accepted forms" in bad_size.stderr
     bad_param = run_cli("run", test_scenario("retain_bytes"), "--param", "size=big")
@@ -198,13 +295,20 @@ def test_list_shows_variants_and_params(test_scenario):
     folder = str(Path(test_scenario("crash")).parent)
     listing = run_cli("list", "--scenarios", folder, "--json")
     entries = {e["name"]: e for e in json.loads(listing.stdout)}
-    assert entries["retain-bytes"]["variants"] == {"leaky": "keep every buffer", "fixed": "drop every buffer"}
+    assert entries["retain-bytes"]["variants"] == {
+        "leaky": "keep every buffer",
+        "fixed": "drop every buffer",
+    }
     assert entries["retain-bytes"]["params"]["size"]["default"] == 1024
     assert entries["crash"]["description"] == "Raises at a chosen step or phase."
 
 
 def test_child_process_is_gone_after_every_run(tmp_path, test_scenario):
     before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
-    runner.run(runner.RunConfig(scenario=test_scenario("retain_bytes"), steps=100, out=str(tmp_path), progress=False))
+    runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_bytes"), steps=100, out=str(tmp_path), progress=False
+        )
+    )
     after = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
     assert after <= before

@@ -44,19 +44,31 @@ def _alive(pid: int) -> bool:
 
 
 def _run(tmp_path: Path, variant: str, **fields) -> runner.RunResult:
-    config = dict(scenario=SCENARIO, variant=variant, out=str(tmp_path / "runs"), progress=False,
-                  probes=[], profile="rss", interval_s=0.1)
+    config = dict(
+        scenario=SCENARIO,
+        variant=variant,
+        out=str(tmp_path / "runs"),
+        progress=False,
+        probes=[],
+        profile="rss",
+        interval_s=0.1,
+    )
     config.update(fields)
     return runner.run(runner.RunConfig(**config))
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 # -- --duration bounds the run ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("variant", "where"), [("hang-setup", "in setup"), ("hang-step", "in a step")])
+
+@pytest.mark.parametrize(
+    ("variant", "where"), [("hang-setup", "in setup"), ("hang-step", "in a step")]
+)
 def test_a_stuck_run_ends_at_duration_plus_grace_and_says_where(tmp_path, variant, where):
     started = time.monotonic()
     result = _run(tmp_path, variant, duration_s=1.0, grace_s=2.0)
@@ -73,25 +85,42 @@ def test_a_stuck_run_ends_at_duration_plus_grace_and_says_where(tmp_path, varian
 
 
 def test_cli_exit_code_and_gate_reason_for_a_stuck_scenario(tmp_path):
-    done = _cli("run", SCENARIO, "-v", "hang-step", "--duration", "1s", "--grace", "2s", "--profile", "rss",
-                "--out", str(tmp_path / "runs"))
+    done = _cli(
+        "run",
+        SCENARIO,
+        "-v",
+        "hang-step",
+        "--duration",
+        "1s",
+        "--grace",
+        "2s",
+        "--profile",
+        "rss",
+        "--out",
+        str(tmp_path / "runs"),
+    )
     assert done.returncode == 4, done.stderr
     assert "timed_out" in done.stdout and "in a step" in done.stdout
 
     config = tmp_path / "pyproject.toml"
     config.write_text(
-        "[tool.leaklab.gate]\nout = \"gate\"\n[[tool.leaklab.gate.checks]]\nname = \"stuck\"\n"
-        f"scenario = \"{SCENARIO}\"\nvariant = \"hang-step\"\nduration = \"1s\"\ngrace = \"2s\"\n"
-        "max_per_step = \"16B\"\n", encoding="utf-8")
+        '[tool.leaklab.gate]\nout = "gate"\n[[tool.leaklab.gate.checks]]\nname = "stuck"\n'
+        f'scenario = "{SCENARIO}"\nvariant = "hang-step"\nduration = "1s"\ngrace = "2s"\n'
+        'max_per_step = "16B"\n',
+        encoding="utf-8",
+    )
     started = time.monotonic()
     gate = _cli("gate", "--config", str(config), "--json")
     assert time.monotonic() - started < 60
     assert gate.returncode == 1, gate.stderr
     outcome = json.loads(gate.stdout)["checks"][0]
-    assert outcome["run_status"] == "timed_out" and outcome["message"].startswith("run timed out: still running")
+    assert outcome["run_status"] == "timed_out" and outcome["message"].startswith(
+        "run timed out: still running"
+    )
 
 
 # -- no process outlives the run ---------------------------------------------------------------
+
 
 def test_processes_in_other_sessions_do_not_outlive_a_completed_run(tmp_path):
     pidfile = tmp_path / "pids"
@@ -101,13 +130,26 @@ def test_processes_in_other_sessions_do_not_outlive_a_completed_run(tmp_path):
         if pidfile.exists() and not seen_alive:
             seen_alive.append(all(_alive(int(p)) for p in pidfile.read_text().split()))
 
-    result = runner.run(runner.RunConfig(
-        scenario=SCENARIO, variant="escape", params={"pidfile": str(pidfile)}, duration_s=1.5, interval_s=0.1,
-        out=str(tmp_path / "runs"), progress=False, probes=[], profile="rss"), on_sample=on_sample)
+    result = runner.run(
+        runner.RunConfig(
+            scenario=SCENARIO,
+            variant="escape",
+            params={"pidfile": str(pidfile)},
+            duration_s=1.5,
+            interval_s=0.1,
+            out=str(tmp_path / "runs"),
+            progress=False,
+            probes=[],
+            profile="rss",
+        ),
+        on_sample=on_sample,
+    )
     assert result.status == "completed"
     pids = [int(p) for p in pidfile.read_text().split()]
     assert seen_alive == [True], "the escaped processes never ran"
-    for pid in pids:  # a sleeper in its own session and a double-forked daemon, both adopted by the reaper
+    for pid in (
+        pids
+    ):  # a sleeper in its own session and a double-forked daemon, both adopted by the reaper
         assert _gone(pid), f"process {pid} outlived the run"
     log = (result.run_dir / "artifacts" / "child-stderr.log").read_text()
     assert "killed 2 process(es) the scenario left running" in log
@@ -116,9 +158,26 @@ def test_processes_in_other_sessions_do_not_outlive_a_completed_run(tmp_path):
 def test_nothing_survives_when_the_leaklab_parent_is_killed_with_sigkill(tmp_path):
     pidfile = tmp_path / "pids"
     parent = subprocess.Popen(
-        [sys.executable, "-m", "leaklab", "run", SCENARIO, "-v", "escape", "-p", f"pidfile={pidfile}",
-         "--duration", "120s", "--profile", "rss", "--out", str(tmp_path / "runs")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "leaklab",
+            "run",
+            SCENARIO,
+            "-v",
+            "escape",
+            "-p",
+            f"pidfile={pidfile}",
+            "--duration",
+            "120s",
+            "--profile",
+            "rss",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not pidfile.exists():
@@ -137,6 +196,7 @@ def test_nothing_survives_when_the_leaklab_parent_is_killed_with_sigkill(tmp_pat
 
 # -- bounded logs ---------------------------------------------------------------------------------
 
+
 def test_child_logs_keep_head_and_tail_and_say_what_was_dropped(tmp_path):
     result = _run(tmp_path, "flood", duration_s=1.5)
     assert result.status == "completed" and result.steps > 100  # > 10 MB written to each stream
@@ -148,10 +208,13 @@ def test_child_logs_keep_head_and_tail_and_say_what_was_dropped(tmp_path):
         dropped = int(tail.split(b" bytes dropped", 1)[0].replace(b",", b""))
         assert dropped > 5 * 10**6
         assert len(head) == LOG_HEAD_BYTES and head.startswith(char * 100_000 + b"\n" + char)
-        assert tail.endswith(char * 1000 + b"\n") and len(tail.split(b"]\n", 1)[1]) == LOG_TAIL_BYTES
+        assert (
+            tail.endswith(char * 1000 + b"\n") and len(tail.split(b"]\n", 1)[1]) == LOG_TAIL_BYTES
+        )
 
 
 # -- the memory cap and the address-space backstop ------------------------------------------------
+
 
 def test_three_thousand_live_threads_run_to_completion_under_the_default_cap(tmp_path):
     # The old backstop (4 x cap, or cap + 8 GiB: 16 GiB) stopped this at ~1,920 threads.

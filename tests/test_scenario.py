@@ -50,9 +50,14 @@ async def step(state):
     assert loaded.resolve_params("leaky", {})["size"] == 1024
     assert loaded.resolve_params("seed", {})["size"] == 2200
     assert loaded.default_rate("seed") == "37/s"
-    values = loaded.resolve_params("leaky", {"size": "4KB", "n": "7", "ratio": "0.25", "flag": "yes", "mode": "b"})
+    values = loaded.resolve_params(
+        "leaky", {"size": "4KB", "n": "7", "ratio": "0.25", "flag": "yes", "mode": "b"}
+    )
     assert values == {"size": 4000, "n": 7, "ratio": 0.25, "flag": True, "name": "x", "mode": "b"}
-    with pytest.raises(sc.ScenarioError, match="no parameter 'nn'; known parameters: size, n, ratio, flag, name, mode"):
+    with pytest.raises(
+        sc.ScenarioError,
+        match="no parameter 'nn'; known parameters: size, n, ratio, flag, name, mode",
+    ):
         loaded.resolve_params("leaky", {"nn": "1"})
     with pytest.raises(sc.ScenarioError, match="'n': expected an integer"):
         loaded.resolve_params("leaky", {"n": "three"})
@@ -67,7 +72,10 @@ async def step(state):
 def test_variant_aliases(tmp_path):
     body = '"""A."""\nVARIANTS = {"listeners": {"doc": "d", "aliases": ["leaky"]}, "fixed": "f"}\ndef step(s): pass\n'
     loaded = sc.load(write(tmp_path, "aliased", body))
-    assert loaded.resolve_variant("leaky") == "listeners" and loaded.resolve_variant("fixed") == "fixed"
+    assert (
+        loaded.resolve_variant("leaky") == "listeners"
+        and loaded.resolve_variant("fixed") == "fixed"
+    )
     assert sc.describe(loaded.path)["aliases"] == {"leaky": "listeners"}
     with pytest.raises(sc.ScenarioError, match="known variants: listeners, fixed"):
         loaded.resolve_variant("other")

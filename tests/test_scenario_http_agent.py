@@ -49,7 +49,10 @@ def test_leaky_variant_grows_by_its_expected_amount_per_step(tmp_path, variant):
     assert measured.result.errors == 0
     if variant == "session_per_key":
         retention = scenario.SESSION_PER_KEY_PHASES["open"]
-        expected_bytes, expected_blocks = retention.bytes_for(measured.params["response_size"]), retention.blocks
+        expected_bytes, expected_blocks = (
+            retention.bytes_for(measured.params["response_size"]),
+            retention.blocks,
+        )
     else:
         expected_bytes, expected_blocks = scenario.expected_per_step(variant, measured.params)
     blocks = measured.growth("blocks").bytes_per_step
@@ -108,8 +111,14 @@ def test_session_cache_with_bounded_keys_stops_growing(tmp_path):
     """The same session cache over 50 cycling keys fills within the first 50 requests and
     then stops growing: after a 1 s warm-up blocks grow under 0.5/step (95% CI upper bound),
     against ~41/step when every request brings a new key. Measured: 0.00-0.05 blocks/step."""
-    measured = run_scenario(tmp_path, SCENARIO, "session_per_key", duration_s=2.5, warmup="1s",
-                            params={"keys": "50", "client_keepalive": "0.5s"})
+    measured = run_scenario(
+        tmp_path,
+        SCENARIO,
+        "session_per_key",
+        duration_s=2.5,
+        warmup="1s",
+        params={"keys": "50", "client_keepalive": "0.5s"},
+    )
     assert measured.result.status == "completed", measured.summary()
     assert measured.growth("blocks").ci95_per_step[1] < 0.5, measured.summary()
 
@@ -122,7 +131,9 @@ def test_seed_reproduces_the_incident_at_ten_times_speed(tmp_path):
     Measured (5 s, 1.5 s warm-up): start 50.0 MB, 21.8 KB/step = 2,176 B/request, 580 %/h at
     speed 1; a 60 s run at speed 1: 2,171 B/request, 578 %/h, 150 MB projected after 20.8 min.
     """
-    measured = run_scenario(tmp_path, SCENARIO, "seed", duration_s=5, warmup="1.5s", params={"speed": "10"})
+    measured = run_scenario(
+        tmp_path, SCENARIO, "seed", duration_s=5, warmup="1.5s", params={"speed": "10"}
+    )
     assert measured.result.status == "completed", measured.summary()
     assert measured.analysis.meta["config"]["rate"] == pytest.approx(37.0)
     assert 48e6 <= measured.result.rss_start <= 56e6, measured.summary()

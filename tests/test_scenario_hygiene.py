@@ -34,7 +34,9 @@ CASES = _variants("http_agent") + _variants("promise_retention")
 
 
 def _inet_connections() -> list[Any]:
-    return [c for c in psutil.Process().net_connections(kind="inet") if c.status != psutil.CONN_NONE]
+    return [
+        c for c in psutil.Process().net_connections(kind="inet") if c.status != psutil.CONN_NONE
+    ]
 
 
 def _snapshot() -> dict[str, Any]:
@@ -56,7 +58,9 @@ async def _drive(name: str, variant: str) -> dict[str, Any]:
     still open right after teardown (before the loop closes: closing the loop would hide
     sockets that only the garbage collector closed), and what the loop reported."""
     reports: list[str] = []
-    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reports.append(context["message"]))
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, context: reports.append(context["message"])
+    )
     scenario = load(name)
     params = scenario.resolve_params(variant, {"speed": "1"} if "speed" in scenario.params else {})
     state = await _maybe(scenario.setup(**scenario.setup_kwargs(variant, params)))
@@ -69,7 +73,11 @@ async def _drive(name: str, variant: str) -> dict[str, Any]:
             "upstream_pid": upstream.pid,
             "upstream_port": upstream.port,
             "children": {p.pid for p in psutil.Process().children(recursive=True)},
-            "listening": [c.laddr for c in server.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN],
+            "listening": [
+                c.laddr
+                for c in server.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            ],
             "remote": [c.raddr for c in _inet_connections() if c.raddr],
         }
     finally:
@@ -90,13 +98,20 @@ def test_teardown_leaves_no_threads_sockets_or_processes(name, variant):
 
     assert not during["loop_reports"], during["loop_reports"]  # e.g. "Unclosed client session"
     after = _snapshot()
-    assert during["after_teardown"]["connections"] <= before["connections"], "sockets left for the GC to close"
-    assert not psutil.pid_exists(during["upstream_pid"]) or psutil.Process(during["upstream_pid"]).status() == psutil.STATUS_ZOMBIE
+    assert during["after_teardown"]["connections"] <= before["connections"], (
+        "sockets left for the GC to close"
+    )
+    assert (
+        not psutil.pid_exists(during["upstream_pid"])
+        or psutil.Process(during["upstream_pid"]).status() == psutil.STATUS_ZOMBIE
+    )
     assert after["children"] <= before["children"]
     assert after["threads"] <= before["threads"], "threads left behind"
     leftover = after["connections"] - before["connections"]
     assert not leftover, f"sockets left open: {leftover}"
-    assert after["fds"] <= before["fds"], f"{after['fds'] - before['fds']} file descriptors left open"
+    assert after["fds"] <= before["fds"], (
+        f"{after['fds'] - before['fds']} file descriptors left open"
+    )
 
 
 def test_keep_alive_variants_hold_connections_while_running():
@@ -112,10 +127,14 @@ def test_list_shows_both_scenarios_with_variants_and_parameters():
     assert result.exit_code == 0, result.output
     entries = {entry["name"]: entry for entry in json.loads(result.output)}
     http_agent, promises = entries["http-agent"], entries["promise-retention"]
-    assert {"listeners", "session_per_key", "proxy_pools", "response_log", "fixed", "seed"} <= set(http_agent["variants"])
+    assert {"listeners", "session_per_key", "proxy_pools", "response_log", "fixed", "seed"} <= set(
+        http_agent["variants"]
+    )
     assert {"response_size", "requests_per_step", "speed", "baseline"} <= set(http_agent["params"])
     assert http_agent["params"]["response_size"]["type"] == "size"
-    assert {"pending_map", "task_set", "race", "tracebacks", "executor_futures", "fixed"} <= set(promises["variants"])
+    assert {"pending_map", "task_set", "race", "tracebacks", "executor_futures", "fixed"} <= set(
+        promises["variants"]
+    )
     assert {"payload_size", "timeout", "pattern"} <= set(promises["params"])
     assert not any(name.startswith("_") for name in entries), "helper modules must not be listed"
 

@@ -38,8 +38,14 @@ def test_leaky_variant_grows_by_its_expected_amount_per_step(tmp_path, variant):
     With 8 KB payloads: tracebacks 16,866 -> 16,980 B, executor_futures 10,360 -> 10,870 B.
     """
     params = {"payload_size": PAYLOAD[variant]} if variant in PAYLOAD else {}
-    measured = run_scenario(tmp_path, SCENARIO, variant, duration_s=DURATION_S.get(variant, 3.0), warmup="1s",
-                            params=params)
+    measured = run_scenario(
+        tmp_path,
+        SCENARIO,
+        variant,
+        duration_s=DURATION_S.get(variant, 3.0),
+        warmup="1s",
+        params=params,
+    )
     assert measured.result.status == "completed", measured.summary()
     assert measured.result.errors == 0
     expected_bytes, expected_blocks = module(SCENARIO).expected_per_step(variant, measured.params)
@@ -56,11 +62,15 @@ def _check_fixed(measured, steps: int, *, exhaustive: bool) -> None:
     blocks = measured.growth("blocks")
     rss_hi = measured.growth("rss").ci95_per_step[1]
     if exhaustive:
-        assert blocks.ci95_per_step[0] >= -0.05 and blocks.ci95_per_step[1] <= 0.05, measured.summary()
+        assert blocks.ci95_per_step[0] >= -0.05 and blocks.ci95_per_step[1] <= 0.05, (
+            measured.summary()
+        )
         assert rss_hi < 16, measured.summary()
         assert measured.analysis.verdict.label in ("NO_LEAK", "PLATEAU"), measured.summary()
     else:
-        assert abs(blocks.bytes_per_step) < 0.15 and blocks.ci95_per_step[1] < 0.5, measured.summary()
+        assert abs(blocks.bytes_per_step) < 0.15 and blocks.ci95_per_step[1] < 0.5, (
+            measured.summary()
+        )
         assert rss_hi < 50, measured.summary()
         assert measured.analysis.verdict.label != "LEAK", measured.summary()
 
@@ -76,7 +86,11 @@ def test_fixed_does_not_grow(tmp_path):
     too few for NO_LEAK: three runs gave blocks 0.048, 0.044, 0.038/step (CI upper
     0.10-0.12), RSS 0-4.6 B/step (CI upper below 5.4), verdict INCONCLUSIVE, 570-780 steps/s.
     """
-    _check_fixed(run_scenario(tmp_path, SCENARIO, "fixed", steps=8_000, warmup="2000"), 8_000, exhaustive=False)
+    _check_fixed(
+        run_scenario(tmp_path, SCENARIO, "fixed", steps=8_000, warmup="2000"),
+        8_000,
+        exhaustive=False,
+    )
 
 
 @pytest.mark.slow
@@ -88,4 +102,8 @@ def test_fixed_does_not_grow_over_20000_steps(tmp_path):
     RSS 0.9 B/step (CI 0.07..1.3), verdict NO_LEAK, 16-32 s; a 60 s run (71,000 steps)
     gave -0.0016 blocks/step (CI -0.007..0.005).
     """
-    _check_fixed(run_scenario(tmp_path, SCENARIO, "fixed", steps=20_000, warmup="5000"), 20_000, exhaustive=True)
+    _check_fixed(
+        run_scenario(tmp_path, SCENARIO, "fixed", steps=20_000, warmup="5000"),
+        20_000,
+        exhaustive=True,
+    )

@@ -19,25 +19,46 @@ from leaklab.runner import load
 
 
 def test_service_serves_real_requests_and_stops_gracefully(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("retain_service"), params={"size": "50KB", "delay": "0.2s"}, serve=True,
-        rate=50, duration_s=3.0, interval_s=0.1, out=str(tmp_path), progress=False, probes=[],
-    ))
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("retain_service"),
+            params={"size": "50KB", "delay": "0.2s"},
+            serve=True,
+            rate=50,
+            duration_s=3.0,
+            interval_s=0.1,
+            out=str(tmp_path),
+            progress=False,
+            probes=[],
+        )
+    )
     assert result.status == "completed", result.message
     run = store.read_run(result.run_dir)
     req = run.requests
     statuses = np.asarray(req["status"])
     # Open loop at 50/s for 3 s: request i goes out at i/50 s.
     assert len(statuses) == 150
-    assert (statuses == 200).all(), dict(zip(*np.unique(req["error"], return_counts=True), strict=True))
+    assert (statuses == 200).all(), dict(
+        zip(*np.unique(req["error"], return_counts=True), strict=True)
+    )
     latency = np.asarray(req["latency_s"])
     assert latency.min() >= 0.2 and np.median(latency) < 0.5
-    assert result.steps == 150 and result.requests == {**result.requests, "sent": 150, "ok": 150, "failed": 0}
+    assert result.steps == 150 and result.requests == {
+        **result.requests,
+        "sent": 150,
+        "ok": 150,
+        "failed": 0,
+    }
     assert set(req["generation"]) == {0.0}
     kinds = [e["kind"] for e in run.events]
     for kind in ("start", "ready", "healthy", "load_start", "load_end", "done", "exit"):
         assert kind in kinds, kind
-    assert kinds.index("healthy") < kinds.index("load_start") < kinds.index("load_end") < kinds.index("done")
+    assert (
+        kinds.index("healthy")
+        < kinds.index("load_start")
+        < kinds.index("load_end")
+        < kinds.index("done")
+    )
     ready = run.events_of("ready")[0]
     assert isinstance(ready["port"], int) and ready["port"] > 0
     # The stop at the end of the load is graceful: teardown ran, nothing in flight was cut.
@@ -49,11 +70,23 @@ def test_service_serves_real_requests_and_stops_gracefully(tmp_path, test_scenar
 
 
 def test_handle_hook_gets_the_request_and_errors_are_500s(tmp_path, test_scenario):
-    result = runner.run(runner.RunConfig(
-        scenario=test_scenario("handle_service"), serve=True, rate=100, steps=200, duration_s=10.0,
-        max_errors=1_000, interval_s=0.1, out=str(tmp_path), progress=False, probes=[],
-    ))
-    assert result.status == "completed", result.message  # teardown checked that handle() saw every request
+    result = runner.run(
+        runner.RunConfig(
+            scenario=test_scenario("handle_service"),
+            serve=True,
+            rate=100,
+            steps=200,
+            duration_s=10.0,
+            max_errors=1_000,
+            interval_s=0.1,
+            out=str(tmp_path),
+            progress=False,
+            probes=[],
+        )
+    )
+    assert result.status == "completed", (
+        result.message
+    )  # teardown checked that handle() saw every request
     run = store.read_run(result.run_dir)
     statuses = np.asarray(run.requests["status"])
     assert len(statuses) == 200  # --steps bounds the number of requests
@@ -64,7 +97,9 @@ def test_handle_hook_gets_the_request_and_errors_are_500s(tmp_path, test_scenari
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", "run", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", "run", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_service_and_recycling_usage_errors(test_scenario):
@@ -74,7 +109,11 @@ def test_service_and_recycling_usage_errors(test_scenario):
     orphan = _cli(path, "--kill-timeout", "3s")
     assert orphan.returncode == 2 and "only applies with --recycle" in orphan.stderr
     bad_signal = _cli(path, "--recycle", "100MB", "--kill-signal", "SIGFOO")
-    assert bad_signal.returncode == 2 and "accepted forms" in bad_signal.stderr and "SIGTERM" in bad_signal.stderr
+    assert (
+        bad_signal.returncode == 2
+        and "accepted forms" in bad_signal.stderr
+        and "SIGTERM" in bad_signal.stderr
+    )
     bad_limit = _cli(path, "--recycle", "lots")
     assert bad_limit.returncode == 2 and "accepted forms" in bad_limit.stderr
 

@@ -13,12 +13,36 @@ MAX_FUNCTION_LINES = 60
 SHORT_FUNCTION_FOLDERS = ("runner", "analysis")
 #: Which layers a layer may import (docs/architecture.md); a top-level module is its own layer.
 FORBIDDEN_IMPORTS = {
-    "store": ("leaklab.runner", "leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.probes"),
+    "store": (
+        "leaklab.runner",
+        "leaklab.analysis",
+        "leaklab.report",
+        "leaklab.gate",
+        "leaklab.probes",
+    ),
     "runner": ("leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.commands"),
-    "analysis": ("leaklab.runner", "leaklab.report", "leaklab.gate", "leaklab.probes", "leaklab.commands"),
+    "analysis": (
+        "leaklab.runner",
+        "leaklab.report",
+        "leaklab.gate",
+        "leaklab.probes",
+        "leaklab.commands",
+    ),
     "report": ("leaklab.runner", "leaklab.probes", "leaklab.commands"),
-    "probes": ("leaklab.runner", "leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.commands"),
-    "importers": ("leaklab.runner", "leaklab.analysis", "leaklab.report", "leaklab.gate", "leaklab.probes"),
+    "probes": (
+        "leaklab.runner",
+        "leaklab.analysis",
+        "leaklab.report",
+        "leaklab.gate",
+        "leaklab.commands",
+    ),
+    "importers": (
+        "leaklab.runner",
+        "leaklab.analysis",
+        "leaklab.report",
+        "leaklab.gate",
+        "leaklab.probes",
+    ),
 }
 #: Modules every layer may import, and the only leaklab modules each of them imports.
 FOUNDATIONS = {

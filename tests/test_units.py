@@ -31,7 +31,16 @@ def test_parse_size_rejects_with_accepted_forms(bad):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1d", 86400.0), ("1.5h", 5400.0)],
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("2h", 7200.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1d", 86400.0),
+        ("1.5h", 5400.0),
+    ],
 )
 def test_parse_duration(text, expected):
     assert units.parse_duration(text) == pytest.approx(expected)
@@ -43,7 +52,10 @@ def test_parse_duration_rejects_with_accepted_forms(bad):
         units.parse_duration(bad)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("200/s", 200.0), ("37/s", 37.0), ("37", 37.0), ("600/min", 10.0), ("3600/h", 1.0)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("200/s", 200.0), ("37/s", 37.0), ("37", 37.0), ("600/min", 10.0), ("3600/h", 1.0)],
+)
 def test_parse_rate(text, expected):
     assert units.parse_rate(text) == pytest.approx(expected)
 

@@ -26,7 +26,13 @@ def _run(tmp_path, scenario: str, **fields) -> runner.RunResult:
 
 @pytest.mark.parametrize("steps", [500, 2_000])
 def test_a_short_step_bounded_run_has_a_trend(tmp_path, test_scenario, steps):
-    result = _run(tmp_path, test_scenario("retain_bytes"), variant="leaky", params={"size": "1024"}, steps=steps)
+    result = _run(
+        tmp_path,
+        test_scenario("retain_bytes"),
+        variant="leaky",
+        params={"size": "1024"},
+        steps=steps,
+    )
     run = store.read_run(result.run_dir)
     # Sampled by work: about every steps/200 steps whatever the speed of a step.
     assert run.n_samples >= 150
@@ -35,15 +41,29 @@ def test_a_short_step_bounded_run_has_a_trend(tmp_path, test_scenario, steps):
 
 
 def test_a_long_step_bounded_run_measures_bytes_per_step(tmp_path, test_scenario):
-    result = _run(tmp_path, test_scenario("retain_bytes"), variant="leaky", params={"size": "1024"}, steps=20_000)
+    result = _run(
+        tmp_path,
+        test_scenario("retain_bytes"),
+        variant="leaky",
+        params={"size": "1024"},
+        steps=20_000,
+    )
     a = analyze(result.run_dir)
     assert a.label == "LEAK" and a.verdict.signal == "rss"
-    assert abs(a.growth["rss"].bytes_per_step - 1_024) <= 0.1 * 1_024, a.growth["rss"].bytes_per_step
+    assert abs(a.growth["rss"].bytes_per_step - 1_024) <= 0.1 * 1_024, a.growth[
+        "rss"
+    ].bytes_per_step
     assert a.growth["blocks"].bytes_per_step == pytest.approx(2.0, abs=0.05)
 
 
 def test_samples_carry_the_childs_own_rss_and_post_collection_counts(tmp_path, test_scenario):
-    result = _run(tmp_path, test_scenario("retain_bytes"), variant="leaky", params={"size": "1024"}, steps=2_000)
+    result = _run(
+        tmp_path,
+        test_scenario("retain_bytes"),
+        variant="leaky",
+        params={"size": "1024"},
+        steps=2_000,
+    )
     run = store.read_run(result.run_dir)
     inside = [v for v in run.columns["child_rss"] if v == v]
     collected = [v for v in run.columns["collected_blocks"] if v == v]
@@ -69,8 +89,15 @@ def test_a_buffer_that_fills_and_flushes_is_bounded(tmp_path, test_scenario):
 
 def test_a_run_of_no_set_length_stops_when_the_leak_is_certain(tmp_path, test_scenario):
     rule = SequentialStop(max_duration_s=60)
-    result = _run(tmp_path, test_scenario("retain_bytes"), variant="leaky", params={"size": "1024"}, rate=500,
-                  stop_rule=rule, max_duration_s=60)
+    result = _run(
+        tmp_path,
+        test_scenario("retain_bytes"),
+        variant="leaky",
+        params={"size": "1024"},
+        rate=500,
+        stop_rule=rule,
+        max_duration_s=60,
+    )
     run = store.read_run(result.run_dir)
     decided = run.events_of("decided")
     assert decided and decided[0]["label"] == "LEAK"
@@ -85,11 +112,15 @@ def test_a_run_of_no_set_length_stops_when_the_leak_is_certain(tmp_path, test_sc
     assert run.meta["warmup_end"] == decided[0]["window_start"]
 
 
-def test_a_run_of_no_set_length_ends_at_its_maximum_when_nothing_is_certain(tmp_path, test_scenario):
+def test_a_run_of_no_set_length_ends_at_its_maximum_when_nothing_is_certain(
+    tmp_path, test_scenario
+):
     # A buffer filling at 20 records/s has not reached its bound of 2,000 by the maximum:
     # the rule looks only at 2 s and 3 s, and a look before the first one is due never comes.
     rule = SequentialStop(max_duration_s=1.5)
-    result = _run(tmp_path, test_scenario("flushed_buffer"), rate=20, stop_rule=rule, max_duration_s=1.5)
+    result = _run(
+        tmp_path, test_scenario("flushed_buffer"), rate=20, stop_rule=rule, max_duration_s=1.5
+    )
     run = store.read_run(result.run_dir)
     assert rule.times == [1.5]
     assert 1.4 <= result.duration_s <= 15
@@ -109,12 +140,36 @@ def test_the_cli_runs_until_confident_and_says_so(tmp_path, test_scenario):
 
     from leaklab.cli import cli
 
-    out = CliRunner().invoke(cli, ["run", test_scenario("retain_bytes"), "--rate", "500/s", "--max-duration", "30s",
-                                   "--out", str(tmp_path), "--json", "--no-progress"])
+    out = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            test_scenario("retain_bytes"),
+            "--rate",
+            "500/s",
+            "--max-duration",
+            "30s",
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--no-progress",
+        ],
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["verdict"] == "LEAK"
     assert data["duration_s"] < 20
-    bad = CliRunner().invoke(cli, ["run", test_scenario("retain_bytes"), "--steps", "10", "--max-duration", "30s",
-                                   "--out", str(tmp_path)])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            test_scenario("retain_bytes"),
+            "--steps",
+            "10",
+            "--max-duration",
+            "30s",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert bad.exit_code == 2 and "--max-duration" in bad.output

@@ -17,8 +17,12 @@ FLASK_APP = ROOT / "examples" / "leaky_flask_app.py"
 
 
 def _watch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaklab", "watch", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab", "watch", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -36,12 +40,25 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 def test_watch_records_a_running_service_and_probes_its_health(tmp_path):
     port = free_port()
-    app = subprocess.Popen([sys.executable, str(FLASK_APP), "--port", str(port)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        [sys.executable, str(FLASK_APP), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_listening(port, app)
-        done = _watch(str(app.pid), "--duration", "4s", "--health", f"http://127.0.0.1:{port}/work",
-                      "--health-rate", "20/s", "--out", str(tmp_path), "--json")
+        done = _watch(
+            str(app.pid),
+            "--duration",
+            "4s",
+            "--health",
+            f"http://127.0.0.1:{port}/work",
+            "--health-rate",
+            "20/s",
+            "--out",
+            str(tmp_path),
+            "--json",
+        )
         assert app.poll() is None  # watching never stops what it watches
     finally:
         app.kill()
@@ -53,7 +70,10 @@ def test_watch_records_a_running_service_and_probes_its_health(tmp_path):
     assert run.meta["source"] == "watch" and run.meta["watched"]["pid"] == app.pid
     assert set(run.columns["pid"]) == {app.pid}
     assert len(run.columns["t"]) >= 7  # every 0.5 s for 4 s
-    assert summary["requests"]["sent"] >= 60 and summary["requests"]["ok"] == summary["requests"]["sent"]
+    assert (
+        summary["requests"]["sent"] >= 60
+        and summary["requests"]["ok"] == summary["requests"]["sent"]
+    )
     # the health probes were real requests: the app kept one record for each
     assert app.pid in store.read_processes(summary["run_dir"])["pid"]
 
@@ -72,9 +92,21 @@ def test_watch_ends_when_the_process_exits_or_on_ctrl_c(tmp_path):
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        watch = subprocess.Popen([sys.executable, "-m", "leaklab", "watch", str(sleeper.pid), "--out",
-                                  str(tmp_path / "int"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "leaklab",
+                "watch",
+                str(sleeper.pid),
+                "--out",
+                str(tmp_path / "int"),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(2.5)
         watch.send_signal(signal.SIGINT)
         out, err = watch.communicate(timeout=30)
@@ -93,7 +125,9 @@ def test_watch_a_pid_that_is_gone_exits_2_and_records_nothing(tmp_path):
     assert done.returncode == 2 and f"no process with pid {gone.pid}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
-    for args, message in [([], "give a PID or --pm2 NAME"),
-                          (["1", "--health", "http://127.0.0.1:{port}/"], "needs the service's own port")]:
+    for args, message in [
+        ([], "give a PID or --pm2 NAME"),
+        (["1", "--health", "http://127.0.0.1:{port}/"], "needs the service's own port"),
+    ]:
         done = _watch(*args, "--out", str(tmp_path))
         assert done.returncode == 2 and message in done.stderr, done.stderr

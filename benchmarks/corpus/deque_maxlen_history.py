@@ -29,8 +29,11 @@ _MESSAGE_HISTORY_SIZE = 500
 
 
 def setup():
-    return {"timestamps": deque(maxlen=_MESSAGE_HISTORY_SIZE),
-            "values": [deque(maxlen=_MESSAGE_HISTORY_SIZE) for _ in range(4)], "nanos": 0}
+    return {
+        "timestamps": deque(maxlen=_MESSAGE_HISTORY_SIZE),
+        "values": [deque(maxlen=_MESSAGE_HISTORY_SIZE) for _ in range(4)],
+        "nanos": 0,
+    }
 
 
 def step(state):

@@ -33,8 +33,9 @@ _LOGGER_NAME = "corpus.memoryhandler.sawtooth"
 
 def setup():
     target = logging.StreamHandler(open(os.devnull, "w", encoding="utf-8"))
-    handler = logging.handlers.MemoryHandler(capacity=2_000, flushLevel=logging.ERROR,
-                                             target=target)
+    handler = logging.handlers.MemoryHandler(
+        capacity=2_000, flushLevel=logging.ERROR, target=target
+    )
     logger = logging.getLogger(_LOGGER_NAME)
     logger.propagate = False
     logger.setLevel(logging.INFO)

@@ -52,10 +52,14 @@ def step(state):
     # What the call does besides leaking: read the archive and consolidate it into 60 rows.
     samples = struct.unpack(f"<{288 * 4}d", state["archive"])
     per_row = len(samples) // _ROWS
-    rows = [(state["t"] + 300 * i, sum(samples[i * per_row:(i + 1) * per_row]) / per_row)
-            for i in range(_ROWS)]
-    result = {"meta": {"start": rows[0][0], "end": rows[-1][0], "step": 300,
-                       "legend": ["value"]}, "data": rows}
+    rows = [
+        (state["t"] + 300 * i, sum(samples[i * per_row : (i + 1) * per_row]) / per_row)
+        for i in range(_ROWS)
+    ]
+    result = {
+        "meta": {"start": rows[0][0], "end": rows[-1][0], "step": 300, "legend": ["value"]},
+        "data": rows,
+    }
     state["head"] = block
     return len(result["data"])
 

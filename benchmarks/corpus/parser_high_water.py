@@ -32,8 +32,10 @@ _MAX_ENTRIES = 8_000
 
 def _document(rng: random.Random) -> str:
     entries = min(_MAX_ENTRIES, int(rng.paretovariate(1.2) * 20))
-    return "\n".join(f"<entry><id>{i}</id><title>Post {i}</title><summary>{'lorem ' * 8}"
-                     f"</summary></entry>" for i in range(entries))
+    return "\n".join(
+        f"<entry><id>{i}</id><title>Post {i}</title><summary>{'lorem ' * 8}</summary></entry>"
+        for i in range(entries)
+    )
 
 
 def setup():

@@ -60,20 +60,25 @@ def setup():
     previous = threading.stack_size(_STACK_SIZE)
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     warm: queue.SimpleQueue = queue.SimpleQueue()
-    threads = [threading.Thread(target=_worker, args=(jobs, warm), daemon=True)
-               for _ in range(_THREADS)]
+    threads = [
+        threading.Thread(target=_worker, args=(jobs, warm), daemon=True) for _ in range(_THREADS)
+    ]
     for thread in threads:
         thread.start()
     for _ in threads:
         warm.get(timeout=60)
-    return {"jobs": jobs, "threads": threads, "results": queue.SimpleQueue(), "n": 0,
-            "previous_stack_size": previous}
+    return {
+        "jobs": jobs,
+        "threads": threads,
+        "results": queue.SimpleQueue(),
+        "n": 0,
+        "previous_stack_size": previous,
+    }
 
 
 def step(state):
     state["n"] += 1
-    state["jobs"].put((f"{state['n']},user{state['n'] % 97},{state['n'] % 13}.5",
-                       state["results"]))
+    state["jobs"].put((f"{state['n']},user{state['n'] % 97},{state['n'] % 13}.5", state["results"]))
     return state["results"].get(timeout=10)["id"]
 
 

@@ -53,8 +53,10 @@ def setup():
 
 def step(state):
     if len(_KEPT_EXECUTORS) >= _MAX_LIVE_THREADS:
-        raise RuntimeError(f"threadpool_per_call keeps at most {_MAX_LIVE_THREADS} live threads; "
-                           "run it with --steps or a shorter --duration")
+        raise RuntimeError(
+            f"threadpool_per_call keeps at most {_MAX_LIVE_THREADS} live threads; "
+            "run it with --steps or a shorter --duration"
+        )
     state["n"] += 1
     query = f"user-{state['n']}"
     executor = ThreadPoolExecutor(max_workers=1)  # per call, never shut down

@@ -40,8 +40,9 @@ def setup():
 
 def step(state):
     state["n"] += 1
-    warnings.warn(f"Data truncated for column 'note' at row {state['n']}", UserWarning,
-                  stacklevel=1)
+    warnings.warn(
+        f"Data truncated for column 'note' at row {state['n']}", UserWarning, stacklevel=1
+    )
 
 
 def teardown(state):

@@ -28,8 +28,14 @@ VARIANTS = {"leaky": "a new cookie name per request", "fixed": "one cookie name,
 async def setup(variant: str) -> dict[str, Any]:
     upstream = Upstream(response_size=512).start()
     session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    return {"upstream": upstream, "session": session, "url": upstream.url("/data"),
-            "origin": URL(upstream.base_url), "unique": variant == "leaky", "n": 0}
+    return {
+        "upstream": upstream,
+        "session": session,
+        "url": upstream.url("/data"),
+        "origin": URL(upstream.base_url),
+        "unique": variant == "leaky",
+        "n": 0,
+    }
 
 
 async def step(state: dict[str, Any]) -> None:

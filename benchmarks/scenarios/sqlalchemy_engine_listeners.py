@@ -23,7 +23,9 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("pragma foreign_keys=on")
 
 
-def _before_execute(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+def _before_execute(
+    _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+) -> None:
     if context is not None:
         context.statement_length = len(statement)
 

@@ -50,7 +50,11 @@ class RunAnalysis:
     @property
     def primary(self) -> Growth | None:
         """The growth the verdict rests on (RSS when nothing else was chosen)."""
-        return self.growth.get(self.verdict.signal) or self.growth.get("rss") or next(iter(self.growth.values()), None)
+        return (
+            self.growth.get(self.verdict.signal)
+            or self.growth.get("rss")
+            or next(iter(self.growth.values()), None)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         verdict = self.verdict.to_dict()
@@ -66,7 +70,9 @@ class RunAnalysis:
             "growth": {name: g.to_dict() for name, g in self.growth.items()},
             "signals": {name: v.to_dict() for name, v in self.signal_verdicts.items()},
             "warmup": self.window.to_dict(),
-            "steps_per_s": None if not math.isfinite(self.steps_per_s) else round(self.steps_per_s, 3),
+            "steps_per_s": None
+            if not math.isfinite(self.steps_per_s)
+            else round(self.steps_per_s, 3),
             "rows": self.n_rows,
             "notes": list(self.notes),
             "thresholds": self.thresholds.to_dict(),
@@ -107,8 +113,9 @@ def default_level(meta: dict[str, Any]) -> float:
     return float(level) if isinstance(level, (int, float)) and 0.5 <= level < 1 else 0.95
 
 
-def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, Any], mask: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, str | None]:
+def signal_rows(
+    signal: str, columns: dict[str, list[float]], meta: dict[str, Any], mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str | None]:
     """The values behind a signal and the rows to fit, with a note on where they come from.
 
     RSS is the child's own reading at the step boundary where the run has it (exact in
@@ -129,13 +136,18 @@ def signal_rows(signal: str, columns: dict[str, list[float]], meta: dict[str, An
         collected = column("collected_blocks")
         rows = mask & np.isfinite(collected)
         if rows.sum() >= MIN_COLLECTED:
-            return collected, rows, f"counted after each full collection ({int(rows.sum())} in the window)"
+            return (
+                collected,
+                rows,
+                f"counted after each full collection ({int(rows.sum())} in the window)",
+            )
     y = column(growth_mod.COLUMN_OF[signal])
     return y, mask, None
 
 
-def _settled(columns: dict[str, list[float]], mask: np.ndarray, steps: np.ndarray, generation: np.ndarray
-             ) -> tuple[float, float]:
+def _settled(
+    columns: dict[str, list[float]], mask: np.ndarray, steps: np.ndarray, generation: np.ndarray
+) -> tuple[float, float]:
     """Blocks per step after full collections (first to last reading in the window, one
     generation) and of the raw readings (least squares), NaN where they cannot be told."""
     n = len(mask)
@@ -166,8 +178,14 @@ class Measured:
     level: float
 
 
-def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | None = None,
-            options: GrowthOptions | None = None, level: float | None = None) -> Measured:
+def measure(
+    run: store.RunData,
+    *,
+    warmup: Any = None,
+    thresholds: Thresholds | None = None,
+    options: GrowthOptions | None = None,
+    level: float | None = None,
+) -> Measured:
     """Growth per signal and the verdict on intervals at ``level`` (default: :func:`default_level`)."""
     thresholds = thresholds or Thresholds()
     level = default_level(run.meta) if level is None else level
@@ -195,14 +213,21 @@ def measure(run: store.RunData, *, warmup: Any = None, thresholds: Thresholds | 
         if signal == "blocks":
             g.settled_per_step, g.raw_per_step = _settled(columns, mask, steps, generation)
         growth[signal] = g
-    per_signal = {s: verdict_mod.judge(g.at_level(level), thresholds, interval) for s, g in growth.items()}
+    per_signal = {
+        s: verdict_mod.judge(g.at_level(level), thresholds, interval) for s, g in growth.items()
+    }
     verdict = verdict_mod.combine(growth, per_signal, thresholds)
     return Measured(growth, per_signal, verdict, window, level)
 
 
-def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
-            thresholds: Thresholds | None = None, options: GrowthOptions | None = None,
-            level: float | None = None) -> RunAnalysis:
+def analyze(
+    run: store.RunData | str | os.PathLike[str],
+    *,
+    warmup: Any = None,
+    thresholds: Thresholds | None = None,
+    options: GrowthOptions | None = None,
+    level: float | None = None,
+) -> RunAnalysis:
     """Growth and verdict of a run (a :class:`~leaklab.store.RunData` or a run directory).
 
     ``warmup`` overrides the run's warm-up: ``"10s"``, ``"1000"`` (steps), ``0`` for none.
@@ -215,7 +240,12 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
         run = store.read_run(run)
     thresholds = thresholds or Thresholds()
     measured = measure(run, warmup=warmup, thresholds=thresholds, options=options, level=level)
-    growth, per_signal, verdict, window = measured.growth, measured.signal_verdicts, measured.verdict, measured.window
+    growth, per_signal, verdict, window = (
+        measured.growth,
+        measured.signal_verdicts,
+        measured.verdict,
+        measured.window,
+    )
     mask = window.mask
     t = np.asarray(run.columns.get("t", []), dtype=float)
     n = len(t)
@@ -227,13 +257,32 @@ def analyze(run: store.RunData | str | os.PathLike[str], *, warmup: Any = None,
     for g in growth.values():
         notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
     if measured.level != 0.95:
-        notes.append(f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was confident, "
-                     "so each look at the data used a stricter interval (docs/analysis.md)")
-    steps_per_s = next((g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan)
+        notes.append(
+            f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was confident, "
+            "so each look at the data used a stricter interval (docs/analysis.md)"
+        )
+    steps_per_s = next(
+        (g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan
+    )
     blocks_verdict = per_signal.get("blocks")
-    found = attribute(run, blocks=growth.get("blocks"),
-                      blocks_leak=blocks_verdict is not None and blocks_verdict.label == Label.LEAK)
-    return RunAnalysis(run_path=run.path, meta=run.meta, status=run.status, growth=growth, verdict=verdict,
-                       signal_verdicts=per_signal, window=window, thresholds=thresholds,
-                       steps_per_s=steps_per_s, n_rows=n, notes=list(dict.fromkeys(notes)),
-                       top_types=found.top_types, top_sites=found.top_sites, chains=found.chains)
+    found = attribute(
+        run,
+        blocks=growth.get("blocks"),
+        blocks_leak=blocks_verdict is not None and blocks_verdict.label == Label.LEAK,
+    )
+    return RunAnalysis(
+        run_path=run.path,
+        meta=run.meta,
+        status=run.status,
+        growth=growth,
+        verdict=verdict,
+        signal_verdicts=per_signal,
+        window=window,
+        thresholds=thresholds,
+        steps_per_s=steps_per_s,
+        n_rows=n,
+        notes=list(dict.fromkeys(notes)),
+        top_types=found.top_types,
+        top_sites=found.top_sites,
+        chains=found.chains,
+    )

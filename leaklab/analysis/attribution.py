@@ -89,8 +89,13 @@ class Attribution:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top_types": self.top_types, "top_sites": self.top_sites, "chains": self.chains,
-                "memray": self.memray, "notes": self.notes}
+        return {
+            "top_types": self.top_types,
+            "top_sites": self.top_sites,
+            "chains": self.chains,
+            "memray": self.memray,
+            "notes": self.notes,
+        }
 
 
 @dataclass
@@ -106,8 +111,13 @@ class Trend:
     points: int
 
     def steady(self, min_total: float) -> bool:
-        return (self.points >= MIN_SNAPSHOTS + 1 and self.slope > 0 and self.total >= min_total
-                and self.up_fraction >= MIN_UP_FRACTION and self.r2 >= MIN_R2)
+        return (
+            self.points >= MIN_SNAPSHOTS + 1
+            and self.slope > 0
+            and self.total >= min_total
+            and self.up_fraction >= MIN_UP_FRACTION
+            and self.r2 >= MIN_R2
+        )
 
 
 def trend(x: list[float], y: list[float]) -> Trend:
@@ -137,7 +147,9 @@ def _num(value: float | None, digits: int = 6) -> float | None:
     return round(float(value), digits)
 
 
-def _series(events: list[dict[str, Any]], value: Any) -> tuple[dict[str, list[tuple[float, float]]], int]:
+def _series(
+    events: list[dict[str, Any]], value: Any
+) -> tuple[dict[str, list[tuple[float, float]]], int]:
     """Per type: ``[(steps, value)]`` from the baseline on, and the number of snapshots after it."""
     baseline = next((e for e in events if e.get("baseline")), None)
     if baseline is None:
@@ -161,7 +173,9 @@ def _series(events: list[dict[str, Any]], value: Any) -> tuple[dict[str, list[tu
     return dict(series), len(later)
 
 
-def rank_types(run: store.RunData, steps_per_s: float = math.nan, retains_blocks: bool = False) -> list[dict[str, Any]]:
+def rank_types(
+    run: store.RunData, steps_per_s: float = math.nan, retains_blocks: bool = False
+) -> list[dict[str, Any]]:
     """Every followed type with its growth and verdict.
 
     Leaking types come first, the most specific first (the program's and libraries'
@@ -169,25 +183,37 @@ def rank_types(run: store.RunData, steps_per_s: float = math.nan, retains_blocks
     dicts and lists too, the session class names it), then by steady growth per step.
     """
     counts, n_gc = _series(run.events_of(kinds.EventKind.GC_TYPES), lambda v: v)
-    p_counts, n_py = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("count", 0))
+    p_counts, n_py = _series(
+        run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("count", 0)
+    )
     p_sizes, _ = _series(run.events_of(kinds.EventKind.PYMPLER_SUMMARY), lambda v: v.get("size", 0))
     ranked: list[dict[str, Any]] = []
     for name in dict.fromkeys([*counts, *p_counts]):
         source, points = ("gc", counts[name]) if name in counts else ("pympler", p_counts[name])
         t = trend([p[0] for p in points], [p[1] for p in points])
         entry: dict[str, Any] = {
-            "type": name, "source": source,
+            "type": name,
+            "source": source,
             "leaking": t.steady(MIN_OBJECTS) and (t.slope >= MIN_TYPE_PER_STEP or retains_blocks),
-            "per_step": _num(t.slope), "per_hour": _per_hour(t.slope, steps_per_s),
-            "start": t.first, "end": t.last, "growth": t.total, "snapshots": t.points - 1,
-            "steady": _num(t.up_fraction, 3), "r2": _num(t.r2, 3),
-            "bytes_per_step": None, "bytes_per_hour": None,
+            "per_step": _num(t.slope),
+            "per_hour": _per_hour(t.slope, steps_per_s),
+            "start": t.first,
+            "end": t.last,
+            "growth": t.total,
+            "snapshots": t.points - 1,
+            "steady": _num(t.up_fraction, 3),
+            "r2": _num(t.r2, 3),
+            "bytes_per_step": None,
+            "bytes_per_hour": None,
         }
         if name in p_sizes:
             sizes = p_sizes[name]
             s = trend([p[0] for p in sizes], [p[1] for p in sizes])
-            entry.update(bytes_per_step=_num(s.slope), bytes_per_hour=_per_hour(s.slope, steps_per_s),
-                         bytes_end=s.last)
+            entry.update(
+                bytes_per_step=_num(s.slope),
+                bytes_per_hour=_per_hour(s.slope, steps_per_s),
+                bytes_end=s.last,
+            )
         entry["score"] = _num((t.slope if math.isfinite(t.slope) else 0.0) * t.up_fraction * t.r2)
         entry["tier"] = type_tier(name)
         ranked.append(entry)
@@ -211,8 +237,9 @@ def _scaling(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     return float(slope), share
 
 
-def _window_sites(events: list[dict[str, Any]], steps_per_s: float, retains: bool,
-                  blocks_hi: float) -> list[dict[str, Any]]:
+def _window_sites(
+    events: list[dict[str, Any]], steps_per_s: float, retains: bool, blocks_hi: float
+) -> list[dict[str, Any]]:
     windows = [e for e in events if int(e.get("steps") or 0) > 0]
     n = len(windows)
     if not n:
@@ -235,11 +262,32 @@ def _window_sites(events: list[dict[str, Any]], steps_per_s: float, retains: boo
         present = int(np.sum(counts[key] >= MIN_WINDOW_COUNT))
         per_step, _ = _scaling(steps, sizes[key])
         count_per_step, share = _scaling(steps, counts[key])
-        fits = math.isfinite(blocks_hi) and count_per_step <= max(SITE_TO_BLOCKS * blocks_hi, SITE_BLOCKS_FLOOR)
-        leaking = (n >= MIN_SNAPSHOTS and n - present <= int(MISSES_ALLOWED * n) and per_step > 0 and count_per_step > 0
-                   and share >= MIN_SCALING and retains and fits)
-        ranked.append(_site_entry(info[key], "window", leaking, per_step, count_per_step, steps_per_s,
-                                  snapshots=n, present=present, steady=present / n, scaling=share))
+        fits = math.isfinite(blocks_hi) and count_per_step <= max(
+            SITE_TO_BLOCKS * blocks_hi, SITE_BLOCKS_FLOOR
+        )
+        leaking = (
+            n >= MIN_SNAPSHOTS
+            and n - present <= int(MISSES_ALLOWED * n)
+            and per_step > 0
+            and count_per_step > 0
+            and share >= MIN_SCALING
+            and retains
+            and fits
+        )
+        ranked.append(
+            _site_entry(
+                info[key],
+                "window",
+                leaking,
+                per_step,
+                count_per_step,
+                steps_per_s,
+                snapshots=n,
+                present=present,
+                steady=present / n,
+                scaling=share,
+            )
+        )
     return ranked
 
 
@@ -258,24 +306,63 @@ def _continuous_sites(events: list[dict[str, Any]], steps_per_s: float) -> list[
         size = trend([p[0] for p in points], [p[1] for p in points])
         count = trend([p[0] for p in points], [p[2] for p in points])
         leaking = size.steady(0.0) and count.steady(MIN_OBJECTS)
-        ranked.append(_site_entry(info[key], "continuous", leaking, size.slope, count.slope, steps_per_s,
-                                  snapshots=size.points - 1, present=size.points - 1, steady=size.up_fraction,
-                                  r2=size.r2))
+        ranked.append(
+            _site_entry(
+                info[key],
+                "continuous",
+                leaking,
+                size.slope,
+                count.slope,
+                steps_per_s,
+                snapshots=size.points - 1,
+                present=size.points - 1,
+                steady=size.up_fraction,
+                r2=size.r2,
+            )
+        )
     return ranked
 
 
-def _site_entry(site: dict[str, Any], mode: str, leaking: bool, per_step: float, count_per_step: float,
-                steps_per_s: float, **extra: Any) -> dict[str, Any]:
-    entry = {key: site.get(key) for key in ("site", "file", "line", "function", "code", "alloc", "user", "kind",
-                                            "traceback")}
-    entry.update(mode=mode, leaking=leaking, bytes_per_step=_num(per_step),
-                 bytes_per_hour=_per_hour(per_step, steps_per_s), count_per_step=_num(count_per_step))
+def _site_entry(
+    site: dict[str, Any],
+    mode: str,
+    leaking: bool,
+    per_step: float,
+    count_per_step: float,
+    steps_per_s: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    entry = {
+        key: site.get(key)
+        for key in (
+            "site",
+            "file",
+            "line",
+            "function",
+            "code",
+            "alloc",
+            "user",
+            "kind",
+            "traceback",
+        )
+    }
+    entry.update(
+        mode=mode,
+        leaking=leaking,
+        bytes_per_step=_num(per_step),
+        bytes_per_hour=_per_hour(per_step, steps_per_s),
+        count_per_step=_num(count_per_step),
+    )
     entry.update({k: _num(v, 3) if isinstance(v, float) else v for k, v in extra.items()})
     return entry
 
 
-def rank_sites(run: store.RunData, steps_per_s: float = math.nan, blocks: growth_mod.Growth | None = None,
-               retains: bool = False) -> list[dict[str, Any]]:
+def rank_sites(
+    run: store.RunData,
+    steps_per_s: float = math.nan,
+    blocks: growth_mod.Growth | None = None,
+    retains: bool = False,
+) -> list[dict[str, Any]]:
     """Every reported allocation site with its growth and verdict: leaking ones first, sites in the
     user's own code before installed packages before the standard library (the nearest line the
     user can change or look up), then by bytes per step.
@@ -287,11 +374,16 @@ def rank_sites(run: store.RunData, steps_per_s: float = math.nan, blocks: growth
     blocks_hi = math.nan
     if blocks is not None and math.isfinite(blocks.ci95_per_step[1]):
         blocks_hi = blocks.ci95_per_step[1]
-    ranked = _window_sites([e for e in events if e.get("mode") == "window"], steps_per_s, retains, blocks_hi)
+    ranked = _window_sites(
+        [e for e in events if e.get("mode") == "window"], steps_per_s, retains, blocks_hi
+    )
     ranked += _continuous_sites([e for e in events if e.get("mode") == "continuous"], steps_per_s)
     _add_sources(ranked, run)
+
     def where(e: dict[str, Any]) -> int:
-        return SITE_KINDS.get(str(e.get("kind") or ("user" if e.get("user") else "other")), len(SITE_KINDS))
+        return SITE_KINDS.get(
+            str(e.get("kind") or ("user" if e.get("user") else "other")), len(SITE_KINDS)
+        )
 
     ranked.sort(key=lambda e: (not e["leaking"], where(e), -(e["bytes_per_step"] or 0.0)))
     return ranked
@@ -313,7 +405,9 @@ def _add_sources(sites: list[dict[str, Any]], run: store.RunData) -> None:
 
     for entry in sites:
         fill(entry)
-        entry["traceback"] = [fill(dict(f)) for f in entry.get("traceback") or [] if isinstance(f, dict)]
+        entry["traceback"] = [
+            fill(dict(f)) for f in entry.get("traceback") or [] if isinstance(f, dict)
+        ]
 
 
 def blocks_growth(run: store.RunData) -> growth_mod.Growth:
@@ -323,16 +417,29 @@ def blocks_growth(run: store.RunData) -> growth_mod.Growth:
 
     def column(name: str) -> np.ndarray:
         values = run.columns.get(name)
-        return np.asarray(values, dtype=float)[window.mask] if values else np.full(int(window.mask.sum()), np.nan)
+        return (
+            np.asarray(values, dtype=float)[window.mask]
+            if values
+            else np.full(int(window.mask.sum()), np.nan)
+        )
 
     if not n:
         return growth_mod.empty_growth("blocks")
-    return growth_mod.estimate("blocks", column("t"), column("steps"), column("allocated_blocks"),
-                               np.nan_to_num(column("generation")))
+    return growth_mod.estimate(
+        "blocks",
+        column("t"),
+        column("steps"),
+        column("allocated_blocks"),
+        np.nan_to_num(column("generation")),
+    )
 
 
-def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, blocks_leak: bool | None = None,
-              top: int = 10) -> Attribution:
+def attribute(
+    run: store.RunData,
+    blocks: growth_mod.Growth | None = None,
+    blocks_leak: bool | None = None,
+    top: int = 10,
+) -> Attribution:
     """The ``top`` leaking types and sites of a run and the chains that hold those types.
 
     ``blocks`` (the run's ``allocated_blocks`` growth) and ``blocks_leak`` (whether
@@ -341,32 +448,68 @@ def attribute(run: store.RunData, blocks: growth_mod.Growth | None = None, block
     blocks = blocks if blocks is not None else blocks_growth(run)
     if blocks_leak is None:
         interval = float(run.config.interval_s or math.nan)
-        blocks_leak = verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label == kinds.Verdict.LEAK
+        blocks_leak = (
+            verdict_mod.judge(blocks, verdict_mod.Thresholds(), interval).label
+            == kinds.Verdict.LEAK
+        )
     steps_per_s = blocks.steps_per_s
     lower = blocks.ci95_per_step[0]
-    retains_blocks = bool(blocks_leak) and math.isfinite(lower) and lower >= MIN_RETAINED_BLOCKS_PER_STEP
+    retains_blocks = (
+        bool(blocks_leak) and math.isfinite(lower) and lower >= MIN_RETAINED_BLOCKS_PER_STEP
+    )
     types = rank_types(run, steps_per_s, retains_blocks)
     leaking_types = [t for t in types if t["leaking"]]
     sites = rank_sites(run, steps_per_s, blocks, retains=bool(leaking_types) or retains_blocks)
     chains_by_type = {c.get("object_type"): c for c in retention_mod.chains_of(run)}
-    chains = [_chain_entry(chains_by_type[t["type"]]) for t in leaking_types if t["type"] in chains_by_type]
+    chains = [
+        _chain_entry(chains_by_type[t["type"]])
+        for t in leaking_types
+        if t["type"] in chains_by_type
+    ]
     notes: list[str] = []
-    if not run.events_of(kinds.EventKind.GC_TYPES) and not run.events_of(kinds.EventKind.PYMPLER_SUMMARY):
-        notes.append("no type counts recorded: run with --profile default (or --probe gc-types) to see what grows")
+    if not run.events_of(kinds.EventKind.GC_TYPES) and not run.events_of(
+        kinds.EventKind.PYMPLER_SUMMARY
+    ):
+        notes.append(
+            "no type counts recorded: run with --profile default (or --probe gc-types) to see what grows"
+        )
     if not run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT):
-        notes.append("no tracemalloc snapshots recorded: run with --profile default (or --probe tracemalloc) to see where")
+        notes.append(
+            "no tracemalloc snapshots recorded: run with --profile default (or --probe tracemalloc) to see where"
+        )
     for error in run.events_of(kinds.EventKind.SNAPSHOT_ERROR)[:3]:
         notes.append(f"{error.get('probe')}: {error.get('what')} failed: {error.get('error')}")
     memray = next(iter(run.events_of(kinds.EventKind.MEMRAY_CAPTURE)[-1:]), None)
     if memray is not None:
         memray = {k: v for k, v in memray.items() if k not in ("t", "kind")}
-    return Attribution(top_types=leaking_types[:top], top_sites=[s for s in sites if s["leaking"]][:top],
-                       chains=chains, memray=memray, notes=notes)
+    return Attribution(
+        top_types=leaking_types[:top],
+        top_sites=[s for s in sites if s["leaking"]][:top],
+        chains=chains,
+        memray=memray,
+        notes=notes,
+    )
 
 
 def _chain_entry(event: dict[str, Any]) -> dict[str, Any]:
-    keys = ("object_type", "found", "text", "root", "root_kind", "user_root", "hops", "depth", "search",
-            "instances", "seconds", "png", "dot", "timed_out", "reason", "steps")
+    keys = (
+        "object_type",
+        "found",
+        "text",
+        "root",
+        "root_kind",
+        "user_root",
+        "hops",
+        "depth",
+        "search",
+        "instances",
+        "seconds",
+        "png",
+        "dot",
+        "timed_out",
+        "reason",
+        "steps",
+    )
     entry = {key: event.get(key) for key in keys}
     entry["type"] = entry.pop("object_type")
     return entry
@@ -381,19 +524,31 @@ def _size_rate(value: float | None, per: str) -> str:
     return units.format_growth(value, "bytes", per, signed=True)
 
 
-def summary_lines(top_types: list[dict[str, Any]], top_sites: list[dict[str, Any]], chains: list[dict[str, Any]],
-                  n: int = 3) -> list[str]:
+def summary_lines(
+    top_types: list[dict[str, Any]],
+    top_sites: list[dict[str, Any]],
+    chains: list[dict[str, Any]],
+    n: int = 3,
+) -> list[str]:
     """The top few growing types, sites and chains as lines for the terminal summary
     (:mod:`leaklab.report.text`)."""
     lines: list[str] = []
     for i, t in enumerate(top_types[:n]):
-        size = f", {_size_rate(t.get('bytes_per_step'), 'step')}" if t.get("bytes_per_step") is not None else ""
-        lines.append(f"{'grows' if i == 0 else '':<10}{t['type']}  {_count_rate(t.get('per_step'), 'step')} "
-                     f"({_count_rate(t.get('per_hour'), 'h')}{size})")
+        size = (
+            f", {_size_rate(t.get('bytes_per_step'), 'step')}"
+            if t.get("bytes_per_step") is not None
+            else ""
+        )
+        lines.append(
+            f"{'grows' if i == 0 else '':<10}{t['type']}  {_count_rate(t.get('per_step'), 'step')} "
+            f"({_count_rate(t.get('per_hour'), 'h')}{size})"
+        )
     for i, s in enumerate(top_sites[:n]):
         where = f"{s.get('site')}" + (f" in {s['function']}" if s.get("function") else "")
-        lines.append(f"{'where' if i == 0 else '':<10}{where}  {_size_rate(s.get('bytes_per_step'), 'step')} "
-                     f"({_size_rate(s.get('bytes_per_hour'), 'h')})")
+        lines.append(
+            f"{'where' if i == 0 else '':<10}{where}  {_size_rate(s.get('bytes_per_step'), 'step')} "
+            f"({_size_rate(s.get('bytes_per_hour'), 'h')})"
+        )
     for i, c in enumerate(chains[:n]):
         text = c.get("text") if c.get("found") else f"{c.get('type')}: no chain to a root found"
         lines.append(f"{'held by' if i == 0 else '':<10}{text}")

@@ -70,10 +70,15 @@ def analyse_one(path: str | os.PathLike[str], warmup: Any = None) -> FleetRow:
     meta = data.meta
     growth = analysis.primary
     series = (meta.get("source") or {}).get("series") or {}
-    row = FleetRow(run=str(path), name=str(meta.get("variant") or path.name), verdict=analysis.label,
-                   signal=analysis.verdict.signal, samples=analysis.n_rows,
-                   reason=analysis.verdict.reasons[0] if analysis.verdict.reasons else "",
-                   labels={str(k): str(v) for k, v in series.items()})
+    row = FleetRow(
+        run=str(path),
+        name=str(meta.get("variant") or path.name),
+        verdict=analysis.label,
+        signal=analysis.verdict.signal,
+        samples=analysis.n_rows,
+        reason=analysis.verdict.reasons[0] if analysis.verdict.reasons else "",
+        labels={str(k): str(v) for k, v in series.items()},
+    )
     if growth is not None:
         lo, hi = growth.ci95
         row.mb_per_hour = growth.mb_per_hour
@@ -90,7 +95,9 @@ def _analyse_args(args: tuple[str, Any]) -> FleetRow:
     return analyse_one(*args)
 
 
-def analyse_runs(paths: Iterable[str | os.PathLike[str]], jobs: int = 1, warmup: Any = None) -> Iterator[FleetRow]:
+def analyse_runs(
+    paths: Iterable[str | os.PathLike[str]], jobs: int = 1, warmup: Any = None
+) -> Iterator[FleetRow]:
     """Rows of ``paths`` in their order, analysed ``jobs`` at a time."""
     work = [(str(p), warmup) for p in paths]
     if jobs <= 1 or len(work) < 2:
@@ -100,7 +107,9 @@ def analyse_runs(paths: Iterable[str | os.PathLike[str]], jobs: int = 1, warmup:
         yield from pool.map(_analyse_args, work, chunksize=max(1, min(32, len(work) // (4 * jobs))))
 
 
-def rank(paths: Iterable[str | os.PathLike[str]], jobs: int = 1, warmup: Any = None) -> list[FleetRow]:
+def rank(
+    paths: Iterable[str | os.PathLike[str]], jobs: int = 1, warmup: Any = None
+) -> list[FleetRow]:
     """Every run's row, ranked (see the module docstring)."""
     return sorted(analyse_runs(paths, jobs, warmup), key=FleetRow.sort_key)
 
@@ -112,6 +121,8 @@ def fleet_runs(root: str | os.PathLike[str]) -> list[Path]:
         raise store.RunFormatError(f"{root} is not a folder of runs")
     runs = sorted(p for p in root.iterdir() if store.is_run_dir(p))
     if not runs:
-        raise store.RunFormatError(f"no runs under {root}; import a fleet with `leaklab import --prometheus URL "
-                                   "--query Q --out DIR`")
+        raise store.RunFormatError(
+            f"no runs under {root}; import a fleet with `leaklab import --prometheus URL "
+            "--query Q --out DIR`"
+        )
     return runs

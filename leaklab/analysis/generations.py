@@ -69,18 +69,38 @@ def generations_report(run: store.RunData | str | os.PathLike[str]) -> Generatio
         run = store.read_run(run, warn=False)
     metrics = recycling.analyze_recycling(run)
     pids = {int(e.get("generation", 0)): e.get("pid") for e in run.events_of(EventKind.START)}
-    summaries = [GenerationSummary(s.generation, pids.get(s.generation), s.t_start, s.t_end, s.rss_start, s.rss_peak,
-                                   s.bytes_per_s * 3600, 100 * s.bytes_per_s * 3600 / s.rss_start if s.rss_start else math.nan)
-                 for s in metrics.generation_slopes]
+    summaries = [
+        GenerationSummary(
+            s.generation,
+            pids.get(s.generation),
+            s.t_start,
+            s.t_end,
+            s.rss_start,
+            s.rss_peak,
+            s.bytes_per_s * 3600,
+            100 * s.bytes_per_s * 3600 / s.rss_start if s.rss_start else math.nan,
+        )
+        for s in metrics.generation_slopes
+    ]
     restarts = len(run.events_of(EventKind.RESTART))
-    report = GenerationsReport(summaries, restarts, metrics.restarts_per_hour, metrics.restart_interval_s,
-                               metrics.success_rate, metrics.downtime_per_restart_s)
+    report = GenerationsReport(
+        summaries,
+        restarts,
+        metrics.restarts_per_hour,
+        metrics.restart_interval_s,
+        metrics.success_rate,
+        metrics.downtime_per_restart_s,
+    )
     starts = [(g.generation, g.rss_start) for g in summaries]
     if len(starts) >= 3:
         x = np.array([s[0] for s in starts], dtype=float)
         y = np.array([s[1] for s in starts], dtype=float)
         slope, _, low, high = stats.theilslopes(y, x)
-        report.creep_bytes_per_restart, report.creep_low, report.creep_high = float(slope), float(low), float(high)
+        report.creep_bytes_per_restart, report.creep_low, report.creep_high = (
+            float(slope),
+            float(low),
+            float(high),
+        )
         report.creeps = bool(low > 0 and slope > CREEP_SHARE_PER_RESTART * y[0])
     return report
 
@@ -88,19 +108,37 @@ def generations_report(run: store.RunData | str | os.PathLike[str]) -> Generatio
 def format_report(report: GenerationsReport) -> str:
     lines = ["gen  pid       from      to   after restart    peak   growth within"]
     for g in report.generations:
-        lines.append(f"{g.generation:>3}  {g.pid or '':<8} {g.t_start:>6.1f}s {g.t_end:>6.1f}s  "
-                     f"{units.format_size(g.rss_start):>12}  {units.format_size(g.rss_peak):>8}  "
-                     f"{units.format_growth(g.bytes_per_h, 'bytes', 'h', signed=True)} ({g.percent_per_h:+,.0f}%/h)")
+        lines.append(
+            f"{g.generation:>3}  {g.pid or '':<8} {g.t_start:>6.1f}s {g.t_end:>6.1f}s  "
+            f"{units.format_size(g.rss_start):>12}  {units.format_size(g.rss_peak):>8}  "
+            f"{units.format_growth(g.bytes_per_h, 'bytes', 'h', signed=True)} ({g.percent_per_h:+,.0f}%/h)"
+        )
     if report.restarts:
-        lines.append(f"restarts  {report.restarts} ({report.restarts_per_hour:,.0f}/h; one every "
-                     f"{units.format_duration(report.restart_interval_s)})")
+        lines.append(
+            f"restarts  {report.restarts} ({report.restarts_per_hour:,.0f}/h; one every "
+            f"{units.format_duration(report.restart_interval_s)})"
+        )
     if math.isfinite(report.success_rate):
-        lines.append(f"health    success {report.success_rate:.1%}" + (
-            f", {report.downtime_per_restart_s:.2f}s down per restart" if math.isfinite(report.downtime_per_restart_s) else ""))
+        lines.append(
+            f"health    success {report.success_rate:.1%}"
+            + (
+                f", {report.downtime_per_restart_s:.2f}s down per restart"
+                if math.isfinite(report.downtime_per_restart_s)
+                else ""
+            )
+        )
     if math.isfinite(report.creep_bytes_per_restart):
-        verdict = "memory does not go back down after a restart: baseline creep" if report.creeps else "no baseline creep"
-        interval = units.format_interval(units.format_size(report.creep_low, signed=True),
-                                         units.format_size(report.creep_high, signed=True))
-        lines.append(f"baseline  {units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
-                     f"(95% CI {interval}): {verdict}")
+        verdict = (
+            "memory does not go back down after a restart: baseline creep"
+            if report.creeps
+            else "no baseline creep"
+        )
+        interval = units.format_interval(
+            units.format_size(report.creep_low, signed=True),
+            units.format_size(report.creep_high, signed=True),
+        )
+        lines.append(
+            f"baseline  {units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
+            f"(95% CI {interval}): {verdict}"
+        )
     return "\n".join(lines)

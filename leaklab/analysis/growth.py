@@ -35,7 +35,12 @@ from scipy import stats
 #: Signals analysed, in display order, and their unit.
 SIGNALS: dict[str, str] = {"rss": "bytes", "uss": "bytes", "blocks": "blocks", "traced": "bytes"}
 #: Run columns behind each signal.
-COLUMN_OF: dict[str, str] = {"rss": "rss", "uss": "uss", "blocks": "allocated_blocks", "traced": "traced"}
+COLUMN_OF: dict[str, str] = {
+    "rss": "rss",
+    "uss": "uss",
+    "blocks": "allocated_blocks",
+    "traced": "traced",
+}
 
 BASELINE_DEFINITION = "the value of the fitted line at t_start, the first sample after the warm-up"
 
@@ -152,8 +157,11 @@ class Growth:
             return centre - factor * (centre - lo), centre + factor * (hi - centre)
 
         return replace(
-            self, ci95=stretch(self.per_s, self.ci95), ci95_per_step=stretch(self.per_step, self.ci95_per_step),
-            tail_ci95=stretch(self.tail_per_s, self.tail_ci95), head_ci95=stretch(self.head_per_s, self.head_ci95),
+            self,
+            ci95=stretch(self.per_s, self.ci95),
+            ci95_per_step=stretch(self.per_step, self.ci95_per_step),
+            tail_ci95=stretch(self.tail_per_s, self.tail_ci95),
+            head_ci95=stretch(self.head_per_s, self.head_ci95),
             tail_ci95_per_step=stretch(self.tail_per_step, self.tail_ci95_per_step),
             head_ci95_per_step=stretch(self.head_per_step, self.head_ci95_per_step),
             floor_ci95=stretch(self.floor_per_s, self.floor_ci95),
@@ -177,8 +185,15 @@ class Growth:
 
 #: Fields shown under another key in ``--json``.
 _JSON_KEYS = {"per_s": "bytes_per_s", "per_step": "bytes_per_step"}
-_INTERVALS = ("ci95", "ci95_per_step", "tail_ci95", "head_ci95", "floor_ci95", "tail_ci95_per_step",
-              "head_ci95_per_step")
+_INTERVALS = (
+    "ci95",
+    "ci95_per_step",
+    "tail_ci95",
+    "head_ci95",
+    "floor_ci95",
+    "tail_ci95_per_step",
+    "head_ci95_per_step",
+)
 
 
 def _former_name(new: str) -> property:
@@ -199,14 +214,26 @@ def _clean(value: float) -> float | None:
     return float(value)
 
 
-def empty_growth(signal: str, n_samples: int = 0, t_start: float = math.nan, t_end: float = math.nan,
-                 note: str = "") -> Growth:
-    return Growth(signal=signal, unit=SIGNALS.get(signal, "bytes"), n_samples=n_samples, t_start=t_start,
-                  t_end=t_end, notes=[note] if note else [])
+def empty_growth(
+    signal: str,
+    n_samples: int = 0,
+    t_start: float = math.nan,
+    t_end: float = math.nan,
+    note: str = "",
+) -> Growth:
+    return Growth(
+        signal=signal,
+        unit=SIGNALS.get(signal, "bytes"),
+        n_samples=n_samples,
+        t_start=t_start,
+        t_end=t_end,
+        notes=[note] if note else [],
+    )
 
 
-def bin_medians(t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, n_bins: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bin_medians(
+    t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Median t, steps and y of up to ``n_bins`` equal-count bins that never cross a group."""
     n = len(t)
     if n <= n_bins:
@@ -267,7 +294,7 @@ def block_length(resid: np.ndarray) -> int:
     denom = float(np.dot(r, r))
     if m < 4 or denom == 0.0:
         return min(base, max(1, m // 3))
-    acf = np.correlate(r, r, mode="full")[m - 1:] / denom
+    acf = np.correlate(r, r, mode="full")[m - 1 :] / denom
     below = np.flatnonzero(acf < 1 / math.e)
     tau = float(below[0]) if len(below) else float(m)
     rho = min(0.99, float(acf[1]) + (1 + 3 * float(acf[1])) / m)
@@ -320,7 +347,9 @@ class Fit:
     block_len: int
 
 
-def fit(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions) -> Fit:
+def fit(
+    bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions
+) -> Fit:
     """Fit bin medians (time ``bt``, steps ``bs``, value ``by``, group ``bg``)."""
     nan2 = (math.nan, math.nan)
     i, j = pair_indices(bg, bt)
@@ -342,7 +371,9 @@ def fit(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options:
             fit_s = slope_s * bs + intercepts(bs, by, slope_s, bg)
             # The same blocks for both fits: the two intervals describe the same resampled runs.
             boot_s = theil_sen(bs, fit_s[None, :] + (by - fit_s)[idx], si, sj)
-            ci_s = widen(slope_s, *(float(v) for v in np.nanpercentile(boot_s, [2.5, 97.5])), n_blocks)
+            ci_s = widen(
+                slope_s, *(float(v) for v in np.nanpercentile(boot_s, [2.5, 97.5])), n_blocks
+            )
     return Fit(slope_t, ci, slope_s, ci_s, fit_t, length)  # type: ignore[arg-type]
 
 
@@ -374,8 +405,9 @@ def sen_interval(x: np.ndarray, y: np.ndarray, slope: float) -> tuple[float, flo
     return float(min(lo, slope)), float(max(hi, slope))
 
 
-def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: float, options: GrowthOptions
-                     ) -> tuple[int, float, tuple[float, float]]:
+def resets_and_floor(
+    t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: float, options: GrowthOptions
+) -> tuple[int, float, tuple[float, float]]:
     """Resets and the trend of the troughs between them, on the raw samples.
 
     A sample above both neighbours (a buffer in flight), or two in a row, is first
@@ -392,7 +424,9 @@ def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: 
         return 0, math.nan, nan2
     clipped = y.copy()
     clipped[1:-1] = np.minimum(clipped[1:-1], np.maximum(clipped[:-2], clipped[2:]))
-    clipped[2:-2] = np.minimum(clipped[2:-2], np.maximum(clipped[:-4], clipped[4:]))  # spikes two samples long
+    clipped[2:-2] = np.minimum(
+        clipped[2:-2], np.maximum(clipped[:-4], clipped[4:])
+    )  # spikes two samples long
     diffs = np.diff(clipped)
     same = group[1:] == group[:-1]
     noise = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))
@@ -404,7 +438,9 @@ def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: 
         return len(drops), math.nan, nan2
     # The stretch before the first reset starts wherever the window did: not a trough.
     edges = np.concatenate((drops, [n]))
-    at = np.array([a + int(np.argmin(clipped[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    at = np.array(
+        [a + int(np.argmin(clipped[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
     x, v, grp = t[at], clipped[at], group[at]
     if len(x) > options.n_bins:
         x, _, v, grp = bin_medians(x, x, v, grp, options.n_bins)
@@ -422,7 +458,11 @@ def resets_and_floor(t: np.ndarray, y: np.ndarray, group: np.ndarray, fraction: 
     # clock drifts against the clearing one, the troughs drift by up to ramp x gap.
     ramp_mask = same & (diffs >= -6 * noise)
     dt = np.diff(t)
-    ramp = float(np.median(diffs[ramp_mask] / dt[ramp_mask])) if ramp_mask.any() and (dt[ramp_mask] > 0).all() else 0.0
+    ramp = (
+        float(np.median(diffs[ramp_mask] / dt[ramp_mask]))
+        if ramp_mask.any() and (dt[ramp_mask] > 0).all()
+        else 0.0
+    )
     spread = float(np.ptp(x)) if len(x) > 1 else 0.0
     allowance = max(ramp, 0.0) * float(np.median(dt)) / spread if spread > 0 else math.inf
     return len(drops), slope, (lo - allowance, hi + allowance)
@@ -454,8 +494,9 @@ def _steps_per_s(t: np.ndarray, steps: np.ndarray, group: np.ndarray) -> float:
     return done / spent if spent > 0 and done > 0 else math.nan
 
 
-def _rows(t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _rows(
+    t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows with a time and a value, as float arrays (in the order given)."""
     t = np.asarray(t, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -476,7 +517,9 @@ class _Parts:
     head_fit: Fit | None
 
 
-def _fit_parts(bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions) -> _Parts:
+def _fit_parts(
+    bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions
+) -> _Parts:
     tail_start = bt[0] + (1 - options.tail_fraction) * (bt[-1] - bt[0])
     tail = np.flatnonzero(bt >= tail_start)
     head = np.flatnonzero(bt < tail_start)
@@ -505,8 +548,14 @@ def _part_fields(parts: _Parts, by: np.ndarray) -> dict[str, Any]:
     }
 
 
-def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray | None = None,
-             options: GrowthOptions | None = None) -> Growth:
+def estimate(
+    signal: str,
+    t: np.ndarray,
+    steps: np.ndarray,
+    y: np.ndarray,
+    group: np.ndarray | None = None,
+    options: GrowthOptions | None = None,
+) -> Growth:
     """Growth of ``y`` over the samples given (already cut to the analysed window).
 
     ``t`` seconds, ``steps`` cumulative steps (NaN where unknown), ``y`` the signal
@@ -516,8 +565,13 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
     t, steps, y, group = _rows(t, steps, y, group)
     n = len(t)
     if n < 3:
-        return empty_growth(signal, n, float(t[0]) if n else math.nan, float(t[-1]) if n else math.nan,
-                            f"{n} samples after the warm-up: too few for a slope")
+        return empty_growth(
+            signal,
+            n,
+            float(t[0]) if n else math.nan,
+            float(t[-1]) if n else math.nan,
+            f"{n} samples after the warm-up: too few for a slope",
+        )
     order = np.argsort(t, kind="stable")
     t, y, steps, group = t[order], y[order], steps[order], group[order]
     bt, bs, by, bg = bin_medians(t, steps, y, group, options.n_bins)
@@ -525,7 +579,11 @@ def estimate(signal: str, t: np.ndarray, steps: np.ndarray, y: np.ndarray, group
     resets, floor, floor_ci = resets_and_floor(t, y, group, options.reset_fraction, options)
     baseline = float(whole.fitted[0])
     n_groups = len(np.unique(bg))
-    notes = [f"{n_groups} process generations: slopes use pairs within a generation only"] if n_groups > 1 else []
+    notes = (
+        [f"{n_groups} process generations: slopes use pairs within a generation only"]
+        if n_groups > 1
+        else []
+    )
     return Growth(
         signal=signal,
         unit=SIGNALS.get(signal, "bytes"),

@@ -38,18 +38,32 @@ class HeapSplit:
     where: str  # "js-heap", "native", "both", or "flat" (RSS does not grow)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
 
     def sentence(self) -> str:
-        rss, heap, used, external = (units.format_growth(per_s * 3600, "bytes", "h", signed=True) for per_s in (
-            self.rss_per_s, self.heap_total_per_s, self.heap_used_per_s, self.external_per_s))
+        rss, heap, used, external = (
+            units.format_growth(per_s * 3600, "bytes", "h", signed=True)
+            for per_s in (
+                self.rss_per_s,
+                self.heap_total_per_s,
+                self.heap_used_per_s,
+                self.external_per_s,
+            )
+        )
         if self.where == "flat":
             return f"RSS grows {rss}: nothing to split between the JS heap and native memory."
-        where = {"js-heap": "mostly in the JS heap (take a heap snapshot)",
-                 "native": "mostly outside the JS heap (Buffers, native addons, the allocator)",
-                 "both": "in the JS heap and outside it"}[self.where]
-        return (f"the V8 heap grows {heap} committed ({used} used) of RSS's {rss} ({self.heap_share:.0%}); "
-                f"external memory {external}: the growth is {where}.")
+        where = {
+            "js-heap": "mostly in the JS heap (take a heap snapshot)",
+            "native": "mostly outside the JS heap (Buffers, native addons, the allocator)",
+            "both": "in the JS heap and outside it",
+        }[self.where]
+        return (
+            f"the V8 heap grows {heap} committed ({used} used) of RSS's {rss} ({self.heap_share:.0%}); "
+            f"external memory {external}: the growth is {where}."
+        )
 
 
 def heap_split(run: store.RunData | str) -> HeapSplit | None:
@@ -75,12 +89,16 @@ def heap_split(run: store.RunData | str) -> HeapSplit | None:
 
         def slope(y: np.ndarray, keep: np.ndarray = keep) -> float:
             ok = keep & np.isfinite(y)
-            return float(stats.theilslopes(y[ok], t[ok])[0]) if ok.sum() >= MIN_SAMPLES else math.nan
+            return (
+                float(stats.theilslopes(y[ok], t[ok])[0]) if ok.sum() >= MIN_SAMPLES else math.nan
+            )
 
         per_generation.append([slope(rss), slope(used), slope(total), slope(external)])
     if not per_generation:
         return None
-    rss_s, used_s, total_s, ext_s = (float(v) for v in np.nanmedian(np.array(per_generation), axis=0))
+    rss_s, used_s, total_s, ext_s = (
+        float(v) for v in np.nanmedian(np.array(per_generation), axis=0)
+    )
     share = total_s / rss_s if rss_s > 0 else math.nan
     if not rss_s * 3600 >= FLAT_PER_H:
         where = "flat"

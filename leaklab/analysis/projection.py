@@ -48,8 +48,13 @@ def expected_overshoot(bytes_per_s: float, check_interval_s: float) -> float:
     return bytes_per_s * expected_detection_delay(check_interval_s)
 
 
-def restart_cycle_s(baseline: float, limit: float, bytes_per_s: float, check_interval_s: float = 0.0,
-                    restart_s: float = 0.0) -> float:
+def restart_cycle_s(
+    baseline: float,
+    limit: float,
+    bytes_per_s: float,
+    check_interval_s: float = 0.0,
+    restart_s: float = 0.0,
+) -> float:
     """Mean seconds from one restart to the next: grow to the limit, wait for the
     check, be down for the restart."""
     grow = time_to_limit(baseline, limit, bytes_per_s)
@@ -58,8 +63,13 @@ def restart_cycle_s(baseline: float, limit: float, bytes_per_s: float, check_int
     return grow + expected_detection_delay(check_interval_s) + max(restart_s, 0.0)
 
 
-def restarts_per_hour(baseline: float, limit: float, bytes_per_s: float, check_interval_s: float = 0.0,
-                      restart_s: float = 0.0) -> float:
+def restarts_per_hour(
+    baseline: float,
+    limit: float,
+    bytes_per_s: float,
+    check_interval_s: float = 0.0,
+    restart_s: float = 0.0,
+) -> float:
     """Mean restarts per hour under recycling at ``limit`` (0 if memory never gets there)."""
     cycle = restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s)
     if math.isinf(cycle):
@@ -69,8 +79,13 @@ def restarts_per_hour(baseline: float, limit: float, bytes_per_s: float, check_i
     return 3600.0 / cycle
 
 
-def downtime_fraction(baseline: float, limit: float, bytes_per_s: float, check_interval_s: float = 0.0,
-                      restart_s: float = 0.0) -> float:
+def downtime_fraction(
+    baseline: float,
+    limit: float,
+    bytes_per_s: float,
+    check_interval_s: float = 0.0,
+    restart_s: float = 0.0,
+) -> float:
     """Share of wall time spent restarting."""
     cycle = restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s)
     if math.isinf(cycle) or cycle <= 0:
@@ -99,11 +114,19 @@ class RecycleProjection:
         return self.limit + self.overshoot_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
 
 
-def project_recycling(bytes_per_s: float, baseline: float, limit: float, check_interval_s: float = 1.0,
-                      restart_s: float = 0.0) -> RecycleProjection:
+def project_recycling(
+    bytes_per_s: float,
+    baseline: float,
+    limit: float,
+    check_interval_s: float = 1.0,
+    restart_s: float = 0.0,
+) -> RecycleProjection:
     """The full recycling projection in one object."""
     grow = time_to_limit(baseline, limit, bytes_per_s)
     over = expected_overshoot(bytes_per_s, check_interval_s) if math.isfinite(grow) else 0.0
@@ -117,8 +140,12 @@ def project_recycling(bytes_per_s: float, baseline: float, limit: float, check_i
         cycle_s=restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s),
         overshoot_bytes=over,
         max_overshoot_bytes=2 * over,
-        restarts_per_hour=restarts_per_hour(baseline, limit, bytes_per_s, check_interval_s, restart_s),
-        downtime_fraction=downtime_fraction(baseline, limit, bytes_per_s, check_interval_s, restart_s),
+        restarts_per_hour=restarts_per_hour(
+            baseline, limit, bytes_per_s, check_interval_s, restart_s
+        ),
+        downtime_fraction=downtime_fraction(
+            baseline, limit, bytes_per_s, check_interval_s, restart_s
+        ),
     )
 
 

@@ -45,7 +45,16 @@ DEFAULT_RESTART_S = 2.0
 #: Fewer bootstrap replicates than a full analysis: one slope per generation, many generations.
 _SLOPE_OPTIONS = GrowthOptions(n_boot=100)
 #: Connection-level failures: the ones a restart causes (an HTTP 5xx is the scenario's own error).
-CONNECTION_ERRORS = ("refused", "reset", "disconnected", "connect", "timeout", "truncated", "oserror", "no_target")
+CONNECTION_ERRORS = (
+    "refused",
+    "reset",
+    "disconnected",
+    "connect",
+    "timeout",
+    "truncated",
+    "oserror",
+    "no_target",
+)
 
 
 def _run(run: store.RunData | str | os.PathLike[str]) -> store.RunData:
@@ -78,7 +87,9 @@ class GenerationSlope:
     rss_peak: float
     bytes_per_s: float
     bytes_per_step: float
-    baseline: float = math.nan  # the fitted line's value at t_start (with bytes_per_s, the line itself)
+    baseline: float = (
+        math.nan
+    )  # the fitted line's value at t_start (with bytes_per_s, the line itself)
 
 
 @dataclass
@@ -99,7 +110,9 @@ class RecyclingMetrics:
     #: mean time from a generation being healthy until its memory restart was triggered: growing to
     #: the limit plus waiting for the next check (the restart interval without the restart itself)
     time_to_restart_s: float
-    downtime_per_restart_s: float  # traffic lost per restart, in seconds of load (failed requests / rate)
+    downtime_per_restart_s: (
+        float  # traffic lost per restart, in seconds of load (failed requests / rate)
+    )
     failed_per_restart: float  # connection-level failed requests per restart
     overshoot_bytes: float  # mean RSS above the limit when a restart was triggered
     max_overshoot_bytes: float
@@ -121,7 +134,10 @@ class RecyclingMetrics:
 
 
 def _restarts(run: store.RunData) -> list[dict[str, Any]]:
-    return sorted((e for e in run.events_of(EventKind.RESTART) if isinstance(e.get("t"), (int, float))), key=lambda e: e["t"])
+    return sorted(
+        (e for e in run.events_of(EventKind.RESTART) if isinstance(e.get("t"), (int, float))),
+        key=lambda e: e["t"],
+    )
 
 
 def _load_window(run: store.RunData) -> tuple[float, float]:
@@ -144,7 +160,11 @@ def succeeded(requests: dict[str, list[Any]]) -> np.ndarray:
 
 def _serving_since(run: store.RunData) -> dict[int, float]:
     """When each generation started taking work: ``healthy`` (service mode), else ``ready``."""
-    since = {int(e.get("generation", 0)): float(e["t"]) for e in run.events_of(EventKind.HEALTHY) if e.get("t") is not None}
+    since = {
+        int(e.get("generation", 0)): float(e["t"])
+        for e in run.events_of(EventKind.HEALTHY)
+        if e.get("t") is not None
+    }
     for e in run.events_of(EventKind.READY):
         if e.get("t") is not None:
             since.setdefault(int(e.get("generation", 0)), float(e["t"]))
@@ -176,11 +196,19 @@ def generation_slopes(run: store.RunData | str | os.PathLike[str]) -> list[Gener
             continue
         growth = estimate("rss", t[rows], steps[rows], rss[rows], options=_SLOPE_OPTIONS)
         peak_rows = (gen == g) & np.isfinite(rss)
-        slopes.append(GenerationSlope(
-            generation=number, t_start=float(t[rows][0]), t_end=float(t[rows][-1]), n_samples=int(rows.sum()),
-            rss_start=float(rss[rows][0]), rss_peak=float(np.max(rss[peak_rows])),
-            bytes_per_s=growth.per_s, bytes_per_step=growth.per_step, baseline=growth.baseline,
-        ))
+        slopes.append(
+            GenerationSlope(
+                generation=number,
+                t_start=float(t[rows][0]),
+                t_end=float(t[rows][-1]),
+                n_samples=int(rows.sum()),
+                rss_start=float(rss[rows][0]),
+                rss_peak=float(np.max(rss[peak_rows])),
+                bytes_per_s=growth.per_s,
+                bytes_per_step=growth.per_step,
+                baseline=growth.baseline,
+            )
+        )
     return slopes
 
 
@@ -191,15 +219,23 @@ def _restart_rate(run: store.RunData, during: list[float], load_s: float) -> tup
     interval = _mean([float(x) for x in intervals])
     if math.isfinite(interval) and interval > 0:
         return interval, 3600.0 / interval
-    span = load_s if math.isfinite(load_s) and load_s > 0 else float(run.meta.get("duration_s") or math.nan)
-    per_hour = 3600.0 * len(during) / span if span and math.isfinite(span) and span > 0 else math.nan
+    span = (
+        load_s
+        if math.isfinite(load_s) and load_s > 0
+        else float(run.meta.get("duration_s") or math.nan)
+    )
+    per_hour = (
+        3600.0 * len(during) / span if span and math.isfinite(span) and span > 0 else math.nan
+    )
     return interval, per_hour
 
 
 def _failures_by_error(requests: dict[str, list[Any]], ok_mask: np.ndarray) -> dict[str, int]:
     """Failed requests counted by their error (``http_503`` for an HTTP error status)."""
     by_error: dict[str, int] = {}
-    for status, error, good in zip(requests.get("status", []), requests.get("error", []), ok_mask, strict=False):
+    for status, error, good in zip(
+        requests.get("status", []), requests.get("error", []), ok_mask, strict=False
+    ):
         if good:
             continue
         key = error or (f"http_{int(status)}" if math.isfinite(status) else "unknown")
@@ -211,8 +247,11 @@ def _leak_rates(slopes: list[GenerationSlope]) -> tuple[float, float]:
     """The underlying leak per second and per step: the median of the generations' slopes."""
     good = [s for s in slopes if math.isfinite(s.bytes_per_s)]
     per_s = float(np.median([s.bytes_per_s for s in good])) if good else math.nan
-    per_step = float(np.nanmedian([s.bytes_per_step for s in good])) if good and any(
-        math.isfinite(s.bytes_per_step) for s in good) else math.nan
+    per_step = (
+        float(np.nanmedian([s.bytes_per_step for s in good]))
+        if good and any(math.isfinite(s.bytes_per_step) for s in good)
+        else math.nan
+    )
     return per_s, per_step
 
 
@@ -228,10 +267,18 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
     load_start, load_end = _load_window(run)
     load_s = load_end - load_start
     # Only restarts that happened while the load ran count against it.
-    interval, per_hour = _restart_rate(run, [tt for tt in times if not math.isfinite(load_end) or tt < load_end], load_s)
+    interval, per_hour = _restart_rate(
+        run, [tt for tt in times if not math.isfinite(load_end) or tt < load_end], load_s
+    )
     healthy = _serving_since(run)
-    lived = [float(e["t"]) - healthy[int(e["generation"])] for e in memory if int(e.get("generation", 0)) in healthy]
-    overshoot = [float(e["rss"]) - limit for e in memory if e.get("rss") is not None and math.isfinite(limit)]
+    lived = [
+        float(e["t"]) - healthy[int(e["generation"])]
+        for e in memory
+        if int(e.get("generation", 0)) in healthy
+    ]
+    overshoot = [
+        float(e["rss"]) - limit for e in memory if e.get("rss") is not None and math.isfinite(limit)
+    ]
     ok_mask = succeeded(run.requests)
     n, ok = len(ok_mask), int(ok_mask.sum())
     by_error = _failures_by_error(run.requests, ok_mask)
@@ -246,15 +293,22 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
         check_interval_s=float(policy.check_interval_s or math.nan),
         mode=str(policy.mode or ""),
         kill_signal=str(policy.kill_signal or ""),
-        generations=int((run.meta.get("counters") or {}).get("generations") or len(np.unique(run.columns.get("generation", [0])))),
+        generations=int(
+            (run.meta.get("counters") or {}).get("generations")
+            or len(np.unique(run.columns.get("generation", [0])))
+        ),
         memory_restarts=len(memory),
         crash_restarts=len(crash),
         restart_times=times,
         restart_interval_s=interval,
         restarts_per_hour=per_hour,
-        restart_time_s=_mean([float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None]),
+        restart_time_s=_mean(
+            [float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None]
+        ),
         time_to_restart_s=_mean(lived),
-        downtime_per_restart_s=failed_per_restart / rate if rate and math.isfinite(rate) else math.nan,
+        downtime_per_restart_s=failed_per_restart / rate
+        if rate and math.isfinite(rate)
+        else math.nan,
         failed_per_restart=failed_per_restart,
         overshoot_bytes=_mean(overshoot),
         max_overshoot_bytes=max(overshoot) if overshoot else math.nan,
@@ -262,7 +316,10 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
         leak_bytes_per_step=leak_per_step,
         baseline_rss=float(np.median([s.rss_start for s in slopes])) if slopes else math.nan,
         generation_slopes=slopes,
-        requests=n, ok=ok, failed=n - ok, failures_by_error=by_error,
+        requests=n,
+        ok=ok,
+        failed=n - ok,
+        failures_by_error=by_error,
         success_rate=ok / n if n else math.nan,
         throughput_rps=ok / load_s if n and load_s > 0 else math.nan,
         offered_rps=n / load_s if n and load_s > 0 else math.nan,
@@ -310,10 +367,20 @@ class Prediction:
         return _clean(asdict(self))
 
 
-def predict(bytes_per_s: float, baseline: float, limit: float, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
-            restart_s: float = DEFAULT_RESTART_S, downtime_s: float | None = None, lost_per_restart: float = 0.0,
-            rate: float = math.nan, base_success: float = 1.0, mode: str = DEFAULT_MODE, kill_signal: str = PM2_KILL_SIGNAL,
-            bytes_per_s_ci95: tuple[float, float] = (math.nan, math.nan)) -> Prediction:
+def predict(
+    bytes_per_s: float,
+    baseline: float,
+    limit: float,
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
+    restart_s: float = DEFAULT_RESTART_S,
+    downtime_s: float | None = None,
+    lost_per_restart: float = 0.0,
+    rate: float = math.nan,
+    base_success: float = 1.0,
+    mode: str = DEFAULT_MODE,
+    kill_signal: str = PM2_KILL_SIGNAL,
+    bytes_per_s_ci95: tuple[float, float] = (math.nan, math.nan),
+) -> Prediction:
     """Recycling at ``limit`` for a process that starts serving at ``baseline`` bytes and grows
     ``bytes_per_s``; checks every ``check_interval_s``; a restart takes ``restart_s`` until the new
     process serves, ``downtime_s`` of it (default: all) refusing requests, and loses
@@ -323,9 +390,17 @@ def predict(bytes_per_s: float, baseline: float, limit: float, check_interval_s:
     cycle = proj.cycle_s
     per_hour = proj.restarts_per_hour
     lo, hi = bytes_per_s_ci95
-    ci = (projection.restarts_per_hour(baseline, limit, lo, check_interval_s, restart_s) if math.isfinite(lo) else math.nan,
-          projection.restarts_per_hour(baseline, limit, hi, check_interval_s, restart_s) if math.isfinite(hi) else math.nan)
-    down_fraction = 0.0 if not math.isfinite(cycle) else min(1.0, downtime / cycle) if cycle > 0 else 1.0
+    ci = (
+        projection.restarts_per_hour(baseline, limit, lo, check_interval_s, restart_s)
+        if math.isfinite(lo)
+        else math.nan,
+        projection.restarts_per_hour(baseline, limit, hi, check_interval_s, restart_s)
+        if math.isfinite(hi)
+        else math.nan,
+    )
+    down_fraction = (
+        0.0 if not math.isfinite(cycle) else min(1.0, downtime / cycle) if cycle > 0 else 1.0
+    )
     if math.isfinite(rate) and rate > 0:
         failed_per_restart = rate * downtime + lost_per_restart
         failed_per_hour = failed_per_restart * per_hour if math.isfinite(per_hour) else math.nan
@@ -335,17 +410,35 @@ def predict(bytes_per_s: float, baseline: float, limit: float, check_interval_s:
         success = base_success * (1.0 - down_fraction)
     notes: list[str] = []
     if baseline >= limit:
-        notes.append("a fresh process is already above the limit: it would be restarted at every check")
+        notes.append(
+            "a fresh process is already above the limit: it would be restarted at every check"
+        )
     if not math.isfinite(proj.time_to_limit_s):
         notes.append("memory does not grow: the limit is never reached")
     return Prediction(
-        limit=limit, check_interval_s=check_interval_s, restart_s=restart_s, downtime_s=downtime, mode=mode,
-        kill_signal=kill_signal, lost_in_flight_per_restart=lost_per_restart, failed_per_restart=failed_per_restart,
-        bytes_per_s=bytes_per_s, bytes_per_s_ci95=bytes_per_s_ci95, baseline=baseline,
-        time_to_limit_s=proj.time_to_limit_s, restart_interval_s=cycle, restarts_per_hour=per_hour,
-        restarts_per_hour_ci95=ci, overshoot_bytes=proj.overshoot_bytes, max_overshoot_bytes=proj.max_overshoot_bytes,
-        expected_peak=proj.expected_peak, downtime_fraction=down_fraction, rate=rate,
-        failed_per_hour=failed_per_hour, success_rate=success, notes=notes,
+        limit=limit,
+        check_interval_s=check_interval_s,
+        restart_s=restart_s,
+        downtime_s=downtime,
+        mode=mode,
+        kill_signal=kill_signal,
+        lost_in_flight_per_restart=lost_per_restart,
+        failed_per_restart=failed_per_restart,
+        bytes_per_s=bytes_per_s,
+        bytes_per_s_ci95=bytes_per_s_ci95,
+        baseline=baseline,
+        time_to_limit_s=proj.time_to_limit_s,
+        restart_interval_s=cycle,
+        restarts_per_hour=per_hour,
+        restarts_per_hour_ci95=ci,
+        overshoot_bytes=proj.overshoot_bytes,
+        max_overshoot_bytes=proj.max_overshoot_bytes,
+        expected_peak=proj.expected_peak,
+        downtime_fraction=down_fraction,
+        rate=rate,
+        failed_per_hour=failed_per_hour,
+        success_rate=success,
+        notes=notes,
     )
 
 
@@ -364,7 +457,11 @@ def run_timings(run: store.RunData) -> RunTimings:
     def first(kind: str, generation: int | None = 0, after: float = -math.inf) -> float:
         for e in run.events_of(kind):
             t = e.get("t")
-            if (generation is None or int(e.get("generation", 0)) == generation) and isinstance(t, (int, float)) and t >= after:
+            if (
+                (generation is None or int(e.get("generation", 0)) == generation)
+                and isinstance(t, (int, float))
+                and t >= after
+            ):
                 return float(t)
         return math.nan
 
@@ -377,11 +474,19 @@ def run_timings(run: store.RunData) -> RunTimings:
     gone = first(EventKind.EXIT, None, load_end)
     if math.isnan(gone):
         gone = first(EventKind.DONE, None, load_end)
-    stop = gone - load_end if math.isfinite(load_end) and math.isfinite(gone) and gone >= load_end else math.nan
+    stop = (
+        gone - load_end
+        if math.isfinite(load_end) and math.isfinite(gone) and gone >= load_end
+        else math.nan
+    )
     latency = np.asarray(run.requests.get("latency_s", []), dtype=float)[succeeded(run.requests)]
-    return RunTimings(startup_s=serving - (start if math.isfinite(start) else 0.0), stop_s=stop, serving_from=serving,
-                      latency_mean_s=float(latency.mean()) if len(latency) else 0.0,
-                      latency_p99_s=float(np.quantile(latency, 0.99)) if len(latency) else 0.0)
+    return RunTimings(
+        startup_s=serving - (start if math.isfinite(start) else 0.0),
+        stop_s=stop,
+        serving_from=serving,
+        latency_mean_s=float(latency.mean()) if len(latency) else 0.0,
+        latency_p99_s=float(np.quantile(latency, 0.99)) if len(latency) else 0.0,
+    )
 
 
 def _own_success_rate(run: store.RunData) -> float:
@@ -391,29 +496,44 @@ def _own_success_rate(run: store.RunData) -> float:
     if not len(ok):
         return 1.0
     if _restarts(run):
-        errors = np.array([e in CONNECTION_ERRORS for e in run.requests.get("error", [])], dtype=bool)
+        errors = np.array(
+            [e in CONNECTION_ERRORS for e in run.requests.get("error", [])], dtype=bool
+        )
         ok = ok | errors
     return float(ok.mean())
 
 
-def _measured_restart(timings: RunTimings, mode: str, graceful: bool, kill_timeout_s: float) -> tuple[float, str]:
+def _measured_restart(
+    timings: RunTimings, mode: str, graceful: bool, kill_timeout_s: float
+) -> tuple[float, str]:
     """The restart time the run measured (start-up, plus the graceful stop in restart mode), and
     a note saying how it was found; the default when the run does not show its start-up."""
     if not math.isfinite(timings.startup_s):
-        return DEFAULT_RESTART_S, f"restart time not measured in the run: assumed {DEFAULT_RESTART_S:g}s"
+        return (
+            DEFAULT_RESTART_S,
+            f"restart time not measured in the run: assumed {DEFAULT_RESTART_S:g}s",
+        )
     startup = timings.startup_s
     exit_s = timings.stop_s if math.isfinite(timings.stop_s) else 0.0
     stop = min(timings.latency_p99_s + exit_s, kill_timeout_s) if graceful else 0.0
     note = f"restart time measured in the run: start-up {startup:.2f}s" + (
         f" + graceful stop {stop:.2f}s (slowest requests {timings.latency_p99_s:.2f}s, exit {exit_s:.2f}s)"
-        if mode == "restart" and graceful else "")
+        if mode == "restart" and graceful
+        else ""
+    )
     return startup + (stop if mode == "restart" else 0.0), note
 
 
-def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
-                     check_interval_s: float = DEFAULT_CHECK_INTERVAL_S, restart_s: float | None = None,
-                     mode: str = DEFAULT_MODE, kill_signal: str = PM2_KILL_SIGNAL, kill_timeout_s: float = PM2_KILL_TIMEOUT_S,
-                     analysis: Any = None) -> Prediction:
+def predict_from_run(
+    run: store.RunData | str | os.PathLike[str],
+    limit: float,
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
+    restart_s: float | None = None,
+    mode: str = DEFAULT_MODE,
+    kill_signal: str = PM2_KILL_SIGNAL,
+    kill_timeout_s: float = PM2_KILL_TIMEOUT_S,
+    analysis: Any = None,
+) -> Prediction:
     """Predict recycling at ``limit`` from a run (best: one without recycling).
 
     The leak rate and baseline come from :func:`leaklab.analysis.analyze` (RSS growth;
@@ -436,7 +556,9 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     a = analysis if analysis is not None else analyze(run)
     g = a.growth.get("rss")
     if g is None or not math.isfinite(g.per_s):
-        raise ValueError(f"{run.path.name}: no RSS growth could be measured; run the scenario longer")
+        raise ValueError(
+            f"{run.path.name}: no RSS growth could be measured; run the scenario longer"
+        )
     timings = run_timings(run)
     rate = float(run.config.rate or math.nan)
     graceful = kill_signal.upper() not in ("SIGKILL", "KILL", "9")
@@ -455,25 +577,45 @@ def predict_from_run(run: store.RunData | str | os.PathLike[str], limit: float,
     judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
     if judged is not None and judged.label in (Label.NO_LEAK, Label.PLATEAU) and bytes_per_s > 0:
         # A slope the analysis does not call growth (a single allocator step, a bound) projects no restarts.
-        notes.append(f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected")
+        notes.append(
+            f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected"
+        )
         bytes_per_s = 0.0
-    prediction = predict(bytes_per_s, baseline, float(limit), check_interval_s, restart_s,
-                         downtime_s=0.0 if mode == "reload" else restart_s, lost_per_restart=lost, rate=rate,
-                         base_success=base_success, mode=mode, kill_signal=kill_signal.upper(),
-                         bytes_per_s_ci95=(float(g.ci95[0]), float(g.ci95[1])))
+    prediction = predict(
+        bytes_per_s,
+        baseline,
+        float(limit),
+        check_interval_s,
+        restart_s,
+        downtime_s=0.0 if mode == "reload" else restart_s,
+        lost_per_restart=lost,
+        rate=rate,
+        base_success=base_success,
+        mode=mode,
+        kill_signal=kill_signal.upper(),
+        bytes_per_s_ci95=(float(g.ci95[0]), float(g.ci95[1])),
+    )
     prediction.notes[:0] = notes
     return prediction
 
 
-def compare(recycled: store.RunData | str | os.PathLike[str], baseline_run: store.RunData | str | os.PathLike[str]) -> dict[str, Any]:
+def compare(
+    recycled: store.RunData | str | os.PathLike[str],
+    baseline_run: store.RunData | str | os.PathLike[str],
+) -> dict[str, Any]:
     """Predicted (from ``baseline_run``, without recycling) next to measured (``recycled``), with
     ratios measured / predicted. The prediction uses the recycled run's own policy."""
     recycled = _run(recycled)
     measured = analyze_recycling(recycled)
     policy = recycled.config.recycle or RecycleSettings()
-    predicted = predict_from_run(baseline_run, measured.limit, measured.check_interval_s, mode=measured.mode or DEFAULT_MODE,
-                                 kill_signal=measured.kill_signal or PM2_KILL_SIGNAL,
-                                 kill_timeout_s=float(policy.kill_timeout_s or PM2_KILL_TIMEOUT_S))
+    predicted = predict_from_run(
+        baseline_run,
+        measured.limit,
+        measured.check_interval_s,
+        mode=measured.mode or DEFAULT_MODE,
+        kill_signal=measured.kill_signal or PM2_KILL_SIGNAL,
+        kill_timeout_s=float(policy.kill_timeout_s or PM2_KILL_TIMEOUT_S),
+    )
 
     def ratio(m: float, p: float) -> float:
         return m / p if math.isfinite(m) and math.isfinite(p) and p else math.nan
@@ -481,8 +623,11 @@ def compare(recycled: store.RunData | str | os.PathLike[str], baseline_run: stor
     rows = {
         "restarts_per_hour": (measured.restarts_per_hour, predicted.restarts_per_hour),
         "restart_interval_s": (measured.restart_interval_s, predicted.restart_interval_s),
-        "time_to_restart_s": (measured.time_to_restart_s,
-                              predicted.time_to_limit_s + projection.expected_detection_delay(predicted.check_interval_s)),
+        "time_to_restart_s": (
+            measured.time_to_restart_s,
+            predicted.time_to_limit_s
+            + projection.expected_detection_delay(predicted.check_interval_s),
+        ),
         "restart_time_s": (measured.restart_time_s, predicted.restart_s),
         "overshoot_bytes": (measured.overshoot_bytes, predicted.overshoot_bytes),
         "leak_bytes_per_s": (measured.leak_bytes_per_s, predicted.bytes_per_s),
@@ -490,4 +635,9 @@ def compare(recycled: store.RunData | str | os.PathLike[str], baseline_run: stor
         "success_rate": (measured.success_rate, predicted.success_rate),
         "failed_per_restart": (measured.failed_per_restart, predicted.failed_per_restart),
     }
-    return _clean({name: {"measured": m, "predicted": p, "ratio": ratio(m, p)} for name, (m, p) in rows.items()})
+    return _clean(
+        {
+            name: {"measured": m, "predicted": p, "ratio": ratio(m, p)}
+            for name, (m, p) in rows.items()
+        }
+    )

@@ -41,7 +41,9 @@ SKIP_FRACTION = 0.1
 DECISIVE = (Label.LEAK, Label.PLATEAU, Label.NO_LEAK)
 
 
-def look_times(max_duration_s: float, first_s: float = FIRST_LOOK_S, ratio: float = LOOK_RATIO) -> list[float]:
+def look_times(
+    max_duration_s: float, first_s: float = FIRST_LOOK_S, ratio: float = LOOK_RATIO
+) -> list[float]:
     """Run times of the looks: ``first_s`` growing by ``ratio``, the last one at the maximum."""
     times: list[float] = []
     t = first_s
@@ -71,7 +73,9 @@ class LookResult:
 class SequentialStop:
     """The stop rule :func:`leaklab.runner.run` calls at each scheduled look."""
 
-    def __init__(self, max_duration_s: float, thresholds: Thresholds | None = None, alpha: float = ALPHA) -> None:
+    def __init__(
+        self, max_duration_s: float, thresholds: Thresholds | None = None, alpha: float = ALPHA
+    ) -> None:
         self.times = look_times(max_duration_s)
         self.alpha = alpha
         self.level = look_level(len(self.times), alpha)
@@ -80,8 +84,15 @@ class SequentialStop:
         self.next_at = self.times[0]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "sequential", "alpha": self.alpha, "looks": len(self.times), "level": round(self.level, 6),
-                "first_look_s": self.times[0], "look_ratio": LOOK_RATIO, "skip_fraction": SKIP_FRACTION}
+        return {
+            "kind": "sequential",
+            "alpha": self.alpha,
+            "looks": len(self.times),
+            "level": round(self.level, 6),
+            "first_look_s": self.times[0],
+            "look_ratio": LOOK_RATIO,
+            "skip_fraction": SKIP_FRACTION,
+        }
 
     def look(self, run_dir: Path, t: float) -> LookResult:
         self.looks += 1
@@ -96,18 +107,31 @@ class SequentialStop:
         if growth is not None and math.isfinite(growth.per_step):
             g = growth.at_level(self.level)
             lo, hi = g.ci95_per_step
-            value, low, high = (units.format_growth(v, growth.unit) for v in (growth.per_step, lo, hi))
-            text = f"{verdict.signal} {value} (CI {units.format_interval(low, high)}) {verdict.label}"
-        if verdict.label not in DECISIVE and verdict.more_time_s is not None and math.isfinite(verdict.more_time_s):
+            value, low, high = (
+                units.format_growth(v, growth.unit) for v in (growth.per_step, lo, hi)
+            )
+            text = (
+                f"{verdict.signal} {value} (CI {units.format_interval(low, high)}) {verdict.label}"
+            )
+        if (
+            verdict.label not in DECISIVE
+            and verdict.more_time_s is not None
+            and math.isfinite(verdict.more_time_s)
+        ):
             text += f", ~{units.format_duration(verdict.more_time_s)} more"
         window = measured.window
         decided = verdict.label in DECISIVE and int(window.mask.sum()) >= MIN_LOOK_SAMPLES
         start = end = None
         if decided and math.isfinite(window.t_start):
-            start = {"t": window.t_start, "steps": None if not math.isfinite(window.steps_start) else window.steps_start}
+            start = {
+                "t": window.t_start,
+                "steps": None if not math.isfinite(window.steps_start) else window.steps_start,
+            }
             last = int(window.mask.nonzero()[0][-1])
             end = {"t": run.columns["t"][last], "steps": run.columns["steps"][last]}
-        return LookResult(decided, f"look {self.looks}/{len(self.times)}: {text}", start, verdict.label, end)
+        return LookResult(
+            decided, f"look {self.looks}/{len(self.times)}: {text}", start, verdict.label, end
+        )
 
 
 def _look_warmup(run: store.RunData, t: float) -> dict[str, Any] | None:

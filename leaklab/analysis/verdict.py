@@ -79,8 +79,12 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         more = self.more_time_s
-        return {"label": self.label, "reasons": list(self.reasons), "signal": self.signal,
-                "more_time_s": None if more is None or not math.isfinite(more) else round(more, 1)}
+        return {
+            "label": self.label,
+            "reasons": list(self.reasons),
+            "signal": self.signal,
+            "more_time_s": None if more is None or not math.isfinite(more) else round(more, 1),
+        }
 
 
 def _rate(growth: Growth, value: float, per: str = "step") -> str:
@@ -92,7 +96,9 @@ def _describe(growth: Growth) -> str:
     """``1.2 KB/step (95% CI 1.1 KB/step to 1.3 KB/step), 8.9 MB/h (+12%/h)``, or per second when
     steps are unknown; an interval too narrow to show reads ``95% CI within ±0.1%``."""
     per = "step" if math.isfinite(growth.per_step) else "s"
-    value, (lo, hi) = (growth.per_step, growth.ci95_per_step) if per == "step" else (growth.per_s, growth.ci95)
+    value, (lo, hi) = (
+        (growth.per_step, growth.ci95_per_step) if per == "step" else (growth.per_s, growth.ci95)
+    )
     low, high = _rate(growth, lo, per), _rate(growth, hi, per)
     if low == high and value:
         interval = f"95% CI within \u00b1{max(abs(hi - value), abs(value - lo)) / abs(value):.1%}"
@@ -112,7 +118,9 @@ def _threshold_text(growth: Growth, rate: float) -> str:
     return _rate(growth, rate, "s")
 
 
-def _more_time(growth: Growth, target_half_width: float, interval: tuple[float, float] | None = None) -> float:
+def _more_time(
+    growth: Growth, target_half_width: float, interval: tuple[float, float] | None = None
+) -> float:
     """Extra seconds until the interval is ``target_half_width`` wide, assuming the
     half-width shrinks as window^(-3/2) (a trend in stationary noise); 20% margin."""
     lo, hi = interval if interval is not None else growth.ci95
@@ -136,23 +144,41 @@ def _period(growth: Growth) -> str:
 def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
     """A signal that keeps dropping back is judged by its troughs, not its slope."""
     floor, (lo, hi) = growth.floor_per_s, growth.floor_ci95
-    if growth.resets < MIN_RESETS or not (math.isfinite(floor) and math.isfinite(lo) and math.isfinite(hi)):
+    if growth.resets < MIN_RESETS or not (
+        math.isfinite(floor) and math.isfinite(lo) and math.isfinite(hi)
+    ):
         return None
     moves = _rate(growth, floor, "s")
     if hi < rate:
         period = _period(growth)
-        return Verdict(Label.NO_LEAK, [f"{name} rises and falls back {growth.resets} times{period} to a floor that moves "
-                                       f"{moves}: bounded, memory is released periodically (a sawtooth), not leaked."],
-                       growth.signal)
+        return Verdict(
+            Label.NO_LEAK,
+            [
+                f"{name} rises and falls back {growth.resets} times{period} to a floor that moves "
+                f"{moves}: bounded, memory is released periodically (a sawtooth), not leaked."
+            ],
+            growth.signal,
+        )
     if math.isfinite(lo) and lo > 0 and floor >= rate:
         interval = units.format_interval(_rate(growth, lo, "s"), _rate(growth, hi, "s"))
-        return Verdict(Label.LEAK, [f"{name} falls back {growth.resets} times, but the floor it returns to rises {moves} "
-                                    f"(95% CI {interval}): a leak under a periodic clear."],
-                       growth.signal)
+        return Verdict(
+            Label.LEAK,
+            [
+                f"{name} falls back {growth.resets} times, but the floor it returns to rises {moves} "
+                f"(95% CI {interval}): a leak under a periodic clear."
+            ],
+            growth.signal,
+        )
     more = _more_time(growth, rate - max(floor, 0.0) if floor < rate else floor, growth.floor_ci95)
-    return Verdict(Label.INCONCLUSIVE, [f"{name} falls back {growth.resets} times to a floor that moves {moves}; too few "
-                                        f"cycles to tell that from the {_threshold_text(growth, rate)} threshold."],
-                   growth.signal, more if math.isfinite(more) else growth.window_s)
+    return Verdict(
+        Label.INCONCLUSIVE,
+        [
+            f"{name} falls back {growth.resets} times to a floor that moves {moves}; too few "
+            f"cycles to tell that from the {_threshold_text(growth, rate)} threshold."
+        ],
+        growth.signal,
+        more if math.isfinite(more) else growth.window_s,
+    )
 
 
 def _wander(growth: Growth, name: str) -> Verdict | None:
@@ -163,11 +189,20 @@ def _wander(growth: Growth, name: str) -> Verdict | None:
     lo, hi = growth.ci95_per_step if all(map(math.isfinite, growth.ci95_per_step)) else growth.ci95
     if growth.signal not in PROCESS_SIGNALS or not (lo <= 0 < hi):
         return None
-    if not (math.isfinite(growth.tail_high) and math.isfinite(growth.head_high)) or growth.tail_high > growth.head_high:
+    if (
+        not (math.isfinite(growth.tail_high) and math.isfinite(growth.head_high))
+        or growth.tail_high > growth.head_high
+    ):
         return None
-    return Verdict(Label.NO_LEAK, [f"{name} wanders within {units.format_size(growth.span)} without a trend "
-                                   f"(slope {_rate(growth, growth.per_s, 's')}, its interval includes zero) and set no "
-                                   "new high in the last third of the run: bounded, not leaking."], growth.signal)
+    return Verdict(
+        Label.NO_LEAK,
+        [
+            f"{name} wanders within {units.format_size(growth.span)} without a trend "
+            f"(slope {_rate(growth, growth.per_s, 's')}, its interval includes zero) and set no "
+            "new high in the last third of the run: bounded, not leaking."
+        ],
+        growth.signal,
+    )
 
 
 #: The count after collections keeping at most this share of the raw rise: mostly garbage.
@@ -183,7 +218,11 @@ def garbage(growth: Growth, thresholds: Thresholds) -> str | None:
     raw rise, which warm-up alone can explain), None otherwise."""
     settled, raw = growth.settled_per_step, growth.raw_per_step
     floor = thresholds.min_blocks_per_step
-    if growth.unit != "blocks" or not (math.isfinite(settled) and math.isfinite(raw)) or raw < floor:
+    if (
+        growth.unit != "blocks"
+        or not (math.isfinite(settled) and math.isfinite(raw))
+        or raw < floor
+    ):
         return None  # no rise to explain
     if settled < floor:
         return "all"
@@ -199,23 +238,39 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
         return verdict
     name = NAMES.get(growth.signal, growth.signal)
     settled = growth.settled_per_step
-    after = (f"{name} moved {_rate(growth, growth.per_step)}, but after full collections the count moved "
-             f"{_rate(growth, settled)} from the start of the window to its end")
+    after = (
+        f"{name} moved {_rate(growth, growth.per_step)}, but after full collections the count moved "
+        f"{_rate(growth, settled)} from the start of the window to its end"
+    )
     if math.isfinite(settled) and settled < thresholds.min_blocks_per_step:
         # Two exact counts of what was alive: what rose and fell between them was garbage.
-        return Verdict(Label.NO_LEAK, [f"{after}: what moved was garbage waiting for the collector."], growth.signal)
+        return Verdict(
+            Label.NO_LEAK,
+            [f"{after}: what moved was garbage waiting for the collector."],
+            growth.signal,
+        )
     if verdict.label == Label.LEAK and garbage(growth, thresholds) == "most":
-        return Verdict(Label.INCONCLUSIVE, [f"{after}: most of the rise was garbage waiting for the collector, and what "
-                                            "stayed is too little to tell from warm-up in one run."],
-                       growth.signal, growth.window_s)
+        return Verdict(
+            Label.INCONCLUSIVE,
+            [
+                f"{after}: most of the rise was garbage waiting for the collector, and what "
+                "stayed is too little to tell from warm-up in one run."
+            ],
+            growth.signal,
+            growth.window_s,
+        )
     return verdict
 
 
 def _by_steps(growth: Growth) -> bool:
     """Where steps are known the per-step slope decides: it is exact however unevenly the
     steps fell in time (bursts, a pause while the run stops), where the per-second one is not."""
-    return (math.isfinite(growth.per_step) and all(map(math.isfinite, growth.ci95_per_step))
-            and math.isfinite(growth.steps_per_s) and growth.steps_per_s > 0)
+    return (
+        math.isfinite(growth.per_step)
+        and all(map(math.isfinite, growth.ci95_per_step))
+        and math.isfinite(growth.steps_per_s)
+        and growth.steps_per_s > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -235,63 +290,122 @@ class _Slopes:
 
 def _slopes(growth: Growth, rate: float) -> _Slopes:
     """Per step when the whole window, its head and its tail all have per-step slopes, else per second."""
-    if _by_steps(growth) and math.isfinite(growth.tail_per_step) and math.isfinite(growth.head_per_step):
-        return _Slopes("step", growth.per_step, rate / growth.steps_per_s, growth.head_per_step,
-                       growth.head_ci95_per_step[0], growth.tail_per_step, *growth.tail_ci95_per_step)
+    if (
+        _by_steps(growth)
+        and math.isfinite(growth.tail_per_step)
+        and math.isfinite(growth.head_per_step)
+    ):
+        return _Slopes(
+            "step",
+            growth.per_step,
+            rate / growth.steps_per_s,
+            growth.head_per_step,
+            growth.head_ci95_per_step[0],
+            growth.tail_per_step,
+            *growth.tail_ci95_per_step,
+        )
     tail = growth.tail_per_s
     if math.isfinite(growth.per_step) and not math.isfinite(growth.tail_per_step):
         # Steps are known but the last third had none: memory that did not move while no
         # work was done says nothing about whether the work leaks.
         tail = math.nan
-    return _Slopes("s", growth.per_s, rate, growth.head_per_s, growth.head_ci95[0], tail, *growth.tail_ci95)
+    return _Slopes(
+        "s", growth.per_s, rate, growth.head_per_s, growth.head_ci95[0], tail, *growth.tail_ci95
+    )
 
 
 def _too_few(growth: Growth, thresholds: Thresholds, interval_s: float, name: str) -> Verdict:
     missing = thresholds.min_samples - growth.n_samples
     step = interval_s if math.isfinite(interval_s) and interval_s > 0 else 0.5
     samples = f"{growth.n_samples} sample{'' if growth.n_samples == 1 else 's'}"
-    return Verdict(Label.INCONCLUSIVE, [f"{name}: only {samples} after the warm-up; at least "
-                                        f"{thresholds.min_samples} are needed for a trend."],
-                   growth.signal, max(missing, 1) * step)
+    return Verdict(
+        Label.INCONCLUSIVE,
+        [
+            f"{name}: only {samples} after the warm-up; at least "
+            f"{thresholds.min_samples} are needed for a trend."
+        ],
+        growth.signal,
+        max(missing, 1) * step,
+    )
 
 
 def _tail_sees_steps(growth: Growth, rise_per_s: float) -> bool:
     """A slow leak climbs in allocator steps: a tail shorter than two steps may sit flat.
     Only a staircase (process memory that rises in jumps and seldom falls) has such steps;
     memory that falls as far as it rises wanders, and block counts move by single objects."""
-    staircase = (growth.signal in PROCESS_SIGNALS and math.isfinite(growth.max_jump) and growth.max_jump > 0
-                 and not (math.isfinite(growth.max_fall) and growth.max_fall >= growth.max_jump / 2))
+    staircase = (
+        growth.signal in PROCESS_SIGNALS
+        and math.isfinite(growth.max_jump)
+        and growth.max_jump > 0
+        and not (math.isfinite(growth.max_fall) and growth.max_fall >= growth.max_jump / 2)
+    )
     return not staircase or rise_per_s * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump
 
 
-def _rose(growth: Growth, thresholds: Thresholds, s: _Slopes, significant: bool, head_grew: bool, what: str,
-          interval_s: float) -> Verdict | None:
+def _rose(
+    growth: Growth,
+    thresholds: Thresholds,
+    s: _Slopes,
+    significant: bool,
+    head_grew: bool,
+    what: str,
+    interval_s: float,
+) -> Verdict | None:
     """The verdict of a signal that grew over the window or before its tail: whether the
     tail kept growing (LEAK), stopped (PLATEAU) or cannot tell; None when it has no tail
     to go on and the whole window's growth is not significant."""
     name = NAMES.get(growth.signal, growth.signal)
     rise = max(s.whole, s.head) if math.isfinite(s.head) else s.whole
-    tail_sees_steps = _tail_sees_steps(growth, rise * growth.steps_per_s if s.per == "step" else rise)
+    tail_sees_steps = _tail_sees_steps(
+        growth, rise * growth.steps_per_s if s.per == "step" else rise
+    )
     if not math.isfinite(s.tail):
-        return Verdict(Label.LEAK, [f"{name} grows {what}, to the end of the run."], growth.signal) if significant else None
+        return (
+            Verdict(Label.LEAK, [f"{name} grows {what}, to the end of the run."], growth.signal)
+            if significant
+            else None
+        )
     stopped = s.tail < thresholds.plateau_ratio * rise and tail_sees_steps
     if stopped and s.tail_hi < rise:
-        return Verdict(Label.PLATEAU, [f"{name} rose ({_rate(growth, rise, s.per)} before the last third of the run), "
-                                       f"then stopped: over the last third it moved {_rate(growth, s.tail, s.per)} "
-                                       "(a cache or pool filling to its bound, or a long warm-up)."], growth.signal)
+        return Verdict(
+            Label.PLATEAU,
+            [
+                f"{name} rose ({_rate(growth, rise, s.per)} before the last third of the run), "
+                f"then stopped: over the last third it moved {_rate(growth, s.tail, s.per)} "
+                "(a cache or pool filling to its bound, or a long warm-up)."
+            ],
+            growth.signal,
+        )
     if significant and (s.tail_lo > 0 or not tail_sees_steps):
-        return Verdict(Label.LEAK, [f"{name} grows {what}, steadily to the end of the run."], growth.signal)
+        return Verdict(
+            Label.LEAK, [f"{name} grows {what}, steadily to the end of the run."], growth.signal
+        )
     if stopped and math.isfinite(growth.tail_high) and growth.tail_high <= growth.head_high:
-        span = units.format_size(growth.span) if growth.unit == "bytes" else f"{growth.span:,.0f} blocks"
-        return Verdict(Label.PLATEAU if head_grew else Label.NO_LEAK,
-                       [f"{name} moved within {span} and set no new high in the last third of the run (it moved "
-                        f"{_rate(growth, s.tail, s.per)} there): bounded, a cache filling or allocator wander, "
-                        "not a steady leak."], growth.signal)
+        span = (
+            units.format_size(growth.span)
+            if growth.unit == "bytes"
+            else f"{growth.span:,.0f} blocks"
+        )
+        return Verdict(
+            Label.PLATEAU if head_grew else Label.NO_LEAK,
+            [
+                f"{name} moved within {span} and set no new high in the last third of the run (it moved "
+                f"{_rate(growth, s.tail, s.per)} there): bounded, a cache filling or allocator wander, "
+                "not a steady leak."
+            ],
+            growth.signal,
+        )
     tail = units.format_interval(_rate(growth, s.tail_lo, s.per), _rate(growth, s.tail_hi, s.per))
-    return Verdict(Label.INCONCLUSIVE, [f"{name} grows {what}, but the last third of the run does not confirm it "
-                                        f"({_rate(growth, s.tail, s.per)}, interval {tail}); run longer to tell a "
-                                        "leak from a bound."],
-                   growth.signal, max(growth.window_s, interval_s if math.isfinite(interval_s) else 0.0))
+    return Verdict(
+        Label.INCONCLUSIVE,
+        [
+            f"{name} grows {what}, but the last third of the run does not confirm it "
+            f"({_rate(growth, s.tail, s.per)}, interval {tail}); run longer to tell a "
+            "leak from a bound."
+        ],
+        growth.signal,
+        max(growth.window_s, interval_s if math.isfinite(interval_s) else 0.0),
+    )
 
 
 def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) -> Verdict:
@@ -308,8 +422,14 @@ def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan)
     else:
         value, (lo, hi), limit = growth.per_s, growth.ci95, rate
     if hi < limit:
-        return Verdict(Label.NO_LEAK, [f"{name} grows {what}; the interval stays below the "
-                                       f"{_threshold_text(growth, rate)} threshold."], growth.signal)
+        return Verdict(
+            Label.NO_LEAK,
+            [
+                f"{name} grows {what}; the interval stays below the "
+                f"{_threshold_text(growth, rate)} threshold."
+            ],
+            growth.signal,
+        )
     significant = lo > 0 and value >= limit
     s = _slopes(growth, rate)
     head_grew = math.isfinite(s.head) and s.head_lo > 0 and s.head >= s.rate
@@ -322,9 +442,15 @@ def _judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan)
         return wander
     b = growth.per_s
     more = _more_time(growth, b if b >= rate else rate - max(b, 0.0))
-    return Verdict(Label.INCONCLUSIVE, [f"{name} grows {what}: the interval is too wide to tell it from the "
-                                        f"{_threshold_text(growth, rate)} threshold."], growth.signal,
-                   more if math.isfinite(more) else None)
+    return Verdict(
+        Label.INCONCLUSIVE,
+        [
+            f"{name} grows {what}: the interval is too wide to tell it from the "
+            f"{_threshold_text(growth, rate)} threshold."
+        ],
+        growth.signal,
+        more if math.isfinite(more) else None,
+    )
 
 
 def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str | None:
@@ -341,48 +467,76 @@ def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str |
     return signals[0]
 
 
-def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict], thresholds: Thresholds | None = None) -> Verdict:
+def combine(
+    growth: dict[str, Growth], per_signal: dict[str, Verdict], thresholds: Thresholds | None = None
+) -> Verdict:
     """One verdict over all signals, naming the one it rests on."""
     if not per_signal:
-        return Verdict(Label.INCONCLUSIVE, ["No memory signal has samples after the warm-up."], "", None)
+        return Verdict(
+            Label.INCONCLUSIVE, ["No memory signal has samples after the warm-up."], "", None
+        )
     # A signal read too seldom for a trend (allocated blocks on a large heap are read on a
     # budget) does not hold back the verdict of the others.
     thresholds = thresholds or Thresholds()
-    measured = {s: v for s, v in per_signal.items() if s in growth and growth[s].n_samples >= thresholds.min_samples}
+    measured = {
+        s: v
+        for s, v in per_signal.items()
+        if s in growth and growth[s].n_samples >= thresholds.min_samples
+    }
     if measured and len(measured) < len(per_signal):
         per_signal = measured
     proc = _representative([s for s in PROCESS_SIGNALS if s in per_signal], per_signal)
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
     p_label = per_signal[proc].label if proc else None
     h_label = per_signal[heap].label if heap else None
-    if proc and p_label == Label.LEAK and heap == "blocks" and h_label != Label.LEAK and garbage(growth[heap], thresholds):
+    if (
+        proc
+        and p_label == Label.LEAK
+        and heap == "blocks"
+        and h_label != Label.LEAK
+        and garbage(growth[heap], thresholds)
+    ):
         g = growth[heap]
-        return Verdict(Label.INCONCLUSIVE, [per_signal[proc].reasons[0],
-                                        f"But Python objects after full collections moved {_rate(g, g.settled_per_step)} "
-                                        f"while the raw count rose {_rate(g, g.raw_per_step)}: the process grew with "
-                                        "garbage the collector had not reached yet, which a longer run tells from a leak."],
-                       proc, growth[proc].window_s)
+        return Verdict(
+            Label.INCONCLUSIVE,
+            [
+                per_signal[proc].reasons[0],
+                f"But Python objects after full collections moved {_rate(g, g.settled_per_step)} "
+                f"while the raw count rose {_rate(g, g.raw_per_step)}: the process grew with "
+                "garbage the collector had not reached yet, which a longer run tells from a leak.",
+            ],
+            proc,
+            growth[proc].window_s,
+        )
     if proc and p_label == Label.LEAK:
         reasons = [per_signal[proc].reasons[0]]
         if heap and h_label == Label.LEAK:
-            reasons.append(f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are being retained.")
+            reasons.append(
+                f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are being retained."
+            )
         elif heap:
             how = "do not grow" if h_label == Label.NO_LEAK else "show no steady growth"
-            reasons.append(f"{NAMES[heap]} {how}: the memory is held outside Python objects "
-                           "(a C extension, native buffers) or lost to allocator fragmentation.")
+            reasons.append(
+                f"{NAMES[heap]} {how}: the memory is held outside Python objects "
+                "(a C extension, native buffers) or lost to allocator fragmentation."
+            )
         return Verdict(Label.LEAK, reasons, proc)
     if heap and h_label == Label.LEAK:
         reasons = [per_signal[heap].reasons[0]]
         if proc:
-            reasons.append(f"{NAMES[proc]} does not show it yet ({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): "
-                           "the objects fill memory the allocator already held, or the process noise hides them.")
+            reasons.append(
+                f"{NAMES[proc]} does not show it yet ({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): "
+                "the objects fill memory the allocator already held, or the process noise hides them."
+            )
         return Verdict(Label.LEAK, reasons, heap)
     if Label.PLATEAU in (p_label, h_label):
         main = proc if p_label == Label.PLATEAU else heap
         assert main is not None
         reasons = [per_signal[main].reasons[0]]
         if main == proc and heap and h_label != Label.PLATEAU:
-            reasons.append(f"{NAMES[heap]} show no such rise: it is in native memory or allocator fragmentation, not Python objects.")
+            reasons.append(
+                f"{NAMES[heap]} show no such rise: it is in native memory or allocator fragmentation, not Python objects."
+            )
         return Verdict(Label.PLATEAU, reasons, main)
     unsure = [s for s in (proc, heap) if s and per_signal[s].label == Label.INCONCLUSIVE]
     if unsure:
@@ -391,7 +545,9 @@ def combine(growth: dict[str, Growth], per_signal: dict[str, Verdict], threshold
         main = unsure[0]
         reasons = [per_signal[main].reasons[0]]
         if more is not None:
-            reasons.append(f"Run about {units.format_duration(more)} longer for a confident verdict.")
+            reasons.append(
+                f"Run about {units.format_duration(more)} longer for a confident verdict."
+            )
         return Verdict(Label.INCONCLUSIVE, reasons, main, more)
     main = proc or heap
     assert main is not None

@@ -40,8 +40,13 @@ class Window:
         def clean(v: float) -> float | None:
             return None if not math.isfinite(v) else round(float(v), 6)
 
-        return {"source": self.source, "requested": self.requested, "t": clean(self.t_start),
-                "steps": clean(self.steps_start), "rows": int(self.mask.sum())}
+        return {
+            "source": self.source,
+            "requested": self.requested,
+            "t": clean(self.t_start),
+            "steps": clean(self.steps_start),
+            "rows": int(self.mask.sum()),
+        }
 
 
 def parse_warmup(value: Any) -> dict[str, Any] | None:
@@ -92,7 +97,9 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     stepping = np.isfinite(steps) & np.isfinite(t)
     config = settings_of(meta)
     if config.counts_steps is False:
-        stepping = np.isfinite(t)  # an imported series: no steps were counted, and there is no setup
+        stepping = np.isfinite(
+            t
+        )  # an imported series: no steps were counted, and there is no setup
     mask = np.zeros(n, dtype=bool)
     notes: list[str] = []
     override = parse_warmup(warmup)
@@ -124,7 +131,9 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
         # after its load) add time without work: only the last of them, the final sample, stays.
         if len(kept):
             last = steps[kept].max()
-            idle = kept[steps[kept] == last][:-1]  # the last one is the final sample, before teardown
+            idle = kept[steps[kept] == last][
+                :-1
+            ]  # the last one is the final sample, before teardown
             mask[idle] = False
     decided = meta.get("decided") if isinstance(meta.get("decided"), dict) else None
     end = decided.get("window_end") if decided else None
@@ -133,8 +142,10 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
         mask &= t <= float(end["t"])
     if not mask.any():
         mask = stepping.copy()
-        notes.append(f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is analysed, "
-                     "start-up growth included")
+        notes.append(
+            f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is analysed, "
+            "start-up growth included"
+        )
         source = "none"
     first = int(np.flatnonzero(mask)[0])
     return Window(mask, source, spec or None, float(t[first]), float(steps[first]), notes)

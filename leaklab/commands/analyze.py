@@ -13,14 +13,29 @@ from leaklab import terminal, units
 
 @click.command("analyze")
 @click.argument("run", required=False)
-@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Folder whose latest run is analysed when RUN is not given.")
-@click.option("--warmup", help="Override the run's warm-up: steps (1000), time (10s), or 0 for none.")
-@click.option("--min-growth", "min_growth", multiple=True, metavar="RATE",
-              help="Growth that counts as a leak, per step and/or per time (16B/step, 1MB/h); repeatable. "
-                   "Defaults: 16B/step and 1MB/h.")
+@click.option(
+    "--runs",
+    "runs_dir",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder whose latest run is analysed when RUN is not given.",
+)
+@click.option(
+    "--warmup", help="Override the run's warm-up: steps (1000), time (10s), or 0 for none."
+)
+@click.option(
+    "--min-growth",
+    "min_growth",
+    multiple=True,
+    metavar="RATE",
+    help="Growth that counts as a leak, per step and/or per time (16B/step, 1MB/h); repeatable. "
+    "Defaults: 16B/step and 1MB/h.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def command(run: str | None, runs_dir: str, warmup: str | None, min_growth: tuple[str, ...], as_json: bool) -> None:
+def command(
+    run: str | None, runs_dir: str, warmup: str | None, min_growth: tuple[str, ...], as_json: bool
+) -> None:
     """Analyse RUN (a run directory; default: the latest under --runs).
 
     \b
@@ -39,7 +54,9 @@ def command(run: str | None, runs_dir: str, warmup: str | None, min_growth: tupl
         if limit.bytes_per_step is not None:
             thresholds = replace(thresholds, min_bytes_per_step=limit.bytes_per_step)
         else:
-            thresholds = replace(thresholds, min_mb_per_hour=(limit.bytes_per_s or 0.0) * 3600 / 1e6)
+            thresholds = replace(
+                thresholds, min_mb_per_hour=(limit.bytes_per_s or 0.0) * 3600 / 1e6
+            )
     try:
         path = run if run is not None else store.latest_run(runs_dir)
         data = store.read_run(path, warn=False)

@@ -14,34 +14,88 @@ import click
 from leaklab import terminal
 
 
-def _write_outputs(document: dict[str, Any], junit: bytes, json_path: str | None, junit_path: str | None) -> None:
+def _write_outputs(
+    document: dict[str, Any], junit: bytes, json_path: str | None, junit_path: str | None
+) -> None:
     """The JSON document and the JUnit report, where asked for (folders created)."""
-    for path, data in ((json_path, (json.dumps(document, indent=2) + "\n").encode()), (junit_path, junit)):
+    for path, data in (
+        (json_path, (json.dumps(document, indent=2) + "\n").encode()),
+        (junit_path, junit),
+    ):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data)
 
 
 @click.group("gate", invoke_without_command=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Gate config: a pyproject.toml with [tool.leaklab.gate], or a TOML file with [[checks]]. "
-                   "Default: the nearest pyproject.toml.")
-@click.option("--check", "names", multiple=True, metavar="NAME", help="Run only this check (repeatable).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Checks run at once (default: config 'jobs', else half the CPUs).")
-@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
-              help="Baseline file: fail checks whose growth regressed beyond their tolerance (default: config 'baseline').")
-@click.option("--update-baseline", is_flag=True, help="Record this run's figures in the baseline file instead of comparing.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Folder receiving the run directories (default: config 'out', else runs/gate).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of lines.")
-@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report here.")
-@click.option("--json-out", "json_path", type=click.Path(dir_okay=False),
-              help="Also write the JSON document here (what `leaklab gate merge` reads).")
-@click.option("--shard", "shard_text", metavar="K/N",
-              help="Run only the K-th of N stable shares of the checks (a CI matrix of N runners).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Gate config: a pyproject.toml with [tool.leaklab.gate], or a TOML file with [[checks]]. "
+    "Default: the nearest pyproject.toml.",
+)
+@click.option(
+    "--check", "names", multiple=True, metavar="NAME", help="Run only this check (repeatable)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Checks run at once (default: config 'jobs', else half the CPUs).",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False),
+    help="Baseline file: fail checks whose growth regressed beyond their tolerance (default: config 'baseline').",
+)
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Record this run's figures in the baseline file instead of comparing.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Folder receiving the run directories (default: config 'out', else runs/gate).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of lines."
+)
+@click.option(
+    "--junit-xml",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    help="Also write a JUnit XML report here.",
+)
+@click.option(
+    "--json-out",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the JSON document here (what `leaklab gate merge` reads).",
+)
+@click.option(
+    "--shard",
+    "shard_text",
+    metavar="K/N",
+    help="Run only the K-th of N stable shares of the checks (a CI matrix of N runners).",
+)
 @click.pass_context
-def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...], jobs: int | None,
-            baseline_path: str | None, update_baseline: bool, out: str | None, as_json: bool,
-            junit_path: str | None, json_path: str | None, shard_text: str | None) -> None:
+def command(
+    ctx: click.Context,
+    config_path: str | None,
+    names: tuple[str, ...],
+    jobs: int | None,
+    baseline_path: str | None,
+    update_baseline: bool,
+    out: str | None,
+    as_json: bool,
+    junit_path: str | None,
+    json_path: str | None,
+    shard_text: str | None,
+) -> None:
     """Run the regression checks and fail when a fixed leak is back.
 
     Each check runs its scenario in a child process, analyses the run, and compares
@@ -77,8 +131,10 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
             config = replace(config, out=Path(out))
         baseline_file = Path(baseline_path) if baseline_path else config.baseline
         if update_baseline and baseline_file is None:
-            raise gate.ConfigError("--update-baseline needs a file: pass --baseline FILE or set baseline = \"...\" "
-                                   f"in [{gate.TABLE}]")
+            raise gate.ConfigError(
+                '--update-baseline needs a file: pass --baseline FILE or set baseline = "..." '
+                f"in [{gate.TABLE}]"
+            )
         previous = gate.read_baseline(baseline_file) if baseline_file else {}
         prepared = gate.validate_runs(config, argv)
         _check_writable(Path(config.out), "--out (or the config's 'out')")
@@ -93,8 +149,11 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
     workers = jobs or config.jobs or gate.default_jobs()
     if not as_json:
         share = f" (shard {shard_text})" if shard_info else ""
-        click.echo(f"leaklab gate: {len(config.checks)} check(s) from {config.path}{share}, {workers} at a time; "
-                   f"runs in {config.out}", err=True)
+        click.echo(
+            f"leaklab gate: {len(config.checks)} check(s) from {config.path}{share}, {workers} at a time; "
+            f"runs in {config.out}",
+            err=True,
+        )
 
     def show(outcome: gate.Outcome) -> None:
         if as_json:
@@ -110,7 +169,9 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
     sigterm_before = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        outcomes = gate.run_gate(config, config.checks, prepared, workers, compare_with, on_done=show)
+        outcomes = gate.run_gate(
+            config, config.checks, prepared, workers, compare_with, on_done=show
+        )
     except KeyboardInterrupt:
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
@@ -132,7 +193,10 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
         click.echo(json.dumps(document, indent=2))
     else:
         passed = sum(o.passed for o in outcomes)
-        click.echo(f"{passed} of {len(outcomes)} check(s) passed" + ("" if code == 0 else "; the gate fails"))
+        click.echo(
+            f"{passed} of {len(outcomes)} check(s) passed"
+            + ("" if code == 0 else "; the gate fails")
+        )
     if output_error is not None:  # the result above is printed; the missing file is a usage error
         raise terminal.OutputError("the JSON or JUnit XML report", output_error)
     sys.exit(code)
@@ -140,14 +204,37 @@ def command(ctx: click.Context, config_path: str | None, names: tuple[str, ...],
 
 @command.command("merge")
 @click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Write the merged JUnit XML report here.")
-@click.option("--json-out", "json_path", type=click.Path(dir_okay=False), help="Write the merged JSON document here.")
-@click.option("--baseline", "baselines", multiple=True, type=click.Path(dir_okay=False),
-              help="A shard's baseline file (repeatable); merged into --baseline-out.")
-@click.option("--baseline-out", type=click.Path(dir_okay=False), help="Write the merged baseline file here.")
+@click.option(
+    "--junit-xml",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    help="Write the merged JUnit XML report here.",
+)
+@click.option(
+    "--json-out",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write the merged JSON document here.",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A shard's baseline file (repeatable); merged into --baseline-out.",
+)
+@click.option(
+    "--baseline-out", type=click.Path(dir_okay=False), help="Write the merged baseline file here."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the merged JSON document on stdout.")
-def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: str | None,
-                  baselines: tuple[str, ...], baseline_out: str | None, as_json: bool) -> None:
+def merge_command(
+    inputs: tuple[str, ...],
+    junit_path: str | None,
+    json_path: str | None,
+    baselines: tuple[str, ...],
+    baseline_out: str | None,
+    as_json: bool,
+) -> None:
     """Combine sharded gate outputs (INPUTS: --json-out documents, --junit-xml reports) into one verdict.
 
     \b
@@ -162,9 +249,13 @@ def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: st
     from leaklab.gate import merge as merge_mod
 
     if not inputs and not baselines:
-        raise click.UsageError("give the shards' outputs: leaklab gate merge gate-1.json gate-2.json ...")
+        raise click.UsageError(
+            "give the shards' outputs: leaklab gate merge gate-1.json gate-2.json ..."
+        )
     if baselines and not baseline_out:
-        raise click.UsageError("--baseline needs --baseline-out FILE (where the merged baseline goes)")
+        raise click.UsageError(
+            "--baseline needs --baseline-out FILE (where the merged baseline goes)"
+        )
     try:
         merged = merge_mod.merge(inputs) if inputs else None
         baseline_doc = merge_mod.merge_baselines(baselines) if baselines else None
@@ -185,13 +276,26 @@ def merge_command(inputs: tuple[str, ...], junit_path: str | None, json_path: st
             status = check.get("status", "?")
             colour = "green" if status == "pass" else "red"
             head = "PASS" if status == "pass" else "FAIL"
-            texts = "; ".join(("FAILED " if j.get("outcome") == "fail" else "") + str(j.get("text", ""))
-                              for j in check.get("judgements") or []) or check.get("message") or ""
-            click.echo(click.style(head, fg=colour, bold=True) + f"  {check['name']}" + (f": {texts}" if texts else ""))
+            texts = (
+                "; ".join(
+                    ("FAILED " if j.get("outcome") == "fail" else "") + str(j.get("text", ""))
+                    for j in check.get("judgements") or []
+                )
+                or check.get("message")
+                or ""
+            )
+            click.echo(
+                click.style(head, fg=colour, bold=True)
+                + f"  {check['name']}"
+                + (f": {texts}" if texts else "")
+            )
         shards = document["shards"]
         across = f" across {len(shards)} shard(s)" if shards else ""
         s = document["summary"]
-        click.echo(f"{s['passed']} of {s['checks']} check(s) passed{across}" + ("" if merged.exit_code == 0 else "; the gate fails"))
+        click.echo(
+            f"{s['passed']} of {s['checks']} check(s) passed{across}"
+            + ("" if merged.exit_code == 0 else "; the gate fails")
+        )
     sys.exit(merged.exit_code)
 
 

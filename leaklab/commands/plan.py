@@ -15,23 +15,69 @@ from leaklab.commands.service_options import signal_name
 
 @click.command("plan")
 @click.argument("run", required=False)
-@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Folder whose latest run is used when RUN is not given.")
-@click.option("--limit", "limits", multiple=True, required=True, type=clitypes.SIZE, metavar="SIZE",
-              help="A memory limit to plan for (150MB, 150M); repeatable.")
-@click.option("--check-interval", type=clitypes.DURATION, default=f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s", show_default=True,
-              help="How often memory is checked (30s is PM2's default).")
-@click.option("--restart-time", type=clitypes.DURATION,
-              help="From the trigger until the new process serves (default: measured in the run).")
-@click.option("--mode", type=click.Choice(pm2_defaults.MODES), default=pm2_defaults.DEFAULT_MODE, show_default=True,
-              help="restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one first (PM2 cluster mode).")
-@click.option("--kill-signal", default=pm2_defaults.PM2_KILL_SIGNAL, show_default=True, metavar="SIGNAL", callback=signal_name,
-              help="SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost.")
-@click.option("--kill-timeout", type=clitypes.DURATION, default=f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s", show_default=True,
-              help="Longest graceful stop before SIGKILL (PM2's default 1.6s).")
+@click.option(
+    "--runs",
+    "runs_dir",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder whose latest run is used when RUN is not given.",
+)
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    required=True,
+    type=clitypes.SIZE,
+    metavar="SIZE",
+    help="A memory limit to plan for (150MB, 150M); repeatable.",
+)
+@click.option(
+    "--check-interval",
+    type=clitypes.DURATION,
+    default=f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s",
+    show_default=True,
+    help="How often memory is checked (30s is PM2's default).",
+)
+@click.option(
+    "--restart-time",
+    type=clitypes.DURATION,
+    help="From the trigger until the new process serves (default: measured in the run).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(pm2_defaults.MODES),
+    default=pm2_defaults.DEFAULT_MODE,
+    show_default=True,
+    help="restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one first (PM2 cluster mode).",
+)
+@click.option(
+    "--kill-signal",
+    default=pm2_defaults.PM2_KILL_SIGNAL,
+    show_default=True,
+    metavar="SIGNAL",
+    callback=signal_name,
+    help="SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost.",
+)
+@click.option(
+    "--kill-timeout",
+    type=clitypes.DURATION,
+    default=f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s",
+    show_default=True,
+    help="Longest graceful stop before SIGKILL (PM2's default 1.6s).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_interval: float, restart_time: float | None,
-            mode: str, kill_signal: str, kill_timeout: float, as_json: bool) -> None:
+def command(
+    run: str | None,
+    runs_dir: str,
+    limits: tuple[int, ...],
+    check_interval: float,
+    restart_time: float | None,
+    mode: str,
+    kill_signal: str,
+    kill_timeout: float,
+    as_json: bool,
+) -> None:
     """Predict restarts per hour, time between restarts, overshoot and success rate for
     recycling at each --limit, from RUN (best: a run without recycling). Nothing is run.
 
@@ -51,8 +97,19 @@ def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_inter
         path = run if run is not None else store.latest_run(runs_dir)
         data = store.read_run(path, warn=False)
         analysis = analyze(data)
-        predictions = [recycling.predict_from_run(data, limit, check_interval, restart_time, mode, kill_signal,
-                                                  kill_timeout, analysis=analysis) for limit in limits]
+        predictions = [
+            recycling.predict_from_run(
+                data,
+                limit,
+                check_interval,
+                restart_time,
+                mode,
+                kill_signal,
+                kill_timeout,
+                analysis=analysis,
+            )
+            for limit in limits
+        ]
     except store.RunFormatError as exc:
         raise click.UsageError(store.usage_hint(run, exc)) from None
     except ValueError as exc:
@@ -62,9 +119,14 @@ def command(run: str | None, runs_dir: str, limits: tuple[int, ...], check_inter
             raise click.BadParameter(
                 f"{units.format_size(prediction.limit)} is not above a fresh process's memory "
                 f"({units.format_size(prediction.baseline)}): it would restart without end; give a limit above it",
-                param_hint="--limit")
+                param_hint="--limit",
+            )
     if as_json:
-        click.echo(json.dumps({"run": str(data.path), "predictions": [p.to_dict() for p in predictions]}, indent=2))
+        click.echo(
+            json.dumps(
+                {"run": str(data.path), "predictions": [p.to_dict() for p in predictions]}, indent=2
+            )
+        )
     else:
         terminal.echo(format_plan(str(data.path), predictions))
     sys.exit(0)
@@ -91,20 +153,45 @@ def format_plan(run: str, predictions: list[Any]) -> str:
         f"policy     check every {units.format_duration(first.check_interval_s)}, {first.mode} with {first.kill_signal}, "
         f"restart takes {units.format_duration(first.restart_s)} (down {units.format_duration(first.downtime_s)})",
     ]
-    lines += [f"note       {note}" for note in dict.fromkeys(n for p in predictions for n in p.notes)]
-    header = ("limit", "time to limit", "restart every", "restarts/h", "95% CI", "overshoot", "max overshoot",
-              "peak", "failed/restart", "success")
+    lines += [
+        f"note       {note}" for note in dict.fromkeys(n for p in predictions for n in p.notes)
+    ]
+    header = (
+        "limit",
+        "time to limit",
+        "restart every",
+        "restarts/h",
+        "95% CI",
+        "overshoot",
+        "max overshoot",
+        "peak",
+        "failed/restart",
+        "success",
+    )
     rows = [header]
     for p in predictions:
         ci_lo, ci_hi = p.restarts_per_hour_ci95
-        rows.append((
-            units.format_size(p.limit), units.format_duration(p.time_to_limit_s), units.format_duration(p.restart_interval_s),
-            _num(p.restarts_per_hour, 2), units.format_interval(*(_num(v, 2) for v in sorted((ci_lo, ci_hi)))),
-            units.format_size(p.overshoot_bytes), units.format_size(p.max_overshoot_bytes), units.format_size(p.expected_peak),
-            _num(p.failed_per_restart), _pct(p.success_rate),
-        ))
+        rows.append(
+            (
+                units.format_size(p.limit),
+                units.format_duration(p.time_to_limit_s),
+                units.format_duration(p.restart_interval_s),
+                _num(p.restarts_per_hour, 2),
+                units.format_interval(*(_num(v, 2) for v in sorted((ci_lo, ci_hi)))),
+                units.format_size(p.overshoot_bytes),
+                units.format_size(p.max_overshoot_bytes),
+                units.format_size(p.expected_peak),
+                _num(p.failed_per_restart),
+                _pct(p.success_rate),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines.append("")
-    lines += ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip()
-              for r in rows]
+    lines += [
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
     return "\n".join(lines)

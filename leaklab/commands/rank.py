@@ -23,12 +23,24 @@ def _mb_h(value: float) -> str:
 
 @click.command("rank")
 @click.argument("runs_dir", type=click.Path(file_okay=False))
-@click.option("--top", type=click.IntRange(min=1), help="Show only the first N rows (the JSON has every run).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Runs analysed at once (default: the CPU count).")
+@click.option(
+    "--top", type=click.IntRange(min=1), help="Show only the first N rows (the JSON has every run)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Runs analysed at once (default: the CPU count).",
+)
 @click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up (10m).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every row.")
-def command(runs_dir: str, top: int | None, jobs: int | None, warmup: units.StepsOrDuration | None,
-            as_json: bool) -> None:
+def command(
+    runs_dir: str,
+    top: int | None,
+    jobs: int | None,
+    warmup: units.StepsOrDuration | None,
+    as_json: bool,
+) -> None:
     """Rank the runs under RUNS_DIR (a fleet, e.g. from `leaklab import --prometheus`).
 
     Runs judged LEAK come first, then the others, each by growth per hour (highest first),
@@ -47,17 +59,30 @@ def command(runs_dir: str, top: int | None, jobs: int | None, warmup: units.Step
     rows = fleet.rank(paths, jobs=jobs or os.cpu_count() or 1, warmup=warmup)
     leaks = sum(r.verdict == Label.LEAK for r in rows)
     if as_json:
-        click.echo(json.dumps({"runs_dir": runs_dir, "runs": len(rows), "leaks": leaks,
-                               "rows": [dict(rank=i, **r.to_dict()) for i, r in enumerate(rows, 1)]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "runs_dir": runs_dir,
+                    "runs": len(rows),
+                    "leaks": leaks,
+                    "rows": [dict(rank=i, **r.to_dict()) for i, r in enumerate(rows, 1)],
+                },
+                indent=2,
+            )
+        )
         sys.exit(0)
     shown = rows[:top] if top else rows
-    click.echo(f"{'#':>4}  {'verdict':<12} {'MB/h':>10}  {'95% CI (MB/h)':>22}  {'%/h':>9}  {'now MB':>8}  series")
+    click.echo(
+        f"{'#':>4}  {'verdict':<12} {'MB/h':>10}  {'95% CI (MB/h)':>22}  {'%/h':>9}  {'now MB':>8}  series"
+    )
     for i, r in enumerate(shown, 1):
         lo, hi = r.ci95_mb_per_hour
         ci = units.format_interval(_mb_h(lo), _mb_h(hi))
         pct = units.NA if r.pct_per_hour != r.pct_per_hour else f"{r.pct_per_hour:+,.1f}"
         now = units.NA if r.last_mb != r.last_mb else f"{r.last_mb:,.1f}"
-        click.echo(f"{i:>4}  {r.verdict:<12} {_mb_h(r.mb_per_hour):>10}  {ci:>22}  {pct:>9}  {now:>8}  {_printable(r.name)}")
+        click.echo(
+            f"{i:>4}  {r.verdict:<12} {_mb_h(r.mb_per_hour):>10}  {ci:>22}  {pct:>9}  {now:>8}  {_printable(r.name)}"
+        )
     if top and len(rows) > top:
         click.echo(f"      ... {len(rows) - top} more (--json has every run)")
     click.echo(f"{len(rows)} run(s), {leaks} judged LEAK", err=True)

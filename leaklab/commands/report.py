@@ -12,21 +12,66 @@ from leaklab.kinds import Status
 
 @click.command("report")
 @click.argument("run", required=False, type=click.Path(file_okay=False))
-@click.option("--before", type=click.Path(file_okay=False), help="Run directory before the fix (with --after).")
-@click.option("--after", type=click.Path(file_okay=False), help="Run directory after the fix (with --before).")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Folder for the report (default: reports/<name>/).")
-@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Where to look for the latest run(s) when none is named.")
-@click.option("--limit", type=clitypes.SIZE,
-              help="Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a recycled run's limit, else each run's --max-rss cap.")
-@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up: steps (1000) or time (10s).")
-@click.option("--fleet", "fleet_dir", type=click.Path(file_okay=False),
-              help="A fleet folder (one run per series, e.g. from `leaklab import`): ranking, top leakers' curves, rate distribution.")
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="With --fleet: rows in the ranking table.")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list.")
-def command(run: str | None, before: str | None, after: str | None, out: str | None, runs_root: str,
-            limit: int | None, warmup: units.StepsOrDuration | None, fleet_dir: str | None, top: int,
-            as_json: bool) -> None:
+@click.option(
+    "--before",
+    type=click.Path(file_okay=False),
+    help="Run directory before the fix (with --after).",
+)
+@click.option(
+    "--after", type=click.Path(file_okay=False), help="Run directory after the fix (with --before)."
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Folder for the report (default: reports/<name>/).",
+)
+@click.option(
+    "--runs",
+    "runs_root",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to look for the latest run(s) when none is named.",
+)
+@click.option(
+    "--limit",
+    type=clitypes.SIZE,
+    help="Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a recycled run's limit, else each run's --max-rss cap.",
+)
+@click.option(
+    "--warmup",
+    type=clitypes.STEPS_OR_DURATION,
+    help="Override the runs' warm-up: steps (1000) or time (10s).",
+)
+@click.option(
+    "--fleet",
+    "fleet_dir",
+    type=click.Path(file_okay=False),
+    help="A fleet folder (one run per series, e.g. from `leaklab import`): ranking, top leakers' curves, rate distribution.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="With --fleet: rows in the ranking table.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list."
+)
+def command(
+    run: str | None,
+    before: str | None,
+    after: str | None,
+    out: str | None,
+    runs_root: str,
+    limit: int | None,
+    warmup: units.StepsOrDuration | None,
+    fleet_dir: str | None,
+    top: int,
+    as_json: bool,
+) -> None:
     """Write report.md, a self-contained report.html, PNG charts and summary.json.
 
     \b
@@ -48,13 +93,17 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
 
     if fleet_dir:
         if run or before or after:
-            raise click.UsageError("--fleet DIR reports a fleet on its own: give no RUN, --before or --after")
+            raise click.UsageError(
+                "--fleet DIR reports a fleet on its own: give no RUN, --before or --after"
+            )
         _fleet(fleet_dir, out, warmup, top, as_json)
         return
     if run and (before or after):
         raise click.UsageError("give either RUN or --before/--after, not both")
     if bool(before) != bool(after):
-        raise click.UsageError("--before and --after go together: leaklab report --before RUN_A --after RUN_B")
+        raise click.UsageError(
+            "--before and --after go together: leaklab report --before RUN_A --after RUN_B"
+        )
     try:
         if before and after:
             chosen = selection.pair(before, after)
@@ -71,13 +120,17 @@ def command(run: str | None, before: str | None, after: str | None, out: str | N
         click.echo(json.dumps(result.summary, indent=2))
         return
     for r in result.summary["runs"]:
-        terminal.echo(f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}"
-                      + ("" if r["status"] == Status.COMPLETED else f"  ({r['status']})"))
+        terminal.echo(
+            f"{r['label']:<24} {r['analysis']['verdict']:<13} {r['path']}"
+            + ("" if r["status"] == Status.COMPLETED else f"  ({r['status']})")
+        )
     click.echo(f"report    {result.html}")
     click.echo(f"markdown  {result.markdown}")
 
 
-def _fleet(fleet_dir: str, out: str | None, warmup: units.StepsOrDuration | None, top: int, as_json: bool) -> None:
+def _fleet(
+    fleet_dir: str, out: str | None, warmup: units.StepsOrDuration | None, top: int, as_json: bool
+) -> None:
     import os
     from pathlib import Path
 
@@ -96,6 +149,9 @@ def _fleet(fleet_dir: str, out: str | None, warmup: units.StepsOrDuration | None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"fleet     {summary['runs']} series: " + ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items()))
+    click.echo(
+        f"fleet     {summary['runs']} series: "
+        + ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items())
+    )
     click.echo(f"report    {out_dir / 'report.html'}")
     click.echo(f"markdown  {out_dir / 'report.md'}")

@@ -20,38 +20,137 @@ if TYPE_CHECKING:
 @click.command("run", cls=command_options.RunCommand)
 @click.argument("scenario", required=False)
 @click.option("--variant", "-v", help="Scenario variant (default: the scenario's first).")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a scenario parameter (repeatable).")
-@click.option("--duration", "-d", type=clitypes.DURATION,
-              help="Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident.")
-@click.option("--grace", type=clitypes.DURATION,
-              help="How long past --duration the run may go (setup, the last step, teardown) before "
-                   "whatever is left is killed and the run ends timed_out. Default 30s.")
-@click.option("--steps", "-n", type=click.IntRange(min=1), help="Run this many steps (with --duration: whichever comes first).")
-@click.option("--max-duration", type=clitypes.DURATION,
-              help="With neither --steps nor --duration: stop here if the verdict is not confident yet (default 5m).")
-@click.option("--rate", "-r", type=clitypes.RATE, help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.")
-@click.option("--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval.")
-@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.")
-@click.option("--max-rss", type=clitypes.SIZE, help="Kill the child when its RSS crosses this (default: 1/4 of RAM, at most 4GiB).")
-@click.option("--profile", type=click.Choice(list(probes.PROFILES)), default=probes.DEFAULT_PROFILE, show_default=True,
-              help="Probe level: rss (outside sampling only), default (names the culprit cheaply), deep.")
-@click.option("--probe", "probe_names", multiple=True, metavar="NAME[,NAME]", help="Add probes by name (repeatable or comma-separated).")
-@click.option("--snapshot-every", type=clitypes.STEPS_OR_DURATION, help="Snapshot cadence for snapshotting probes: steps (5000) or time (10s).")
-@click.option("--include-children", is_flag=True, help="Sum the memory of the child's own child processes.")
-@click.option("--max-errors", type=click.IntRange(min=0), default=0, show_default=True, help="Step exceptions tolerated before the run fails.")
-@click.option("--scenarios", "scenario_dirs", multiple=True, type=click.Path(file_okay=False), help="Extra folder to find named scenarios in (repeatable).")
-@click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run directory.")
-@click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when stderr is a terminal).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a scenario parameter (repeatable).",
+)
+@click.option(
+    "--duration",
+    "-d",
+    type=clitypes.DURATION,
+    help="Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident.",
+)
+@click.option(
+    "--grace",
+    type=clitypes.DURATION,
+    help="How long past --duration the run may go (setup, the last step, teardown) before "
+    "whatever is left is killed and the run ends timed_out. Default 30s.",
+)
+@click.option(
+    "--steps",
+    "-n",
+    type=click.IntRange(min=1),
+    help="Run this many steps (with --duration: whichever comes first).",
+)
+@click.option(
+    "--max-duration",
+    type=clitypes.DURATION,
+    help="With neither --steps nor --duration: stop here if the verdict is not confident yet (default 5m).",
+)
+@click.option(
+    "--rate",
+    "-r",
+    type=clitypes.RATE,
+    help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.",
+)
+@click.option(
+    "--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval."
+)
+@click.option(
+    "--warmup",
+    type=clitypes.STEPS_OR_DURATION,
+    help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.",
+)
+@click.option(
+    "--max-rss",
+    type=clitypes.SIZE,
+    help="Kill the child when its RSS crosses this (default: 1/4 of RAM, at most 4GiB).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(list(probes.PROFILES)),
+    default=probes.DEFAULT_PROFILE,
+    show_default=True,
+    help="Probe level: rss (outside sampling only), default (names the culprit cheaply), deep.",
+)
+@click.option(
+    "--probe",
+    "probe_names",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Add probes by name (repeatable or comma-separated).",
+)
+@click.option(
+    "--snapshot-every",
+    type=clitypes.STEPS_OR_DURATION,
+    help="Snapshot cadence for snapshotting probes: steps (5000) or time (10s).",
+)
+@click.option(
+    "--include-children", is_flag=True, help="Sum the memory of the child's own child processes."
+)
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Step exceptions tolerated before the run fails.",
+)
+@click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra folder to find named scenarios in (repeatable).",
+)
+@click.option(
+    "--out",
+    "-o",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder that receives the run directory.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Live progress bar (default: when stderr is a terminal).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+)
 @service_options.options
 @command_options.options
-def command(scenario: str | None, variant: str | None, params: tuple[str, ...], duration: float | None,
-            grace: float | None, steps: int | None, max_duration: float | None, rate: float | None, interval: float,
-            warmup: units.StepsOrDuration | None, max_rss: int | None,
-            profile: str, probe_names: tuple[str, ...], snapshot_every: units.StepsOrDuration | None,
-            include_children: bool, max_errors: int, scenario_dirs: tuple[str, ...], out: str,
-            progress: bool | None, as_json: bool, load: str | None, health: str | None,
-            ready_timeout: float, bootstrap: bool, **service: Any) -> None:
+def command(
+    scenario: str | None,
+    variant: str | None,
+    params: tuple[str, ...],
+    duration: float | None,
+    grace: float | None,
+    steps: int | None,
+    max_duration: float | None,
+    rate: float | None,
+    interval: float,
+    warmup: units.StepsOrDuration | None,
+    max_rss: int | None,
+    profile: str,
+    probe_names: tuple[str, ...],
+    snapshot_every: units.StepsOrDuration | None,
+    include_children: bool,
+    max_errors: int,
+    scenario_dirs: tuple[str, ...],
+    out: str,
+    progress: bool | None,
+    as_json: bool,
+    load: str | None,
+    health: str | None,
+    ready_timeout: float,
+    bootstrap: bool,
+    **service: Any,
+) -> None:
     """Run SCENARIO (a name from `leaklab list`, or a path to a .py file) and record it;
     or, after --, any program: leaklab run [OPTIONS] -- CMD ARGS...
 
@@ -66,34 +165,65 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
     if interval <= 0:
         raise click.BadParameter("must be positive", param_hint="--interval")
     if max_duration is not None and (duration is not None or steps is not None):
-        raise click.UsageError("--max-duration bounds a run of no set length: drop it, or drop --duration/--steps")
+        raise click.UsageError(
+            "--max-duration bounds a run of no set length: drop it, or drop --duration/--steps"
+        )
     if max_duration is not None and max_duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--max-duration")
     argv = command_options.command_argv()
     command_options.check(scenario, argv)
     try:
-        explicit = [name.strip() for item in probe_names for name in item.split(",") if name.strip()]
+        explicit = [
+            name.strip() for item in probe_names for name in item.split(",") if name.strip()
+        ]
         probe_options: dict[str, Any] = {}
         if snapshot_every is not None:
-            probe_options["snapshot_every"] = {"steps": snapshot_every.steps, "seconds": snapshot_every.seconds}
-        common = dict(duration_s=duration, steps=steps, rate=rate, interval_s=interval, warmup=warmup,
-                      max_rss=max_rss, out=out, probes=probes.resolve(profile, explicit),
-                      probe_options=probe_options, profile=profile, progress=progress,
-                      argv=["leaklab", *sys.argv[1:]], max_duration_s=max_duration,
-                      stop_rule=_stop_rule(duration, steps, max_duration),
-                      **({"grace_s": grace} if grace is not None else {}))
+            probe_options["snapshot_every"] = {
+                "steps": snapshot_every.steps,
+                "seconds": snapshot_every.seconds,
+            }
+        common = dict(
+            duration_s=duration,
+            steps=steps,
+            rate=rate,
+            interval_s=interval,
+            warmup=warmup,
+            max_rss=max_rss,
+            out=out,
+            probes=probes.resolve(profile, explicit),
+            probe_options=probe_options,
+            profile=profile,
+            progress=progress,
+            argv=["leaklab", *sys.argv[1:]],
+            max_duration_s=max_duration,
+            stop_rule=_stop_rule(duration, steps, max_duration),
+            **({"grace_s": grace} if grace is not None else {}),
+        )
         if argv is not None:
             fields = service_options.config_fields({**service, "serve": load is not None})
             config: runner.RunConfig = command_mod.CommandConfig(
-                scenario="", command=argv, load_url=load, health_path=health, ready_timeout_s=ready_timeout,
-                bootstrap=bootstrap, serve=load is not None, request_timeout_s=fields["request_timeout_s"],
-                recycle=fields["recycle"], **common)
+                scenario="",
+                command=argv,
+                load_url=load,
+                health_path=health,
+                ready_timeout_s=ready_timeout,
+                bootstrap=bootstrap,
+                serve=load is not None,
+                request_timeout_s=fields["request_timeout_s"],
+                recycle=fields["recycle"],
+                **common,
+            )
             prepared = command_mod.prepare(config)  # type: ignore[arg-type]
         else:
             config = runner.RunConfig(
-                scenario=scenario or "", variant=variant, params=parse_param_overrides(params),
-                scenario_dirs=list(scenario_dirs), include_children=include_children, max_errors=max_errors,
-                **common, **service_options.config_fields(service),
+                scenario=scenario or "",
+                variant=variant,
+                params=parse_param_overrides(params),
+                scenario_dirs=list(scenario_dirs),
+                include_children=include_children,
+                max_errors=max_errors,
+                **common,
+                **service_options.config_fields(service),
             )
             prepared = runner.prepare(config)
     except ScenarioError as exc:
@@ -117,8 +247,14 @@ def command(scenario: str | None, variant: str | None, params: tuple[str, ...], 
     if as_json:
         if analysis is not None:
             data = analysis.to_dict()
-            summary.update(verdict=data["verdict"], reasons=data["reasons"], growth=data["growth"],
-                           top_types=data["top_types"], top_sites=data["top_sites"], chains=data["chains"])
+            summary.update(
+                verdict=data["verdict"],
+                reasons=data["reasons"],
+                growth=data["growth"],
+                top_types=data["top_types"],
+                top_sites=data["top_sites"],
+                chains=data["chains"],
+            )
         if split is not None:
             summary["heap"] = {**split.to_dict(), "sentence": split.sentence()}
         click.echo(json.dumps(summary, indent=2))
@@ -150,7 +286,10 @@ def analyze_run(run_dir: Any) -> Any:
     try:
         return analyze(run_dir)
     except Exception as exc:  # the run is recorded; `leaklab analyze` can retry and show the error
-        terminal.echo(f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`", err=True)
+        terminal.echo(
+            f"analysis failed: {type(exc).__name__}: {exc}; retry with `leaklab analyze {run_dir}`",
+            err=True,
+        )
         return None
 
 
@@ -170,15 +309,24 @@ def _print_summary(result: RunResult) -> None:
     colour = {Status.COMPLETED: "green", Status.INTERRUPTED: "yellow"}.get(status, "red")
     message = f"  ({terminal.safe(result.message)})" if result.message else ""
     click.echo(f"status    {click.style(status, fg=colour)}" + message)
-    click.echo(f"steps     {result.steps:,} in {units.format_duration(round(result.duration_s, 3))}"
-               + (f", {result.errors} errors" if result.errors else ""))
+    click.echo(
+        f"steps     {result.steps:,} in {units.format_duration(round(result.duration_s, 3))}"
+        + (f", {result.errors} errors" if result.errors else "")
+    )
     start, end = result.rss_start, result.rss_end
     if start is not None and end is not None:
-        click.echo(f"rss       {units.format_size(start)} -> {units.format_size(end)} "
-                   f"({units.format_size(end - start, signed=True)}; peak {units.format_size(result.rss_peak)})")
+        click.echo(
+            f"rss       {units.format_size(start)} -> {units.format_size(end)} "
+            f"({units.format_size(end - start, signed=True)}; peak {units.format_size(result.rss_peak)})"
+        )
     if result.requests:
         req = result.requests
-        click.echo(f"requests  {req['sent']:,} sent, {req['ok']:,} ok, {req['failed']:,} failed" + (f" {req['errors']}" if req["errors"] else ""))
+        click.echo(
+            f"requests  {req['sent']:,} sent, {req['ok']:,} ok, {req['failed']:,} failed"
+            + (f" {req['errors']}" if req["errors"] else "")
+        )
     if result.restarts is not None:
-        click.echo(f"restarts  {result.restarts['memory']} at the memory limit, {result.restarts['crash']} after crashes")
+        click.echo(
+            f"restarts  {result.restarts['memory']} at the memory limit, {result.restarts['crash']} after crashes"
+        )
     click.echo(f"run       {result.run_dir}")

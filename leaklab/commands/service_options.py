@@ -28,25 +28,63 @@ def signal_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 def options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate the run command with the service and recycling options."""
     decorators = [
-        click.option("--serve", is_flag=True,
-                     help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) and send it "
-                          "--rate requests/s for --duration (or --steps requests) from the parent."),
-        click.option("--request-timeout", type=clitypes.DURATION, default=f"{load.DEFAULT_TIMEOUT_S:g}s", show_default=True,
-                     help="With --serve: how long a request may take before it counts as failed."),
-        click.option("--recycle", type=clitypes.SIZE, metavar="LIMIT",
-                     help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like PM2's "
-                          "max_memory_restart; crashes are restarted too, with exponential backoff."),
-        click.option("--check-interval", type=clitypes.DURATION, default=f"{supervisor.PM2_CHECK_INTERVAL_S:g}s", show_default=True,
-                     help="With --recycle: how often RSS is checked (30s is PM2's default; shorter catches the limit sooner)."),
-        click.option("--kill-signal", default=supervisor.PM2_KILL_SIGNAL, show_default=True, metavar="SIGNAL", callback=signal_name,
-                     help="With --recycle: the signal that asks the child to stop (PM2's default SIGINT; SIGKILL for no grace)."),
-        click.option("--kill-timeout", type=clitypes.DURATION, default=f"{supervisor.PM2_KILL_TIMEOUT_S:g}s", show_default=True,
-                     help="With --recycle: how long the child may take to stop before SIGKILL (PM2's default 1.6s)."),
-        click.option("--max-restarts", type=click.IntRange(min=0), default=supervisor.PM2_MAX_RESTARTS, show_default=True,
-                     help="With --recycle: consecutive crash restarts before the run fails (PM2's default 16)."),
-        click.option("--restart-mode", type=click.Choice(supervisor.MODES), default="restart", show_default=True,
-                     help="With --recycle: restart = stop, then start (PM2 fork mode: down until the new child is healthy); "
-                          "reload = start the new child, move the load to it, then stop the old one (PM2 cluster mode)."),
+        click.option(
+            "--serve",
+            is_flag=True,
+            help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) and send it "
+            "--rate requests/s for --duration (or --steps requests) from the parent.",
+        ),
+        click.option(
+            "--request-timeout",
+            type=clitypes.DURATION,
+            default=f"{load.DEFAULT_TIMEOUT_S:g}s",
+            show_default=True,
+            help="With --serve: how long a request may take before it counts as failed.",
+        ),
+        click.option(
+            "--recycle",
+            type=clitypes.SIZE,
+            metavar="LIMIT",
+            help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like PM2's "
+            "max_memory_restart; crashes are restarted too, with exponential backoff.",
+        ),
+        click.option(
+            "--check-interval",
+            type=clitypes.DURATION,
+            default=f"{supervisor.PM2_CHECK_INTERVAL_S:g}s",
+            show_default=True,
+            help="With --recycle: how often RSS is checked (30s is PM2's default; shorter catches the limit sooner).",
+        ),
+        click.option(
+            "--kill-signal",
+            default=supervisor.PM2_KILL_SIGNAL,
+            show_default=True,
+            metavar="SIGNAL",
+            callback=signal_name,
+            help="With --recycle: the signal that asks the child to stop (PM2's default SIGINT; SIGKILL for no grace).",
+        ),
+        click.option(
+            "--kill-timeout",
+            type=clitypes.DURATION,
+            default=f"{supervisor.PM2_KILL_TIMEOUT_S:g}s",
+            show_default=True,
+            help="With --recycle: how long the child may take to stop before SIGKILL (PM2's default 1.6s).",
+        ),
+        click.option(
+            "--max-restarts",
+            type=click.IntRange(min=0),
+            default=supervisor.PM2_MAX_RESTARTS,
+            show_default=True,
+            help="With --recycle: consecutive crash restarts before the run fails (PM2's default 16).",
+        ),
+        click.option(
+            "--restart-mode",
+            type=click.Choice(supervisor.MODES),
+            default="restart",
+            show_default=True,
+            help="With --recycle: restart = stop, then start (PM2 fork mode: down until the new child is healthy); "
+            "reload = start the new child, move the load to it, then stop the old one (PM2 cluster mode).",
+        ),
     ]
     for decorate in reversed(decorators):
         fn = decorate(fn)
@@ -58,18 +96,35 @@ def config_fields(values: dict[str, Any]) -> dict[str, Any]:
     ctx = click.get_current_context()
     limit = values.get("recycle")
     if limit is None:
-        given = [name for name in _RECYCLE_ONLY if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        given = [
+            name
+            for name in _RECYCLE_ONLY
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
         if given:
-            raise click.UsageError(f"--{given[0].replace('_', '-')} only applies with --recycle LIMIT")
+            raise click.UsageError(
+                f"--{given[0].replace('_', '-')} only applies with --recycle LIMIT"
+            )
         policy = None
     else:
         try:
             policy = supervisor.RecyclePolicy(
-                limit=limit, check_interval_s=values["check_interval"], kill_signal=values["kill_signal"],
-                kill_timeout_s=values["kill_timeout"], max_restarts=values["max_restarts"], mode=values["restart_mode"],
+                limit=limit,
+                check_interval_s=values["check_interval"],
+                kill_signal=values["kill_signal"],
+                kill_timeout_s=values["kill_timeout"],
+                max_restarts=values["max_restarts"],
+                mode=values["restart_mode"],
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    if not values["serve"] and ctx.get_parameter_source("request_timeout") is click.core.ParameterSource.COMMANDLINE:
+    if (
+        not values["serve"]
+        and ctx.get_parameter_source("request_timeout") is click.core.ParameterSource.COMMANDLINE
+    ):
         raise click.UsageError("--request-timeout only applies with --serve")
-    return {"serve": bool(values["serve"]), "request_timeout_s": values["request_timeout"], "recycle": policy}
+    return {
+        "serve": bool(values["serve"]),
+        "request_timeout_s": values["request_timeout"],
+        "recycle": policy,
+    }

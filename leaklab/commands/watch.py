@@ -14,19 +14,75 @@ from leaklab.commands.run import analyze_run
 
 @click.command("watch")
 @click.argument("pid", type=int, required=False)
-@click.option("--pm2", "pm2_name", metavar="NAME", help="Follow the PM2 app NAME across its restarts (one generation per pid).")
-@click.option("--duration", "-d", type=clitypes.DURATION, help="Stop after this long (default: until Ctrl-C or the process exits).")
-@click.option("--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval.")
-@click.option("--warmup", type=clitypes.DURATION, help="Time to skip in analysis (default: 10% of --duration, else none).")
-@click.option("--health", "health_url", metavar="URL", help="Probe GET URL (http://127.0.0.1:PORT/path) so downtime and success are measured.")
-@click.option("--health-rate", type=clitypes.RATE, default="2/s", show_default=True, help="Health probes per second (at most 50/s).")
-@click.option("--request-timeout", type=clitypes.DURATION, default="2s", show_default=True, help="How long a health probe may take.")
-@click.option("--pm2-bin", metavar="PATH", help="The pm2 program (default: the project's .venv/node one, else pm2 on PATH).")
-@click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def command(pid: int | None, pm2_name: str | None, duration: float | None, interval: float, warmup: float | None,
-            health_url: str | None, health_rate: float, request_timeout: float, pm2_bin: str | None, out: str,
-            as_json: bool) -> None:
+@click.option(
+    "--pm2",
+    "pm2_name",
+    metavar="NAME",
+    help="Follow the PM2 app NAME across its restarts (one generation per pid).",
+)
+@click.option(
+    "--duration",
+    "-d",
+    type=clitypes.DURATION,
+    help="Stop after this long (default: until Ctrl-C or the process exits).",
+)
+@click.option(
+    "--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval."
+)
+@click.option(
+    "--warmup",
+    type=clitypes.DURATION,
+    help="Time to skip in analysis (default: 10% of --duration, else none).",
+)
+@click.option(
+    "--health",
+    "health_url",
+    metavar="URL",
+    help="Probe GET URL (http://127.0.0.1:PORT/path) so downtime and success are measured.",
+)
+@click.option(
+    "--health-rate",
+    type=clitypes.RATE,
+    default="2/s",
+    show_default=True,
+    help="Health probes per second (at most 50/s).",
+)
+@click.option(
+    "--request-timeout",
+    type=clitypes.DURATION,
+    default="2s",
+    show_default=True,
+    help="How long a health probe may take.",
+)
+@click.option(
+    "--pm2-bin",
+    metavar="PATH",
+    help="The pm2 program (default: the project's .venv/node one, else pm2 on PATH).",
+)
+@click.option(
+    "--out",
+    "-o",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder that receives the run directory.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+)
+def command(
+    pid: int | None,
+    pm2_name: str | None,
+    duration: float | None,
+    interval: float,
+    warmup: float | None,
+    health_url: str | None,
+    health_rate: float,
+    request_timeout: float,
+    pm2_bin: str | None,
+    out: str,
+    as_json: bool,
+) -> None:
     """Record a running process PID and its children until Ctrl-C, --duration or its exit;
     or, with --pm2 NAME, a PM2 app across its restarts.
 
@@ -39,9 +95,16 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
         raise click.UsageError("give a PID or --pm2 NAME (one of them)")
     if pm2_bin and pm2_name is None:
         raise click.UsageError("--pm2-bin only applies with --pm2 NAME")
-    config = watch.WatchConfig(duration_s=duration, interval_s=interval, health_url=health_url, health_rate=health_rate,
-                               request_timeout_s=request_timeout, warmup_s=warmup, out=out,
-                               argv=["leaklab", *sys.argv[1:]])
+    config = watch.WatchConfig(
+        duration_s=duration,
+        interval_s=interval,
+        health_url=health_url,
+        health_rate=health_rate,
+        request_timeout_s=request_timeout,
+        warmup_s=warmup,
+        out=out,
+        argv=["leaklab", *sys.argv[1:]],
+    )
     try:
         if pm2_name is not None:
             from leaklab.runner import pm2
@@ -81,5 +144,7 @@ def command(pid: int | None, pm2_name: str | None, duration: float | None, inter
 
             click.echo(format_summary(analysis))
         elif not result.samples:
-            click.echo(f"nothing was sampled in {units.format_duration(result.duration_s)}", err=True)
+            click.echo(
+                f"nothing was sampled in {units.format_duration(result.duration_s)}", err=True
+            )
     sys.exit(result.exit_code)

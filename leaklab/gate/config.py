@@ -30,10 +30,10 @@ CHECK_KEYS: dict[str, str] = {
     "name": "a unique name (default: scenario[variant])",
     "scenario": "a scenario name (leaklab list) or a path to a .py file",
     "variant": "the scenario variant",
-    "params": "a table of scenario parameters, e.g. { response_size = \"2KB\" }",
+    "params": 'a table of scenario parameters, e.g. { response_size = "2KB" }',
     "duration": units.DURATION_FORMS,
     "grace": "how long past duration a stuck run may go before it is killed (default 30s): "
-             + units.DURATION_FORMS,
+    + units.DURATION_FORMS,
     "steps": "a step count (1000)",
     "rate": units.RATE_FORMS,
     "interval": "sampling interval: " + units.DURATION_FORMS,
@@ -137,8 +137,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig:
     if path is None:
         found = find_pyproject()
         if found is None:
-            raise ConfigError(f"no pyproject.toml in {Path.cwd()} or above; pass --config FILE "
-                              f"or add a [{TABLE}] table with [[{TABLE}.checks]]")
+            raise ConfigError(
+                f"no pyproject.toml in {Path.cwd()} or above; pass --config FILE "
+                f"or add a [{TABLE}] table with [[{TABLE}.checks]]"
+            )
         file = found
     else:
         file = Path(path)
@@ -153,8 +155,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig:
     if table is None and path is not None and "checks" in document:
         table, prefix = document, ""  # a standalone gate file: checks at the top level
     if table is None:
-        raise ConfigError(f"{file}: no [{TABLE}] table; add one with [[{TABLE}.checks]] entries "
-                          "(docs/ci.md has an example)")
+        raise ConfigError(
+            f"{file}: no [{TABLE}] table; add one with [[{TABLE}.checks]] entries "
+            "(docs/ci.md has an example)"
+        )
     return parse_config(table, file, prefix)
 
 
@@ -166,20 +170,36 @@ def parse_config(table: Mapping[str, Any], file: Path, prefix: str = TABLE) -> G
     allowed = (set(CHECK_KEYS) | set(GATE_KEYS)) - {"name", "scenario"}
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise where.error(unknown[0], f"unknown key; the gate table takes {_listing(GATE_KEYS)}, and defaults "
-                                      f"for every check: {', '.join(k for k in CHECK_KEYS if k not in ('name', 'scenario'))}")
+        raise where.error(
+            unknown[0],
+            f"unknown key; the gate table takes {_listing(GATE_KEYS)}, and defaults "
+            f"for every check: {', '.join(k for k in CHECK_KEYS if k not in ('name', 'scenario'))}",
+        )
     base = file.parent
     raw_checks = table.get("checks")
     if not isinstance(raw_checks, list) or not raw_checks:
-        raise where.error("checks", f"needs at least one check: add [[{TABLE}.checks]] with a scenario and its limits")
+        raise where.error(
+            "checks",
+            f"needs at least one check: add [[{TABLE}.checks]] with a scenario and its limits",
+        )
     defaults = {k: v for k, v in table.items() if k in CHECK_KEYS}
-    checks = [_parse_check(_with_defaults(defaults, _table(raw, where, f"checks[{i}]")), where, f"checks[{i}]", base)
-              for i, raw in enumerate(raw_checks)]
+    checks = [
+        _parse_check(
+            _with_defaults(defaults, _table(raw, where, f"checks[{i}]")),
+            where,
+            f"checks[{i}]",
+            base,
+        )
+        for i, raw in enumerate(raw_checks)
+    ]
     seen: dict[str, str] = {}
     for check in checks:
         if check.name in seen:
-            raise where.error(f"{check.key}.name", f"duplicate check name {check.name!r} (also {seen[check.name]}); "
-                                                   "give each check a unique name")
+            raise where.error(
+                f"{check.key}.name",
+                f"duplicate check name {check.name!r} (also {seen[check.name]}); "
+                "give each check a unique name",
+            )
         seen[check.name] = check.key
     jobs = table.get("jobs")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -196,7 +216,11 @@ def parse_config(table: Mapping[str, Any], file: Path, prefix: str = TABLE) -> G
     if not isinstance(out, str):
         raise where.error("out", "must be a folder path")
     return GateConfig(
-        path=file, checks=checks, baseline=(base / baseline) if baseline else None, out=base / out, jobs=jobs,
+        path=file,
+        checks=checks,
+        baseline=(base / baseline) if baseline else None,
+        out=base / out,
+        jobs=jobs,
         scenario_dirs=[base / d for d in scenario_dirs] + [base / "scenarios"],
     )
 
@@ -220,7 +244,9 @@ class Where:
 
     def error(self, key: str, message: str) -> ConfigError:
         dotted = ".".join(part for part in (self.prefix, key) if part)
-        return ConfigError(f"{self.file}: {dotted}: {message}" if dotted else f"{self.file}: {message}")
+        return ConfigError(
+            f"{self.file}: {dotted}: {message}" if dotted else f"{self.file}: {message}"
+        )
 
 
 def _listing(keys: Mapping[str, str]) -> str:
@@ -236,7 +262,9 @@ def _table(raw: Any, where: Where, key: str) -> dict[str, Any]:
 def _parse_check(raw: dict[str, Any], where: Where, key: str, base: Path) -> Check:
     unknown = sorted(set(raw) - set(CHECK_KEYS))
     if unknown:
-        raise where.error(f"{key}.{unknown[0]}", f"unknown key; a check takes: {_listing(CHECK_KEYS)}")
+        raise where.error(
+            f"{key}.{unknown[0]}", f"unknown key; a check takes: {_listing(CHECK_KEYS)}"
+        )
 
     def err(name: str, message: str) -> ConfigError:
         return where.error(f"{key}.{name}", message)
@@ -267,13 +295,19 @@ def _parse_check(raw: dict[str, Any], where: Where, key: str, base: Path) -> Che
         raise err("steps", f"must be a positive integer, got {steps!r}")
     signal = raw.get("signal", "rss")
     if signal not in SIGNALS:
-        raise err("signal", f"unknown signal {signal!r}; one of {', '.join(SIGNALS)} "
-                            "(allocated blocks have their own key, max_blocks_per_step)")
+        raise err(
+            "signal",
+            f"unknown signal {signal!r}; one of {', '.join(SIGNALS)} "
+            "(allocated blocks have their own key, max_blocks_per_step)",
+        )
     limits = _parse_limits(raw, signal, err)
     verdicts = _parse_verdicts(raw.get("verdict"), err)
     if not limits and not verdicts:
-        raise err("max_growth", "a check needs at least one limit: max_growth, max_per_step, "
-                                "max_blocks_per_step or verdict")
+        raise err(
+            "max_growth",
+            "a check needs at least one limit: max_growth, max_per_step, "
+            "max_blocks_per_step or verdict",
+        )
     undecided = raw.get("undecided", "pass")
     if undecided not in ("pass", "fail"):
         raise err("undecided", f"must be 'pass' or 'fail', got {undecided!r}")
@@ -285,22 +319,37 @@ def _parse_check(raw: dict[str, Any], where: Where, key: str, base: Path) -> Che
     profile = raw.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise err("profile", "must be a profile name: rss, default or deep")
-    name = raw.get("name") or (Path(scenario).stem.replace("_", "-") if scenario.endswith(".py") else scenario) + (
-        f"[{variant}]" if variant else "")
+    name = raw.get("name") or (
+        Path(scenario).stem.replace("_", "-") if scenario.endswith(".py") else scenario
+    ) + (f"[{variant}]" if variant else "")
     if not isinstance(name, str):
         raise err("name", f"must be a string, got {name!r}")
     return Check(
-        name=name, key=key, scenario=scenario, variant=variant, params=dict(params),
-        duration_s=parse("duration", units.parse_duration), grace_s=parse("grace", units.parse_duration),
-        steps=steps, rate=parse("rate", units.parse_rate),
-        interval_s=parse("interval", units.parse_duration), warmup=parse("warmup", units.parse_steps_or_duration),
-        max_rss=parse("max_rss", units.parse_size), profile=profile, probes=tuple(probes), signal=signal,
-        limits=tuple(limits), verdicts=verdicts, tolerance=_parse_tolerance(raw.get("tolerance", DEFAULT_TOLERANCE), err),
+        name=name,
+        key=key,
+        scenario=scenario,
+        variant=variant,
+        params=dict(params),
+        duration_s=parse("duration", units.parse_duration),
+        grace_s=parse("grace", units.parse_duration),
+        steps=steps,
+        rate=parse("rate", units.parse_rate),
+        interval_s=parse("interval", units.parse_duration),
+        warmup=parse("warmup", units.parse_steps_or_duration),
+        max_rss=parse("max_rss", units.parse_size),
+        profile=profile,
+        probes=tuple(probes),
+        signal=signal,
+        limits=tuple(limits),
+        verdicts=verdicts,
+        tolerance=_parse_tolerance(raw.get("tolerance", DEFAULT_TOLERANCE), err),
         fail_undecided=undecided == "fail",
     )
 
 
-def _parse_limits(raw: Mapping[str, Any], signal: str, err: Callable[[str, str], ConfigError]) -> list[Limit]:
+def _parse_limits(
+    raw: Mapping[str, Any], signal: str, err: Callable[[str, str], ConfigError]
+) -> list[Limit]:
     limits: list[Limit] = []
     if "max_growth" in raw:
         text = raw["max_growth"]
@@ -311,15 +360,19 @@ def _parse_limits(raw: Mapping[str, Any], signal: str, err: Callable[[str, str],
         if growth.bytes_per_s is not None:
             limits.append(Limit("max_growth", signal, "s", growth.bytes_per_s, str(text)))
         else:
-            limits.append(Limit("max_growth", signal, "step", growth.bytes_per_step or 0.0, str(text)))
+            limits.append(
+                Limit("max_growth", signal, "step", growth.bytes_per_step or 0.0, str(text))
+            )
     if "max_per_step" in raw:
         text = raw["max_per_step"]
         try:
             if isinstance(text, str) and "/" in text:
                 growth = units.parse_growth(text)
                 if growth.bytes_per_step is None:
-                    raise units.UnitError(f"{text!r} is per time; max_per_step takes bytes per step (16B or 16B/step), "
-                                          "max_growth takes per-time limits")
+                    raise units.UnitError(
+                        f"{text!r} is per time; max_per_step takes bytes per step (16B or 16B/step), "
+                        "max_growth takes per-time limits"
+                    )
                 value = growth.bytes_per_step
             else:
                 value = float(units.parse_size(text))
@@ -328,9 +381,19 @@ def _parse_limits(raw: Mapping[str, Any], signal: str, err: Callable[[str, str],
         limits.append(Limit("max_per_step", signal, "step", value, str(text)))
     if "max_blocks_per_step" in raw:
         value = raw["max_blocks_per_step"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
-            raise err("max_blocks_per_step", f"must be a non-negative number of blocks per step, got {value!r}")
-        limits.append(Limit("max_blocks_per_step", "blocks", "step", float(value), f"{value:g} blocks/step"))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value < 0
+            or not math.isfinite(value)
+        ):
+            raise err(
+                "max_blocks_per_step",
+                f"must be a non-negative number of blocks per step, got {value!r}",
+            )
+        limits.append(
+            Limit("max_blocks_per_step", "blocks", "step", float(value), f"{value:g} blocks/step")
+        )
     return limits
 
 
@@ -342,7 +405,9 @@ def _parse_verdicts(raw: Any, err: Callable[[str, str], ConfigError]) -> tuple[s
         raise err("verdict", f"must be a verdict or a list of them: {', '.join(VERDICTS)}")
     for value in values:
         if not isinstance(value, str) or value.upper() not in VERDICTS:
-            raise err("verdict", f"unknown verdict {value!r}; known verdicts: {', '.join(VERDICTS)}")
+            raise err(
+                "verdict", f"unknown verdict {value!r}; known verdicts: {', '.join(VERDICTS)}"
+            )
     return tuple(v.upper() for v in values)
 
 
@@ -361,7 +426,9 @@ def _parse_tolerance(raw: Any, err: Callable[[str, str], ConfigError]) -> Tolera
                 per_s = max(per_s, growth.bytes_per_s or 0.0)
                 per_step = max(per_step, growth.bytes_per_step or 0.0)
         except (ValueError, units.UnitError):
-            raise err("tolerance", f"not a tolerance: {item!r}; {CHECK_KEYS['tolerance']}") from None
+            raise err(
+                "tolerance", f"not a tolerance: {item!r}; {CHECK_KEYS['tolerance']}"
+            ) from None
     return Tolerance(relative, per_s, per_step, ", ".join(str(i) for i in items))
 
 
@@ -373,5 +440,7 @@ def select(config: GateConfig, names: Iterable[str]) -> GateConfig:
     known = {c.name: c for c in config.checks}
     missing = [n for n in wanted if n not in known]
     if missing:
-        raise ConfigError(f"--check {missing[0]!r}: no such check; known checks: {', '.join(known)}")
+        raise ConfigError(
+            f"--check {missing[0]!r}: no such check; known checks: {', '.join(known)}"
+        )
     return replace(config, checks=[known[n] for n in wanted])

@@ -21,8 +21,12 @@ from leaklab.gate.judge import Judgement, finite_or_none, judge_baseline, judge_
 from leaklab.kinds import Status
 
 #: What the gate says about a run that did not complete.
-RUN_ENDED = {Status.KILLED_AT_CAP: "run was killed at the memory cap", Status.FAILED: "run failed",
-             Status.TIMED_OUT: "run timed out", Status.INTERRUPTED: "run was interrupted"}
+RUN_ENDED = {
+    Status.KILLED_AT_CAP: "run was killed at the memory cap",
+    Status.FAILED: "run failed",
+    Status.TIMED_OUT: "run timed out",
+    Status.INTERRUPTED: "run was interrupted",
+}
 
 
 @dataclass
@@ -59,26 +63,47 @@ class Outcome:
         return f"{head}  {self.check.name}: " + "; ".join(parts)
 
     def failures(self) -> list[Judgement]:
-        return [j for j in self.judgements if j.outcome == "fail" or (j.outcome == "undecided" and self.check.fail_undecided)]
+        return [
+            j
+            for j in self.judgements
+            if j.outcome == "fail" or (j.outcome == "undecided" and self.check.fail_undecided)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         c = self.check
         return {
-            "name": c.name, "scenario": c.scenario, "variant": c.variant, "params": c.params,
-            "status": self.status, "passed": self.passed, "message": self.message,
-            "run_dir": self.run_dir, "run_status": self.run_status,
-            "duration_s": round(self.duration_s, 3), "steps": self.steps,
-            "verdict": self.verdict, "reasons": self.reasons,
+            "name": c.name,
+            "scenario": c.scenario,
+            "variant": c.variant,
+            "params": c.params,
+            "status": self.status,
+            "passed": self.passed,
+            "message": self.message,
+            "run_dir": self.run_dir,
+            "run_status": self.run_status,
+            "duration_s": round(self.duration_s, 3),
+            "steps": self.steps,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
             "judgements": [
-                {"key": j.key, "outcome": j.outcome, "text": j.text, "signal": j.signal, "per": j.per,
-                 "measured": j.measured, "ci95": None if j.ci95 is None else [finite_or_none(x) for x in j.ci95],
-                 "limit": j.limit}
+                {
+                    "key": j.key,
+                    "outcome": j.outcome,
+                    "text": j.text,
+                    "signal": j.signal,
+                    "per": j.per,
+                    "measured": j.measured,
+                    "ci95": None if j.ci95 is None else [finite_or_none(x) for x in j.ci95],
+                    "limit": j.limit,
+                }
                 for j in self.judgements
             ],
         }
 
 
-def evaluate(check: Check, analysis: Any, baseline_entry: Mapping[str, Any] | None | bool = False) -> list[Judgement]:
+def evaluate(
+    check: Check, analysis: Any, baseline_entry: Mapping[str, Any] | None | bool = False
+) -> list[Judgement]:
     """Judge one analysed run against a check's limits (pure: no I/O).
 
     ``baseline_entry``: ``False`` when no baseline is in use, ``None`` when the
@@ -121,24 +146,43 @@ def run_config(check: Check, config: GateConfig, argv: list[str]) -> Any:
         extra["grace_s"] = check.grace_s
     profile = check.profile or DEFAULT_PROFILE
     if profile not in probe_registry.PROFILES:
-        raise KeyError(f"unknown profile {profile!r}; known profiles: {', '.join(probe_registry.PROFILES)}")
+        raise KeyError(
+            f"unknown profile {profile!r}; known profiles: {', '.join(probe_registry.PROFILES)}"
+        )
     return runner.RunConfig(
-        scenario=check.scenario, variant=check.variant, params=dict(check.params),
-        scenario_dirs=[str(d) for d in config.scenario_dirs], duration_s=check.duration_s, steps=check.steps,
-        rate=check.rate, warmup=check.warmup, max_rss=check.max_rss, out=str(config.out),
-        probes=probe_registry.resolve(profile, list(check.probes)), profile=profile,
-        progress=False, argv=argv, **extra,
+        scenario=check.scenario,
+        variant=check.variant,
+        params=dict(check.params),
+        scenario_dirs=[str(d) for d in config.scenario_dirs],
+        duration_s=check.duration_s,
+        steps=check.steps,
+        rate=check.rate,
+        warmup=check.warmup,
+        max_rss=check.max_rss,
+        out=str(config.out),
+        probes=probe_registry.resolve(profile, list(check.probes)),
+        profile=profile,
+        progress=False,
+        argv=argv,
+        **extra,
     )
 
 
 #: The step of the runner's preparation an error comes from -> the check key it points at.
-PREPARE_STEP_KEYS = {"find": "scenario", "load": "scenario", "resolve_variant": "variant", "resolve_params": "params"}
+PREPARE_STEP_KEYS = {
+    "find": "scenario",
+    "load": "scenario",
+    "resolve_variant": "variant",
+    "resolve_params": "params",
+}
 
 
 def _key_of(check: Check, exc: BaseException) -> str:
     """The check key a preparation error is about: the innermost preparation step it was raised in."""
     steps = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-    step = next((PREPARE_STEP_KEYS[name] for name in reversed(steps) if name in PREPARE_STEP_KEYS), None)
+    step = next(
+        (PREPARE_STEP_KEYS[name] for name in reversed(steps) if name in PREPARE_STEP_KEYS), None
+    )
     return f"{check.key}.{step}" if step else check.key
 
 
@@ -184,20 +228,37 @@ class _Children:
                 os.killpg(pid, signal_mod.SIGTERM)
 
 
-def run_check(check: Check, prepared: Any, config: GateConfig, baseline: Mapping[str, Any] | None,
-              children: _Children) -> Outcome:
+def run_check(
+    check: Check,
+    prepared: Any,
+    config: GateConfig,
+    baseline: Mapping[str, Any] | None,
+    children: _Children,
+) -> Outcome:
     """Run one check's scenario, analyse it and judge it. Never raises for what the run does."""
     from leaklab import runner
     from leaklab.analysis import analyze
 
     started = time.monotonic()
     try:
-        result = runner.run(prepared.config, prepared, on_sample=lambda row: children.seen(row.get("pid")))
+        result = runner.run(
+            prepared.config, prepared, on_sample=lambda row: children.seen(row.get("pid"))
+        )
     except Exception as exc:  # the runner could not start the child at all
-        return Outcome(check, "error", message=f"run could not start: {type(exc).__name__}: {exc}",
-                       duration_s=time.monotonic() - started)
-    outcome = Outcome(check, "pass", run_dir=str(result.run_dir), run_status=result.status,
-                      duration_s=result.duration_s, steps=result.steps)
+        return Outcome(
+            check,
+            "error",
+            message=f"run could not start: {type(exc).__name__}: {exc}",
+            duration_s=time.monotonic() - started,
+        )
+    outcome = Outcome(
+        check,
+        "pass",
+        run_dir=str(result.run_dir),
+        run_status=result.status,
+        duration_s=result.duration_s,
+        steps=result.steps,
+    )
     if result.status != Status.COMPLETED:
         what = RUN_ENDED.get(result.status, f"run ended {result.status}")
         outcome.status = "error"
@@ -229,8 +290,14 @@ def default_jobs() -> int:
     return max(1, available // 2)
 
 
-def run_gate(config: GateConfig, checks: list[Check], prepared: list[Any], jobs: int,
-             baseline: Mapping[str, Any] | None, on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_gate(
+    config: GateConfig,
+    checks: list[Check],
+    prepared: list[Any],
+    jobs: int,
+    baseline: Mapping[str, Any] | None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Run the checks, ``jobs`` at a time, in config order in the result. A
     KeyboardInterrupt stops every running child (SIGTERM to its group) and is re-raised."""
     children = _Children()

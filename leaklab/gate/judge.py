@@ -66,17 +66,39 @@ def _figures(growth: Any, per: str) -> tuple[float, tuple[float, float]]:
 def judge_limit(limit: Limit, growth: Any | None) -> Judgement:
     """Compare one limit with a signal's growth (a :class:`leaklab.analysis.Growth`)."""
     if growth is None:
-        hint = " (add the tracemalloc probe: probes = [\"tracemalloc\"])" if limit.signal == "traced" else ""
-        return Judgement(limit.key, "undecided", f"{limit.signal}: not recorded by this run{hint}",
-                         signal=limit.signal, per=limit.per)
+        hint = (
+            ' (add the tracemalloc probe: probes = ["tracemalloc"])'
+            if limit.signal == "traced"
+            else ""
+        )
+        return Judgement(
+            limit.key,
+            "undecided",
+            f"{limit.signal}: not recorded by this run{hint}",
+            signal=limit.signal,
+            per=limit.per,
+        )
     value, (lo, hi) = _figures(growth, limit.per)
     unit = growth.unit
     outcome = decide(lo, hi, limit.value)
     sign = {"pass": "<=", "fail": ">", "undecided": "~"}[outcome]
     text = f"{limit.signal} {_fmt(value, unit, limit.per)} ({_interval(lo, hi, unit, limit.per)}) {sign} {limit.key} {limit.text}"
     if outcome == "undecided":
-        text += " (interval straddles the limit)" if math.isfinite(lo) else " (too few samples for an interval)"
-    return Judgement(limit.key, outcome, text, finite_or_none(value), (lo, hi), limit.value, limit.signal, limit.per)
+        text += (
+            " (interval straddles the limit)"
+            if math.isfinite(lo)
+            else " (too few samples for an interval)"
+        )
+    return Judgement(
+        limit.key,
+        outcome,
+        text,
+        finite_or_none(value),
+        (lo, hi),
+        limit.value,
+        limit.signal,
+        limit.per,
+    )
 
 
 def judge_verdict(allowed: tuple[str, ...], verdict: Any) -> Judgement:
@@ -94,17 +116,27 @@ def judge_verdict(allowed: tuple[str, ...], verdict: Any) -> Judgement:
     return Judgement("verdict", outcome, text, signal=getattr(verdict, "signal", None))
 
 
-def judge_baseline(check: Check, growth_by_signal: Mapping[str, Any], entry: Mapping[str, Any] | None) -> Judgement | None:
+def judge_baseline(
+    check: Check, growth_by_signal: Mapping[str, Any], entry: Mapping[str, Any] | None
+) -> Judgement | None:
     """Regressed when the new interval's lower bound is above the baseline's upper
     bound plus the tolerance (per step when both runs know their steps)."""
     if entry is None:
-        return Judgement("baseline", "pass", "no baseline entry for this check (record one with --update-baseline)")
+        return Judgement(
+            "baseline",
+            "pass",
+            "no baseline entry for this check (record one with --update-baseline)",
+        )
     signal = entry.get("signal", check.signal)
     growth = growth_by_signal.get(signal)
     if growth is None:
         return Judgement("baseline", "undecided", f"baseline: {signal} not recorded by this run")
     tol = check.tolerance
-    per = "step" if tol.per_s == 0 and finite_or_none(entry.get("bytes_per_step")) is not None else "s"
+    per = (
+        "step"
+        if tol.per_s == 0 and finite_or_none(entry.get("bytes_per_step")) is not None
+        else "s"
+    )
     if per == "step" and not math.isfinite(float(growth.per_step)):
         per = "s"
     value, (lo, _hi) = _figures(growth, per)
@@ -112,14 +144,18 @@ def judge_baseline(check: Check, growth_by_signal: Mapping[str, Any], entry: Map
     base_ci = entry.get("ci95_per_step" if per == "step" else "ci95") or [None, None]
     base_hi = finite_or_none(base_ci[1])
     if base_value is None or base_hi is None:
-        return Judgement("baseline", "undecided", f"baseline entry for {signal} has no {per} figures")
+        return Judgement(
+            "baseline", "undecided", f"baseline entry for {signal} has no {per} figures"
+        )
     slack = max(tol.relative * abs(base_value), tol.per_step if per == "step" else tol.per_s)
     bound = base_hi + slack
     unit = growth.unit
     outcome = "undecided" if not math.isfinite(lo) else "fail" if lo > bound else "pass"
     sign = ">" if outcome == "fail" else "<="
-    text = (f"baseline {signal} {_fmt(value, unit, per)} (CI low {_fmt(lo, unit, per)}) {sign} baseline CI high "
-            f"{_fmt(base_hi, unit, per)} + tolerance {tol.text}")
+    text = (
+        f"baseline {signal} {_fmt(value, unit, per)} (CI low {_fmt(lo, unit, per)}) {sign} baseline CI high "
+        f"{_fmt(base_hi, unit, per)} + tolerance {tol.text}"
+    )
     return Judgement("baseline", outcome, text, finite_or_none(value), None, bound, signal, per)
 
 

@@ -32,8 +32,11 @@ class Merged:
         for case in self.junit_cases:
             name = case.get("name", "")
             if name not in found:
-                status = "error" if case.find("error") is not None else (
-                    "fail" if case.find("failure") is not None else "pass")
+                status = (
+                    "error"
+                    if case.find("error") is not None
+                    else ("fail" if case.find("failure") is not None else "pass")
+                )
                 found[name] = status
         return found
 
@@ -51,10 +54,15 @@ class Merged:
             "exit_code": code,
             "merged_from": self.sources,
             "shards": sorted(self.shards, key=lambda s: s.get("index", 0)),
-            "summary": {"checks": len(statuses), "passed": sum(s == "pass" for s in statuses.values()),
-                        "failed": sum(s != "pass" for s in statuses.values())},
-            "checks": [by_name.get(name, {"name": name, "status": status, "passed": status == "pass"})
-                       for name, status in statuses.items()],
+            "summary": {
+                "checks": len(statuses),
+                "passed": sum(s == "pass" for s in statuses.values()),
+                "failed": sum(s != "pass" for s in statuses.values()),
+            },
+            "checks": [
+                by_name.get(name, {"name": name, "status": status, "passed": status == "pass"})
+                for name, status in statuses.items()
+            ],
         }
 
 
@@ -64,8 +72,10 @@ def _read_json(path: Path, merged: Merged, seen: dict[str, str]) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a gate JSON document ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("checks"), list):
-        raise ConfigError(f"{path}: not a gate JSON document (no 'checks' list); write one with "
-                          "`leaklab gate --json-out FILE`")
+        raise ConfigError(
+            f"{path}: not a gate JSON document (no 'checks' list); write one with "
+            "`leaklab gate --json-out FILE`"
+        )
     for check in doc["checks"]:
         if not isinstance(check, dict) or "name" not in check or "status" not in check:
             raise ConfigError(f"{path}: a check without name or status")
@@ -84,8 +94,13 @@ def _read_junit(path: Path, merged: Merged, seen: dict[str, str]) -> None:
         props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
         if "shard.index" in props and "shard.total" in props:
             try:
-                merged.shards.append({"index": int(props["shard.index"] or 0), "total": int(props["shard.total"] or 0),
-                                      "file": str(path)})
+                merged.shards.append(
+                    {
+                        "index": int(props["shard.index"] or 0),
+                        "total": int(props["shard.total"] or 0),
+                        "file": str(path),
+                    }
+                )
             except ValueError:
                 raise ConfigError(f"{path}: shard properties are not numbers") from None
     for case in root.iter("testcase"):
@@ -95,8 +110,10 @@ def _read_junit(path: Path, merged: Merged, seen: dict[str, str]) -> None:
 
 def _claim(seen: dict[str, str], name: str, path: Path) -> None:
     if name in seen and seen[name] != str(path):
-        raise ConfigError(f"check {name!r} is in both {seen[name]} and {path}: two shards ran it "
-                          "(give every runner the same N in --shard K/N)")
+        raise ConfigError(
+            f"check {name!r} is in both {seen[name]} and {path}: two shards ran it "
+            "(give every runner the same N in --shard K/N)"
+        )
     seen[name] = str(path)
 
 
@@ -115,7 +132,9 @@ def merge(paths: Iterable[str | Path]) -> Merged:
         else:
             _read_json(path, merged, json_seen)
     if not merged.sources:
-        raise ConfigError("nothing to merge: give the gate outputs (JSON from --json-out, JUnit XML)")
+        raise ConfigError(
+            "nothing to merge: give the gate outputs (JSON from --json-out, JUnit XML)"
+        )
     _check_shards(merged.shards)
     return merged
 
@@ -130,8 +149,10 @@ def _check_shards(shards: list[dict[str, Any]]) -> None:
     indices = [int(s.get("index", 0)) for s in shards]
     missing = sorted(set(range(1, total + 1)) - set(indices))
     if missing:
-        raise ConfigError(f"shard(s) {', '.join(f'{k}/{total}' for k in missing)} missing: the merged verdict "
-                          "would skip their checks")
+        raise ConfigError(
+            f"shard(s) {', '.join(f'{k}/{total}' for k in missing)} missing: the merged verdict "
+            "would skip their checks"
+        )
     twice = sorted({k for k in indices if indices.count(k) > 1})
     if twice:
         raise ConfigError(f"shard(s) {', '.join(f'{k}/{total}' for k in twice)} given twice")
@@ -139,12 +160,22 @@ def _check_shards(shards: list[dict[str, Any]]) -> None:
 
 def _case_of(check: dict[str, Any]) -> ET.Element:
     """A JUnit test case for a check known only from a JSON document."""
-    case = ET.Element("testcase", {"classname": "leaklab.gate", "name": str(check["name"]),
-                                   "time": f"{float(check.get('duration_s') or 0):.3f}"})
-    texts = "; ".join(str(j.get("text", "")) for j in check.get("judgements") or [] if j.get("outcome") == "fail")
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": "leaklab.gate",
+            "name": str(check["name"]),
+            "time": f"{float(check.get('duration_s') or 0):.3f}",
+        },
+    )
+    texts = "; ".join(
+        str(j.get("text", "")) for j in check.get("judgements") or [] if j.get("outcome") == "fail"
+    )
     if check["status"] == "error":
         message = str(check.get("message") or "the check's run failed")
-        ET.SubElement(case, "error", {"message": message, "type": str(check.get("run_status") or "run")}).text = message
+        ET.SubElement(
+            case, "error", {"message": message, "type": str(check.get("run_status") or "run")}
+        ).text = message
     elif check["status"] == "fail":
         ET.SubElement(case, "failure", {"message": texts or "failed"}).text = texts
     if check.get("run_dir"):
@@ -158,14 +189,17 @@ def junit_xml(merged: Merged) -> bytes:
     cases = list(merged.junit_cases)
     have = {c.get("name") for c in cases}
     cases += [_case_of(c) for c in merged.checks if c["name"] not in have]
-    suite = ET.Element("testsuite", {
-        "name": "leaklab.gate",
-        "tests": str(len(cases)),
-        "failures": str(sum(c.find("failure") is not None for c in cases)),
-        "errors": str(sum(c.find("error") is not None for c in cases)),
-        "skipped": "0",
-        "time": f"{sum(float(c.get('time') or 0) for c in cases):.3f}",
-    })
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "leaklab.gate",
+            "tests": str(len(cases)),
+            "failures": str(sum(c.find("failure") is not None for c in cases)),
+            "errors": str(sum(c.find("error") is not None for c in cases)),
+            "skipped": "0",
+            "time": f"{sum(float(c.get('time') or 0) for c in cases):.3f}",
+        },
+    )
     suite.extend(cases)
     root = ET.Element("testsuites")
     root.append(suite)
@@ -187,4 +221,8 @@ def merge_baselines(paths: Iterable[str | Path]) -> dict[str, Any]:
             old = entries.get(name)
             if old is None or str(entry.get("recorded", "")) >= str(old.get("recorded", "")):
                 entries[name] = entry
-    return {"schema": BASELINE_SCHEMA, "leaklab": __version__, "checks": dict(sorted(entries.items()))}
+    return {
+        "schema": BASELINE_SCHEMA,
+        "leaklab": __version__,
+        "checks": dict(sorted(entries.items())),
+    }

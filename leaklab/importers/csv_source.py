@@ -46,8 +46,10 @@ def _resolve(spec: str | None, header: list[str], flag: str) -> str | None:
         return spec
     if spec.isdigit() and 1 <= int(spec) <= len(header):
         return header[int(spec) - 1]
-    raise ImportFailed(f"{flag} {spec}: no such column; the columns are {', '.join(header)} "
-                       f"(or a position from 1 to {len(header)})")
+    raise ImportFailed(
+        f"{flag} {spec}: no such column; the columns are {', '.join(header)} "
+        f"(or a position from 1 to {len(header)})"
+    )
 
 
 def _memory_values(column: pd.Series, scale: float, name: str) -> np.ndarray:
@@ -60,8 +62,10 @@ def _memory_values(column: pd.Series, scale: float, name: str) -> np.ndarray:
         try:
             values[i] = units.parse_size(text)
         except units.UnitError:
-            raise ImportFailed(f"memory column {name!r}: {text!r} (row {column.index[i] + 2}) is not a size; "
-                               f"accepted: numbers in --unit, or {units.SIZE_FORMS}") from None
+            raise ImportFailed(
+                f"memory column {name!r}: {text!r} (row {column.index[i] + 2}) is not a size; "
+                f"accepted: numbers in --unit, or {units.SIZE_FORMS}"
+            ) from None
     return values
 
 
@@ -74,8 +78,10 @@ def _times(column: pd.Series, name: str) -> np.ndarray:
         stamps = pd.to_datetime(column, utc=True, format="ISO8601")
     except (ValueError, TypeError):
         bad = column[numbers.isna()].iloc[0]
-        raise ImportFailed(f"time column {name!r}: {bad!r} is neither epoch seconds nor an ISO-8601 time "
-                           "(2026-12-01T10:00:00Z); pick the time column with --time") from None
+        raise ImportFailed(
+            f"time column {name!r}: {bad!r} is neither epoch seconds nor an ISO-8601 time "
+            "(2026-12-01T10:00:00Z); pick the time column with --time"
+        ) from None
     return stamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
 
 
@@ -89,18 +95,22 @@ def _chunks(path: Path) -> Iterator[pd.DataFrame]:
 
 
 def _choose(header: list[str], first: pd.DataFrame, cols: CsvColumns) -> dict[str, str | None]:
-    chosen = {"time": _resolve(cols.time, header, "--time") or header[0],
-              "count": _resolve(cols.count, header, "--count"),
-              "pid": _resolve(cols.pid, header, "--pid"),
-              "series": _resolve(cols.series, header, "--series")}
+    chosen = {
+        "time": _resolve(cols.time, header, "--time") or header[0],
+        "count": _resolve(cols.count, header, "--count"),
+        "pid": _resolve(cols.pid, header, "--pid"),
+        "series": _resolve(cols.series, header, "--series"),
+    }
     memory = _resolve(cols.memory, header, "--memory")
     if memory is None:
         used = set(chosen.values())
         candidates = [c for c in header if c not in used]
         numeric = [c for c in candidates if pd.to_numeric(first[c], errors="coerce").notna().any()]
         if not numeric:
-            raise ImportFailed(f"no numeric column to read memory from (columns: {', '.join(header)}); "
-                               "name it with --memory COLUMN")
+            raise ImportFailed(
+                f"no numeric column to read memory from (columns: {', '.join(header)}); "
+                "name it with --memory COLUMN"
+            )
         memory = numeric[0]
     chosen["memory"] = memory
     return chosen
@@ -119,20 +129,36 @@ def import_csv(path: str | Path, sink: RunSink, cols: CsvColumns) -> None:
         frame.columns = header
         if chosen is None:
             if len(header) < 2:
-                raise ImportFailed(f"{path}: needs a time column and a memory column; found {header}")
+                raise ImportFailed(
+                    f"{path}: needs a time column and a memory column; found {header}"
+                )
             chosen = _choose(header, frame, cols)
         frame = frame.dropna(subset=[chosen["time"]])
         ts = _times(frame[chosen["time"]], str(chosen["time"]))
         values = _memory_values(frame[str(chosen["memory"])], scale, str(chosen["memory"]))
-        counts = pd.to_numeric(frame[chosen["count"]], errors="coerce").to_numpy(dtype=float) if chosen["count"] else None
-        pids = pd.to_numeric(frame[chosen["pid"]], errors="coerce").to_numpy(dtype=float) if chosen["pid"] else None
+        counts = (
+            pd.to_numeric(frame[chosen["count"]], errors="coerce").to_numpy(dtype=float)
+            if chosen["count"]
+            else None
+        )
+        pids = (
+            pd.to_numeric(frame[chosen["pid"]], errors="coerce").to_numpy(dtype=float)
+            if chosen["pid"]
+            else None
+        )
         if chosen["series"] is None:
             sink.add("", {}, ts, values, counts, pids)
             continue
         keys = frame[chosen["series"]].astype(str).to_numpy()
         for key, rows in pd.Series(keys).groupby(keys, sort=False).indices.items():
-            sink.add(str(key), {str(chosen["series"]): str(key)}, ts[rows], values[rows],
-                     None if counts is None else counts[rows], None if pids is None else pids[rows])
+            sink.add(
+                str(key),
+                {str(chosen["series"]): str(key)},
+                ts[rows],
+                values[rows],
+                None if counts is None else counts[rows],
+                None if pids is None else pids[rows],
+            )
     if chosen is None:
         raise ImportFailed(f"{path}: the file is empty")
     sink.source["columns"] = chosen

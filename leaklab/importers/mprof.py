@@ -26,19 +26,34 @@ def import_mprof(path: str | Path, sink: RunSink) -> None:
     try:
         content = read_mprofile_file(str(path))
     except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise ImportFailed(f"{path}: not an mprof .dat file ({exc}); record one with `mprof run SCRIPT`") from None
+        raise ImportFailed(
+            f"{path}: not an mprof .dat file ({exc}); record one with `mprof run SCRIPT`"
+        ) from None
     command = (content.get("cmd_line") or "").strip()
     sink.source.update(command=command or None)
     if content["mem_usage"]:
-        sink.add("main", {"process": "main"}, np.asarray(content["timestamp"]),
-                 np.asarray(content["mem_usage"]) * MIB)
-    for pid, points in sorted(content["children"].items(), key=lambda kv: kv[1][0][1] if kv[1] else 0):
+        sink.add(
+            "main",
+            {"process": "main"},
+            np.asarray(content["timestamp"]),
+            np.asarray(content["mem_usage"]) * MIB,
+        )
+    for pid, points in sorted(
+        content["children"].items(), key=lambda kv: kv[1][0][1] if kv[1] else 0
+    ):
         mem, ts = (np.asarray(v, dtype=float) for v in zip(*points, strict=True))
         try:
             pid_value = float(pid)
         except ValueError:
             pid_value = np.nan
-        sink.add(f"child-{pid}", {"process": "child", "pid": str(pid)}, ts, mem * MIB,
-                 pids=np.full(len(ts), pid_value))
+        sink.add(
+            f"child-{pid}",
+            {"process": "child", "pid": str(pid)},
+            ts,
+            mem * MIB,
+            pids=np.full(len(ts), pid_value),
+        )
     if not sink.series:
-        raise ImportFailed(f"{path}: no MEM or CHLD samples; mprof wrote no measurement (was the run too short?)")
+        raise ImportFailed(
+            f"{path}: no MEM or CHLD samples; mprof wrote no measurement (was the run too short?)"
+        )

@@ -40,7 +40,11 @@ class _Members:
     ordinals: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)
 
     def key(self, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-        named = {k: v for k, v in sorted(labels.items()) if k != "__name__" and k not in self.restart_labels}
+        named = {
+            k: v
+            for k, v in sorted(labels.items())
+            if k != "__name__" and k not in self.restart_labels
+        }
         return ",".join(f"{k}={v}" for k, v in named.items()), named
 
     def ordinal(self, key: str, labels: Mapping[str, str]) -> float:
@@ -59,16 +63,22 @@ class _Members:
 def _matrix(doc: Any, where: str) -> list[dict[str, Any]]:
     """The ``result`` list of a range-query answer, or why it is not one."""
     if isinstance(doc, dict) and doc.get("status") == "error":
-        raise ImportFailed(f"{where}: Prometheus answered an error: {doc.get('errorType', 'error')}: "
-                           f"{doc.get('error', '(no message)')}")
+        raise ImportFailed(
+            f"{where}: Prometheus answered an error: {doc.get('errorType', 'error')}: "
+            f"{doc.get('error', '(no message)')}"
+        )
     data = doc.get("data", doc) if isinstance(doc, dict) else None
     if not isinstance(data, dict) or "result" not in data:
-        raise ImportFailed(f"{where}: not a Prometheus query answer (no data.result); save the JSON of "
-                           "/api/v1/query_range?query=...&start=...&end=...&step=...")
+        raise ImportFailed(
+            f"{where}: not a Prometheus query answer (no data.result); save the JSON of "
+            "/api/v1/query_range?query=...&start=...&end=...&step=..."
+        )
     kind = data.get("resultType")
     if kind != "matrix":
-        raise ImportFailed(f"{where}: the answer is a {kind}, not a range of samples (matrix): use "
-                           "/api/v1/query_range, not /api/v1/query")
+        raise ImportFailed(
+            f"{where}: the answer is a {kind}, not a range of samples (matrix): use "
+            "/api/v1/query_range, not /api/v1/query"
+        )
     result = data["result"]
     if not isinstance(result, list):
         raise ImportFailed(f"{where}: data.result is not a list")
@@ -83,7 +93,7 @@ def _points(series: Mapping[str, Any], where: str) -> tuple[np.ndarray, np.ndarr
         pairs = np.asarray(values, dtype=object)
         return pairs[:, 0].astype(float), pairs[:, 1].astype(float)
     except (ValueError, TypeError, IndexError):
-        raise ImportFailed(f"{where}: a series' values are not [time, \"number\"] pairs") from None
+        raise ImportFailed(f'{where}: a series\' values are not [time, "number"] pairs') from None
 
 
 def _feed(result: Iterable[Mapping[str, Any]], sink: RunSink, members: _Members, where: str) -> int:
@@ -117,7 +127,9 @@ def _feed(result: Iterable[Mapping[str, Any]], sink: RunSink, members: _Members,
     return count
 
 
-def import_saved(path: str | Path, sink: RunSink, restart_labels: tuple[str, ...] = DEFAULT_RESTART_LABELS) -> None:
+def import_saved(
+    path: str | Path, sink: RunSink, restart_labels: tuple[str, ...] = DEFAULT_RESTART_LABELS
+) -> None:
     """Feed a saved range-query answer (a JSON file) to ``sink``."""
     path = Path(path)
     try:
@@ -139,23 +151,36 @@ def _get(session: Any, url: str, params: Mapping[str, Any], timeout: float) -> A
     try:
         response = session.get(endpoint, params=params, timeout=timeout)
     except requests.RequestException as exc:
-        raise ImportFailed(f"cannot reach Prometheus at {url}: {type(exc).__name__}: {exc}; is it running, "
-                           "and is --prometheus its base URL (http://host:9090)?") from None
+        raise ImportFailed(
+            f"cannot reach Prometheus at {url}: {type(exc).__name__}: {exc}; is it running, "
+            "and is --prometheus its base URL (http://host:9090)?"
+        ) from None
     try:
         doc = response.json()
     except ValueError:
         doc = None
     if response.status_code != 200:
-        detail = f"{doc.get('errorType')}: {doc.get('error')}" if isinstance(doc, dict) and doc.get("error") \
+        detail = (
+            f"{doc.get('errorType')}: {doc.get('error')}"
+            if isinstance(doc, dict) and doc.get("error")
             else response.text[:200].strip()
+        )
         raise ImportFailed(f"Prometheus at {url} answered HTTP {response.status_code}: {detail}")
     if doc is None:
         raise ImportFailed(f"{endpoint} did not answer JSON: is --prometheus a Prometheus server?")
     return doc
 
 
-def import_live(url: str, query: str, start: float, end: float, step: float, sink: RunSink,
-                restart_labels: tuple[str, ...] = DEFAULT_RESTART_LABELS, timeout: float = TIMEOUT_S) -> None:
+def import_live(
+    url: str,
+    query: str,
+    start: float,
+    end: float,
+    step: float,
+    sink: RunSink,
+    restart_labels: tuple[str, ...] = DEFAULT_RESTART_LABELS,
+    timeout: float = TIMEOUT_S,
+) -> None:
     """Feed ``query`` over ``[start, end]`` every ``step`` seconds, from the server at ``url``."""
     import requests
 
@@ -168,15 +193,29 @@ def import_live(url: str, query: str, start: float, end: float, step: float, sin
     with requests.Session() as session:
         # A coarse look first: how many series, so a chunk of time holds a bounded number of points.
         coarse_step = max(step, (end - start) / 20)
-        probe = _matrix(_get(session, url, {"query": query, "start": start, "end": end, "step": coarse_step},
-                             timeout), url)
+        probe = _matrix(
+            _get(
+                session,
+                url,
+                {"query": query, "start": start, "end": end, "step": coarse_step},
+                timeout,
+            ),
+            url,
+        )
         if not probe:
-            raise ImportFailed(f"the query matched nothing between {start:.0f} and {end:.0f}: {query}")
+            raise ImportFailed(
+                f"the query matched nothing between {start:.0f} and {end:.0f}: {query}"
+            )
         per_chunk = int(min(MAX_POINTS_PER_SERIES, max(10, POINTS_PER_CHUNK // len(probe))))
         first = 0
         while first < total_points:
             last = min(total_points - 1, first + per_chunk - 1)
-            params = {"query": query, "start": start + first * step, "end": start + last * step, "step": step}
+            params = {
+                "query": query,
+                "start": start + first * step,
+                "end": start + last * step,
+                "step": step,
+            }
             _feed(_matrix(_get(session, url, params, timeout), url), sink, members, url)
             first = last + 1
     if not sink.series:

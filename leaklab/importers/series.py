@@ -70,7 +70,9 @@ class RestartRule:
             return big
         return min(big, max(self.noise_multiple * noise, self.floor * abs(first)))
 
-    def restarts(self, first: float, peak: float, recent: list[float], seg: np.ndarray, noise: float) -> np.ndarray:
+    def restarts(
+        self, first: float, peak: float, recent: list[float], seg: np.ndarray, noise: float
+    ) -> np.ndarray:
         """For each sample of ``seg``: does it start a new generation? (``peak`` the highest
         sustained level so far, ``recent`` the generation's last values before ``seg``)."""
         if self.drop is None or not len(seg):
@@ -80,8 +82,12 @@ class RestartRule:
         level = sliding_window_view(np.concatenate((before, seg[:-1])), k).min(axis=1)
         highest = np.fmax.accumulate(np.concatenate(([peak], level)))[1:]
         rise = highest - first
-        return (rise > 0) & (rise >= self.threshold(first, noise)) & (level >= first + 0.5 * rise) \
+        return (
+            (rise > 0)
+            & (rise >= self.threshold(first, noise))
+            & (level >= first + 0.5 * rise)
             & (seg <= first + (1 - self.drop) * rise)
+        )
 
 
 def _noise(values: np.ndarray) -> float:
@@ -144,9 +150,17 @@ class RunSink:
     from); ``name`` is the runs' scenario name, each series' ``variant`` its label text.
     """
 
-    def __init__(self, out: str | os.PathLike[str], source: Mapping[str, Any], *, name: str,
-                 warmup_s: float = 0.0, rule: RestartRule | None = None, counts_steps: bool = False,
-                 argv: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        source: Mapping[str, Any],
+        *,
+        name: str,
+        warmup_s: float = 0.0,
+        rule: RestartRule | None = None,
+        counts_steps: bool = False,
+        argv: list[str] | None = None,
+    ) -> None:
         self.out = Path(out)
         self.source = dict(source)
         self.name = name
@@ -158,7 +172,9 @@ class RunSink:
             self.out.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=".leaklab-import-", dir=self.out))
         except OSError as exc:
-            raise ImportFailed(f"--out {self.out}: cannot write there ({exc.strerror or exc})") from None
+            raise ImportFailed(
+                f"--out {self.out}: cannot write there ({exc.strerror or exc})"
+            ) from None
         self.series: dict[str, _Series] = {}
         self.pending_rows = 0
 
@@ -182,9 +198,16 @@ class RunSink:
             "versions": {"leaklab": __version__},
             "start": store.iso(_utc(ts0)),
             "end": None,
-            "config": {"duration_s": None, "steps": None, "rate": None, "interval_s": None,
-                       "warmup": {"seconds": self.warmup_s} if self.warmup_s else {},
-                       "counts_steps": self.counts_steps, "probes": [], "max_rss": None},
+            "config": {
+                "duration_s": None,
+                "steps": None,
+                "rate": None,
+                "interval_s": None,
+                "warmup": {"seconds": self.warmup_s} if self.warmup_s else {},
+                "counts_steps": self.counts_steps,
+                "probes": [],
+                "max_rss": None,
+            },
             "source": {**self.source, "series": dict(labels), "restart_rule": asdict(self.rule)},
         }
         path = store.new_run_dir(self.staging, self.name, variant, when=_utc(ts0))
@@ -194,8 +217,15 @@ class RunSink:
         self.series[key] = state
         return state
 
-    def add(self, key: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray,
-            counts: np.ndarray | None = None, pids: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        key: str,
+        labels: Mapping[str, str],
+        ts: np.ndarray,
+        values: np.ndarray,
+        counts: np.ndarray | None = None,
+        pids: np.ndarray | None = None,
+    ) -> None:
         """Append points of series ``key`` (epoch seconds ``ts``, bytes ``values``; a cumulative
         ``counts`` of work done and a ``pids`` column where the source has them)."""
         ts = np.asarray(ts, dtype=float)
@@ -214,7 +244,9 @@ class RunSink:
         generation = self._generations(state, ts, values, pids)
         steps = self._steps(state, counts)
         if len(state.gaps) < 64:
-            state.gaps.extend(np.diff(np.concatenate(([state.last_ts], ts)) if state.rows else ts)[:64].tolist())
+            state.gaps.extend(
+                np.diff(np.concatenate(([state.last_ts], ts)) if state.rows else ts)[:64].tolist()
+            )
         state.last_ts = float(ts[-1])
         if not state.rows:
             state.rss_start = float(values[0])
@@ -222,8 +254,15 @@ class RunSink:
         state.rss_end = float(values[-1])
         state.rss_peak = max(state.rss_peak, float(values.max()))
         nan = np.full(len(ts), np.nan)
-        state.pending.append((np.round(ts - state.t0, 6), nan if steps is None else steps, values,
-                              nan if pids is None else pids, generation))
+        state.pending.append(
+            (
+                np.round(ts - state.t0, 6),
+                nan if steps is None else steps,
+                values,
+                nan if pids is None else pids,
+                generation,
+            )
+        )
         state.pending_rows += len(ts)
         self.pending_rows += len(ts)
         if state.pending_rows >= FLUSH_ROWS:
@@ -236,14 +275,25 @@ class RunSink:
         """Append a series' pending points to its run (and close its files until the next time)."""
         if not state.pending:
             return
-        t, steps, rss, pid, generation = (np.concatenate(parts) for parts in zip(*state.pending, strict=True))
-        state.writer.samples({"t": _compact(t), "steps": _compact(steps), "rss": _compact(rss),
-                              "pid": _compact(pid), "generation": generation})
+        t, steps, rss, pid, generation = (
+            np.concatenate(parts) for parts in zip(*state.pending, strict=True)
+        )
+        state.writer.samples(
+            {
+                "t": _compact(t),
+                "steps": _compact(steps),
+                "rss": _compact(rss),
+                "pid": _compact(pid),
+                "generation": generation,
+            }
+        )
         state.writer.release()
         self.pending_rows -= state.pending_rows
         state.pending, state.pending_rows = [], 0
 
-    def _generations(self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None) -> np.ndarray:
+    def _generations(
+        self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None
+    ) -> np.ndarray:
         """The generation of every point: a new one at each restart (new pid, drop to baseline)."""
         n = len(values)
         generation = np.empty(n, dtype=int)
@@ -263,9 +313,15 @@ class RunSink:
             if j == n:
                 break
             state.generation += 1
-            state.restarts.append({"t": round(float(ts[j]) - state.t0, 6), "reason": reason,
-                                   "new_generation": state.generation,
-                                   "before": state.recent[-1] if state.recent else None, "after": float(values[j])})
+            state.restarts.append(
+                {
+                    "t": round(float(ts[j]) - state.t0, 6),
+                    "reason": reason,
+                    "new_generation": state.generation,
+                    "before": state.recent[-1] if state.recent else None,
+                    "after": float(values[j]),
+                }
+            )
             state.first, state.peak, state.recent = float(values[j]), math.nan, [float(values[j])]
             if pids is not None:
                 state.pid = float(pids[j])
@@ -278,15 +334,19 @@ class RunSink:
         k = self.rule.sustained
         joined = np.concatenate((state.recent, seg))
         if len(joined) >= k:
-            state.peak = float(np.fmax(state.peak, sliding_window_view(joined, k).min(axis=1).max()))
+            state.peak = float(
+                np.fmax(state.peak, sliding_window_view(joined, k).min(axis=1).max())
+            )
         state.recent = joined[-k:].tolist()
 
-    def _next_restart(self, state: _Series, values: np.ndarray, pids: np.ndarray | None, i: int) -> tuple[int, str]:
+    def _next_restart(
+        self, state: _Series, values: np.ndarray, pids: np.ndarray | None, i: int
+    ) -> tuple[int, str]:
         """The first index from ``i`` on that starts a new generation (``len(values)`` if none)."""
         n = len(values)
         j, reason = n, ""
         if pids is not None:
-            previous_pid = np.concatenate(([state.pid], pids[i:n - 1]))
+            previous_pid = np.concatenate(([state.pid], pids[i : n - 1]))
             changed = np.isfinite(pids[i:]) & np.isfinite(previous_pid) & (pids[i:] != previous_pid)
             if changed.any():
                 j, reason = i + int(np.flatnonzero(changed)[0]), "new pid"
@@ -331,8 +391,10 @@ class RunSink:
         else:
             return
         what = "duplicate" if at == before else "unsorted"
-        raise ImportFailed(f"{where}{what} timestamps: {store.iso(_utc(at))} comes after {store.iso(_utc(before))}; "
-                           "a series must be in time order with one sample per time (sort it and drop duplicates)")
+        raise ImportFailed(
+            f"{where}{what} timestamps: {store.iso(_utc(at))} comes after {store.iso(_utc(before))}; "
+            "a series must be in time order with one sample per time (sort it and drop duplicates)"
+        )
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -340,7 +402,9 @@ class RunSink:
         """Close every run, record its counters, and move it from staging into ``out``."""
         if not self.series:
             self.abort()
-            raise ImportFailed("no data: the source has no sample with both a time and a memory value")
+            raise ImportFailed(
+                "no data: the source has no sample with both a time and a memory value"
+            )
         placed: list[Path] = []
         try:
             for state in self.series.values():
@@ -363,14 +427,26 @@ class RunSink:
         interval = float(np.median(state.gaps)) if state.gaps else None
         duration = state.last_ts - state.t0
         config = dict(writer.meta["config"], interval_s=interval, duration_s=duration)
-        counters = {"samples": state.rows, "events": len(state.restarts), "rss_start": state.rss_start,
-                    "rss_end": state.rss_end, "rss_peak": state.rss_peak, "generations": state.generation + 1,
-                    "restarts": {"detected": len(state.restarts)}}
+        counters = {
+            "samples": state.rows,
+            "events": len(state.restarts),
+            "rss_start": state.rss_start,
+            "rss_end": state.rss_end,
+            "rss_peak": state.rss_peak,
+            "generations": state.generation + 1,
+            "restarts": {"detected": len(state.restarts)},
+        }
         if math.isfinite(state.count0):
             counters["steps"] = int(state.steps_offset + state.last_count - state.count0)
         source = {**writer.meta["source"], **self.source}
-        writer.update_meta(status=Status.COMPLETED, source=source, end=store.iso(_utc(state.last_ts)), duration_s=duration,
-                           config=config, counters=counters)
+        writer.update_meta(
+            status=Status.COMPLETED,
+            source=source,
+            end=store.iso(_utc(state.last_ts)),
+            duration_s=duration,
+            config=config,
+            counters=counters,
+        )
         writer.close()
 
     def _place(self, staged: Path) -> Path:

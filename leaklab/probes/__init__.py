@@ -134,7 +134,9 @@ def probe_class(name: str) -> type[Probe]:
     import importlib
 
     if name not in REGISTRY:
-        raise KeyError(f"unknown probe {name!r}; known probes: {', '.join(sorted(REGISTRY)) or '(none)'}")
+        raise KeyError(
+            f"unknown probe {name!r}; known probes: {', '.join(sorted(REGISTRY)) or '(none)'}"
+        )
     module_name, _, class_name = REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 

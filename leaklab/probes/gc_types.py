@@ -46,12 +46,16 @@ class GcTypesProbe(support.TypeSnapshots):
     def __init__(self) -> None:
         super().__init__()
         self.base: Counter[str] | None = None
-        self.deferred_at: float | None = None  # time.monotonic() when a due count started waiting for tracing to stop
+        self.deferred_at: float | None = (
+            None  # time.monotonic() when a due count started waiting for tracing to stop
+        )
         #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales with them)
         self.last: tuple[float, float, int] | None = None
 
     def start(self, ctx: ProbeContext) -> None:
-        self.cadence = support.Cadence(ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S)
+        self.cadence = support.Cadence(
+            ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S
+        )
         if ctx.warmup_done:
             self.warmup_end(ctx)
         else:
@@ -70,8 +74,16 @@ class GcTypesProbe(support.TypeSnapshots):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(self.base.most_common(self.TOP))
-        ctx.emit(EventKind.GC_TYPES, snapshot=0, baseline=True, steps=ctx.steps, total=sum(self.base.values()),
-                 types=top, base=top, cost_s=round(cost, 6))
+        ctx.emit(
+            EventKind.GC_TYPES,
+            snapshot=0,
+            baseline=True,
+            steps=ctx.steps,
+            total=sum(self.base.values()),
+            types=top,
+            base=top,
+            cost_s=round(cost, 6),
+        )
         assert self.cadence is not None
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
         self._note(cost)
@@ -140,11 +152,18 @@ class GcTypesProbe(support.TypeSnapshots):
             growth = {name: n - self.base.get(name, 0) for name, n in counts.items()}
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit(EventKind.GC_TYPES, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
-                     steps_since_baseline=ctx.steps - self.base_steps, total=sum(counts.values()),
-                     types={name: counts.get(name, 0) for name in tracked},
-                     base={name: self.base.get(name, 0) for name in tracked},
-                     cost_s=round(time.perf_counter() - began, 6))
+            ctx.emit(
+                EventKind.GC_TYPES,
+                snapshot=self.count,
+                baseline=False,
+                final=final,
+                steps=ctx.steps,
+                steps_since_baseline=ctx.steps - self.base_steps,
+                total=sum(counts.values()),
+                types={name: counts.get(name, 0) for name in tracked},
+                base={name: self.base.get(name, 0) for name in tracked},
+                cost_s=round(time.perf_counter() - began, 6),
+            )
         except Exception as exc:
             support.record_failure(ctx, self.name, "count", exc)
         cost = time.perf_counter() - began

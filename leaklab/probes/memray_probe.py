@@ -96,7 +96,9 @@ class MemrayProbe(Probe):
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
         if ctx.done and self.tracker is not None:
-            self._end(ctx)  # the steps are over: what the other probes do next is not the scenario's
+            self._end(
+                ctx
+            )  # the steps are over: what the other probes do next is not the scenario's
         return {}
 
     def tick(self, ctx: ProbeContext) -> None:
@@ -132,8 +134,15 @@ class MemrayProbe(Probe):
         rate = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
         if not rate:
             return False
-        tail = min(self.TAIL_FRACTION * planned, self.MAX_TRACK_S / self.SLOWDOWN_GUESS,
-                   max(self.BUDGET * planned / (self.SLOWDOWN_GUESS - 1), self.MIN_TRACK_STEPS / rate, self.MIN_TRACK_S))
+        tail = min(
+            self.TAIL_FRACTION * planned,
+            self.MAX_TRACK_S / self.SLOWDOWN_GUESS,
+            max(
+                self.BUDGET * planned / (self.SLOWDOWN_GUESS - 1),
+                self.MIN_TRACK_STEPS / rate,
+                self.MIN_TRACK_S,
+            ),
+        )
         duration = ctx.plan.get("duration_s")
         if duration:
             return duration - elapsed <= tail
@@ -154,8 +163,10 @@ class MemrayProbe(Probe):
         if tracemalloc.is_tracing():
             self.waits += 1  # a tracemalloc window is open: try again at the next tick
             if self.waits > self.MAX_WAITS:
-                self.skipped = ("tracemalloc kept tracing (tracemalloc-full or PYTHONTRACEMALLOC); memray and "
-                                "tracemalloc cannot take turns at the allocator hooks")
+                self.skipped = (
+                    "tracemalloc kept tracing (tracemalloc-full or PYTHONTRACEMALLOC); memray and "
+                    "tracemalloc cannot take turns at the allocator hooks"
+                )
             return
         folder = ctx.artifacts / "memray"
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,9 +175,14 @@ class MemrayProbe(Probe):
             capture.unlink()
         now = time.monotonic()
         elapsed = now - self.started
-        self.rate_before = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
-        tracker = memray.Tracker(destination=memray.FileDestination(str(capture), overwrite=True),
-                                 native_traces=self.native, trace_python_allocators=True)
+        self.rate_before = self._recent_rate() or (
+            ctx.steps / elapsed if elapsed > 0 and ctx.steps else None
+        )
+        tracker = memray.Tracker(
+            destination=memray.FileDestination(str(capture), overwrite=True),
+            native_traces=self.native,
+            trace_python_allocators=True,
+        )
         # Started by the step loop itself (a C method: no Python frame of ours returns after it).
         ctx.loop_call = tracker.__enter__
         self.tracker = tracker
@@ -203,15 +219,26 @@ class MemrayProbe(Probe):
         seconds, steps = self.tracked_s, self.tracked_steps
         folder = ctx.artifacts / "memray"
         capture = folder / "capture.bin"
-        record: dict[str, Any] = {"captured": True, "native": self.native, "steps": steps,
-                                  "first_step": self.track_steps, "stopped_early": self.stopped_early,
-                                  "seconds": round(seconds, 3), "slowdown_s": round(self.slowdown_s, 3),
-                                  "capture": "artifacts/memray/capture.bin",
-                                  "capture_bytes": capture.stat().st_size if capture.exists() else None,
-                                  "flamegraph": None, "stats": None, "errors": []}
+        record: dict[str, Any] = {
+            "captured": True,
+            "native": self.native,
+            "steps": steps,
+            "first_step": self.track_steps,
+            "stopped_early": self.stopped_early,
+            "seconds": round(seconds, 3),
+            "slowdown_s": round(self.slowdown_s, 3),
+            "capture": "artifacts/memray/capture.bin",
+            "capture_bytes": capture.stat().st_size if capture.exists() else None,
+            "flamegraph": None,
+            "stats": None,
+            "errors": [],
+        }
         began = time.monotonic()
         reports = {
-            "flamegraph": ("leaks-flamegraph.html", ["flamegraph", "--leaks", "--no-web", "-f", "-o"]),
+            "flamegraph": (
+                "leaks-flamegraph.html",
+                ["flamegraph", "--leaks", "--no-web", "-f", "-o"],
+            ),
             "stats": ("stats.json", ["stats", "--json", "-f", "-o"]),
         }
         for key, (filename, args) in reports.items():
@@ -231,8 +258,12 @@ class MemrayProbe(Probe):
 
     def _memray(self, args: list[str]) -> str | None:
         try:
-            done = subprocess.run([sys.executable, "-m", "memray", *args], capture_output=True, text=True,
-                                  timeout=self.REPORT_TIMEOUT_S)
+            done = subprocess.run(
+                [sys.executable, "-m", "memray", *args],
+                capture_output=True,
+                text=True,
+                timeout=self.REPORT_TIMEOUT_S,
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
         if done.returncode != 0:
@@ -258,9 +289,16 @@ class MemrayProbe(Probe):
             if entry is None:
                 function = next(f for f, name, n in stack if (name, n) == (filename, line))
                 entry = found[(filename, line)] = {
-                    "site": f"{short_path(filename)}:{line}", "file": filename, "line": line, "function": function,
-                    "user": user, "kind": self.classifier.kind(filename), "size": 0, "count": 0,
-                    "alloc": f"{short_path(stack[0][1])}:{stack[0][2]}"}
+                    "site": f"{short_path(filename)}:{line}",
+                    "file": filename,
+                    "line": line,
+                    "function": function,
+                    "user": user,
+                    "kind": self.classifier.kind(filename),
+                    "size": 0,
+                    "count": 0,
+                    "alloc": f"{short_path(stack[0][1])}:{stack[0][2]}",
+                }
             entry["size"] += record.size
             entry["count"] += record.n_allocations
         del reader

@@ -78,8 +78,9 @@ class PymplerProbe(support.TypeSnapshots):
 
     def start(self, ctx: ProbeContext) -> None:
         self.started = time.monotonic()
-        self.cadence = support.Cadence(ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S,
-                                       stretch=self.STRETCH)
+        self.cadence = support.Cadence(
+            ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S, stretch=self.STRETCH
+        )
         if not self.cadence.fixed:
             self.per_object_s = seconds_per_object()
         if ctx.warmup_done:
@@ -96,10 +97,15 @@ class PymplerProbe(support.TypeSnapshots):
         planned = support.planned_seconds(ctx, self.started)
         if planned is not None and expected <= self.BASELINE_BUDGET * planned:
             return False
-        ctx.emit(EventKind.PYMPLER_SKIPPED, steps=ctx.steps, objects=objects, expected_s=round(expected, 3),
-                 planned_s=None if planned is None else round(planned, 3),
-                 reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
-                 f"more than {self.BASELINE_BUDGET:.0%} of the run")
+        ctx.emit(
+            EventKind.PYMPLER_SKIPPED,
+            steps=ctx.steps,
+            objects=objects,
+            expected_s=round(expected, 3),
+            planned_s=None if planned is None else round(planned, 3),
+            reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
+            f"more than {self.BASELINE_BUDGET:.0%} of the run",
+        )
         self.cadence = None
         return True
 
@@ -115,15 +121,27 @@ class PymplerProbe(support.TypeSnapshots):
         self.base_steps = ctx.steps
         cost = time.perf_counter() - began
         top = dict(sorted(self.base.items(), key=lambda item: item[1][1], reverse=True)[: self.TOP])
-        ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=0, baseline=True, steps=ctx.steps, **_totals(self.base),
-                 types=_rows(top), base=_rows(top), cost_s=round(cost, 6))
+        ctx.emit(
+            EventKind.PYMPLER_SUMMARY,
+            snapshot=0,
+            baseline=True,
+            steps=ctx.steps,
+            **_totals(self.base),
+            types=_rows(top),
+            base=_rows(top),
+            cost_s=round(cost, 6),
+        )
         self.cadence.schedule(time.monotonic(), ctx.steps, cost)
 
     def tick(self, ctx: ProbeContext) -> None:
         if ctx.done:
             return  # after the last step, finish() takes the final summary
-        if (self.base is not None and self.cadence is not None and not memray_probe.tracking()
-                and self.cadence.due(time.monotonic(), ctx.steps)):
+        if (
+            self.base is not None
+            and self.cadence is not None
+            and not memray_probe.tracking()
+            and self.cadence.due(time.monotonic(), ctx.steps)
+        ):
             self.snapshot(ctx)
 
     def snapshot(self, ctx: ProbeContext, final: bool = False) -> None:
@@ -131,14 +149,23 @@ class PymplerProbe(support.TypeSnapshots):
         began = time.perf_counter()
         try:
             current = summarize()
-            growth = {name: size - self.base.get(name, (0, 0))[1] for name, (_, size) in current.items()}
+            growth = {
+                name: size - self.base.get(name, (0, 0))[1] for name, (_, size) in current.items()
+            }
             tracked = self.followed.update(growth)
             self.count += 1
-            ctx.emit(EventKind.PYMPLER_SUMMARY, snapshot=self.count, baseline=False, final=final, steps=ctx.steps,
-                     steps_since_baseline=ctx.steps - self.base_steps, **_totals(current),
-                     types=_rows({n: current.get(n, (0, 0)) for n in tracked}),
-                     base=_rows({n: self.base.get(n, (0, 0)) for n in tracked}),
-                     cost_s=round(time.perf_counter() - began, 6))
+            ctx.emit(
+                EventKind.PYMPLER_SUMMARY,
+                snapshot=self.count,
+                baseline=False,
+                final=final,
+                steps=ctx.steps,
+                steps_since_baseline=ctx.steps - self.base_steps,
+                **_totals(current),
+                types=_rows({n: current.get(n, (0, 0)) for n in tracked}),
+                base=_rows({n: self.base.get(n, (0, 0)) for n in tracked}),
+                cost_s=round(time.perf_counter() - began, 6),
+            )
         except Exception as exc:
             support.record_failure(ctx, self.name, "summary", exc)
         self.cadence.schedule(time.monotonic(), ctx.steps, time.perf_counter() - began)
@@ -149,4 +176,7 @@ def _rows(table: dict[str, tuple[int, int]]) -> dict[str, dict[str, int]]:
 
 
 def _totals(table: dict[str, tuple[int, int]]) -> dict[str, Any]:
-    return {"total_count": sum(c for c, _ in table.values()), "total_size": sum(s for _, s in table.values())}
+    return {
+        "total_count": sum(c for c, _ in table.values()),
+        "total_size": sum(s for _, s in table.values()),
+    }

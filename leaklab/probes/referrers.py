@@ -53,7 +53,9 @@ def root_kind(obj: Any, state: Any) -> str | None:
         module = sys.modules.get(getattr(obj, "__module__", None) or "")
         # The module's namespace, not getattr(): a module __getattr__ may import or compute.
         namespace = _own_dict(module) if module is not None else None
-        return "class" if isinstance(namespace, dict) and namespace.get(obj.__name__) is obj else None
+        return (
+            "class" if isinstance(namespace, dict) and namespace.get(obj.__name__) is obj else None
+        )
     if isinstance(obj, types.FrameType):
         return "frame"
     return None
@@ -76,12 +78,16 @@ def user_roots(state: Any, classifier: Classifier) -> list[Any]:
     """The scenario's state, the user's modules, and the classes those modules define."""
     roots: list[Any] = [] if state is None else [state]
     for module in list(sys.modules.values()):
-        if not isinstance(module, types.ModuleType) or not classifier.is_user(source_file(module, "module")):
+        if not isinstance(module, types.ModuleType) or not classifier.is_user(
+            source_file(module, "module")
+        ):
             continue
         roots.append(module)
         namespace = _own_dict(module) or {}
         name = namespace.get("__name__")
-        roots.extend(v for v in list(namespace.values()) if isinstance(v, type) and v.__module__ == name)
+        roots.extend(
+            v for v in list(namespace.values()) if isinstance(v, type) and v.__module__ == name
+        )
     return roots
 
 
@@ -107,7 +113,11 @@ def sample_instances(name: str, k: int, among: int = 1000) -> list[Any]:
         del objects
     if len(found) <= k:
         return found
-    picks = [found[round(i * (len(found) - 1) / (k - 1))] for i in range(k)] if k > 1 else [found[len(found) // 2]]
+    picks = (
+        [found[round(i * (len(found) - 1) / (k - 1))] for i in range(k)]
+        if k > 1
+        else [found[len(found) // 2]]
+    )
     found.clear()
     return picks
 
@@ -123,12 +133,15 @@ def _children(obj: Any, is_root: bool) -> list[Any]:
         return []
     if isinstance(obj, types.FunctionType):
         # Closures and defaults hold state; __globals__ is a module, entered from its own root or not at all.
-        return [x for x in (obj.__closure__, obj.__defaults__, obj.__kwdefaults__, _own_dict(obj)) if x]
+        return [
+            x for x in (obj.__closure__, obj.__defaults__, obj.__kwdefaults__, _own_dict(obj)) if x
+        ]
     return gc.get_referents(obj)
 
 
-def forward_chain(roots: list[Any], targets: list[Any], deadline: float, max_depth: int,
-                  max_nodes: int = 500_000) -> list[Any] | None:
+def forward_chain(
+    roots: list[Any], targets: list[Any], deadline: float, max_depth: int, max_nodes: int = 500_000
+) -> list[Any] | None:
     """The shortest chain ``[root, ..., target]`` from one of ``roots`` to one of ``targets``."""
     wanted = {id(t) for t in targets}
     if not wanted:
@@ -167,7 +180,9 @@ def forward_chain(roots: list[Any], targets: list[Any], deadline: float, max_dep
         del frontier
 
 
-def backward_chain(obj: Any, state: Any, deadline: float, max_depth: int, ignore: tuple[int, ...]) -> list[Any] | None:
+def backward_chain(
+    obj: Any, state: Any, deadline: float, max_depth: int, ignore: tuple[int, ...]
+) -> list[Any] | None:
     """``objgraph.find_backref_chain`` from ``obj`` to any root; raises :class:`OutOfTime`."""
     import objgraph
 
@@ -176,8 +191,9 @@ def backward_chain(obj: Any, state: Any, deadline: float, max_depth: int, ignore
             raise OutOfTime
         return root_kind(candidate, state) is not None
 
-    chain = objgraph.find_backref_chain(obj, is_root, max_depth=max_depth,
-                                        extra_ignore=(*ignore, id(sys._getframe())))
+    chain = objgraph.find_backref_chain(
+        obj, is_root, max_depth=max_depth, extra_ignore=(*ignore, id(sys._getframe()))
+    )
     if len(chain) == 1 and root_kind(chain[0], state) is None:
         return None
     return chain
@@ -215,7 +231,10 @@ def key_of(container: Any, value: Any) -> str | None:
             slots = cls.__dict__.get("__slots__", ())
             for slot in (slots,) if isinstance(slots, str) else slots:
                 descriptor = cls.__dict__.get(slot) if isinstance(slot, str) else None
-                if isinstance(descriptor, types.MemberDescriptorType) and _member(descriptor, container) is value:
+                if (
+                    isinstance(descriptor, types.MemberDescriptorType)
+                    and _member(descriptor, container) is value
+                ):
                     return f".{slot}"
     except Exception:  # a container that changes size or raises while we look
         return None
@@ -249,8 +268,9 @@ def describe(chain: list[Any], state: Any, classifier: Classifier | None = None)
     """
     root = chain[0]
     kind = root_kind(root, state) or "unknown"
-    user_root = kind == "state" or (kind != "unknown" and classifier is not None
-                                    and classifier.is_user(source_file(root, kind)))
+    user_root = kind == "state" or (
+        kind != "unknown" and classifier is not None and classifier.is_user(source_file(root, kind))
+    )
     rest = chain[1:]
     base = _root_base(root, kind)
     # A module's or class's namespace dict is part of the root: name the global it holds.
@@ -264,17 +284,32 @@ def describe(chain: list[Any], state: Any, classifier: Classifier | None = None)
     pending_via: str | None = None
     for position, obj in enumerate(rest):
         following = rest[position + 1] if position + 1 < len(rest) else None
-        if position > 0 and isinstance(obj, dict) and following is not None and _own_dict(previous) is obj:
+        if (
+            position > 0
+            and isinstance(obj, dict)
+            and following is not None
+            and _own_dict(previous) is obj
+        ):
             pending_via = key_of(obj, following)
             continue
-        via = pending_via if pending_via is not None else (None if position == 0 else key_of(previous, obj))
+        via = (
+            pending_via
+            if pending_via is not None
+            else (None if position == 0 else key_of(previous, obj))
+        )
         pending_via = None
         name = type_name(type(obj))
         hops.append({"label": _short(name), "type": name, "via": via})
         previous = obj
     del root, rest, previous, chain
-    return {"root": hops[0]["label"], "root_kind": kind, "hops": hops, "user_root": user_root,
-            "text": " -> ".join(h["label"] for h in hops), "depth": len(hops) - 1}
+    return {
+        "root": hops[0]["label"],
+        "root_kind": kind,
+        "hops": hops,
+        "user_root": user_root,
+        "text": " -> ".join(h["label"] for h in hops),
+        "depth": len(hops) - 1,
+    }
 
 
 def _name_in(namespace: dict[str, Any], value: Any) -> str | None:

@@ -53,7 +53,9 @@ class RetentionProbe(Probe):
         self.searches = 0
 
     def start(self, ctx: ProbeContext) -> None:
-        on_demand = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1")
+        on_demand = threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "SIGUSR1"
+        )
         # A scenario that handles SIGUSR1 itself keeps it.
         if on_demand and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
             self.previous_handler = signal.signal(signal.SIGUSR1, self._on_signal)
@@ -122,7 +124,9 @@ class RetentionProbe(Probe):
                 self._draw(ctx, result, index, reason)
             ctx.emit(EventKind.RETENTION_CHAIN, **result)
 
-    def _search_type(self, ctx: ProbeContext, name: str, classifier: Classifier, budget: float) -> dict[str, Any]:
+    def _search_type(
+        self, ctx: ProbeContext, name: str, classifier: Classifier, budget: float
+    ) -> dict[str, Any]:
         """A chain to one of a few sampled instances: from the user's roots, else from any root."""
         began = time.monotonic()
         state = ctx.state
@@ -134,7 +138,9 @@ class RetentionProbe(Probe):
         try:
             roots = referrers.user_roots(state, classifier)
             try:
-                chain = referrers.forward_chain(roots, instances, began + budget / 2, self.MAX_DEPTH)
+                chain = referrers.forward_chain(
+                    roots, instances, began + budget / 2, self.MAX_DEPTH
+                )
             except referrers.OutOfTime:
                 chain, timed_out = None, True
             roots.clear()
@@ -145,7 +151,9 @@ class RetentionProbe(Probe):
                     if time.monotonic() >= began + budget:
                         break
                     try:
-                        chain = referrers.backward_chain(instances[i], state, began + budget, self.MAX_DEPTH, ignore)
+                        chain = referrers.backward_chain(
+                            instances[i], state, began + budget, self.MAX_DEPTH, ignore
+                        )
                     except referrers.OutOfTime:
                         timed_out = True
                         break
@@ -159,10 +167,22 @@ class RetentionProbe(Probe):
             sampled = len(instances)
             instances.clear()
             del instances, state
-        result: dict[str, Any] = {"seconds": round(time.monotonic() - began, 3), "search": how,
-                                  "instances": sampled, "timed_out": timed_out and described is None}
+        result: dict[str, Any] = {
+            "seconds": round(time.monotonic() - began, 3),
+            "search": how,
+            "instances": sampled,
+            "timed_out": timed_out and described is None,
+        }
         if described is None:
-            result.update(found=False, text=None, hops=[], root=None, root_kind=None, depth=None, user_root=False)
+            result.update(
+                found=False,
+                text=None,
+                hops=[],
+                root=None,
+                root_kind=None,
+                depth=None,
+                user_root=False,
+            )
         else:
             result.update(found=True, **described)
         return result
@@ -171,7 +191,10 @@ class RetentionProbe(Probe):
         folder = ctx.artifacts / "retention"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            short = re.sub(r"[^A-Za-z0-9_.-]+", "_", chain["object_type"].rsplit(".", 1)[-1])[:40] or "type"
+            short = (
+                re.sub(r"[^A-Za-z0-9_.-]+", "_", chain["object_type"].rsplit(".", 1)[-1])[:40]
+                or "type"
+            )
             dot_path = folder / f"{reason}-{index}-{short}.dot"
             png = chain_graph.render_png(chain, dot_path)
         except Exception as exc:

@@ -35,7 +35,9 @@ def count_types(collect: bool = True) -> Counter[str]:
     # probe's, not the program's (docs/profiles.md).
     # The collection above stays on the calling thread: finalizers run where they
     # would have run anyway.
-    worker = threading.Thread(target=lambda: counted.append(_count_by_type()), name="leaklab-count-types")
+    worker = threading.Thread(
+        target=lambda: counted.append(_count_by_type()), name="leaklab-count-types"
+    )
     worker.start()
     worker.join()
     if not counted:
@@ -70,8 +72,13 @@ def count_types_at(ctx: ProbeContext) -> Counter[str]:
 
 def record_failure(ctx: ProbeContext, probe: str, what: str, exc: BaseException) -> None:
     """A snapshot that failed: recorded as an event; the probe and the run go on."""
-    ctx.emit(EventKind.SNAPSHOT_ERROR, probe=probe, what=what, error=f"{type(exc).__name__}: {exc}",
-             traceback=traceback.format_exc(limit=8))
+    ctx.emit(
+        EventKind.SNAPSHOT_ERROR,
+        probe=probe,
+        what=what,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc(limit=8),
+    )
 
 
 def safe_text(value: Any, limit: int = 60) -> str:
@@ -152,7 +159,14 @@ class Cadence:
     spends about ``budget`` of the run's time, within ``[min_s, max_s]``.
     """
 
-    def __init__(self, options: dict[str, Any], budget: float, min_s: float, max_s: float, stretch: float = 1.0) -> None:
+    def __init__(
+        self,
+        options: dict[str, Any],
+        budget: float,
+        min_s: float,
+        max_s: float,
+        stretch: float = 1.0,
+    ) -> None:
         every = options.get("snapshot_every") or {}
         self.every_steps = int(every["steps"] * stretch) if every.get("steps") else None
         self.every_s = float(every["seconds"]) * stretch if every.get("seconds") else None

@@ -124,8 +124,12 @@ class TracemallocProbe(Probe):
             # time limit; in a short run those limits would take most of it.
             share = self.BUDGET * float(duration) / sum(self.LENGTHS)
             self.unit_s = max(self.MIN_WINDOW_S, min(self.unit_s, share))
-        self.cadence = support.Cadence(ctx.options, self.BUDGET if not self.continuous else 0.02,
-                                       self.MIN_PERIOD_S, self.MAX_PERIOD_S)
+        self.cadence = support.Cadence(
+            ctx.options,
+            self.BUDGET if not self.continuous else 0.02,
+            self.MIN_PERIOD_S,
+            self.MAX_PERIOD_S,
+        )
         self.classifier = Classifier(ctx.plan.get("scenario_path"))
         # What the first window would otherwise allocate once and keep (compiled filter
         # patterns, the kind of each loaded file) is allocated now, before the baseline.
@@ -136,7 +140,9 @@ class TracemallocProbe(Probe):
             if isinstance(filename, str):
                 self.classifier.kind(filename)
         if tracemalloc.is_tracing():
-            self.continuous = True  # someone else traces all along: compare snapshots, never stop it
+            self.continuous = (
+                True  # someone else traces all along: compare snapshots, never stop it
+            )
         self.leaky = STOP_LEAKS and not self.continuous and not self.cadence.fixed
         if ctx.warmup_done:
             self.warmup_end(ctx)
@@ -150,10 +156,14 @@ class TracemallocProbe(Probe):
                 room = (1 - self.LEAKY_START) / sum(self.LENGTHS)
                 if warmup.get("seconds"):
                     self.cadence.next_t = self.started + self.LEAKY_START * float(warmup["seconds"])
-                    self.unit_s = max(self.MIN_WINDOW_S, min(self.unit_s, room * float(warmup["seconds"]) / 2))
+                    self.unit_s = max(
+                        self.MIN_WINDOW_S, min(self.unit_s, room * float(warmup["seconds"]) / 2)
+                    )
                 elif warmup.get("steps"):
                     self.cadence.next_t = None
-                    self.cadence.next_steps = ctx.steps + int(self.LEAKY_START * int(warmup["steps"]))
+                    self.cadence.next_steps = ctx.steps + int(
+                        self.LEAKY_START * int(warmup["steps"])
+                    )
                     self.unit_steps = max(1, min(self.unit_steps, int(room * int(warmup["steps"]))))
             self._rearm(ctx)
 
@@ -212,7 +222,11 @@ class TracemallocProbe(Probe):
             self.seen.clear()
 
     def overhead(self) -> dict[str, float]:
-        return {"slowdown_s": round(self.slowdown_s, 6), "traced_s": round(self.traced_s, 6), "snapshots": self.count}
+        return {
+            "slowdown_s": round(self.slowdown_s, 6),
+            "traced_s": round(self.traced_s, 6),
+            "snapshots": self.count,
+        }
 
     # -- windows ----------------------------------------------------------------
 
@@ -249,11 +263,19 @@ class TracemallocProbe(Probe):
             self.cadence.schedule(now, ctx.steps, cost_s=0.0)
             return
         mark_t, mark_steps = self.mark
-        rate_out = (ctx.steps - mark_steps) / (now - mark_t) if now > mark_t and ctx.steps > mark_steps else None
+        rate_out = (
+            (ctx.steps - mark_steps) / (now - mark_t)
+            if now > mark_t and ctx.steps > mark_steps
+            else None
+        )
         tracemalloc.start(self.NFRAMES)
         self.owns = True
-        self.window = {"t": time.monotonic(), "steps": ctx.steps, "rate_out": rate_out,
-                       "report": self.ready or self.leaky}
+        self.window = {
+            "t": time.monotonic(),
+            "steps": ctx.steps,
+            "rate_out": rate_out,
+            "report": self.ready or self.leaky,
+        }
 
     def _maybe_close(self, ctx: ProbeContext, now: float) -> None:
         assert self.window is not None
@@ -289,7 +311,9 @@ class TracemallocProbe(Probe):
             self.primed += 1
         if snapshot is not None:
             try:
-                self._emit_window(ctx, snapshot, steps, elapsed, rate_out, slowdown, began, window["report"])
+                self._emit_window(
+                    ctx, snapshot, steps, elapsed, rate_out, slowdown, began, window["report"]
+                )
             except Exception as exc:
                 support.record_failure(ctx, self.name, "window statistics", exc)
             finally:
@@ -315,26 +339,47 @@ class TracemallocProbe(Probe):
                 self.cadence.next_t = self.started + self.LEAKY_GROWTH * (end - self.started)
         self.mark = (end, ctx.steps)
 
-    def _emit_window(self, ctx: ProbeContext, snapshot: tracemalloc.Snapshot, steps: int, elapsed: float,
-                     rate_out: float | None, slowdown: float, began: float, report: bool = True) -> None:
+    def _emit_window(
+        self,
+        ctx: ProbeContext,
+        snapshot: tracemalloc.Snapshot,
+        steps: int,
+        elapsed: float,
+        rate_out: float | None,
+        slowdown: float,
+        began: float,
+        report: bool = True,
+    ) -> None:
         assert self.classifier is not None
         snapshot = snapshot.filter_traces(_FILTERS)
         stats = snapshot.statistics("traceback")
         total_size = sum(s.size for s in stats)
         total_count = sum(s.count for s in stats)
-        sites = group_sites(((s.traceback, s.size, s.count, s.size, s.count) for s in stats), self.classifier, self.TOP,
-                            seen=self.seen)
+        sites = group_sites(
+            ((s.traceback, s.size, s.count, s.size, s.count) for s in stats),
+            self.classifier,
+            self.TOP,
+            seen=self.seen,
+        )
         # A warm-up window does all the work above (its memory is the point) but reports
         # nothing: the first-use caches of the warm-up would show among its survivors.
         if not report:
             return
         self.count += 1
-        ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="window", snapshot=self.count, nframes=self.NFRAMES,
-                 steps=steps, seconds=round(elapsed, 6),
-                 rate_in=round(steps / elapsed, 3) if elapsed > 0 else None,
-                 rate_out=None if rate_out is None else round(rate_out, 3),
-                 slowdown_s=round(slowdown, 6), snapshot_s=round(time.perf_counter() - began, 6),
-                 survivors={"size": total_size, "count": total_count}, sites=sites)
+        ctx.emit(
+            EventKind.TRACEMALLOC_SNAPSHOT,
+            mode="window",
+            snapshot=self.count,
+            nframes=self.NFRAMES,
+            steps=steps,
+            seconds=round(elapsed, 6),
+            rate_in=round(steps / elapsed, 3) if elapsed > 0 else None,
+            rate_out=None if rate_out is None else round(rate_out, 3),
+            slowdown_s=round(slowdown, 6),
+            snapshot_s=round(time.perf_counter() - began, 6),
+            survivors={"size": total_size, "count": total_count},
+            sites=sites,
+        )
 
     # -- continuous ---------------------------------------------------------------
 
@@ -360,15 +405,27 @@ class TracemallocProbe(Probe):
             diffs = snapshot.compare_to(self.baseline, "traceback")
             del snapshot
             traced, peak = tracemalloc.get_traced_memory()
-            sites = group_sites(((d.traceback, d.size_diff, d.count_diff, d.size, d.count) for d in diffs),
-                                self.classifier, self.TOP, seen=self.seen)
+            sites = group_sites(
+                ((d.traceback, d.size_diff, d.count_diff, d.size, d.count) for d in diffs),
+                self.classifier,
+                self.TOP,
+                seen=self.seen,
+            )
             del diffs
             base_t, base_steps = self.baseline_at
             self.count += 1
-            ctx.emit(EventKind.TRACEMALLOC_SNAPSHOT, mode="continuous", snapshot=self.count,
-                     nframes=tracemalloc.get_traceback_limit(), steps=ctx.steps - base_steps,
-                     seconds=round(now - base_t, 6), traced=traced, peak=peak,
-                     snapshot_s=round(time.perf_counter() - began, 6), sites=sites)
+            ctx.emit(
+                EventKind.TRACEMALLOC_SNAPSHOT,
+                mode="continuous",
+                snapshot=self.count,
+                nframes=tracemalloc.get_traceback_limit(),
+                steps=ctx.steps - base_steps,
+                seconds=round(now - base_t, 6),
+                traced=traced,
+                peak=peak,
+                snapshot_s=round(time.perf_counter() - began, 6),
+                sites=sites,
+            )
         except Exception as exc:
             support.record_failure(ctx, self.name, "snapshot", exc)
         cost = time.perf_counter() - began

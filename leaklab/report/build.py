@@ -69,12 +69,20 @@ def _draw(runs: list[ReportRun], out: Path) -> compose.Charts:
         top = charts.top_growth(r, out / f"top-growth-{r.role}.png")
         if top is not None:
             drawn.top_growth[r.role] = top
-        drawn.chain_graphs[r.role] = [chains.copy_graph(r, c, out, i) for i, c in enumerate(r.attribution.chains, 1)]
+        drawn.chain_graphs[r.role] = [
+            chains.copy_graph(r, c, out, i) for i, c in enumerate(r.attribution.chains, 1)
+        ]
     return drawn
 
 
-def build(sel: selection.Selection, out: str | os.PathLike[str] | None = None, *, reports_root: str = "reports",
-          limit: int | None = None, warmup: Any = None) -> ReportResult:
+def build(
+    sel: selection.Selection,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    reports_root: str = "reports",
+    limit: int | None = None,
+    warmup: Any = None,
+) -> ReportResult:
     """Write the report for ``sel`` into ``out`` (default ``reports/<name>/``)."""
     roles = ("before", "after") if sel.pair else ("run",)
     runs = [load(path, role, warmup=warmup) for path, role in zip(sel.runs, roles, strict=True)]
@@ -91,6 +99,10 @@ def build(sel: selection.Selection, out: str | os.PathLike[str] | None = None, *
     (out_dir / REPORT_MD).write_text(markdown.render(doc), encoding="utf-8")
     (out_dir / REPORT_HTML).write_text(html.render(doc), encoding="utf-8")
     data = summary.summary(doc, runs, limits)
-    (out_dir / SUMMARY_JSON).write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    files = [out_dir / REPORT_MD, out_dir / REPORT_HTML, out_dir / SUMMARY_JSON] + [f.path for f in doc.figures()]
+    (out_dir / SUMMARY_JSON).write_text(
+        json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    files = [out_dir / REPORT_MD, out_dir / REPORT_HTML, out_dir / SUMMARY_JSON] + [
+        f.path for f in doc.figures()
+    ]
     return ReportResult(out_dir, files, data)

@@ -11,16 +11,20 @@ from typing import Any
 from leaklab.report.subject import ReportRun
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ROOT_KINDS = {"module": "module global", "class": "class attribute", "state": "scenario state",
-              "frame": "running frame"}
+ROOT_KINDS = {
+    "module": "module global",
+    "class": "class attribute",
+    "state": "scenario state",
+    "frame": "running frame",
+}
 
 
 def chain_text(chain: dict[str, Any]) -> str:
     """One chain, one hop per line, each under the one that holds it::
 
-        named_leaks._CACHE  (module global)
-          -> dict
-            -> [5973] Widget
+    named_leaks._CACHE  (module global)
+      -> dict
+        -> [5973] Widget
     """
     hops = chain.get("hops") or []
     if not chain.get("found") or not hops:

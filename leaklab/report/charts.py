@@ -61,7 +61,9 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _new(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw: object) -> tuple[Figure, np.ndarray]:
+def _new(
+    figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw: object
+) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes
@@ -88,24 +90,42 @@ def _trend_lines(r: ReportRun, signal: str) -> list[tuple[float, float, float, f
         ok = units.finite(g.per_s) and units.finite(g.baseline)
         return [(g.t_start, g.t_end, g.baseline, g.per_s)] if ok else []
     if signal == "rss" and r.recycling is not None:
-        return [(s.t_start, s.t_end, s.baseline, s.bytes_per_s) for s in r.recycling.generation_slopes
-                if units.finite(s.bytes_per_s) and units.finite(s.baseline)]
+        return [
+            (s.t_start, s.t_end, s.baseline, s.bytes_per_s)
+            for s in r.recycling.generation_slopes
+            if units.finite(s.bytes_per_s) and units.finite(s.baseline)
+        ]
     return []
 
 
-def _trend(ax: Axes, r: ReportRun, signal: str, x_scale: float, y_scale: float, colour: str, label: str) -> None:
+def _trend(
+    ax: Axes, r: ReportRun, signal: str, x_scale: float, y_scale: float, colour: str, label: str
+) -> None:
     """The fitted line(s) of ``signal``; only the first carries the label."""
     for i, (t0, t1, y0, slope) in enumerate(_trend_lines(r, signal)):
         x = np.array([t0, t1])
         y = y0 + slope * (x - t0)
-        ax.plot(x / x_scale, y / y_scale, linestyle="--", linewidth=1.8, color=colour, alpha=0.95,
-                label=label if i == 0 else None)
+        ax.plot(
+            x / x_scale,
+            y / y_scale,
+            linestyle="--",
+            linewidth=1.8,
+            color=colour,
+            alpha=0.95,
+            label=label if i == 0 else None,
+        )
 
 
 def _shade_warmup(ax: Axes, start: float, end: float, x_scale: float, label: bool = True) -> None:
     if units.finite(end) and end > start:
-        ax.axvspan(start / x_scale, end / x_scale, color=style.WARMUP, alpha=0.18, linewidth=0,
-                   label="warm-up (not analysed)" if label else None)
+        ax.axvspan(
+            start / x_scale,
+            end / x_scale,
+            color=style.WARMUP,
+            alpha=0.18,
+            linewidth=0,
+            label="warm-up (not analysed)" if label else None,
+        )
 
 
 def _tick(value: float, _pos: int | None = None) -> str:
@@ -176,12 +196,23 @@ def memory_over_time(r: ReportRun, path: Path) -> Path | None:
             for i, (a, b) in enumerate(spans):
                 _shade_warmup(ax, a, b, ts.seconds, label=i == 0 and ax is axes[0, 0])
         top = axes[0, 0]
-        for col, colour, name, width in (("uss", style.USS, "USS", 1.0), ("rss", r.colour, "RSS", 1.4)):
+        for col, colour, name, width in (
+            ("uss", style.USS, "USS", 1.0),
+            ("rss", r.colour, "RSS", 1.4),
+        ):
             x, y = _line(r, "t", col)
             if len(x):
                 top.plot(x / ts.seconds, y / style.MB, color=colour, linewidth=width, label=name)
         if "rss" in r.analysis.growth:
-            _trend(top, r, "rss", ts.seconds, style.MB, "black", "RSS " + trend_label(r.analysis.growth["rss"]))
+            _trend(
+                top,
+                r,
+                "rss",
+                ts.seconds,
+                style.MB,
+                "black",
+                "RSS " + trend_label(r.analysis.growth["rss"]),
+            )
         top.set_title("Process memory (measured from outside)", loc="left")
         _axis_formatters(top, "MB")
         if heap:
@@ -192,7 +223,15 @@ def memory_over_time(r: ReportRun, path: Path) -> Path | None:
             if not _trend_lines(r, heap):  # no line to carry the rate: the series does
                 name += f" ({trend_label(r.analysis.growth[heap])})"
             bottom.plot(x / ts.seconds, y / div, color=style.HEAP, linewidth=1.4, label=name)
-            _trend(bottom, r, heap, ts.seconds, div, (0.0, 0.3, 0.2), f"{name} {trend_label(r.analysis.growth[heap])}")
+            _trend(
+                bottom,
+                r,
+                heap,
+                ts.seconds,
+                div,
+                (0.0, 0.3, 0.2),
+                f"{name} {trend_label(r.analysis.growth[heap])}",
+            )
             bottom.set_title(HEAP_TITLES[heap], loc="left")
             _axis_formatters(bottom, unit)
         axes[-1, 0].set_xlabel(ts.label)
@@ -215,16 +254,30 @@ def before_after(before: ReportRun, after: ReportRun, path: Path) -> Path:
         fig, axes = _new(style.WIDE, 1, 2, sharey=True)
         fig.suptitle(f"RSS before and after: {plain(before.scenario)}", fontweight="bold")
         by_time, by_steps = axes[0, 0], axes[0, 1]
-        warm_t = max((r.analysis.window.t_start for r in runs if units.finite(r.analysis.window.t_start)), default=math.nan)
-        warm_s = max((r.analysis.window.steps_start for r in runs if units.finite(r.analysis.window.steps_start)), default=math.nan)
+        warm_t = max(
+            (r.analysis.window.t_start for r in runs if units.finite(r.analysis.window.t_start)),
+            default=math.nan,
+        )
+        warm_s = max(
+            (
+                r.analysis.window.steps_start
+                for r in runs
+                if units.finite(r.analysis.window.steps_start)
+            ),
+            default=math.nan,
+        )
         _shade_warmup(by_time, 0.0, warm_t, ts.seconds)
         _shade_warmup(by_steps, 0.0, warm_s, 1.0, label=False)
         for r in runs:
             g = r.analysis.growth.get("rss")
             x, y = _line(r, "t", "rss")
-            by_time.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.6, label=plain(r.label))
+            by_time.plot(
+                x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.6, label=plain(r.label)
+            )
             if g is not None:
-                _trend(by_time, r, "rss", ts.seconds, style.MB, r.colour, f"{r.role} {trend_label(g)}")
+                _trend(
+                    by_time, r, "rss", ts.seconds, style.MB, r.colour, f"{r.role} {trend_label(g)}"
+                )
             x, y = _line(r, "steps", "rss")
             by_steps.plot(x, y / style.MB, color=r.colour, linewidth=1.6, label=plain(r.label))
         by_time.set_title("by time", loc="left")
@@ -238,14 +291,19 @@ def before_after(before: ReportRun, after: ReportRun, path: Path) -> Path:
         # One legend under both panels (it never hides a curve): runs in the left column,
         # their fitted trends on the right, the warm-up last.
         handles = dict(zip(*reversed(by_time.get_legend_handles_labels()), strict=True))
-        order = [plain(r.label) for r in runs] + [k for k in handles if k.startswith("warm-up")] + \
-            [k for k in handles if "trend" in k]
+        order = (
+            [plain(r.label) for r in runs]
+            + [k for k in handles if k.startswith("warm-up")]
+            + [k for k in handles if "trend" in k]
+        )
         order = [k for k in order if k in handles]
         fig.legend([handles[k] for k in order], order, loc="outside lower center", ncol=2)
         return _save(fig, path)
 
 
-def _rate_point(r: ReportRun, signal: str, hourly: bool) -> tuple[float, float, float, float, str] | None:
+def _rate_point(
+    r: ReportRun, signal: str, hourly: bool
+) -> tuple[float, float, float, float, str] | None:
     """(value, lo, hi, material threshold, text) on the panel's scale, or None."""
     g = r.analysis.growth.get(signal)
     if g is None:
@@ -279,7 +337,15 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
     heaps = [heap_signal(r) for r in runs]
     heap = next((h for h in heaps if h), None)
     if heap and all(h in (heap, None) for h in heaps):
-        panels.append((heap, "traced memory growth (bytes/step)" if heap == "traced" else "allocated blocks per step", False))
+        panels.append(
+            (
+                heap,
+                "traced memory growth (bytes/step)"
+                if heap == "traced"
+                else "allocated blocks per step",
+                False,
+            )
+        )
     with matplotlib.rc_context(style.RC):
         fig, axes = _new((10.0, 1.4 + 0.75 * len(runs)), 1, len(panels), sharey=True)
         fig.suptitle("Growth rate per run, with 95% confidence interval", fontweight="bold")
@@ -290,8 +356,15 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
             for y, r in zip(ypos, runs, strict=True):
                 point = _rate_point(r, signal, hourly)
                 if point is None:
-                    ax.annotate("not measured", (0, y), xytext=(6, 0), textcoords="offset points", va="center",
-                                fontsize=9, color=style.MUTED)
+                    ax.annotate(
+                        "not measured",
+                        (0, y),
+                        xytext=(6, 0),
+                        textcoords="offset points",
+                        va="center",
+                        fontsize=9,
+                        color=style.MUTED,
+                    )
                     continue
                 value, lo, hi, threshold, text = point
                 err = None
@@ -299,16 +372,43 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
                     err = [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
                     xs += [lo, hi]
                 xs.append(value)
-                ax.errorbar([value], [y], xerr=err, fmt="o", color=r.colour, ecolor=r.colour,
-                            elinewidth=2.5, capsize=6, markersize=8, zorder=3)
+                ax.errorbar(
+                    [value],
+                    [y],
+                    xerr=err,
+                    fmt="o",
+                    color=r.colour,
+                    ecolor=r.colour,
+                    elinewidth=2.5,
+                    capsize=6,
+                    markersize=8,
+                    zorder=3,
+                )
                 right = hi if err is not None else value
-                ax.annotate(text, (right, y), xytext=(10, 0), textcoords="offset points", ha="left", va="center",
-                            fontsize=9, color=r.colour, fontweight="bold")
+                ax.annotate(
+                    text,
+                    (right, y),
+                    xytext=(10, 0),
+                    textcoords="offset points",
+                    ha="left",
+                    va="center",
+                    fontsize=9,
+                    color=r.colour,
+                    fontweight="bold",
+                )
                 if units.finite(threshold) and threshold > 0:
                     xs.append(threshold)
                     thresholds.append(threshold)
-                    ax.fill_betweenx([y - 0.32, y + 0.32], 0, threshold, color=style.WARMUP, alpha=0.3, linewidth=0,
-                                     label="below the leak threshold" if y == ypos[0] else None, zorder=1)
+                    ax.fill_betweenx(
+                        [y - 0.32, y + 0.32],
+                        0,
+                        threshold,
+                        color=style.WARMUP,
+                        alpha=0.3,
+                        linewidth=0,
+                        label="below the leak threshold" if y == ypos[0] else None,
+                        zorder=1,
+                    )
             lo_x, hi_x = min(xs), max(xs)
             linthresh = min(thresholds, default=0.0)
             if linthresh > 0 and max(abs(lo_x), hi_x) > SYMLOG_RATIO * linthresh:
@@ -316,13 +416,21 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
                 # so a fixed run's small rate and its threshold stay visible next to a leak's.
                 ax.set_xscale("symlog", linthresh=linthresh, linscale=1.5)
                 ax.set_xlim(-0.15 * linthresh if lo_x >= -linthresh else lo_x * 3, hi_x * 12)
-                decades = 10.0 ** np.arange(math.ceil(math.log10(linthresh * 1.5)), math.ceil(math.log10(hi_x * 12)))
+                decades = 10.0 ** np.arange(
+                    math.ceil(math.log10(linthresh * 1.5)), math.ceil(math.log10(hi_x * 12))
+                )
                 ax.set_xticks([0.0, *decades])
                 ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-                ax.set_xlabel("linear up to the leak threshold, logarithmic above", fontsize=8, color=style.MUTED)
+                ax.set_xlabel(
+                    "linear up to the leak threshold, logarithmic above",
+                    fontsize=8,
+                    color=style.MUTED,
+                )
             else:
                 span = hi_x - lo_x or 1.0
-                ax.set_xlim(lo_x - 0.08 * span, hi_x + 0.45 * span)  # room for the value on the right
+                ax.set_xlim(
+                    lo_x - 0.08 * span, hi_x + 0.45 * span
+                )  # room for the value on the right
             ax.axvline(0, color="black", linewidth=0.8)
             ax.set_title(title, loc="left")
             ax.set_yticks(ypos, [plain(r.label) for r in runs])
@@ -351,15 +459,28 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
         fig, axes = _new(style.WIDE)
         ax = axes[0, 0]
         x, y = _line(r, "t", "rss")
-        ax.plot(x / ts.seconds, y / style.MB, color=r.colour, linewidth=1.5,
-                label=f"RSS ({len(generations)} process{'es' if len(generations) > 1 else ''})")
+        ax.plot(
+            x / ts.seconds,
+            y / style.MB,
+            color=r.colour,
+            linewidth=1.5,
+            label=f"RSS ({len(generations)} process{'es' if len(generations) > 1 else ''})",
+        )
         for i, s in enumerate(m.generation_slopes):
             if not (units.finite(s.bytes_per_s) and units.finite(s.baseline)):
                 continue
             x = np.array([s.t_start, s.t_end])
             y = s.baseline + s.bytes_per_s * (x - s.t_start)
-            ax.plot(x / ts.seconds, y / style.MB, color="black", linestyle="--", linewidth=1.3,
-                    label=f"growth per process (median {units.format_mb_per_hour(m.leak_bytes_per_s)})" if i == 0 else None)
+            ax.plot(
+                x / ts.seconds,
+                y / style.MB,
+                color="black",
+                linestyle="--",
+                linewidth=1.3,
+                label=f"growth per process (median {units.format_mb_per_hour(m.leak_bytes_per_s)})"
+                if i == 0
+                else None,
+            )
         restarts = _restart_events(r)
         for kind, marker, colour in (("memory", "v", style.RESTART), ("crash", "X", style.LIMIT)):
             hits = [e for e in restarts if (e.get("reason") or "memory") == kind]
@@ -368,14 +489,32 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
             xs = np.array([float(e["t"]) for e in hits]) / ts.seconds
             for x in xs:
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1, alpha=0.8)
-            ys = [float(e["rss"]) / style.MB if units.finite(e.get("rss")) else math.nan for e in hits]
+            ys = [
+                float(e["rss"]) / style.MB if units.finite(e.get("rss")) else math.nan for e in hits
+            ]
             what = "at the limit" if kind == "memory" else "after a crash"
-            ax.plot(xs, ys, linestyle="none", marker=marker, markersize=8, color=colour,
-                    label=f"restart {what} ({len(hits)})")
+            ax.plot(
+                xs,
+                ys,
+                linestyle="none",
+                marker=marker,
+                markersize=8,
+                color=colour,
+                label=f"restart {what} ({len(hits)})",
+            )
         if units.finite(m.limit):
-            ax.axhline(m.limit / style.MB, color=style.LIMIT, linestyle="--", linewidth=1.6,
-                       label=f"limit {units.format_size(m.limit)}, checked every {units.format_duration(m.check_interval_s)}")
-        rate = f", {units.sig(m.restarts_per_hour)} restarts per hour" if units.finite(m.restarts_per_hour) else ""
+            ax.axhline(
+                m.limit / style.MB,
+                color=style.LIMIT,
+                linestyle="--",
+                linewidth=1.6,
+                label=f"limit {units.format_size(m.limit)}, checked every {units.format_duration(m.check_interval_s)}",
+            )
+        rate = (
+            f", {units.sig(m.restarts_per_hour)} restarts per hour"
+            if units.finite(m.restarts_per_hour)
+            else ""
+        )
         fig.suptitle(f"Recycling on a memory limit: {plain(r.label)}{rate}", fontweight="bold")
         ax.set_xlabel(ts.label)
         ax.set_ylabel("RSS (MB)")
@@ -387,7 +526,7 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
 
 def _short(text: str, width: int = 46) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _site_label(site: dict) -> str:
@@ -400,11 +539,24 @@ def _site_label(site: dict) -> str:
 
 def top_growth(r: ReportRun, path: Path) -> Path | None:
     """The growing types (objects per step) and allocation sites (bytes per step), largest on top."""
-    types = [(str(t.get("type")), t.get("per_step")) for t in r.attribution.top_types if units.finite(t.get("per_step"))]
-    sites = [(_site_label(s), s.get("bytes_per_step"))
-             for s in r.attribution.top_sites if units.finite(s.get("bytes_per_step"))]
-    panels = [(title, items, unit) for title, items, unit in (
-        ("Growing types", types, "objects per step"), ("Growing allocation sites", sites, "bytes per step")) if items]
+    types = [
+        (str(t.get("type")), t.get("per_step"))
+        for t in r.attribution.top_types
+        if units.finite(t.get("per_step"))
+    ]
+    sites = [
+        (_site_label(s), s.get("bytes_per_step"))
+        for s in r.attribution.top_sites
+        if units.finite(s.get("bytes_per_step"))
+    ]
+    panels = [
+        (title, items, unit)
+        for title, items, unit in (
+            ("Growing types", types, "objects per step"),
+            ("Growing allocation sites", sites, "bytes per step"),
+        )
+        if items
+    ]
     if not panels:
         return None
     rows = max(len(items) for _, items, _ in panels)

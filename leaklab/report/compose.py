@@ -26,7 +26,9 @@ class Charts:
     memory: dict[str, Path] = field(default_factory=dict)  # role -> file
     sawtooth: dict[str, Path] = field(default_factory=dict)
     top_growth: dict[str, Path] = field(default_factory=dict)
-    chain_graphs: dict[str, list[Path | None]] = field(default_factory=dict)  # role -> one per chain
+    chain_graphs: dict[str, list[Path | None]] = field(
+        default_factory=dict
+    )  # role -> one per chain
 
 
 def title(runs: Sequence[ReportRun]) -> str:
@@ -52,13 +54,23 @@ def notices(runs: Sequence[ReportRun]) -> list[Notice]:
 def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit]) -> Section:
     section = Section("Summary")
     for r in runs:
-        section.blocks.append(Para(" ".join(r.analysis.verdict.reasons) or "no reasons given", strong=f"{r.label}: {r.analysis.label}."))
+        section.blocks.append(
+            Para(
+                " ".join(r.analysis.verdict.reasons) or "no reasons given",
+                strong=f"{r.label}: {r.analysis.label}.",
+            )
+        )
     if len(runs) == 2:
         before, after = runs
         if charts.before_after:
-            section.blocks.append(Figure(charts.before_after, f"RSS before and after, {before.scenario}",
-                                         "RSS of both runs on the same axes, by time and by steps completed; "
-                                         "dashed lines are the fitted trends."))
+            section.blocks.append(
+                Figure(
+                    charts.before_after,
+                    f"RSS before and after, {before.scenario}",
+                    "RSS of both runs on the same axes, by time and by steps completed; "
+                    "dashed lines are the fitted trends.",
+                )
+            )
         comparison = tables.comparison_table(before, after, limits)
         comparison.colours = ["", before.colour, after.colour]
         section.blocks.append(comparison)
@@ -68,22 +80,32 @@ def _summary(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryL
 
 
 def _memory_figure(r: ReportRun, path: Path) -> Figure:
-    return Figure(path, f"Memory over time, {r.label}",
-                  "Process memory (top) and the Python-level signal (bottom); shaded stretches (setup, each process's warm-up) are not analysed; "
-                  "dashed lines are the fitted trends.")
+    return Figure(
+        path,
+        f"Memory over time, {r.label}",
+        "Process memory (top) and the Python-level signal (bottom); shaded stretches (setup, each process's warm-up) are not analysed; "
+        "dashed lines are the fitted trends.",
+    )
 
 
 def _growth(runs: Sequence[ReportRun], charts: Charts) -> Section:
     section = Section("Growth")
     table = tables.growth_table(runs)
     if not table.rows:
-        section.blocks.append(Para("No memory signal has samples after the warm-up, so no growth could be measured."))
+        section.blocks.append(
+            Para("No memory signal has samples after the warm-up, so no growth could be measured.")
+        )
         return section
     section.blocks.append(table)
     if charts.growth_rates:
-        section.blocks.append(Figure(charts.growth_rates, "Growth rate per run with 95% confidence interval",
-                                     "Whiskers are the 95% confidence interval; growth inside the grey band is "
-                                     "below the rate the verdict counts as a leak."))
+        section.blocks.append(
+            Figure(
+                charts.growth_rates,
+                "Growth rate per run with 95% confidence interval",
+                "Whiskers are the 95% confidence interval; growth inside the grey band is "
+                "below the rate the verdict counts as a leak.",
+            )
+        )
     return section
 
 
@@ -99,10 +121,15 @@ def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Memory
     section.blocks.append(tables.restart_behaviour_table(runs, limits))
     for r in runs:
         if r.role in charts.sawtooth:
-            section.blocks.append(Figure(charts.sawtooth[r.role], f"Recycling sawtooth, {r.label}",
-                                         "RSS of each process generation (gaps: no process serving); triangles mark "
-                                         "restarts, the dashed red line is the limit, black dashes each generation's "
-                                         "fitted growth."))
+            section.blocks.append(
+                Figure(
+                    charts.sawtooth[r.role],
+                    f"Recycling sawtooth, {r.label}",
+                    "RSS of each process generation (gaps: no process serving); triangles mark "
+                    "restarts, the dashed red line is the limit, black dashes each generation's "
+                    "fitted growth.",
+                )
+            )
     return section
 
 
@@ -111,7 +138,12 @@ def _system_metrics(runs: Sequence[ReportRun], plan: dict[str, Any] | None) -> S
     if not any(r.recycling is not None or r.prediction is not None for r in runs):
         return None
     section = Section("System metrics under recycling", [tables.system_metrics_table(runs, plan)])
-    notes = [f"{r.label}: {note}" for r in runs if r.prediction is not None for note in r.prediction.notes]
+    notes = [
+        f"{r.label}: {note}"
+        for r in runs
+        if r.prediction is not None
+        for note in r.prediction.notes
+    ]
     if notes:
         section.blocks.append(Bullets(notes))
     return section
@@ -133,19 +165,50 @@ def _generations(runs: Sequence[ReportRun]) -> Section | None:
         report = generations_report(r.run)
         if not report.generations:
             continue
-        rows = [[str(g.generation), str(g.pid or ""), units.format_size(g.rss_start), units.format_size(g.rss_peak),
-                 units.format_growth(g.bytes_per_h, "bytes", "h", signed=True), f"{g.percent_per_h:+,.0f}%/h"]
-                for g in report.generations]
-        blocks.append(Table(["generation", "pid", "memory after the (re)start", "peak", "growth within", "growth %/h"],
-                            rows, caption=f"Process generations, {r.label}", key=f"generations_{r.role}", text_columns=2))
+        rows = [
+            [
+                str(g.generation),
+                str(g.pid or ""),
+                units.format_size(g.rss_start),
+                units.format_size(g.rss_peak),
+                units.format_growth(g.bytes_per_h, "bytes", "h", signed=True),
+                f"{g.percent_per_h:+,.0f}%/h",
+            ]
+            for g in report.generations
+        ]
+        blocks.append(
+            Table(
+                [
+                    "generation",
+                    "pid",
+                    "memory after the (re)start",
+                    "peak",
+                    "growth within",
+                    "growth %/h",
+                ],
+                rows,
+                caption=f"Process generations, {r.label}",
+                key=f"generations_{r.role}",
+                text_columns=2,
+            )
+        )
         if report.creep_bytes_per_restart == report.creep_bytes_per_restart:  # not NaN
-            finding = ("memory does not go back down after a restart (baseline creep)" if report.creeps
-                       else "no baseline creep")
-            interval = units.format_interval(units.format_size(report.creep_low, signed=True),
-                                             units.format_size(report.creep_high, signed=True))
-            blocks.append(Para(f"{units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
-                               f"(95% CI {interval}): {finding}.",
-                               strong=f"{r.label}, memory after each restart:"))
+            finding = (
+                "memory does not go back down after a restart (baseline creep)"
+                if report.creeps
+                else "no baseline creep"
+            )
+            interval = units.format_interval(
+                units.format_size(report.creep_low, signed=True),
+                units.format_size(report.creep_high, signed=True),
+            )
+            blocks.append(
+                Para(
+                    f"{units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
+                    f"(95% CI {interval}): {finding}.",
+                    strong=f"{r.label}, memory after each restart:",
+                )
+            )
     return Section("Process generations and runtime heap", blocks) if blocks else None
 
 
@@ -158,15 +221,25 @@ def _what_grows(runs: Sequence[ReportRun], charts: Charts) -> Section:
             section.blocks.append(Para("; ".join(attr.notes) + ".", strong=f"{r.label}:"))
             continue
         if r.role in charts.top_growth:
-            section.blocks.append(Figure(charts.top_growth[r.role], f"Growing types and allocation sites, {r.label}",
-                                         "Types by objects added per step; sites by bytes allocated and still held per step."))
+            section.blocks.append(
+                Figure(
+                    charts.top_growth[r.role],
+                    f"Growing types and allocation sites, {r.label}",
+                    "Types by objects added per step; sites by bytes allocated and still held per step.",
+                )
+            )
         if attr.top_types:
             section.blocks.append(tables.types_table(r))
         if attr.top_sites:
             section.blocks.append(tables.sites_table(r))
         graphs = charts.chain_graphs.get(r.role, [])
         for i, chain in enumerate(attr.chains):
-            section.blocks.append(Pre(chains.chain_text(chain), title=f"Retention chain, {r.label}: {chain.get('type')}"))
+            section.blocks.append(
+                Pre(
+                    chains.chain_text(chain),
+                    title=f"Retention chain, {r.label}: {chain.get('type')}",
+                )
+            )
             graph = graphs[i] if i < len(graphs) else None
             if graph is not None:
                 section.blocks.append(Figure(graph, f"Retention graph of {chain.get('type')}"))
@@ -187,8 +260,12 @@ def _notes(runs: Sequence[ReportRun]) -> Section:
     return Section("Notes", [Bullets(items)])
 
 
-def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLimit],
-            plan: dict[str, Any] | None = None) -> Document:
+def compose(
+    runs: Sequence[ReportRun],
+    charts: Charts,
+    limits: Sequence[MemoryLimit],
+    plan: dict[str, Any] | None = None,
+) -> Document:
     """The whole report, in the order an incident write-up reads."""
     sections = [_summary(runs, charts, limits), _growth(runs, charts)]
     over_time = _over_time(runs, charts)
@@ -203,5 +280,9 @@ def compose(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[MemoryLi
         sections.append(metrics)
     sections.append(_what_grows(runs, charts))
     sections += [_provenance(runs), _notes(runs)]
-    subtitle = "Runs: " + ", ".join(f"{r.label} = {r.path.name}" for r in runs) if len(runs) > 1 else f"Run: {runs[0].path.name}"
+    subtitle = (
+        "Runs: " + ", ".join(f"{r.label} = {r.path.name}" for r in runs)
+        if len(runs) > 1
+        else f"Run: {runs[0].path.name}"
+    )
     return Document(title(runs), subtitle, notices(runs), sections)

@@ -30,7 +30,9 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     key: str = ""  # name of the table in summary.json
-    colours: list[str] = field(default_factory=list)  # per column header ("" for none): before/after
+    colours: list[str] = field(
+        default_factory=list
+    )  # per column header ("" for none): before/after
     text_columns: int = 1  # leading columns of text (left-aligned); the rest hold numbers
 
 

@@ -23,5 +23,7 @@ def per_step(growth: Growth) -> str:
 def ci_per_step(growth: Growth) -> str:
     """The 95% interval per step, or per second where steps are unknown."""
     if units.finite(growth.ci95_per_step[0]) and units.finite(growth.ci95_per_step[1]):
-        return units.format_ci(growth.ci95_per_step, lambda v: units.format_growth(v, growth.unit, "step"))
+        return units.format_ci(
+            growth.ci95_per_step, lambda v: units.format_growth(v, growth.unit, "step")
+        )
     return units.format_ci(growth.ci95, lambda v: units.format_growth(v, growth.unit, "s"))

@@ -38,15 +38,22 @@ def _e(text: object) -> str:
 
 
 def _cell(tag: str, text: str, is_text: bool, colour: str = "") -> str:
-    attrs = (' class="text"' if is_text else "") + (f' style="color: {_e(colour)}"' if colour else "")
+    attrs = (' class="text"' if is_text else "") + (
+        f' style="color: {_e(colour)}"' if colour else ""
+    )
     return f"<{tag}{attrs}>{_e(text)}</{tag}>"
 
 
 def _table(t: Table) -> str:
     colours = list(t.colours) + [""] * (len(t.headers) - len(t.colours))
-    head = "".join(_cell("th", h, i < t.text_columns, c) for i, (h, c) in enumerate(zip(t.headers, colours, strict=True)))
-    body = "".join("<tr>" + "".join(_cell("td", c, i < t.text_columns) for i, c in enumerate(row)) + "</tr>"
-                   for row in t.rows)
+    head = "".join(
+        _cell("th", h, i < t.text_columns, c)
+        for i, (h, c) in enumerate(zip(t.headers, colours, strict=True))
+    )
+    body = "".join(
+        "<tr>" + "".join(_cell("td", c, i < t.text_columns) for i, c in enumerate(row)) + "</tr>"
+        for row in t.rows
+    )
     caption = f"<caption>{_e(t.caption)}</caption>" if t.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

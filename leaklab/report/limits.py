@@ -34,12 +34,20 @@ def limits_for(runs: Sequence[ReportRun], override: int | None = None) -> list[M
     recycled = next((r for r in runs if r.recycle_policy), None)
     if recycled is not None:
         assert recycled.recycle_policy is not None
-        source = "the run's recycling limit" if len(runs) == 1 else f"the recycling limit of {recycled.label}"
+        source = (
+            "the run's recycling limit"
+            if len(runs) == 1
+            else f"the recycling limit of {recycled.label}"
+        )
         return [MemoryLimit(float(recycled.recycle_policy.limit or 0), source) for _ in runs]
     out = []
     for r in runs:
         cap = r.run.config.max_rss
-        out.append(MemoryLimit(float(cap), "the run's --max-rss cap") if cap else MemoryLimit(None, "none recorded"))
+        out.append(
+            MemoryLimit(float(cap), "the run's --max-rss cap")
+            if cap
+            else MemoryLimit(None, "none recorded")
+        )
     return out
 
 
@@ -56,9 +64,13 @@ def recycling_plan(runs: Sequence[ReportRun], override: int | None = None) -> di
     policy = next((r.recycle_policy for r in runs if r.recycle_policy), None)
     if policy is None and override is None:
         return None
-    plan = {"check_interval_s": pm2_defaults.PM2_CHECK_INTERVAL_S, "mode": pm2_defaults.DEFAULT_MODE,
-            "kill_signal": pm2_defaults.PM2_KILL_SIGNAL, "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S,
-            **(policy.to_dict() if policy else {})}
+    plan = {
+        "check_interval_s": pm2_defaults.PM2_CHECK_INTERVAL_S,
+        "mode": pm2_defaults.DEFAULT_MODE,
+        "kill_signal": pm2_defaults.PM2_KILL_SIGNAL,
+        "kill_timeout_s": pm2_defaults.PM2_KILL_TIMEOUT_S,
+        **(policy.to_dict() if policy else {}),
+    }
     if override is not None:
         plan["limit"] = override
     return plan
@@ -69,8 +81,14 @@ def predict(r: ReportRun, plan: dict[str, Any] | None) -> recycling.Prediction |
     if plan is None:
         return None
     try:
-        return recycling.predict_from_run(r.run, float(plan["limit"]), float(plan["check_interval_s"]),
-                                          mode=str(plan["mode"]), kill_signal=str(plan["kill_signal"]),
-                                          kill_timeout_s=float(plan["kill_timeout_s"]), analysis=r.analysis)
+        return recycling.predict_from_run(
+            r.run,
+            float(plan["limit"]),
+            float(plan["check_interval_s"]),
+            mode=str(plan["mode"]),
+            kill_signal=str(plan["kill_signal"]),
+            kill_timeout_s=float(plan["kill_timeout_s"]),
+            analysis=r.analysis,
+        )
     except ValueError:
         return None

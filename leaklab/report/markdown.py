@@ -28,8 +28,12 @@ def _fence(text: str) -> str:
 
 
 def _table(t: Table) -> list[str]:
-    lines = ["| " + " | ".join(escape(h) for h in t.headers) + " |",
-             "|" + "|".join(" --- " if i < t.text_columns else " ---: " for i in range(len(t.headers))) + "|"]
+    lines = [
+        "| " + " | ".join(escape(h) for h in t.headers) + " |",
+        "|"
+        + "|".join(" --- " if i < t.text_columns else " ---: " for i in range(len(t.headers)))
+        + "|",
+    ]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in t.rows]
     if t.caption:
         lines += ["", f"*{escape(t.caption)}*"]

@@ -10,7 +10,9 @@ import numpy as np
 MAX_POINTS = 4000
 
 
-def envelope(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def envelope(
+    x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points of (x, y): per bucket of consecutive samples, the
     minimum and the maximum, in time order. Non-finite values are dropped first."""
     x = np.asarray(x, dtype=float)
@@ -23,14 +25,19 @@ def envelope(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tupl
     buckets = max_points // 2
     edges = np.linspace(0, n, buckets + 1).astype(int)
     starts = edges[:-1]
-    lo_idx = starts + np.array([int(np.argmin(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    hi_idx = starts + np.array([int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    lo_idx = starts + np.array(
+        [int(np.argmin(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    hi_idx = starts + np.array(
+        [int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
     idx = np.sort(np.unique(np.concatenate([lo_idx, hi_idx])))
     return x[idx], y[idx]
 
 
-def envelope_by_process(x: np.ndarray, y: np.ndarray, process: np.ndarray,
-                        max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def envelope_by_process(
+    x: np.ndarray, y: np.ndarray, process: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`envelope` of each process generation's rows, joined by a NaN point, so a
     drawn line breaks at a restart instead of joining one process to the next."""
     x, y, process = (np.asarray(a, dtype=float) for a in (x, y, process))

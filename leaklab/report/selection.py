@@ -52,8 +52,10 @@ def latest(root: str | os.PathLike[str] = "runs") -> Selection:
     """The latest before/after pair of the latest run's scenario, or the latest run."""
     runs = store.list_runs(root)
     if not runs:
-        raise store.RunFormatError(f"no runs under {root}; record one with `leaklab run SCENARIO`, "
-                                   "or name runs: `leaklab report RUN` / `--before A --after B`")
+        raise store.RunFormatError(
+            f"no runs under {root}; record one with `leaklab run SCENARIO`, "
+            "or name runs: `leaklab report RUN` / `--before A --after B`"
+        )
     checked: dict[Path, bool] = {}
 
     def newest_of(paths: list[Path]) -> Path | None:
@@ -67,7 +69,9 @@ def latest(root: str | os.PathLike[str] = "runs") -> Selection:
 
     newest = newest_of(runs)
     if newest is None:
-        raise store.RunFormatError(f"no well-formed runs under {root}; record one with `leaklab run SCENARIO`")
+        raise store.RunFormatError(
+            f"no well-formed runs under {root}; record one with `leaklab run SCENARIO`"
+        )
     metas = {p: _meta(p) for p in runs}
     scenario = metas[newest].get("scenario")
     same = [p for p in runs if metas[p].get("scenario") == scenario]

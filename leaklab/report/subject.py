@@ -23,7 +23,9 @@ class ReportRun:
     analysis: RunAnalysis
     attribution: Attribution
     recycling: RecyclingMetrics | None = None  # measured, when the run was recycled
-    prediction: Prediction | None = None  # recycling at the report's limit, predicted from the run's growth
+    prediction: Prediction | None = (
+        None  # recycling at the report's limit, predicted from the run's growth
+    )
 
     @property
     def path(self) -> Path:
@@ -70,12 +72,22 @@ class ReportRun:
 def load(path: str | Path, role: str, warmup: Any = None) -> ReportRun:
     run = store.read_run(path, warn=False)
     analysis = analyze(run, warmup=warmup)
-    return ReportRun(role=role, run=run, analysis=analysis, attribution=_attribution(run, analysis),
-                     recycling=_recycling(run))
+    return ReportRun(
+        role=role,
+        run=run,
+        analysis=analysis,
+        attribution=_attribution(run, analysis),
+        recycling=_recycling(run),
+    )
 
 
 #: Probes whose events the attribution reads.
-ATTRIBUTION_PROBES = {"gc-types": "types", "pympler": "types", "tracemalloc": "sites", "tracemalloc-full": "sites"}
+ATTRIBUTION_PROBES = {
+    "gc-types": "types",
+    "pympler": "types",
+    "tracemalloc": "sites",
+    "tracemalloc-full": "sites",
+}
 
 
 def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
@@ -84,11 +96,15 @@ def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
     probes = set(run.config.probes or [])
     recorded = {what for name, what in ATTRIBUTION_PROBES.items() if name in probes}
     if "types" not in recorded:
-        found.notes.append("type counts were not recorded: run with --profile default (or --probe gc-types) "
-                           "to see which types grow")
+        found.notes.append(
+            "type counts were not recorded: run with --profile default (or --probe gc-types) "
+            "to see which types grow"
+        )
     if "sites" not in recorded:
-        found.notes.append("allocation sites were not recorded: run with --profile default (or --probe tracemalloc) "
-                           "to see where they are allocated")
+        found.notes.append(
+            "allocation sites were not recorded: run with --profile default (or --probe tracemalloc) "
+            "to see where they are allocated"
+        )
     if recorded and not (found.top_types or found.top_sites):
         found.notes.append("no type or allocation site grew steadily enough to be called a leak")
     return found

@@ -55,14 +55,18 @@ def clean(value: Any) -> Any:
     return value
 
 
-def summary(doc: Document, runs: Sequence[ReportRun], limits: Sequence[MemoryLimit]) -> dict[str, Any]:
-    return clean({
-        "schema": SCHEMA,
-        "leaklab": __version__,
-        "title": doc.title,
-        "kind": "before_after" if len(runs) == 2 else "run",
-        "notices": [n.text for n in doc.notices],
-        "runs": [_run(r, limit) for r, limit in zip(runs, limits, strict=True)],
-        "tables": {t.key: tables.as_dict(t) for t in doc.tables() if t.key},
-        "charts": [f.path.name for f in doc.figures()],
-    })
+def summary(
+    doc: Document, runs: Sequence[ReportRun], limits: Sequence[MemoryLimit]
+) -> dict[str, Any]:
+    return clean(
+        {
+            "schema": SCHEMA,
+            "leaklab": __version__,
+            "title": doc.title,
+            "kind": "before_after" if len(runs) == 2 else "run",
+            "notices": [n.text for n in doc.notices],
+            "runs": [_run(r, limit) for r, limit in zip(runs, limits, strict=True)],
+            "tables": {t.key: tables.as_dict(t) for t in doc.tables() if t.key},
+            "charts": [f.path.name for f in doc.figures()],
+        }
+    )

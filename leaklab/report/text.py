@@ -16,7 +16,11 @@ HEADERS = ("signal", "per step", "95% CI per step", "per hour", "%/h", "baseline
 
 def _row(a: RunAnalysis, g: Growth) -> tuple[str, ...]:
     """Per step where steps are known (per second otherwise), per hour, %/h and the baseline."""
-    per, value, interval = ("step", g.per_step, g.ci95_per_step) if math.isfinite(g.per_step) else ("s", g.per_s, g.ci95)
+    per, value, interval = (
+        ("step", g.per_step, g.ci95_per_step)
+        if math.isfinite(g.per_step)
+        else ("s", g.per_s, g.ci95)
+    )
 
     def rate(v: float, per: str = per) -> str:
         return units.format_growth(v, g.unit, per, signed=True)
@@ -27,13 +31,26 @@ def _row(a: RunAnalysis, g: Growth) -> tuple[str, ...]:
     else:
         baseline = units.format_size(g.baseline)
     label = a.signal_verdicts[g.signal].label if g.signal in a.signal_verdicts else ""
-    return (g.signal, rate(value), units.format_ci(interval, rate), rate(g.per_hour, "h"), pct, baseline, label)
+    return (
+        g.signal,
+        rate(value),
+        units.format_ci(interval, rate),
+        rate(g.per_hour, "h"),
+        pct,
+        baseline,
+        label,
+    )
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip()
-            for r in rows]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
 
 
 def _window_line(a: RunAnalysis) -> str | None:
@@ -56,7 +73,9 @@ def format_summary(a: RunAnalysis) -> str:
     """A plain-text summary: what was analysed, growth per signal, the verdict and why."""
     lines: list[str] = []
     meta = a.meta
-    name = str(meta.get("scenario") or "run") + (f" [{meta['variant']}]" if meta.get("variant") else "")
+    name = str(meta.get("scenario") or "run") + (
+        f" [{meta['variant']}]" if meta.get("variant") else ""
+    )
     lines.append(f"analysis  {name}  ({a.status})")
     window = _window_line(a)
     if window is not None:
@@ -71,11 +90,15 @@ def format_summary(a: RunAnalysis) -> str:
     for reason in v.reasons:
         lines.append(f"          {reason}")
     if v.label == Label.INCONCLUSIVE and v.more_time_s is not None:
-        lines.append(f"          Suggested: run for at least {units.format_duration(_total(a) + v.more_time_s)} in total.")
+        lines.append(
+            f"          Suggested: run for at least {units.format_duration(_total(a) + v.more_time_s)} in total."
+        )
     lines.extend(summary_lines(a.top_types, a.top_sites, a.chains))
     for note in a.notes:
         lines.append(f"note      {note}")
-    lines.append("baseline  %/h is relative to the fitted value at the first sample after the warm-up")
+    lines.append(
+        "baseline  %/h is relative to the fitted value at the first sample after the warm-up"
+    )
     return "\n".join(lines)
 
 

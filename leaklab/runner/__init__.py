@@ -13,4 +13,15 @@ from leaklab.runner.parent import (
 )
 from leaklab.runner.supervisor import RecyclePolicy
 
-__all__ = ["EXIT_CODES", "Look", "Prepared", "RecyclePolicy", "RunConfig", "RunResult", "StopRule", "default_max_rss", "prepare", "run"]
+__all__ = [
+    "EXIT_CODES",
+    "Look",
+    "Prepared",
+    "RecyclePolicy",
+    "RunConfig",
+    "RunResult",
+    "StopRule",
+    "default_max_rss",
+    "prepare",
+    "run",
+]

@@ -106,7 +106,14 @@ def _limit_address_space(limit: int | None) -> None:
 class StepLoop:
     """Pacing, stop conditions, sampling and warm-up: shared by the sync and async drivers."""
 
-    def __init__(self, spec: ChildSpec, reporter: Reporter, state: Any, active_probes: list[probe_registry.Probe], ctx: probe_registry.ProbeContext) -> None:
+    def __init__(
+        self,
+        spec: ChildSpec,
+        reporter: Reporter,
+        state: Any,
+        active_probes: list[probe_registry.Probe],
+        ctx: probe_registry.ProbeContext,
+    ) -> None:
         self.spec = spec
         self.reporter = reporter
         self.state = state
@@ -120,7 +127,9 @@ class StepLoop:
         self.rate: float | None = spec.rate
         self.interval: float = float(spec.interval)
         #: sample at step boundaries too, so a short step-bounded run still has a trend
-        self.sample_every: int | None = max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
+        self.sample_every: int | None = (
+            max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
+        )
         self.self_rss = SelfRss()
         #: run times (seconds) at which to force a collection and sample: just before the parent's looks
         self.collect_at: list[float] = sorted(float(x) for x in spec.collect_at)
@@ -128,7 +137,9 @@ class StepLoop:
         self.samples_taken = 0
         self.heap = CollectedHeap(
             COLLECT_BUDGET,
-            spacing_s=(self.duration / COLLECTIONS_PER_RUN) if self.duration else (None if self.max_steps else 4 * self.interval),
+            spacing_s=(self.duration / COLLECTIONS_PER_RUN)
+            if self.duration
+            else (None if self.max_steps else 4 * self.interval),
             spacing_steps=max(1, self.max_steps // COLLECTIONS_PER_RUN) if self.max_steps else None,
         )
         self.max_errors: int = int(spec.max_errors)
@@ -242,8 +253,12 @@ class StepLoop:
         except Exception as exc:
             self.probes.remove(probe)
             self.reporter.event(
-                EventKind.PROBE_ERROR, self.now(), probe=probe.name, method=method,
-                error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                EventKind.PROBE_ERROR,
+                self.now(),
+                probe=probe.name,
+                method=method,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
             )
             return None
         finally:
@@ -272,13 +287,27 @@ class StepLoop:
             self.errors += 1
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             if self.errors <= MAX_REPORTED_TRACEBACKS:
-                self.reporter.event(EventKind.STEP_ERROR, self.now(), step=self.steps, error=f"{type(error).__name__}: {error}", traceback=tb)
+                self.reporter.event(
+                    EventKind.STEP_ERROR,
+                    self.now(),
+                    step=self.steps,
+                    error=f"{type(error).__name__}: {error}",
+                    traceback=tb,
+                )
             if self.errors > self.max_errors:
-                self.failure = {"phase": "step", "step": self.steps, "error": f"{type(error).__name__}: {error}", "traceback": tb}
+                self.failure = {
+                    "phase": "step",
+                    "step": self.steps,
+                    "error": f"{type(error).__name__}: {error}",
+                    "traceback": tb,
+                }
                 self.request_stop(Status.FAILED)
         if not self.warmup_done and (
             (self.warmup_steps is not None and self.steps >= self.warmup_steps)
-            or (self.warmup_seconds is not None and time.monotonic() - self.start >= self.warmup_seconds)
+            or (
+                self.warmup_seconds is not None
+                and time.monotonic() - self.start >= self.warmup_seconds
+            )
         ):
             self.warmup_done = True
             self.ctx.warmup_done = True
@@ -290,15 +319,23 @@ class StepLoop:
             # Stamped after the probes' baselines and the collection: their pause belongs to the
             # warm-up, not to the start of the analysed stretch (nor to its step rate).
             self.reporter.event(EventKind.WARMUP_END, self.now(), steps=self.steps)
-        if self.sample_every is not None and self.steps % self.sample_every == 0 and not (
-                self.collect_at and self.now() >= self.collect_at[0]):
+        if (
+            self.sample_every is not None
+            and self.steps % self.sample_every == 0
+            and not (self.collect_at and self.now() >= self.collect_at[0])
+        ):
             self.sample()
             self.next_sample = time.monotonic() + self.interval
         else:
             self.sample_if_due()
-        if (self.max_steps is not None and self.steps >= self.max_steps
-                or self.duration is not None and time.monotonic() - self.start >= self.duration
-                or self.deadline is not None and time.monotonic() >= self.deadline):
+        if (
+            self.max_steps is not None
+            and self.steps >= self.max_steps
+            or self.duration is not None
+            and time.monotonic() - self.start >= self.duration
+            or self.deadline is not None
+            and time.monotonic() >= self.deadline
+        ):
             self.request_stop(Status.COMPLETED)
         return self.stop_reason is None
 
@@ -315,8 +352,13 @@ class StepLoop:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
-                                        error=f"{type(exc).__name__}: {exc}")
+                    self.reporter.event(
+                        EventKind.PROBE_ERROR,
+                        self.now(),
+                        probe="loop_call",
+                        method="loop_call",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             try:
                 step(self.state)
             except Exception as exc:
@@ -338,8 +380,13 @@ class StepLoop:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe="loop_call", method="loop_call",
-                                        error=f"{type(exc).__name__}: {exc}")
+                    self.reporter.event(
+                        EventKind.PROBE_ERROR,
+                        self.now(),
+                        probe="loop_call",
+                        method="loop_call",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             try:
                 if is_coroutine:
                     await step(self.state)
@@ -390,12 +437,19 @@ def _create_probes(spec: ChildSpec, reporter: Reporter, now: Any) -> list[probe_
         try:
             active.append(probe_registry.create(name))
         except Exception as exc:
-            reporter.event(EventKind.PROBE_ERROR, now(), probe=name, method="create", error=f"{type(exc).__name__}: {exc}")
+            reporter.event(
+                EventKind.PROBE_ERROR,
+                now(),
+                probe=name,
+                method="create",
+                error=f"{type(exc).__name__}: {exc}",
+            )
     return active
 
 
-def _start_loop(spec: ChildSpec, reporter: Reporter, scenario: scenario_mod.Scenario, state: Any,
-                now: Any) -> tuple[StepLoop, dict[str, Any]]:
+def _start_loop(
+    spec: ChildSpec, reporter: Reporter, scenario: scenario_mod.Scenario, state: Any, now: Any
+) -> tuple[StepLoop, dict[str, Any]]:
     """The probes and the step loop, after setup; says ``hello`` (a service says it once it listens)."""
     assert spec.scenario_path is not None
     ctx = probe_registry.ProbeContext(
@@ -403,37 +457,67 @@ def _start_loop(spec: ChildSpec, reporter: Reporter, scenario: scenario_mod.Scen
         emit=lambda kind, **fields: reporter.event(kind, now(), **fields),
         options=dict(spec.probe_options),
         state=state,
-        plan={"steps": spec.steps, "duration_s": spec.duration_s, **spec.plan,
-              "warmup": spec.warmup, "scenario_path": spec.scenario_path},
+        plan={
+            "steps": spec.steps,
+            "duration_s": spec.duration_s,
+            **spec.plan,
+            "warmup": spec.warmup,
+            "scenario_path": spec.scenario_path,
+        },
     )
     active = _create_probes(spec, reporter, now)
-    hello = {"type": "hello", "pid": os.getpid(), "columns": [c for p in active for c in p.columns],
-             "is_async": scenario.is_async, "t": now()}
+    hello = {
+        "type": "hello",
+        "pid": os.getpid(),
+        "columns": [c for p in active for c in p.columns],
+        "is_async": scenario.is_async,
+        "t": now(),
+    }
     if not spec.serve:
         reporter.send(hello)
     return StepLoop(spec, reporter, state, active, ctx), hello
 
 
-def _drive(spec: ChildSpec, step_loop: StepLoop, scenario: scenario_mod.Scenario,
-           loop: asyncio.AbstractEventLoop | None, reporter: Reporter, hello: dict[str, Any]) -> None:
+def _drive(
+    spec: ChildSpec,
+    step_loop: StepLoop,
+    scenario: scenario_mod.Scenario,
+    loop: asyncio.AbstractEventLoop | None,
+    reporter: Reporter,
+    hello: dict[str, Any],
+) -> None:
     """Run the steps (or serve them) until the loop stops; a failure is recorded, not raised."""
     try:
         if spec.serve:
             from leaklab.runner import service
 
             assert loop is not None
-            drain = spec.drain_timeout_s if spec.drain_timeout_s is not None else service.DEFAULT_DRAIN_TIMEOUT_S
-            loop.run_until_complete(service.serve(
-                step_loop, scenario.module, scenario.step,
-                lambda message: reporter.send({**message, "t": step_loop.now()}), hello, float(drain),
-            ))
+            drain = (
+                spec.drain_timeout_s
+                if spec.drain_timeout_s is not None
+                else service.DEFAULT_DRAIN_TIMEOUT_S
+            )
+            loop.run_until_complete(
+                service.serve(
+                    step_loop,
+                    scenario.module,
+                    scenario.step,
+                    lambda message: reporter.send({**message, "t": step_loop.now()}),
+                    hello,
+                    float(drain),
+                )
+            )
         elif loop is not None:
             loop.run_until_complete(step_loop.run_async(scenario.step))
         else:
             step_loop.run_sync(scenario.step)
     except BaseException as exc:  # e.g. MemoryError at the address-space backstop
-        step_loop.failure = {"phase": "step", "step": step_loop.steps, "error": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc()}
+        step_loop.failure = {
+            "phase": "step",
+            "step": step_loop.steps,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
         step_loop.request_stop(Status.FAILED)
 
 
@@ -444,20 +528,39 @@ def _wind_down(step_loop: StepLoop, reporter: Reporter) -> None:
     step_loop.heap.close()
     step_loop.self_rss.close()
     blocks = step_loop.blocks
-    reporter.event(EventKind.COLLECTIONS, step_loop.now(), **step_loop.heap.summary(), block_reads=blocks.reads,
-                   block_reads_skipped=blocks.skipped, block_reads_s=round(blocks.spent_s, 6))
+    reporter.event(
+        EventKind.COLLECTIONS,
+        step_loop.now(),
+        **step_loop.heap.summary(),
+        block_reads=blocks.reads,
+        block_reads_skipped=blocks.skipped,
+        block_reads_s=round(blocks.spent_s, 6),
+    )
     step_loop.call_probes("finish")
     step_loop.ctx.state = None
     if step_loop.all_probes:
-        reporter.event(EventKind.PROBE_OVERHEAD, step_loop.now(), loop_s=round(loop_s, 6),
-                       probes=step_loop.probe_overhead(loop_s))
+        reporter.event(
+            EventKind.PROBE_OVERHEAD,
+            step_loop.now(),
+            loop_s=round(loop_s, 6),
+            probes=step_loop.probe_overhead(loop_s),
+        )
 
 
-def _teardown(scenario: scenario_mod.Scenario, loop: asyncio.AbstractEventLoop | None, state: Any,
-              step_loop: StepLoop) -> dict[str, Any]:
+def _teardown(
+    scenario: scenario_mod.Scenario,
+    loop: asyncio.AbstractEventLoop | None,
+    state: Any,
+    step_loop: StepLoop,
+) -> dict[str, Any]:
     """Teardown, then the ``done`` message: how the steps ended (a teardown failure fails the run)."""
     reason = step_loop.stop_reason or Status.COMPLETED
-    done: dict[str, Any] = {"type": "done", "reason": reason, "steps": step_loop.steps, "errors": step_loop.errors}
+    done: dict[str, Any] = {
+        "type": "done",
+        "reason": reason,
+        "steps": step_loop.steps,
+        "errors": step_loop.errors,
+    }
     if step_loop.failure:
         done.update(step_loop.failure)
     if scenario.teardown is not None:
@@ -465,8 +568,12 @@ def _teardown(scenario: scenario_mod.Scenario, loop: asyncio.AbstractEventLoop |
             _call(scenario.teardown, loop, state)
         except Exception as exc:
             if reason != Status.FAILED:
-                done.update(reason=Status.FAILED, phase="teardown", error=f"{type(exc).__name__}: {exc}",
-                            traceback=_traceback(exc))
+                done.update(
+                    reason=Status.FAILED,
+                    phase="teardown",
+                    error=f"{type(exc).__name__}: {exc}",
+                    traceback=_traceback(exc),
+                )
     if loop is not None:
         close_loop(loop)
     return done
@@ -481,8 +588,17 @@ def run(spec: ChildSpec) -> int:
         return time.monotonic() - spec.t0
 
     def fail(phase: str, exc: BaseException) -> int:
-        reporter.send({"type": "done", "reason": Status.FAILED, "phase": phase, "steps": 0, "t": now(),
-                       "error": f"{type(exc).__name__}: {exc}", "traceback": _traceback(exc)})
+        reporter.send(
+            {
+                "type": "done",
+                "reason": Status.FAILED,
+                "phase": phase,
+                "steps": 0,
+                "t": now(),
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": _traceback(exc),
+            }
+        )
         return 1
 
     try:
@@ -496,7 +612,11 @@ def run(spec: ChildSpec) -> int:
     stops = _StopSignals()
     try:
         setup = scenario.setup
-        state = _call(setup, loop, **scenario.setup_kwargs(spec.variant, spec.params)) if setup else None
+        state = (
+            _call(setup, loop, **scenario.setup_kwargs(spec.variant, spec.params))
+            if setup
+            else None
+        )
     except Exception as exc:
         return fail("setup", exc)
     step_loop, hello = _start_loop(spec, reporter, scenario, state, now)
@@ -511,7 +631,11 @@ def run(spec: ChildSpec) -> int:
     done = _teardown(scenario, loop, state, step_loop)
     done["t"] = now()
     reporter.send(done)
-    return 0 if done["reason"] == Status.COMPLETED else (130 if done["reason"] == Status.INTERRUPTED else 1)
+    return (
+        0
+        if done["reason"] == Status.COMPLETED
+        else (130 if done["reason"] == Status.INTERRUPTED else 1)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

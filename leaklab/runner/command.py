@@ -123,9 +123,13 @@ def parse_load_url(url: str) -> LoadTarget:
     """``http://127.0.0.1:{port}/path?q`` -> where to send the load; raises ScenarioError."""
     parts = urllib.parse.urlsplit(url.replace(PORT_TOKEN, "1"))
     if parts.scheme != "http":
-        raise ScenarioError(f"--load takes an http:// URL on 127.0.0.1 (http://127.0.0.1:{{port}}/path), not {url}")
+        raise ScenarioError(
+            f"--load takes an http:// URL on 127.0.0.1 (http://127.0.0.1:{{port}}/path), not {url}"
+        )
     if parts.hostname not in _LOCAL_HOSTS:
-        raise ScenarioError(f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local programs only")
+        raise ScenarioError(
+            f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local programs only"
+        )
     try:
         port = None if PORT_TOKEN in url else (parts.port or 80)
     except ValueError:
@@ -150,7 +154,11 @@ def program_name(command: list[str]) -> str:
 
 
 def substitute(command: list[str], port: int | None) -> list[str]:
-    return [arg.replace(PORT_TOKEN, str(port)) for arg in command] if port is not None else list(command)
+    return (
+        [arg.replace(PORT_TOKEN, str(port)) for arg in command]
+        if port is not None
+        else list(command)
+    )
 
 
 def prepare(config: CommandConfig) -> parent.Prepared:
@@ -159,17 +167,25 @@ def prepare(config: CommandConfig) -> parent.Prepared:
         raise ScenarioError("no command given: leaklab run -- CMD ARGS...")
     executable = shutil.which(config.command[0])
     if executable is None:
-        raise ScenarioError(f"command not found: {config.command[0]!r} (not an executable file, and not on PATH)")
+        raise ScenarioError(
+            f"command not found: {config.command[0]!r} (not an executable file, and not on PATH)"
+        )
     if config.load_url is not None:
         parse_load_url(config.load_url)
         if config.rate is None:
-            raise ScenarioError("--load needs a request rate: pass --rate (for example --rate 37/s)")
+            raise ScenarioError(
+                "--load needs a request rate: pass --rate (for example --rate 37/s)"
+            )
     elif config.steps is not None:
-        raise ScenarioError("--steps counts requests served: it needs --load URL (without load, use --duration)")
+        raise ScenarioError(
+            "--steps counts requests served: it needs --load URL (without load, use --duration)"
+        )
     elif config.rate is not None:
         raise ScenarioError("--rate is the load's request rate: it needs --load URL")
     if config.health_path is not None and not config.health_path.startswith("/"):
-        raise ScenarioError(f"--health takes a path that starts with '/', got {config.health_path!r}")
+        raise ScenarioError(
+            f"--health takes a path that starts with '/', got {config.health_path!r}"
+        )
     length = parent.plan_length(config)
     for probe in config.probes:
         probe_registry.probe_class(probe)
@@ -177,12 +193,29 @@ def prepare(config: CommandConfig) -> parent.Prepared:
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise ScenarioError(
             f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
-            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
-    script = next((Path(a) for a in config.command[1:] if not a.startswith("-") and Path(a).is_file()), None)
-    program = Program(program_name(config.command), (script or Path(executable)).resolve(),
-                      " ".join(config.command))
-    return parent.Prepared(config, program, None, {}, config.rate, length.duration_s, length.steps,  # type: ignore[arg-type]
-                           length.warmup, max_rss, length.sample_interval_s, length.until_confident)
+            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
+        )
+    script = next(
+        (Path(a) for a in config.command[1:] if not a.startswith("-") and Path(a).is_file()), None
+    )
+    program = Program(
+        program_name(config.command),
+        (script or Path(executable)).resolve(),
+        " ".join(config.command),
+    )
+    return parent.Prepared(
+        config,
+        program,
+        None,
+        {},
+        config.rate,
+        length.duration_s,
+        length.steps,  # type: ignore[arg-type]
+        length.warmup,
+        max_rss,
+        length.sample_interval_s,
+        length.until_confident,
+    )
 
 
 # -- one generation: the program and what it reports ------------------------------------------------
@@ -201,7 +234,16 @@ def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Messag
             try:
                 body = json.loads(data)
             except json.JSONDecodeError:
-                out.put((generation, {"type": "event", "kind": EventKind.PROTOCOL_ERROR, "line": data[:200].decode(errors="replace")}))
+                out.put(
+                    (
+                        generation,
+                        {
+                            "type": "event",
+                            "kind": EventKind.PROTOCOL_ERROR,
+                            "line": data[:200].decode(errors="replace"),
+                        },
+                    )
+                )
                 continue
             out.put((generation, {"type": "inprocess", "body": body}))
     out.put((generation, None))
@@ -210,12 +252,20 @@ def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Messag
 class CommandGeneration(Generation):
     """One start of the program: its process tree, its port, and its readiness."""
 
-    def __init__(self, number: int, proc: subprocess.Popen[bytes], t_spawn: float, port: int | None,
-                 argv: list[str]) -> None:
+    def __init__(
+        self,
+        number: int,
+        proc: subprocess.Popen[bytes],
+        t_spawn: float,
+        port: int | None,
+        argv: list[str],
+    ) -> None:
         super().__init__(number, proc, proc.pid, None, None, t_spawn, include_children=True)  # type: ignore[arg-type]
         self.port_planned = port
         self.argv = argv
-        self.exited_at: float | None = None  # monotonic time the program's own process was seen gone
+        self.exited_at: float | None = (
+            None  # monotonic time the program's own process was seen gone
+        )
         self.probed_pid: int | None = None  # the process whose in-process probes the run records
         self.probe_switched = False
         self.ignored_messages = 0
@@ -226,23 +276,44 @@ class CommandGeneration(Generation):
         self.stopped = threading.Event()
 
     @classmethod
-    def start(cls, number: int, argv: list[str], env: dict[str, str], spec: ChildSpec | None,
-              messages: queue.Queue[Message], stdout: IO[bytes], stderr: IO[bytes], t_spawn: float,
-              port: int | None) -> CommandGeneration:
+    def start(
+        cls,
+        number: int,
+        argv: list[str],
+        env: dict[str, str],
+        spec: ChildSpec | None,
+        messages: queue.Queue[Message],
+        stdout: IO[bytes],
+        stderr: IO[bytes],
+        t_spawn: float,
+        port: int | None,
+    ) -> CommandGeneration:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(env)
         if spec is not None:
             env[INPROCESS_ENV] = json.dumps(spec.replace(report_fd=theirs.fileno()).to_dict())
         try:
-            proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=stdout,
-                                    stderr=stderr, start_new_session=True, env=env, preexec_fn=die_with_parent)
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                env=env,
+                preexec_fn=die_with_parent,
+            )
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        threading.Thread(target=_packet_reader, args=(ours, number, messages), daemon=True,
-                         name=f"leaklab-command-reader-{number}").start()
+        threading.Thread(
+            target=_packet_reader,
+            args=(ours, number, messages),
+            daemon=True,
+            name=f"leaklab-command-reader-{number}",
+        ).start()
         return cls(number, proc, t_spawn, port, argv)
 
     @property
@@ -261,14 +332,35 @@ class CommandGeneration(Generation):
         def wait() -> None:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and self.alive and not self.stopped.is_set():
-                with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-                    messages.put((self.number, {"type": "hello", "pid": self.pid, "port": port,
-                                                "t": time.monotonic() - t0}))
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection((HOST, port), timeout=0.5),
+                ):
+                    messages.put(
+                        (
+                            self.number,
+                            {
+                                "type": "hello",
+                                "pid": self.pid,
+                                "port": port,
+                                "t": time.monotonic() - t0,
+                            },
+                        )
+                    )
                     return
                 time.sleep(_POLL_S)
             if self.alive and not self.stopped.is_set():
-                messages.put((self.number, {"type": "not_listening", "port": port, "t": time.monotonic() - t0,
-                                            "timeout_s": timeout_s}))
+                messages.put(
+                    (
+                        self.number,
+                        {
+                            "type": "not_listening",
+                            "port": port,
+                            "t": time.monotonic() - t0,
+                            "timeout_s": timeout_s,
+                        },
+                    )
+                )
 
         threading.Thread(target=wait, daemon=True, name=f"leaklab-port-{self.number}").start()
 
@@ -278,12 +370,15 @@ class CommandGeneration(Generation):
 
         def wait() -> None:
             if not self.stopped.wait(STARTED_AFTER_S) and self.alive:
-                messages.put((self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0}))
+                messages.put(
+                    (self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0})
+                )
 
         threading.Thread(target=wait, daemon=True, name=f"leaklab-start-{self.number}").start()
 
-    def start_ticks(self, messages: queue.Queue[Message], interval_s: float, steps_file: Path,
-                    steps_now: Any) -> None:
+    def start_ticks(
+        self, messages: queue.Queue[Message], interval_s: float, steps_file: Path, steps_now: Any
+    ) -> None:
         """From a thread: a ``tick`` every interval (the parent samples), and the step count for
         the in-process probes in ``steps_file`` every 20 ms (their windows are counted in steps)."""
 
@@ -304,8 +399,14 @@ class CommandGeneration(Generation):
 
         threading.Thread(target=tick, daemon=True, name=f"leaklab-tick-{self.number}").start()
 
-    def check_health(self, messages: queue.Queue[Message], t0: float, timeout_s: float,
-                     explicit: str | None = None, load_path: str = "/") -> None:
+    def check_health(
+        self,
+        messages: queue.Queue[Message],
+        t0: float,
+        timeout_s: float,
+        explicit: str | None = None,
+        load_path: str = "/",
+    ) -> None:
         """From a thread: ``healthy`` once ``explicit`` answers 200, or (no --health) ``/health``
         answers 200 or, if it does not, the load's path answers 2xx/3xx."""
         port = self.port
@@ -323,7 +424,12 @@ class CommandGeneration(Generation):
         def poll() -> None:
             deadline = time.monotonic() + timeout_s
             ok_path = None
-            while time.monotonic() < deadline and self.alive and port is not None and not self.stopped.is_set():
+            while (
+                time.monotonic() < deadline
+                and self.alive
+                and port is not None
+                and not self.stopped.is_set()
+            ):
                 if explicit is not None:
                     if answer(explicit) == 200:
                         ok_path = explicit
@@ -338,8 +444,18 @@ class CommandGeneration(Generation):
                         break
                 time.sleep(_POLL_S)
             self.health_path = ok_path
-            messages.put((self.number, {"type": "healthy", "ok": ok_path is not None, "path": ok_path,
-                                        "t": time.monotonic() - t0, "port": port}))
+            messages.put(
+                (
+                    self.number,
+                    {
+                        "type": "healthy",
+                        "ok": ok_path is not None,
+                        "path": ok_path,
+                        "t": time.monotonic() - t0,
+                        "port": port,
+                    },
+                )
+            )
 
         threading.Thread(target=poll, daemon=True, name=f"leaklab-health-{self.number}").start()
 
@@ -355,7 +471,9 @@ class CommandSession(Session):
 
     config: CommandConfig
 
-    def __init__(self, *args: Any, target: LoadTarget | None, steps_dir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, target: LoadTarget | None, steps_dir: Path, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.target = target
         self.steps_dir = steps_dir
@@ -364,13 +482,19 @@ class CommandSession(Session):
 
     @property
     def uses_port(self) -> bool:
-        return self.target is not None and self.target.port is None or any(PORT_TOKEN in a for a in self.config.command)
+        return (
+            self.target is not None
+            and self.target.port is None
+            or any(PORT_TOKEN in a for a in self.config.command)
+        )
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         if self.config.bootstrap:
-            env["PYTHONPATH"] = os.pathsep.join([str(BOOTSTRAP_DIR), *filter(None, [env.get("PYTHONPATH")])])
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(BOOTSTRAP_DIR), *filter(None, [env.get("PYTHONPATH")])]
+            )
             env["LEAKLAB_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
             env["LEAKLAB_PYTHON"] = "{}.{}".format(*sys.version_info[:2])
             require = f"--require {NODE_BOOTSTRAP}"
@@ -380,11 +504,16 @@ class CommandSession(Session):
     def _inprocess_spec(self, number: int) -> ChildSpec | None:
         if not self.config.bootstrap:
             return None
-        artifacts = self.writer.artifacts if number == 0 else self.writer.artifacts / f"gen-{number}"
+        artifacts = (
+            self.writer.artifacts if number == 0 else self.writer.artifacts / f"gen-{number}"
+        )
         artifacts.mkdir(exist_ok=True)
         return ChildSpec(
-            t0=self.t0, interval=self.config.interval_s, probes=self.config.probes,
-            probe_options=self.config.probe_options, artifacts=str(artifacts),
+            t0=self.t0,
+            interval=self.config.interval_s,
+            probes=self.config.probes,
+            probe_options=self.config.probe_options,
+            artifacts=str(artifacts),
             warmup=self.prepared.warmup if number == 0 else {},
             plan={"steps": self.prepared.steps, "duration_s": self.prepared.duration_s},
             program=str(self.prepared.scenario.path) if self.prepared.scenario.path else None,
@@ -396,12 +525,27 @@ class CommandSession(Session):
         self.base_steps, self.base_errors = self.steps, self.errors
         port = free_port() if self.uses_port else (self.target.port if self.target else None)
         argv = substitute(self.config.command, port)
-        gen = CommandGeneration.start(number, argv, self._environment(), self._inprocess_spec(number), self.messages,
-                                      self.stdout, self.stderr, self.now(), port)
+        gen = CommandGeneration.start(
+            number,
+            argv,
+            self._environment(),
+            self._inprocess_spec(number),
+            self.messages,
+            self.stdout,
+            self.stderr,
+            self.now(),
+            port,
+        )
         self.generations.append(gen)
         self.current = gen
-        self.writer.event(EventKind.START, gen.t_spawn, pid=gen.pid, argv=argv, **({"port": port} if port else {}),
-                          **self.tag(gen))
+        self.writer.event(
+            EventKind.START,
+            gen.t_spawn,
+            pid=gen.pid,
+            argv=argv,
+            **({"port": port} if port else {}),
+            **self.tag(gen),
+        )
         if self.config.serve:
             gen.await_port(self.messages, self.t0, self.config.ready_timeout_s)
         else:
@@ -412,9 +556,13 @@ class CommandSession(Session):
 
     def load_config(self) -> load_mod.LoadConfig:
         assert self.target is not None
-        return load_mod.LoadConfig(rate=float(self.prepared.rate or 0), duration_s=self.prepared.duration_s,
-                                   max_requests=self.prepared.steps, timeout_s=self.config.request_timeout_s,
-                                   path=self.target.path)
+        return load_mod.LoadConfig(
+            rate=float(self.prepared.rate or 0),
+            duration_s=self.prepared.duration_s,
+            max_requests=self.prepared.steps,
+            timeout_s=self.config.request_timeout_s,
+            path=self.target.path,
+        )
 
     def record_request(self, row: dict[str, Any]) -> None:
         self.writer.request(row)
@@ -434,20 +582,33 @@ class CommandSession(Session):
         return int(self.now() - gen.t_healthy) if gen.t_healthy is not None else 0
 
     def _start_ticks(self, gen: CommandGeneration) -> None:
-        gen.start_ticks(self.messages, self.prepared.sample_interval_s, self.steps_dir / f"gen-{gen.number}",
-                        lambda: self._steps_of(gen))
+        gen.start_ticks(
+            self.messages,
+            self.prepared.sample_interval_s,
+            self.steps_dir / f"gen-{gen.number}",
+            lambda: self._steps_of(gen),
+        )
 
     # -- messages ------------------------------------------------------------------------------
 
     def message_handlers(self) -> dict[str, Handler]:
-        return {**super().message_handlers(), MessageType.TICK: self.handle_tick, MessageType.INPROCESS: self.handle_inprocess,
-                MessageType.NOT_LISTENING: self.handle_not_listening}
+        return {
+            **super().message_handlers(),
+            MessageType.TICK: self.handle_tick,
+            MessageType.INPROCESS: self.handle_inprocess,
+            MessageType.NOT_LISTENING: self.handle_not_listening,
+        }
 
     def handle_tick(self, gen: Generation, _message: dict[str, Any]) -> None:
         """Time to sample: the program's steps so far and its in-process counters, its processes' memory."""
         assert isinstance(gen, CommandGeneration)
         if gen is self.current and gen.alive and gen.t_healthy is not None and not gen.finishing:
-            sample = {"type": "sample", "steps": self._steps_of(gen), "errors": gen.server_errors, **gen.inprocess}
+            sample = {
+                "type": "sample",
+                "steps": self._steps_of(gen),
+                "errors": gen.server_errors,
+                **gen.inprocess,
+            }
             self.handle_sample(gen, sample)
             self._write_processes(gen)
 
@@ -460,10 +621,21 @@ class CommandSession(Session):
             return
         gen.t_ready = self.now()
         gen.port = message.get("port")
-        self.writer.event(EventKind.READY, message.get("t"), pid=gen.pid, port=gen.port, **self.tag(gen))
-        timeout = self.config.recycle.health_timeout_s if self.config.recycle else self.config.ready_timeout_s
-        gen.check_health(self.messages, self.t0, timeout, self.config.health_path,
-                         self.target.path if self.target else "/")
+        self.writer.event(
+            EventKind.READY, message.get("t"), pid=gen.pid, port=gen.port, **self.tag(gen)
+        )
+        timeout = (
+            self.config.recycle.health_timeout_s
+            if self.config.recycle
+            else self.config.ready_timeout_s
+        )
+        gen.check_health(
+            self.messages,
+            self.t0,
+            timeout,
+            self.config.health_path,
+            self.target.path if self.target else "/",
+        )
 
     def handle_health(self, gen: Generation, message: dict[str, Any]) -> None:
         assert isinstance(gen, CommandGeneration)
@@ -471,20 +643,37 @@ class CommandSession(Session):
             self._start_ticks(gen)
         elif gen.alive and gen.stop_requested is None:
             load_path = self.target.path if self.target else "/"
-            expected = (f"{self.config.health_path} with 200" if self.config.health_path else
-                        f"{DEFAULT_HEALTH_PATH} with 200 nor {load_path} with 2xx/3xx")
-            self._not_ready(f"the program listened on {HOST}:{gen.port} but never answered {expected}")
+            expected = (
+                f"{self.config.health_path} with 200"
+                if self.config.health_path
+                else f"{DEFAULT_HEALTH_PATH} with 200 nor {load_path} with 2xx/3xx"
+            )
+            self._not_ready(
+                f"the program listened on {HOST}:{gen.port} but never answered {expected}"
+            )
         super().handle_health(gen, message)
 
     def handle_not_listening(self, gen: Generation, message: dict[str, Any]) -> None:
         if gen.alive and gen.stop_requested is None:
             timeout = units.format_duration(float(message.get("timeout_s") or 0))
-            self._not_ready(f"the program never listened on {HOST}:{message.get('port')} within {timeout} "
-                            f"(does the command take its port from {PORT_TOKEN}?)")
-            super().handle_health(gen, {"type": "healthy", "ok": False, "t": message.get("t"), "port": message.get("port")})
+            self._not_ready(
+                f"the program never listened on {HOST}:{message.get('port')} within {timeout} "
+                f"(does the command take its port from {PORT_TOKEN}?)"
+            )
+            super().handle_health(
+                gen,
+                {
+                    "type": "healthy",
+                    "ok": False,
+                    "t": message.get("t"),
+                    "port": message.get("port"),
+                },
+            )
 
     def _not_ready(self, why: str) -> None:
-        if self.supervisor is None and self.state.abort(Status.FAILED, f"{why}; see artifacts/child-stderr.log"):
+        if self.supervisor is None and self.state.abort(
+            Status.FAILED, f"{why}; see artifacts/child-stderr.log"
+        ):
             self.not_ready = self.state.message
 
     def handle_inprocess(self, gen: Generation, message: dict[str, Any]) -> None:
@@ -494,10 +683,18 @@ class CommandSession(Session):
         kind = body.get("type")
         pid = body.get("pid")
         if kind == MessageType.HELLO:
-            self.writer.event(EventKind.INPROCESS_START, body.get("t"), pid=pid, ppid=body.get("ppid"),
-                              forked=body.get("forked"), argv=body.get("argv"), **self.tag(gen))
-            if gen.probed_pid is None or (body.get("forked") and body.get("ppid") == gen.probed_pid
-                                          and not gen.probe_switched):
+            self.writer.event(
+                EventKind.INPROCESS_START,
+                body.get("t"),
+                pid=pid,
+                ppid=body.get("ppid"),
+                forked=body.get("forked"),
+                argv=body.get("argv"),
+                **self.tag(gen),
+            )
+            if gen.probed_pid is None or (
+                body.get("forked") and body.get("ppid") == gen.probed_pid and not gen.probe_switched
+            ):
                 gen.probe_switched = gen.probed_pid is not None
                 gen.probed_pid = pid
                 gen.inprocess = {}
@@ -506,7 +703,11 @@ class CommandSession(Session):
             gen.ignored_messages += 1
             return
         if kind == MessageType.SAMPLE:
-            gen.inprocess = {k: v for k, v in body.items() if k not in ("type", "t", "steps", "errors", "ack", "pid")}
+            gen.inprocess = {
+                k: v
+                for k, v in body.items()
+                if k not in ("type", "t", "steps", "errors", "ack", "pid")
+            }
         elif kind == MessageType.EVENT:
             self.handle_event(gen, body)
 
@@ -523,7 +724,12 @@ class CommandSession(Session):
 
     def enforce_deadlines(self) -> None:
         super().enforce_deadlines()
-        if not self.config.serve and self.deadline is not None and time.monotonic() >= self.deadline and self.state.running:
+        if (
+            not self.config.serve
+            and self.deadline is not None
+            and time.monotonic() >= self.deadline
+            and self.state.running
+        ):
             self.stop_service()
 
     def on_exit(self, gen: Generation) -> None:
@@ -532,14 +738,22 @@ class CommandSession(Session):
         if gen.t_healthy is None and gen.stop_requested is None and self.supervisor is None:
             code = gen.proc.returncode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            if self.state.abort(Status.FAILED, f"the program exited ({how}) before it was ready"
-                                               f"{_last_line(self.writer.artifacts)}"):
+            if self.state.abort(
+                Status.FAILED,
+                f"the program exited ({how}) before it was ready"
+                f"{_last_line(self.writer.artifacts)}",
+            ):
                 self.not_ready = self.state.message
         super().on_exit(gen)
 
     def final_status(self, done: dict[str, Any], returncode: int | None) -> tuple[Status, str]:
         final = self.current
-        if self.state.running and final is not None and final.proc.poll() == 0 and self.supervisor is None:
+        if (
+            self.state.running
+            and final is not None
+            and final.proc.poll() == 0
+            and self.supervisor is None
+        ):
             return Status.COMPLETED, ""  # a program that finished its work on its own
         return super().final_status(done, returncode)
 
@@ -547,9 +761,14 @@ class CommandSession(Session):
         result = super().finish(ended)
         ignored = sum(getattr(g, "ignored_messages", 0) for g in self.generations)
         if ignored:
-            self.writer.update_meta(counters={**self.writer.meta.get("counters", {}), "inprocess_ignored": ignored})
-        return CommandResult(**result.__dict__, usage_error=self.not_ready is not None and not any(
-            g.t_healthy is not None for g in self.generations))
+            self.writer.update_meta(
+                counters={**self.writer.meta.get("counters", {}), "inprocess_ignored": ignored}
+            )
+        return CommandResult(
+            **result.__dict__,
+            usage_error=self.not_ready is not None
+            and not any(g.t_healthy is not None for g in self.generations),
+        )
 
 
 def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, Any]]:
@@ -563,8 +782,17 @@ def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, 
         try:
             with proc.oneshot():
                 info = proc.memory_full_info() if memory.uss_available else proc.memory_info()
-                rows.append({"t": t, "generation": generation, "pid": proc.pid, "ppid": proc.ppid(),
-                             "name": proc.name(), "rss": info.rss, "uss": getattr(info, "uss", None)})
+                rows.append(
+                    {
+                        "t": t,
+                        "generation": generation,
+                        "pid": proc.pid,
+                        "ppid": proc.ppid(),
+                        "name": proc.name(),
+                        "rss": info.rss,
+                        "uss": getattr(info, "uss", None),
+                    }
+                )
         except psutil.Error:
             continue
     return rows
@@ -573,7 +801,13 @@ def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, 
 def _last_line(artifacts: Path) -> str:
     """The last line the program wrote to stderr, to show with the failure."""
     try:
-        lines = (artifacts / "child-stderr.log").read_bytes()[-4096:].decode(errors="replace").strip().splitlines()
+        lines = (
+            (artifacts / "child-stderr.log")
+            .read_bytes()[-4096:]
+            .decode(errors="replace")
+            .strip()
+            .splitlines()
+        )
     except OSError:
         return "; see artifacts/child-stderr.log"
     last = lines[-1].strip() if lines else ""
@@ -581,48 +815,84 @@ def _last_line(artifacts: Path) -> str:
     return f": {clean}" if clean else "; it wrote nothing to stderr"
 
 
-def command_config(config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None) -> dict[str, Any]:
+def command_config(
+    config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None
+) -> dict[str, Any]:
     """``meta.json`` ``config`` of a command run."""
     load = None
     if target is not None:
-        load = {"rate": prepared.rate, "duration_s": prepared.duration_s, "max_requests": prepared.steps,
-                "timeout_s": config.request_timeout_s, "path": target.path, "url": config.load_url}
+        load = {
+            "rate": prepared.rate,
+            "duration_s": prepared.duration_s,
+            "max_requests": prepared.steps,
+            "timeout_s": config.request_timeout_s,
+            "path": target.path,
+            "url": config.load_url,
+        }
     return {
-        **meta_mod.length_config(config, prepared), "include_children": True, "profile": config.profile,
-        "probes": config.probes, "serve": config.serve, "health_path": config.health_path,
-        "recycle": config.recycle.to_dict() if config.recycle else None, "load": load,
+        **meta_mod.length_config(config, prepared),
+        "include_children": True,
+        "profile": config.profile,
+        "probes": config.probes,
+        "serve": config.serve,
+        "health_path": config.health_path,
+        "recycle": config.recycle.to_dict() if config.recycle else None,
+        "load": load,
         "steps_are": "requests served" if target is not None else "seconds",
     }
 
 
-def command_meta(config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None) -> dict[str, Any]:
+def command_meta(
+    config: CommandConfig, prepared: parent.Prepared, target: LoadTarget | None
+) -> dict[str, Any]:
     """``meta.json`` of a command run as it starts."""
     program: Program = prepared.scenario  # type: ignore[assignment]
-    about = {"scenario": program.name, "scenario_path": str(program.path) if program.path else None,
-             "description": program.description, "variant": None, "params": {}, "source": "command",
-             "command": config.command}
+    about = {
+        "scenario": program.name,
+        "scenario_path": str(program.path) if program.path else None,
+        "description": program.description,
+        "variant": None,
+        "params": {},
+        "source": "command",
+        "command": config.command,
+    }
     return meta_mod.build_meta(about, config.argv, command_config(config, prepared, target))
 
 
-def run(config: CommandConfig, prepared: parent.Prepared | None = None,
-        on_sample: Any = None) -> CommandResult:
+def run(
+    config: CommandConfig, prepared: parent.Prepared | None = None, on_sample: Any = None
+) -> CommandResult:
     """Run the command, record it, and return how it ended; never raises for what the program does."""
     prepared = prepared or prepare(config)
     target = parse_load_url(config.load_url) if config.load_url else None
-    writer = store.RunWriter(store.new_run_dir(config.out, prepared.scenario.name, None),
-                             command_meta(config, prepared, target),
-                             [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS])
+    writer = store.RunWriter(
+        store.new_run_dir(config.out, prepared.scenario.name, None),
+        command_meta(config, prepared, target),
+        [*store.BASE_COLUMNS, *probe_registry.columns_of(config.probes), *NODE_COLUMNS],
+    )
     t0 = time.monotonic()
     stdout = open(writer.artifacts / "child-stdout.log", "wb")
     stderr = open(writer.artifacts / "child-stderr.log", "wb")
     steps_dir = Path(tempfile.mkdtemp(prefix="leaklab-steps-"))
-    session = CommandSession(config, prepared, writer, None, t0, on_sample, stdout, stderr, target=target,
-                             steps_dir=steps_dir)
+    session = CommandSession(
+        config,
+        prepared,
+        writer,
+        None,
+        t0,
+        on_sample,
+        stdout,
+        stderr,
+        target=target,
+        steps_dir=steps_dir,
+    )
     try:
         try:
             session.spawn()
         except OSError as exc:
-            session.state.abort(Status.FAILED, f"cannot start {config.command[0]!r}: {exc.strerror or exc}")
+            session.state.abort(
+                Status.FAILED, f"cannot start {config.command[0]!r}: {exc.strerror or exc}"
+            )
             session.not_ready = session.state.message
         else:
             session.loop()

@@ -55,7 +55,9 @@ class ChildMemory:
         self.process = psutil.Process(pid)
         self.root = psutil.Process(root) if root is not None else self.process
         self.include_children = include_children
-        self.uss_available = sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
+        self.uss_available = (
+            sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
+        )
 
     def _processes(self) -> list[psutil.Process]:
         if not self.include_children:
@@ -86,7 +88,9 @@ class ChildMemory:
         return rss, uss
 
 
-def kill_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, pgid: int | None = None) -> None:
+def kill_process_group(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, pgid: int | None = None
+) -> None:
     """Signal the child's process group (``pgid``, by default ``proc``'s own); after SIGKILL,
     wait for ``proc`` (the child's reaper, which kills whatever else is left, then exits)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -112,8 +116,10 @@ def _read_child_pid(fd: int, reaper: subprocess.Popen[bytes]) -> int:
     finally:
         os.close(fd)
     if not data.endswith(b"\n"):
-        raise RuntimeError(f"the reaper process did not start the child (exit code {reaper.poll()}); "
-                           "see artifacts/child-stderr.log")
+        raise RuntimeError(
+            f"the reaper process did not start the child (exit code {reaper.poll()}); "
+            "see artifacts/child-stderr.log"
+        )
     return int(data.split()[0])
 
 
@@ -123,20 +129,39 @@ def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
             try:
                 out.put((generation, json.loads(line)))
             except json.JSONDecodeError:
-                out.put((generation, {"type": "event", "kind": EventKind.PROTOCOL_ERROR, "line": line[:200].decode(errors="replace")}))
+                out.put(
+                    (
+                        generation,
+                        {
+                            "type": "event",
+                            "kind": EventKind.PROTOCOL_ERROR,
+                            "line": line[:200].decode(errors="replace"),
+                        },
+                    )
+                )
     out.put((generation, None))
 
 
 class Generation:
     """A started child process and what the parent knows about it."""
 
-    def __init__(self, number: int, proc: subprocess.Popen[bytes], pid: int, ack_fd: int, lifeline_fd: int,
-                 t_spawn: float, include_children: bool) -> None:
+    def __init__(
+        self,
+        number: int,
+        proc: subprocess.Popen[bytes],
+        pid: int,
+        ack_fd: int,
+        lifeline_fd: int,
+        t_spawn: float,
+        include_children: bool,
+    ) -> None:
         self.number = number
         self.proc = proc  # the reaper: it exits as the child did, once nothing of the child is left
         self.pid = pid  # the child itself, leader of its own process group
         self.ack_fd: int | None = ack_fd
-        self.lifeline_fd: int | None = lifeline_fd  # closing it makes the reaper kill everything below it
+        self.lifeline_fd: int | None = (
+            lifeline_fd  # closing it makes the reaper kill everything below it
+        )
         self.t_spawn = t_spawn  # seconds since the run started
         self.memory = ChildMemory(pid, include_children, root=proc.pid)
         self.t_ready: float | None = None  # hello received: setup done
@@ -155,8 +180,16 @@ class Generation:
         self.finishing = False
 
     @classmethod
-    def spawn(cls, number: int, spec: ChildSpec, messages: queue.Queue[Message], stdout: IO[bytes],
-              stderr: IO[bytes], t_spawn: float, include_children: bool) -> Generation:
+    def spawn(
+        cls,
+        number: int,
+        spec: ChildSpec,
+        messages: queue.Queue[Message],
+        stdout: IO[bytes],
+        stderr: IO[bytes],
+        t_spawn: float,
+        include_children: bool,
+    ) -> Generation:
         read_fd, write_fd = os.pipe()
         ack_read_fd, ack_write_fd = os.pipe()
         lifeline_read_fd, lifeline_write_fd = os.pipe()
@@ -165,15 +198,37 @@ class Generation:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         command = [
-            sys.executable, str(_REAPER), "--lifeline", str(lifeline_read_fd), "--pid-fd", str(pid_write_fd),
-            "--pass-fd", str(write_fd), "--pass-fd", str(ack_read_fd),
-            "--log-head", str(LOG_HEAD_BYTES), "--log-tail", str(LOG_TAIL_BYTES),
-            "--", sys.executable, "-m", "leaklab.runner.child", json.dumps(spec.to_dict()),
+            sys.executable,
+            str(_REAPER),
+            "--lifeline",
+            str(lifeline_read_fd),
+            "--pid-fd",
+            str(pid_write_fd),
+            "--pass-fd",
+            str(write_fd),
+            "--pass-fd",
+            str(ack_read_fd),
+            "--log-head",
+            str(LOG_HEAD_BYTES),
+            "--log-tail",
+            str(LOG_TAIL_BYTES),
+            "--",
+            sys.executable,
+            "-m",
+            "leaklab.runner.child",
+            json.dumps(spec.to_dict()),
         ]
         passed = (write_fd, ack_read_fd, lifeline_read_fd, pid_write_fd)
         try:
-            proc = subprocess.Popen(command, pass_fds=passed, stdin=subprocess.DEVNULL, stdout=stdout,
-                                    stderr=stderr, start_new_session=True, env=env)
+            proc = subprocess.Popen(
+                command,
+                pass_fds=passed,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                env=env,
+            )
         except BaseException:
             for fd in (read_fd, ack_write_fd, lifeline_write_fd, pid_read_fd):
                 os.close(fd)
@@ -190,8 +245,12 @@ class Generation:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
             raise
-        threading.Thread(target=_reader, args=(read_fd, number, messages), daemon=True,
-                         name=f"leaklab-child-reader-{number}").start()
+        threading.Thread(
+            target=_reader,
+            args=(read_fd, number, messages),
+            daemon=True,
+            name=f"leaklab-child-reader-{number}",
+        ).start()
         return cls(number, proc, pid, ack_write_fd, lifeline_write_fd, t_spawn, include_children)
 
     @property
@@ -250,6 +309,11 @@ class Generation:
                 finally:
                     connection.close()
                 time.sleep(_HEALTH_POLL_S)
-            messages.put((self.number, {"type": "healthy", "ok": ok, "t": time.monotonic() - t0, "port": port}))
+            messages.put(
+                (
+                    self.number,
+                    {"type": "healthy", "ok": ok, "t": time.monotonic() - t0, "port": port},
+                )
+            )
 
         threading.Thread(target=poll, daemon=True, name=f"leaklab-health-{self.number}").start()

@@ -121,8 +121,12 @@ class CollectedHeap:
         if not gc.isenabled():
             return
         now = time.monotonic()
-        due = (self.spacing_s is not None and now - self._last_at >= self.spacing_s
-               or self.spacing_steps is not None and steps - self._last_steps >= self.spacing_steps)
+        due = (
+            self.spacing_s is not None
+            and now - self._last_at >= self.spacing_s
+            or self.spacing_steps is not None
+            and steps - self._last_steps >= self.spacing_steps
+        )
         if not due:
             return
         if self.spent_s + self.cost_s > self.budget * (now - self._started):

@@ -64,9 +64,16 @@ class SocketReporter:
             self.sock.send(data)
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:
-                self.send({"type": "event", "kind": EventKind.PROBE_ERROR, "t": message.get("t"),
-                           "probe": str(message.get("kind") or message.get("type")),
-                           "method": "report", "error": f"message of {len(data)} bytes too large"})
+                self.send(
+                    {
+                        "type": "event",
+                        "kind": EventKind.PROBE_ERROR,
+                        "t": message.get("t"),
+                        "probe": str(message.get("kind") or message.get("type")),
+                        "method": "report",
+                        "error": f"message of {len(data)} bytes too large",
+                    }
+                )
             else:
                 self.broken = True
 
@@ -103,11 +110,18 @@ class InProcess:
             try:
                 active.append(probe_registry.create(name))
             except Exception as exc:
-                self.reporter.event(EventKind.PROBE_ERROR, self.now(), probe=name, method="create",
-                                    error=f"{type(exc).__name__}: {exc}")
+                self.reporter.event(
+                    EventKind.PROBE_ERROR,
+                    self.now(),
+                    probe=name,
+                    method="create",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         self.ctx = probe_registry.ProbeContext(
-            artifacts=artifacts, emit=lambda kind, **fields: self.reporter.event(kind, self.now(), **fields),
-            options=dict(spec.probe_options), state=None,
+            artifacts=artifacts,
+            emit=lambda kind, **fields: self.reporter.event(kind, self.now(), **fields),
+            options=dict(spec.probe_options),
+            state=None,
             plan={**spec.plan, "warmup": spec.warmup, "scenario_path": spec.program},
         )
         loop_spec = spec.replace(steps=None, duration_s=None, rate=None)
@@ -115,8 +129,16 @@ class InProcess:
         warmup = spec.warmup
         self.warmup_s: float | None = warmup.get("seconds")
         self.warmup_steps: int | None = warmup.get("steps")
-        self.reporter.send({"type": "hello", "t": self.now(), "ppid": os.getppid(), "forked": forked,
-                            "columns": [c for p in active for c in p.columns], "argv": sys.argv[:8]})
+        self.reporter.send(
+            {
+                "type": "hello",
+                "t": self.now(),
+                "ppid": os.getppid(),
+                "forked": forked,
+                "columns": [c for p in active for c in p.columns],
+                "argv": sys.argv[:8],
+            }
+        )
         for probe in list(active):
             self.loop.call_probe(probe, "start")
         self.thread = threading.Thread(target=self._run, name="leaklab-inprocess", daemon=True)
@@ -135,8 +157,12 @@ class InProcess:
         loop = self.loop
         if loop.warmup_done:
             return
-        if (self.warmup_s is not None and time.monotonic() - loop.start >= self.warmup_s
-                or self.warmup_steps is not None and loop.steps >= self.warmup_steps):
+        if (
+            self.warmup_s is not None
+            and time.monotonic() - loop.start >= self.warmup_s
+            or self.warmup_steps is not None
+            and loop.steps >= self.warmup_steps
+        ):
             loop.warmup_done = self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = loop.steps, self.now()
             self.reporter.event(EventKind.WARMUP_END, self.now(), steps=loop.steps)
@@ -173,8 +199,12 @@ class InProcess:
             loop_s = time.monotonic() - self.loop.start
             self.loop.call_probes("finish")
             if self.loop.all_probes:
-                self.reporter.event(EventKind.PROBE_OVERHEAD, self.now(), loop_s=round(loop_s, 6),
-                                    probes=self.loop.probe_overhead(loop_s))
+                self.reporter.event(
+                    EventKind.PROBE_OVERHEAD,
+                    self.now(),
+                    loop_s=round(loop_s, 6),
+                    probes=self.loop.probe_overhead(loop_s),
+                )
             self.reporter.send({"type": "done", "t": self.now(), "reason": "exit"})
 
 
@@ -204,6 +234,7 @@ def _exit_on_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+
         def exit_cleanly(signum: int, _frame: Any) -> None:
             raise SystemExit(128 + signum)
 

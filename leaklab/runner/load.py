@@ -55,7 +55,9 @@ class LoadConfig:
 
     def __post_init__(self) -> None:
         if not (self.rate > 0 and math.isfinite(self.rate)):
-            raise ValueError(f"rate must be a positive number of requests per second, got {self.rate!r}")
+            raise ValueError(
+                f"rate must be a positive number of requests per second, got {self.rate!r}"
+            )
         if self.duration_s is None and self.max_requests is None:
             raise ValueError("a load needs a bound: duration_s, max_requests or both")
 
@@ -103,8 +105,10 @@ class Connections:
     def take(self) -> aiohttp.ClientSession:
         if self._idle:
             return self._idle.pop()[0]
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=self.idle_s),
-                                        timeout=self.timeout)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=self.idle_s),
+            timeout=self.timeout,
+        )
         self._open.add(session)
         return session
 
@@ -129,7 +133,9 @@ class Connections:
 class LoadGenerator:
     """Sends the load from a thread of its own (its own event loop and connection pool)."""
 
-    def __init__(self, config: LoadConfig, t0: float, record: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, config: LoadConfig, t0: float, record: Callable[[dict[str, Any]], None]
+    ) -> None:
         self.config = config
         self.t0 = t0
         self.record = record
@@ -167,8 +173,12 @@ class LoadGenerator:
     def summary(self) -> dict[str, Any]:
         span = (self.ended_at or 0.0) - (self.started_at or 0.0)
         return {
-            "sent": self.sent, "ok": self.ok, "failed": self.failed, "errors": dict(self.errors),
-            "started_at": self.started_at, "ended_at": self.ended_at,
+            "sent": self.sent,
+            "ok": self.ok,
+            "failed": self.failed,
+            "errors": dict(self.errors),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
             "throughput_rps": round(self.ok / span, 3) if span > 0 else None,
         }
 
@@ -233,11 +243,25 @@ class LoadGenerator:
             connections.give(session)
         self._count(t, generation, time.monotonic() - sent, status, error)
 
-    def _count(self, t: float, generation: int | None, latency: float, status: int | None, error: str | None) -> None:
+    def _count(
+        self,
+        t: float,
+        generation: int | None,
+        latency: float,
+        status: int | None,
+        error: str | None,
+    ) -> None:
         self.sent += 1
         if error is None and status is not None and 200 <= status < 400:
             self.ok += 1
         else:
             self.errors[error or f"http_{status}"] += 1
-        self.record({"t": round(t, 6), "generation": generation, "latency_s": round(latency, 6),
-                     "status": status, "error": error})
+        self.record(
+            {
+                "t": round(t, 6),
+                "generation": generation,
+                "latency_s": round(latency, 6),
+                "status": status,
+                "error": error,
+            }
+        )

@@ -69,8 +69,14 @@ class MessageHandlers:
         gen.t_ready = self.now()
         gen.port = message.get("port")
         fields = {"port": gen.port} if gen.port is not None else {}
-        self.writer.event(EventKind.READY, message.get("t"), pid=message.get("pid"), is_async=message.get("is_async"),
-                          **fields, **self.tag(gen))
+        self.writer.event(
+            EventKind.READY,
+            message.get("t"),
+            pid=message.get("pid"),
+            is_async=message.get("is_async"),
+            **fields,
+            **self.tag(gen),
+        )
         if gen.number == 0 and self.prepared.duration_s is not None and not self.config.serve:
             self.deadline = time.monotonic() + self.prepared.duration_s
         if self.config.serve and gen.port is not None:
@@ -82,13 +88,20 @@ class MessageHandlers:
 
     def handle_health(self: Session, gen: Generation, message: dict[str, Any]) -> None:
         if message.get("ok"):
-            self.writer.event(EventKind.HEALTHY, message.get("t"), port=message.get("port"), **self.tag(gen))
+            self.writer.event(
+                EventKind.HEALTHY, message.get("t"), port=message.get("port"), **self.tag(gen)
+            )
             self.on_healthy(gen)
         elif gen.alive and gen.stop_requested is None:
-            self.writer.event(EventKind.UNHEALTHY, message.get("t"), port=message.get("port"), **self.tag(gen))
+            self.writer.event(
+                EventKind.UNHEALTHY, message.get("t"), port=message.get("port"), **self.tag(gen)
+            )
             if self.supervisor is None:
-                self.state.abort(Status.FAILED, f"the service never answered {load_mod.HOST}:{gen.port}/health; "
-                                                "see artifacts/child-stderr.log")
+                self.state.abort(
+                    Status.FAILED,
+                    f"the service never answered {load_mod.HOST}:{gen.port}/health; "
+                    "see artifacts/child-stderr.log",
+                )
             gen.killed = True
             gen.kill_group()  # a recycled run restarts it like a crash
 
@@ -97,19 +110,30 @@ class MessageHandlers:
         kind = message.get("kind")
         self.writer.event(str(kind), message.get("t"), **fields, **self.tag(gen))
         if kind == EventKind.WARMUP_END and gen.number == 0:
-            self.writer.update_meta(warmup_end={"t": message.get("t"), "steps": message.get("steps")})
+            self.writer.update_meta(
+                warmup_end={"t": message.get("t"), "steps": message.get("steps")}
+            )
         elif kind == EventKind.PROBE_OVERHEAD:
-            self.writer.update_meta(probe_overhead={"loop_s": message.get("loop_s"), "probes": message.get("probes") or {}})
+            self.writer.update_meta(
+                probe_overhead={
+                    "loop_s": message.get("loop_s"),
+                    "probes": message.get("probes") or {},
+                }
+            )
 
     def handle_done(self: Session, gen: Generation, message: dict[str, Any]) -> None:
         gen.done = message
         gen.steps = int(message.get("steps", gen.steps))
         gen.errors = int(message.get("errors", gen.errors))
         if message.get("traceback"):
-            (self.writer.artifacts / "traceback.txt").write_text(str(message["traceback"]), encoding="utf-8")
+            (self.writer.artifacts / "traceback.txt").write_text(
+                str(message["traceback"]), encoding="utf-8"
+            )
         fields = {k: v for k, v in message.items() if k not in ("type", "t")}
         self.writer.event(EventKind.DONE, message.get("t"), **fields, **self.tag(gen))
-        gen.stop_deadline = min(gen.stop_deadline or math.inf, time.monotonic() + self.config.stop_timeout_s)
+        gen.stop_deadline = min(
+            gen.stop_deadline or math.inf, time.monotonic() + self.config.stop_timeout_s
+        )
 
     # -- samples ---------------------------------------------------------------------------------
 
@@ -123,7 +147,9 @@ class MessageHandlers:
             return rss, uss
         return gen.memory.rss(), None
 
-    def write_sample(self: Session, gen: Generation, message: dict[str, Any], rss: int | None = None) -> None:
+    def write_sample(
+        self: Session, gen: Generation, message: dict[str, Any], rss: int | None = None
+    ) -> None:
         """One row of samples.csv: the child's counters (``message``) with its memory read now."""
         t = self.now()
         uss = None
@@ -136,7 +162,15 @@ class MessageHandlers:
             gen.last = message
             gen.steps = int(message.get("steps", gen.steps))
             gen.errors = int(message.get("errors", gen.errors))
-        row = {**gen.last, **message, "t": t, "rss": rss, "uss": uss, "pid": gen.pid, "generation": gen.number}
+        row = {
+            **gen.last,
+            **message,
+            "t": t,
+            "rss": rss,
+            "uss": uss,
+            "pid": gen.pid,
+            "generation": gen.number,
+        }
         if gen.last:
             row["steps"] = self.base_steps + gen.steps
             row["errors"] = self.base_errors + gen.errors
@@ -146,7 +180,13 @@ class MessageHandlers:
         self.last_sample_t = t
         self._track_rss(gen, rss, started=bool(message))
         steps = self.steps
-        self.progress.update(t, steps, steps / max(t, 1e-9), rss, None if self.rss_start is None else rss - self.rss_start)
+        self.progress.update(
+            t,
+            steps,
+            steps / max(t, 1e-9),
+            rss,
+            None if self.rss_start is None else rss - self.rss_start,
+        )
         if self.on_sample is not None:
             self.on_sample(row)
 

@@ -23,8 +23,21 @@ if TYPE_CHECKING:
     from leaklab.runner.parent import Prepared, RunConfig
 
 #: Packages whose versions a run records (besides Python and leaklab).
-VERSIONED = ("psutil", "click", "numpy", "scipy", "pandas", "matplotlib", "aiohttp", "requests", "urllib3", "httpx",
-             "objgraph", "pympler", "memray")
+VERSIONED = (
+    "psutil",
+    "click",
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "aiohttp",
+    "requests",
+    "urllib3",
+    "httpx",
+    "objgraph",
+    "pympler",
+    "memray",
+)
 
 
 def versions() -> dict[str, str]:
@@ -46,8 +59,12 @@ def host() -> dict[str, Any]:
     }
 
 
-def build_meta(about: dict[str, Any], argv: list[str], config: dict[str, Any],
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_meta(
+    about: dict[str, Any],
+    argv: list[str],
+    config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``meta.json`` of a run that starts now: ``about`` (scenario, variant ...) first, then
     the command line, versions, host and times, ``extra`` (a watch's source), its ``config``.
 
@@ -77,13 +94,17 @@ def length_config(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         "interval_s": config.interval_s,
         "sample_interval_s": prepared.sample_interval_s,
         "until_confident": prepared.until_confident,
-        "stop_rule": config.stop_rule.describe() if prepared.until_confident and config.stop_rule else None,
+        "stop_rule": config.stop_rule.describe()
+        if prepared.until_confident and config.stop_rule
+        else None,
         "warmup": prepared.warmup,
         "max_rss": prepared.max_rss,
     }
 
 
-def scenario_config(config: RunConfig, prepared: Prepared, load: dict[str, Any] | None) -> dict[str, Any]:
+def scenario_config(
+    config: RunConfig, prepared: Prepared, load: dict[str, Any] | None
+) -> dict[str, Any]:
     """``meta.json`` ``config`` of a scenario run."""
     return {
         **length_config(config, prepared),
@@ -98,9 +119,16 @@ def scenario_config(config: RunConfig, prepared: Prepared, load: dict[str, Any] 
     }
 
 
-def scenario_meta(config: RunConfig, prepared: Prepared, load: dict[str, Any] | None) -> dict[str, Any]:
+def scenario_meta(
+    config: RunConfig, prepared: Prepared, load: dict[str, Any] | None
+) -> dict[str, Any]:
     """``meta.json`` of a scenario run as it starts."""
     scenario = prepared.scenario
-    about = {"scenario": scenario.name, "scenario_path": str(scenario.path), "description": scenario.description,
-             "variant": prepared.variant, "params": prepared.params}
+    about = {
+        "scenario": scenario.name,
+        "scenario_path": str(scenario.path),
+        "description": scenario.description,
+        "variant": prepared.variant,
+        "params": prepared.params,
+    }
     return build_meta(about, config.argv, scenario_config(config, prepared, load))

@@ -44,8 +44,13 @@ from leaklab.runner.supervisor import RecyclePolicy
 __all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
 
 #: Exit codes of ``leaklab run`` by final status (usage errors exit 2, see cli).
-EXIT_CODES: dict[str, int] = {Status.COMPLETED: 0, Status.FAILED: 1, Status.KILLED_AT_CAP: 3, Status.TIMED_OUT: 4,
-                              Status.INTERRUPTED: 130}
+EXIT_CODES: dict[str, int] = {
+    Status.COMPLETED: 0,
+    Status.FAILED: 1,
+    Status.KILLED_AT_CAP: 3,
+    Status.TIMED_OUT: 4,
+    Status.INTERRUPTED: 130,
+}
 
 #: How often the parent checks the cap, independent of the sampling interval.
 CAP_POLL_S = 0.1
@@ -69,7 +74,6 @@ LOOK_LEAD_S = 0.15
 UNTIL_CONFIDENT_WARMUP_S = 1.0
 #: Fraction of the run recorded as warm-up when --warmup is not given.
 DEFAULT_WARMUP_FRACTION = 0.1
-
 
 
 #: The smallest --max-rss: an idle child (Python, leaklab, psutil) takes about 40 MB.
@@ -228,7 +232,9 @@ def prepare(config: RunConfig) -> Prepared:
     if rate is None and scenario.default_rate(variant):
         rate = units.parse_rate(scenario.default_rate(variant))
     if config.serve and rate is None:
-        raise scenario_mod.ScenarioError("--serve needs a request rate: pass --rate (for example --rate 37/s)")
+        raise scenario_mod.ScenarioError(
+            "--serve needs a request rate: pass --rate (for example --rate 37/s)"
+        )
     length = plan_length(config)
     for probe in config.probes:
         probe_registry.probe_class(probe)  # raises KeyError naming the known probes
@@ -237,14 +243,27 @@ def prepare(config: RunConfig) -> Prepared:
     if config.max_rss is not None and config.max_rss < MIN_MAX_RSS:
         raise scenario_mod.ScenarioError(
             f"--max-rss {units.format_size(config.max_rss)} is below what a child takes before the scenario starts "
-            f"(about 40 MB); the smallest cap is {units.format_size(MIN_MAX_RSS)}")
+            f"(about 40 MB); the smallest cap is {units.format_size(MIN_MAX_RSS)}"
+        )
     max_rss = config.max_rss or default_max_rss()
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise scenario_mod.ScenarioError(
             f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
-            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle")
-    return Prepared(config, scenario, variant, params, rate, length.duration_s, length.steps, length.warmup, max_rss,
-                    length.sample_interval_s, length.until_confident)
+            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
+        )
+    return Prepared(
+        config,
+        scenario,
+        variant,
+        params,
+        rate,
+        length.duration_s,
+        length.steps,
+        length.warmup,
+        max_rss,
+        length.sample_interval_s,
+        length.until_confident,
+    )
 
 
 @dataclass
@@ -264,14 +283,22 @@ def plan_length(config: RunConfig) -> Length:
     a sampling interval that gives a run of set duration about ``SAMPLES_PER_RUN`` samples."""
     duration_s, steps = config.duration_s, config.steps
     if duration_s is not None and not duration_s > 0:
-        raise scenario_mod.ScenarioError(f"--duration must be positive, got {units.format_duration(duration_s)}")
+        raise scenario_mod.ScenarioError(
+            f"--duration must be positive, got {units.format_duration(duration_s)}"
+        )
     until_confident = duration_s is None and steps is None
     if until_confident:
         duration_s = config.max_duration_s or DEFAULT_MAX_DURATION_S
     if config.warmup is not None:
-        warmup = {"steps": config.warmup.steps} if config.warmup.steps is not None else {"seconds": config.warmup.seconds}
+        warmup = (
+            {"steps": config.warmup.steps}
+            if config.warmup.steps is not None
+            else {"seconds": config.warmup.seconds}
+        )
     elif until_confident:
-        warmup = {"seconds": min(UNTIL_CONFIDENT_WARMUP_S, (duration_s or 0) * DEFAULT_WARMUP_FRACTION)}
+        warmup = {
+            "seconds": min(UNTIL_CONFIDENT_WARMUP_S, (duration_s or 0) * DEFAULT_WARMUP_FRACTION)
+        }
     elif steps is not None:
         warmup = {"steps": int(steps * DEFAULT_WARMUP_FRACTION)}
     else:
@@ -284,20 +311,34 @@ def plan_length(config: RunConfig) -> Length:
     return Length(duration_s, steps, warmup, interval, until_confident)
 
 
-def run(config: RunConfig, prepared: Prepared | None = None, on_sample: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+def run(
+    config: RunConfig,
+    prepared: Prepared | None = None,
+    on_sample: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
     """Run a scenario in a child process and record it; never raises for what the scenario does."""
     from leaklab.runner.session import Session  # the session builds on this module's records
 
     prepared = prepared or prepare(config)
     load = load_config(config, prepared).__dict__ if config.serve else None
-    writer = store.RunWriter(store.new_run_dir(config.out, prepared.scenario.name, prepared.variant),
-                             meta_mod.scenario_meta(config, prepared, load),
-                             list(store.BASE_COLUMNS) + probe_registry.columns_of(config.probes))
+    writer = store.RunWriter(
+        store.new_run_dir(config.out, prepared.scenario.name, prepared.variant),
+        meta_mod.scenario_meta(config, prepared, load),
+        list(store.BASE_COLUMNS) + probe_registry.columns_of(config.probes),
+    )
     t0 = time.monotonic()
     stdout = open(writer.artifacts / "child-stdout.log", "wb")
     stderr = open(writer.artifacts / "child-stderr.log", "wb")
-    session = Session(config, prepared, writer, child_spec(config, prepared, str(writer.artifacts), t0), t0, on_sample,
-                      stdout, stderr)
+    session = Session(
+        config,
+        prepared,
+        writer,
+        child_spec(config, prepared, str(writer.artifacts), t0),
+        t0,
+        on_sample,
+        stdout,
+        stderr,
+    )
     try:
         session.spawn()
         session.loop()
@@ -338,11 +379,17 @@ def child_spec(config: RunConfig, prepared: Prepared, artifacts: str, t0: float)
         plan={"steps": prepared.steps, "duration_s": prepared.duration_s} if config.serve else {},
         drain_timeout_s=config.recycle.kill_timeout_s if config.recycle else config.stop_timeout_s,
         # A look reads the samples so far: one right after a full collection just before it.
-        collect_at=[max(t - LOOK_LEAD_S, 0.0) for t in config.stop_rule.times] if until_confident else [],  # type: ignore[union-attr]
+        collect_at=[max(t - LOOK_LEAD_S, 0.0) for t in config.stop_rule.times]
+        if until_confident
+        else [],  # type: ignore[union-attr]
     )
 
 
 def load_config(config: RunConfig, prepared: Prepared) -> load_mod.LoadConfig:
     """The load a service run sends: the run's rate, for its duration or its steps."""
-    return load_mod.LoadConfig(rate=float(prepared.rate or 0), duration_s=prepared.duration_s,
-                               max_requests=prepared.steps, timeout_s=config.request_timeout_s)
+    return load_mod.LoadConfig(
+        rate=float(prepared.rate or 0),
+        duration_s=prepared.duration_s,
+        max_requests=prepared.steps,
+        timeout_s=config.request_timeout_s,
+    )

@@ -51,16 +51,23 @@ PM2_WORKER_INTERVAL_MS = PM2_CHECK_INTERVAL_S * 1000
 
 def find_pm2(explicit: str | None = None) -> Path:
     """The pm2 program: ``explicit``, the project's ``.venv/node`` one, else pm2 on PATH."""
-    candidates = [explicit] if explicit else [
-        Path.cwd() / ".venv/node/node_modules/.bin/pm2",
-        Path(leaklab.__file__).resolve().parent.parent / ".venv/node/node_modules/.bin/pm2",
-        shutil.which("pm2"),
-    ]
+    candidates = (
+        [explicit]
+        if explicit
+        else [
+            Path.cwd() / ".venv/node/node_modules/.bin/pm2",
+            Path(leaklab.__file__).resolve().parent.parent / ".venv/node/node_modules/.bin/pm2",
+            shutil.which("pm2"),
+        ]
+    )
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise WatchError("pm2 not found: `make` installs it into .venv/node, or pass --pm2-bin PATH"
-                     if not explicit else f"--pm2-bin: no such file: {explicit}")
+    raise WatchError(
+        "pm2 not found: `make` installs it into .venv/node, or pass --pm2-bin PATH"
+        if not explicit
+        else f"--pm2-bin: no such file: {explicit}"
+    )
 
 
 def pm2_module_dir(pm2_bin: Path) -> Path:
@@ -78,10 +85,16 @@ class PM2List:
     def __init__(self, pm2_bin: Path, interval_s: float) -> None:
         node = shutil.which("node")
         if node is None:
-            raise WatchError("node not found: PM2 runs on Node.js (the Makefile set-up installs it)")
-        self.proc = subprocess.Popen([node, str(LISTER), str(pm2_module_dir(pm2_bin)), str(interval_s)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent)
+            raise WatchError(
+                "node not found: PM2 runs on Node.js (the Makefile set-up installs it)"
+            )
+        self.proc = subprocess.Popen(
+            [node, str(LISTER), str(pm2_module_dir(pm2_bin)), str(interval_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         self.latest: dict[str, Any] | None = None
         self.error: str | None = None
         self.fresh = threading.Event()
@@ -152,12 +165,27 @@ class PM2Source:
         if self.pid is not None and pid != self.pid:
             limit = app.get("max_memory_restart")
             memory = self.last_memory
-            near = bool(limit) and memory is not None and memory >= MEMORY_RESTART_SHARE * float(limit)
-            started = (float(app["started_at_ms"]) / 1000 - self.wall_t0) if app.get("started_at_ms") else None
-            trigger = self.last_seen_t if self.last_seen_t is not None else time.monotonic() - self.t0
+            near = (
+                bool(limit) and memory is not None and memory >= MEMORY_RESTART_SHARE * float(limit)
+            )
+            started = (
+                (float(app["started_at_ms"]) / 1000 - self.wall_t0)
+                if app.get("started_at_ms")
+                else None
+            )
+            trigger = (
+                self.last_seen_t if self.last_seen_t is not None else time.monotonic() - self.t0
+            )
             info["restart_reason"] = "memory" if near else "restart"
-            info["restart"] = {"pm2_memory": memory, "limit": limit, "mode": "restart", "pm2_restarts": restarts,
-                               "healthy_after_s": round(started - trigger, 6) if started and started >= trigger else None}
+            info["restart"] = {
+                "pm2_memory": memory,
+                "limit": limit,
+                "mode": "restart",
+                "pm2_restarts": restarts,
+                "healthy_after_s": round(started - trigger, 6)
+                if started and started >= trigger
+                else None,
+            }
             info["restart"] = {k: v for k, v in info["restart"].items() if v is not None}
             # the restart is written at the trigger: when the old process was last seen
             info["restart_t"] = trigger
@@ -179,26 +207,49 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
     listing = PM2List(binary, config.interval_s)
     try:
         if not listing.fresh.wait(_FIRST_LIST_TIMEOUT_S) or listing.latest is None:
-            raise WatchError(f"PM2 did not answer within {_FIRST_LIST_TIMEOUT_S:g}s"
-                             + (f": {listing.error}" if listing.error else ""))
+            raise WatchError(
+                f"PM2 did not answer within {_FIRST_LIST_TIMEOUT_S:g}s"
+                + (f": {listing.error}" if listing.error else "")
+            )
         app = listing.app(name)
         if app is None:
             known = ", ".join(listing.names()) or "none"
-            raise WatchError(f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; apps: {known})")
+            raise WatchError(
+                f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; apps: {known})"
+            )
         limit = app.get("max_memory_restart")
-        meta = {"source": "pm2", "pm2": {"name": name, "pm_id": app.get("pm_id"), "bin": str(binary),
-                                          "home": os.environ.get("PM2_HOME"), "exec_mode": app.get("exec_mode"),
-                                          "max_memory_restart": limit, "restarts_at_start": app.get("restarts")}}
-        watcher = Watcher(config, f"pm2-{store.slug(name)}", meta, lambda: source.observe(),
-                          extra_columns=("pm2_memory", "pm2_restarts"))
+        meta = {
+            "source": "pm2",
+            "pm2": {
+                "name": name,
+                "pm_id": app.get("pm_id"),
+                "bin": str(binary),
+                "home": os.environ.get("PM2_HOME"),
+                "exec_mode": app.get("exec_mode"),
+                "max_memory_restart": limit,
+                "restarts_at_start": app.get("restarts"),
+            },
+        }
+        watcher = Watcher(
+            config,
+            f"pm2-{store.slug(name)}",
+            meta,
+            lambda: source.observe(),
+            extra_columns=("pm2_memory", "pm2_restarts"),
+        )
         source = PM2Source(name, listing, time.time() - (time.monotonic() - watcher.t0), watcher.t0)
         if limit:
             # the recycling analysis reads the limit and the check as it does for --recycle
             # PM2's check: its worker's interval as this environment sets it (the daemon's own may differ)
             check_s = float(os.environ.get("PM2_WORKER_INTERVAL") or PM2_WORKER_INTERVAL_MS) / 1000
-            watcher.writer.meta["config"]["recycle"] = {"limit": limit, "mode": "restart", "kill_signal": "SIGINT",
-                                                        "check_interval_s": check_s,
-                                                        "kill_timeout_s": PM2_KILL_TIMEOUT_S, "by": "pm2"}
+            watcher.writer.meta["config"]["recycle"] = {
+                "limit": limit,
+                "mode": "restart",
+                "kill_signal": "SIGINT",
+                "check_interval_s": check_s,
+                "kill_timeout_s": PM2_KILL_TIMEOUT_S,
+                "by": "pm2",
+            }
         if config.health_url:
             watcher.writer.meta["config"]["rate"] = config.health_rate
         watcher.writer.write_meta()
@@ -207,9 +258,13 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
         listing.close()
     out = PM2Result(**result.__dict__)
     restarts_seen = max(0, result.generations - 1)
-    out.pm2 = {"restarts_at_start": source.first_restarts, "restarts_at_end": source.restarts,
-               "restarts_by_pm2": (source.restarts or 0) - (source.first_restarts or 0),
-               "generations_seen": result.generations, "restarts_seen": restarts_seen}
+    out.pm2 = {
+        "restarts_at_start": source.first_restarts,
+        "restarts_at_end": source.restarts,
+        "restarts_by_pm2": (source.restarts or 0) - (source.first_restarts or 0),
+        "generations_seen": result.generations,
+        "restarts_seen": restarts_seen,
+    }
     store_meta = store.read_meta(result.run_dir)
     store_meta["pm2"] = {**store_meta.get("pm2", {}), **out.pm2}
     store.write_json_atomic(Path(result.run_dir) / store.META, store_meta)

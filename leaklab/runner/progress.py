@@ -24,15 +24,22 @@ class Progress:
         self.by_steps = prepared.steps is not None
         total = prepared.steps if self.by_steps else prepared.duration_s
         self.bar = tqdm(
-            total=total, unit="step" if self.by_steps else "s", disable=(None if enabled is None else not enabled),
-            desc=f"{prepared.scenario.name}" + (f" [{prepared.variant}]" if prepared.variant else ""),
-            dynamic_ncols=True, leave=True, file=sys.stderr,
+            total=total,
+            unit="step" if self.by_steps else "s",
+            disable=(None if enabled is None else not enabled),
+            desc=f"{prepared.scenario.name}"
+            + (f" [{prepared.variant}]" if prepared.variant else ""),
+            dynamic_ncols=True,
+            leave=True,
+            file=sys.stderr,
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
         self.refreshed = -math.inf
         self.look = ""
 
-    def update(self, t_steps: float, steps: int, rate: float, rss: int | None, growth: int | None) -> None:
+    def update(
+        self, t_steps: float, steps: int, rate: float, rss: int | None, growth: int | None
+    ) -> None:
         now = time.monotonic()
         if now - self.refreshed < self.MIN_REFRESH_S:
             return  # samples can come hundreds of times a second; a terminal needs ten

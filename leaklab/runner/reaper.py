@@ -65,7 +65,7 @@ class CappedLog:
 
     def write(self, data: bytes) -> None:
         if self.head_left > 0:
-            now, data = data[: self.head_left], data[self.head_left:]
+            now, data = data[: self.head_left], data[self.head_left :]
             self.head_left -= len(now)
             _write_all(self.out_fd, now)
         if not data:
@@ -78,8 +78,10 @@ class CappedLog:
 
     def close(self) -> None:
         if self.dropped:
-            note = (f"\n[leaklab: {self.dropped:,} bytes dropped here; the first {self.head:,} and the "
-                    f"last {self.tail_cap:,} bytes of this stream are kept]\n")
+            note = (
+                f"\n[leaklab: {self.dropped:,} bytes dropped here; the first {self.head:,} and the "
+                f"last {self.tail_cap:,} bytes of this stream are kept]\n"
+            )
             _write_all(self.out_fd, note.encode())
         _write_all(self.out_fd, bytes(self.tail))
         self.tail.clear()
@@ -89,7 +91,7 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         except InterruptedError:
             continue
         except OSError:
@@ -141,9 +143,13 @@ def kill_everything_below(statuses: dict[int, int], child_pgid: int | None) -> l
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="leaklab-reaper")
-    parser.add_argument("--lifeline", type=int, required=True, help="read end of a pipe the parent holds open")
+    parser.add_argument(
+        "--lifeline", type=int, required=True, help="read end of a pipe the parent holds open"
+    )
     parser.add_argument("--pid-fd", type=int, required=True, help="where to write the child's pid")
-    parser.add_argument("--pass-fd", type=int, action="append", default=[], help="a descriptor the child inherits")
+    parser.add_argument(
+        "--pass-fd", type=int, action="append", default=[], help="a descriptor the child inherits"
+    )
     parser.add_argument("--log-head", type=int, required=True)
     parser.add_argument("--log-tail", type=int, required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -165,10 +171,20 @@ class _Reaper:
     """The loop: copy the child's output into capped logs, watch the lifeline, reap, and once
     the child is gone kill what it left and drain its pipes for a moment."""
 
-    def __init__(self, args: argparse.Namespace, child: subprocess.Popen[bytes], out_r: int, err_r: int,
-                 wake_r: int, stop: list[int]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        child: subprocess.Popen[bytes],
+        out_r: int,
+        err_r: int,
+        wake_r: int,
+        stop: list[int],
+    ) -> None:
         self.args, self.child, self.err_r, self.wake_r, self.stop = args, child, err_r, wake_r, stop
-        self.logs = {out_r: CappedLog(1, args.log_head, args.log_tail), err_r: CappedLog(2, args.log_head, args.log_tail)}
+        self.logs = {
+            out_r: CappedLog(1, args.log_head, args.log_tail),
+            err_r: CappedLog(2, args.log_head, args.log_tail),
+        }
         self.statuses: dict[int, int] = {}
         self.lifeline_open = True
         self.child_status: int | None = None
@@ -177,8 +193,12 @@ class _Reaper:
     def run(self) -> int:
         """The child's wait status, once it is gone and its output is in."""
         while self.logs or self.child_status is None:
-            watched = [*self.logs, self.wake_r] + ([self.args.lifeline] if self.lifeline_open else [])
-            timeout = 0.5 if self.drain_until is None else max(0.0, self.drain_until - time.monotonic())
+            watched = [*self.logs, self.wake_r] + (
+                [self.args.lifeline] if self.lifeline_open else []
+            )
+            timeout = (
+                0.5 if self.drain_until is None else max(0.0, self.drain_until - time.monotonic())
+            )
             try:
                 ready, _, _ = select.select(watched, [], [], timeout)
             except InterruptedError:
@@ -261,8 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        child = subprocess.Popen(command, pass_fds=tuple(args.pass_fd), stdin=subprocess.DEVNULL,
-                                 stdout=out_w, stderr=err_w, start_new_session=True)
+        child = subprocess.Popen(
+            command,
+            pass_fds=tuple(args.pass_fd),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            start_new_session=True,
+        )
     except OSError as exc:
         os.write(2, f"leaklab: could not start the child: {exc}\n".encode())
         os.close(args.pid_fd)

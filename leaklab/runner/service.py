@@ -49,8 +49,12 @@ def _response(result: Any) -> web.StreamResponse:
     return web.Response(text=str(result))
 
 
-def request_handler(work: Callable[..., Any], wants_request: bool, state: Any,
-                    after_step: Callable[[BaseException | None], Any]) -> Callable[[web.Request], Any]:
+def request_handler(
+    work: Callable[..., Any],
+    wants_request: bool,
+    state: Any,
+    after_step: Callable[[BaseException | None], Any],
+) -> Callable[[web.Request], Any]:
     """The aiohttp handler for scenario work: one request is one step."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -68,8 +72,14 @@ def request_handler(work: Callable[..., Any], wants_request: bool, state: Any,
     return handle
 
 
-async def serve(step_loop: Any, module: Any, step: Callable[..., Any], send_hello: Callable[[dict[str, Any]], None],
-                hello: dict[str, Any], drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S) -> None:
+async def serve(
+    step_loop: Any,
+    module: Any,
+    step: Callable[..., Any],
+    send_hello: Callable[[dict[str, Any]], None],
+    hello: dict[str, Any],
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
+) -> None:
     """Serve until ``step_loop.stop_reason`` is set, then shut down gracefully.
 
     ``step_loop`` is the child's :class:`~leaklab.runner.child.StepLoop`: it counts
@@ -83,8 +93,14 @@ async def serve(step_loop: Any, module: Any, step: Callable[..., Any], send_hell
 
     app = web.Application()
     app.router.add_get(HEALTH_PATH, health)
-    app.router.add_route("*", "/{tail:.*}", request_handler(work, callable(custom), step_loop.state, step_loop.after_step))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=drain_timeout_s)
+    app.router.add_route(
+        "*",
+        "/{tail:.*}",
+        request_handler(work, callable(custom), step_loop.state, step_loop.after_step),
+    )
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=drain_timeout_s
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, HOST, 0)
@@ -101,8 +117,13 @@ async def serve(step_loop: Any, module: Any, step: Callable[..., Any], send_hell
                 try:
                     call()  # in this frame on purpose, as in the step loops: see ProbeContext.loop_call
                 except Exception as exc:
-                    step_loop.reporter.event(EventKind.PROBE_ERROR, step_loop.now(), probe="loop_call", method="loop_call",
-                                             error=f"{type(exc).__name__}: {exc}")
+                    step_loop.reporter.event(
+                        EventKind.PROBE_ERROR,
+                        step_loop.now(),
+                        probe="loop_call",
+                        method="loop_call",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
     finally:
         # Stop accepting, finish the requests in progress, close idle keep-alive connections.
         await runner.cleanup()

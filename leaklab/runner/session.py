@@ -37,8 +37,17 @@ from leaklab.runner.supervisor import Restart, Supervisor
 class Session(MessageHandlers, Supervision):
     """One run's processes (one generation, unless recycled) and what the parent knows of them."""
 
-    def __init__(self, config: RunConfig, prepared: Prepared, writer: store.RunWriter, spec: ChildSpec | None,
-                 t0: float, on_sample: Callable[[dict[str, Any]], None] | None, stdout: Any, stderr: Any) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        prepared: Prepared,
+        writer: store.RunWriter,
+        spec: ChildSpec | None,
+        t0: float,
+        on_sample: Callable[[dict[str, Any]], None] | None,
+        stdout: Any,
+        stderr: Any,
+    ) -> None:
         self.config, self.prepared, self.writer, self.spec = config, prepared, writer, spec
         self.t0, self.on_sample, self.stdout, self.stderr = t0, on_sample, stdout, stderr
         self.state = RunState()
@@ -54,7 +63,9 @@ class Session(MessageHandlers, Supervision):
         self.last_uss_t = -math.inf
         self.interrupts = 0
         self.supervisor = Supervisor(config.recycle) if config.recycle else None
-        self.restarts_to_write: dict[int, Restart] = {}  # restarts whose old generation is still stopping
+        self.restarts_to_write: dict[
+            int, Restart
+        ] = {}  # restarts whose old generation is still stopping
         self.load: load_mod.LoadGenerator | None = None
         self.load_ended = False
         self.deadline: float | None = None  # time.monotonic() when a recycled step run must end
@@ -64,7 +75,8 @@ class Session(MessageHandlers, Supervision):
         self.decided: Look | None = None  # the look that found the verdict confident
         #: time.monotonic() after which nothing of the run may still run: --duration plus the grace
         self.hard_deadline: float | None = (
-            t0 + prepared.duration_s + config.grace_s if prepared.duration_s is not None else None)
+            t0 + prepared.duration_s + config.grace_s if prepared.duration_s is not None else None
+        )
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -110,8 +122,15 @@ class Session(MessageHandlers, Supervision):
             if spec.steps is not None:
                 spec = spec.replace(steps=max(1, int(self.prepared.steps or 0) - self.steps))
         self.base_steps, self.base_errors = self.steps, self.errors
-        gen = Generation.spawn(number, spec, self.messages, self.stdout, self.stderr, self.now(),
-                               self.config.include_children)
+        gen = Generation.spawn(
+            number,
+            spec,
+            self.messages,
+            self.stdout,
+            self.stderr,
+            self.now(),
+            self.config.include_children,
+        )
         self.generations.append(gen)
         self.current = gen
         self.writer.event(EventKind.START, gen.t_spawn, pid=gen.pid, **self.tag(gen))
@@ -138,7 +157,9 @@ class Session(MessageHandlers, Supervision):
                     reason, timeout = "kill timeout", recycle.kill_timeout_s
                 else:
                     reason, timeout = "stop timeout", self.config.stop_timeout_s
-                self.writer.event(EventKind.KILLED, self.now(), reason=reason, timeout_s=timeout, **self.tag(gen))
+                self.writer.event(
+                    EventKind.KILLED, self.now(), reason=reason, timeout_s=timeout, **self.tag(gen)
+                )
                 gen.killed = True
                 gen.kill_group()
 
@@ -156,7 +177,11 @@ class Session(MessageHandlers, Supervision):
 
     def loop(self) -> None:
         on_main = threading.current_thread() is threading.main_thread()
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if on_main else {}
+        previous = (
+            {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            if on_main
+            else {}
+        )
         for sig in previous:
             signal.signal(sig, self._on_signal)
         try:
@@ -197,8 +222,13 @@ class Session(MessageHandlers, Supervision):
     def _sample_if_quiet(self, now: float) -> None:
         """The child is busy in setup or a long step: its RSS still counts."""
         current = self.current
-        if (not self.state.aborted and current is not None and current.alive and not current.finishing
-                and now - self.last_sample_t >= max(2 * self.prepared.sample_interval_s, CAP_POLL_S)):
+        if (
+            not self.state.aborted
+            and current is not None
+            and current.alive
+            and not current.finishing
+            and now - self.last_sample_t >= max(2 * self.prepared.sample_interval_s, CAP_POLL_S)
+        ):
             self.write_sample(current, {})
 
     def _advance(self, now: float) -> None:
@@ -208,7 +238,12 @@ class Session(MessageHandlers, Supervision):
         if self.supervisor is not None and self.state.running:
             self.supervise(now)
         stop_rule = self.stop_rule
-        if stop_rule is not None and self.decided is None and not self.state.aborted and now >= stop_rule.next_at:
+        if (
+            stop_rule is not None
+            and self.decided is None
+            and not self.state.aborted
+            and now >= stop_rule.next_at
+        ):
             self._look(now)
 
     def _over(self) -> bool:
@@ -232,12 +267,24 @@ class Session(MessageHandlers, Supervision):
             return
         self.decided = look
         looks = self.stop_rule.looks
-        self.writer.event(EventKind.DECIDED, now, label=look.label, looks=looks, text=look.text,
-                          window_start=look.window_start)
+        self.writer.event(
+            EventKind.DECIDED,
+            now,
+            label=look.label,
+            looks=looks,
+            text=look.text,
+            window_start=look.window_start,
+        )
         if look.window_start:
             self.writer.update_meta(warmup_end=look.window_start)
-        self.writer.update_meta(decided={"label": look.label, "t": round(now, 6), "looks": looks,
-                                         "window_end": getattr(look, "window_end", None)})
+        self.writer.update_meta(
+            decided={
+                "label": look.label,
+                "t": round(now, 6),
+                "looks": looks,
+                "window_end": getattr(look, "window_end", None),
+            }
+        )
         if self.load is not None:
             self.load.stop()  # the service run then ends as when its load is over
             return
@@ -250,10 +297,18 @@ class Session(MessageHandlers, Supervision):
         duration, grace = self.prepared.duration_s or 0.0, self.config.grace_s
         stuck = {gen.number: self._phase(gen) for gen in self.live()}
         where = ", ".join(sorted(set(stuck.values())))
-        self.state.abort(Status.TIMED_OUT, f"still running {units.format_duration(duration)} (--duration) + "
-                                           f"{units.format_duration(grace)} (grace) after the start, in {where}; killed")
-        self.writer.event(EventKind.TIMED_OUT, self.now(), duration_s=duration, grace_s=grace,
-                          phases={str(n): phase for n, phase in stuck.items()})
+        self.state.abort(
+            Status.TIMED_OUT,
+            f"still running {units.format_duration(duration)} (--duration) + "
+            f"{units.format_duration(grace)} (grace) after the start, in {where}; killed",
+        )
+        self.writer.event(
+            EventKind.TIMED_OUT,
+            self.now(),
+            duration_s=duration,
+            grace_s=grace,
+            phases={str(n): phase for n, phase in stuck.items()},
+        )
         if self.load is not None:
             self.load.stop()
         for gen in self.live():
@@ -289,12 +344,20 @@ class Session(MessageHandlers, Supervision):
                 continue
             self.rss_peak = max(self.rss_peak or 0, rss)
             if rss > self.prepared.max_rss:
-                self.state.abort(Status.KILLED_AT_CAP, f"RSS {units.format_size(rss)} crossed the cap of "
-                                                       f"{units.format_size(self.prepared.max_rss)}")
+                self.state.abort(
+                    Status.KILLED_AT_CAP,
+                    f"RSS {units.format_size(rss)} crossed the cap of "
+                    f"{units.format_size(self.prepared.max_rss)}",
+                )
                 if gen is self.current:
                     self.write_sample(gen, {}, rss=rss)
-                self.writer.event(EventKind.KILLED_AT_CAP, self.now(), rss=rss, max_rss=self.prepared.max_rss,
-                                  **self.tag(gen))
+                self.writer.event(
+                    EventKind.KILLED_AT_CAP,
+                    self.now(),
+                    rss=rss,
+                    max_rss=self.prepared.max_rss,
+                    **self.tag(gen),
+                )
                 if self.load is not None:
                     self.load.stop()
                 for other in self.live():
@@ -320,11 +383,27 @@ class Session(MessageHandlers, Supervision):
             status=status.value,
             end=store.iso(ended),
             duration_s=round(duration, 3),
-            exit={"status": status.value, "message": message, "returncode": returncode, "phase": done.get("phase")},
+            exit={
+                "status": status.value,
+                "message": message,
+                "returncode": returncode,
+                "phase": done.get("phase"),
+            },
             counters=counters,
         )
-        return RunResult(self.writer.path, status.value, self.steps, duration, self.rss_start, self.rss_end,
-                         self.rss_peak, self.errors, message, counters.get("requests"), counters.get("restarts"))
+        return RunResult(
+            self.writer.path,
+            status.value,
+            self.steps,
+            duration,
+            self.rss_start,
+            self.rss_end,
+            self.rss_peak,
+            self.errors,
+            message,
+            counters.get("requests"),
+            counters.get("restarts"),
+        )
 
     def _write_open_restarts(self) -> None:
         """Restarts still waiting for their old generation to go, or for their new one to be healthy."""
@@ -345,14 +424,24 @@ class Session(MessageHandlers, Supervision):
             if self.state.status == Status.INTERRUPTED and reason == Status.FAILED:
                 message += f"; {raised}"
             return self.state.status, message
-        if (self.state.stopping or self.decided is not None) and reason in (None, Status.INTERRUPTED):
+        if (self.state.stopping or self.decided is not None) and reason in (
+            None,
+            Status.INTERRUPTED,
+        ):
             # The parent stopped the service because the load was over (a generation may have
             # been stopped while it was still starting, before it could say anything).
             reason = Status.COMPLETED
         if reason in (Status.COMPLETED, Status.FAILED, Status.INTERRUPTED):
             return Status(reason), raised if reason == Status.FAILED else ""
-        how = f"signal {-returncode}" if returncode is not None and returncode < 0 else f"exit code {returncode}"
-        return Status.FAILED, f"child process ended without finishing ({how}); see artifacts/child-stderr.log"
+        how = (
+            f"signal {-returncode}"
+            if returncode is not None and returncode < 0
+            else f"exit code {returncode}"
+        )
+        return (
+            Status.FAILED,
+            f"child process ended without finishing ({how}); see artifacts/child-stderr.log",
+        )
 
     def _counters(self) -> dict[str, Any]:
         counters: dict[str, Any] = {
@@ -367,8 +456,10 @@ class Session(MessageHandlers, Supervision):
         if self.supervisor is not None or len(self.generations) > 1:
             restarts = self.supervisor.restarts if self.supervisor else []
             counters["generations"] = len(self.generations)
-            counters["restarts"] = {"memory": sum(r.reason == "memory" for r in restarts),
-                                    "crash": sum(r.reason == "crash" for r in restarts)}
+            counters["restarts"] = {
+                "memory": sum(r.reason == "memory" for r in restarts),
+                "crash": sum(r.reason == "crash" for r in restarts),
+            }
         if self.load is not None:
             counters["requests"] = self.load.summary()
         return counters

@@ -66,7 +66,15 @@ class ChildSpec:
         """The spec from its JSON form; keys it does not know are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for name in ("warmup", "params", "plan", "probe_options", "probes", "sys_path", "collect_at"):
+        for name in (
+            "warmup",
+            "params",
+            "plan",
+            "probe_options",
+            "probes",
+            "sys_path",
+            "collect_at",
+        ):
             if values.get(name) is None:
                 values.pop(name, None)  # JSON null for a collection: its empty default
         return cls(**values)

@@ -37,7 +37,9 @@ class Supervision:
         if old.t_exit is None:
             if old.stop_requested is None and self.config.recycle is not None:
                 # Reload: the new generation has the traffic; now the old one may go.
-                self.stop_generation(old, "restart", self.config.recycle.signal, self.config.recycle.kill_timeout_s)
+                self.stop_generation(
+                    old, "restart", self.config.recycle.signal, self.config.recycle.kill_timeout_s
+                )
             self.restarts_to_write[old.number] = restart
         else:
             self.write_restart(restart)
@@ -51,8 +53,14 @@ class Supervision:
         self.load = load_mod.LoadGenerator(config, self.t0, self.record_request)
         self.load.set_target(gen.port, gen.number)
         self.load.start()
-        self.writer.event(EventKind.LOAD_START, self.now(), rate=config.rate, duration_s=config.duration_s,
-                          max_requests=config.max_requests, timeout_s=config.timeout_s)
+        self.writer.event(
+            EventKind.LOAD_START,
+            self.now(),
+            rate=config.rate,
+            duration_s=config.duration_s,
+            max_requests=config.max_requests,
+            timeout_s=config.timeout_s,
+        )
 
     def write_restart(self: Session, restart: Restart) -> None:
         self.writer.event(EventKind.RESTART, restart.t, **restart.to_event())
@@ -77,7 +85,9 @@ class Supervision:
         restart = sup.memory_restart(now, current.number, rss)
         self.write_sample(current, {}, rss=rss)  # the row that shows the trigger
         if policy.mode == "reload":
-            restart.new_generation = self.spawn().number  # the old one keeps serving until the new one is healthy
+            restart.new_generation = (
+                self.spawn().number
+            )  # the old one keeps serving until the new one is healthy
         else:
             self.stop_generation(current, "restart", policy.signal, policy.kill_timeout_s)
 
@@ -88,7 +98,13 @@ class Supervision:
         gen.release()  # its reaper is gone too: close the lifeline as well as the ack pipe
         sup = self.supervisor
         if sup is not None or self.config.serve:
-            self.writer.event(EventKind.EXIT, now, returncode=gen.proc.returncode, killed=gen.killed, **self.tag(gen))
+            self.writer.event(
+                EventKind.EXIT,
+                now,
+                returncode=gen.proc.returncode,
+                killed=gen.killed,
+                **self.tag(gen),
+            )
         if sup is None:
             return
         restart = self.restarts_to_write.pop(gen.number, None)
@@ -98,11 +114,17 @@ class Supervision:
             self.write_restart(restart)
             return
         pending = sup.pending
-        if pending is not None and pending.generation == gen.number and gen.stop_requested == "restart":
+        if (
+            pending is not None
+            and pending.generation == gen.number
+            and gen.stop_requested == "restart"
+        ):
             pending.stopped_after_s = round(now - pending.t, 6)
             pending.killed = gen.killed
             if self.state.running:
-                pending.new_generation = self.spawn().number  # restart: the new one starts once the old one is gone
+                pending.new_generation = (
+                    self.spawn().number
+                )  # restart: the new one starts once the old one is gone
             return
         if gen is not self.current or not self.state.running:
             return
@@ -117,7 +139,9 @@ class Supervision:
             return False
         steps_left = self.prepared.steps is None or self.steps < self.prepared.steps
         time_left = self.deadline is None or time.monotonic() < self.deadline
-        return not (steps_left and time_left) or self.prepared.steps is None and self.deadline is None
+        return (
+            not (steps_left and time_left) or self.prepared.steps is None and self.deadline is None
+        )
 
     def _settle_pending(self: Session, now: float) -> None:
         """The new generation of a restart died before it was healthy: write the restart as unfinished."""
@@ -138,7 +162,11 @@ class Supervision:
         assert sup is not None
         done = gen.done or {}
         failed = done.get("reason") == Status.FAILED
-        error = f"scenario raised in {done.get('phase', '?')}: {done.get('error', '')}" if failed else None
+        error = (
+            f"scenario raised in {done.get('phase', '?')}: {done.get('error', '')}"
+            if failed
+            else None
+        )
         if sup.pending is not None:
             self._settle_pending(now)
         uptime = now - (gen.t_healthy if gen.t_healthy is not None else now)
@@ -146,13 +174,25 @@ class Supervision:
             restart = sup.crash_restart(now, gen.number, uptime, gen.proc.returncode, error)
         except CrashLimit as exc:
             self.state.abort(Status.FAILED, str(exc))
-            self.writer.event(EventKind.GAVE_UP, now, restarts=sup.backoff.consecutive, message=self.state.message,
-                              **self.tag(gen))
+            self.writer.event(
+                EventKind.GAVE_UP,
+                now,
+                restarts=sup.backoff.consecutive,
+                message=self.state.message,
+                **self.tag(gen),
+            )
             if self.load is not None:
                 self.load.stop()
             return
-        self.writer.event(EventKind.CRASH, now, returncode=gen.proc.returncode, error=error, backoff_s=restart.backoff_s,
-                          uptime_s=round(uptime, 6), **self.tag(gen))
+        self.writer.event(
+            EventKind.CRASH,
+            now,
+            returncode=gen.proc.returncode,
+            error=error,
+            backoff_s=restart.backoff_s,
+            uptime_s=round(uptime, 6),
+            **self.tag(gen),
+        )
 
     def stop_service(self: Session) -> None:
         """The load is over (or a command run's time): stop every generation gracefully; the run then completes."""
@@ -161,7 +201,9 @@ class Supervision:
         if self.supervisor is not None:
             self.supervisor.spawn_at = None
         for gen in self.live():
-            self.stop_generation(gen, gen.stop_requested or "end", signal.SIGTERM, self.config.stop_timeout_s)
+            self.stop_generation(
+                gen, gen.stop_requested or "end", signal.SIGTERM, self.config.stop_timeout_s
+            )
 
     def load_end(self: Session) -> None:
         """The load's summary, once (``load_end``)."""

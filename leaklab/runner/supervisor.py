@@ -111,8 +111,13 @@ class Backoff:
     0.1
     """
 
-    def __init__(self, initial_s: float = BACKOFF_INITIAL_S, factor: float = BACKOFF_FACTOR,
-                 maximum_s: float = BACKOFF_MAX_S, stable_after_s: float = STABLE_AFTER_S) -> None:
+    def __init__(
+        self,
+        initial_s: float = BACKOFF_INITIAL_S,
+        factor: float = BACKOFF_FACTOR,
+        maximum_s: float = BACKOFF_MAX_S,
+        stable_after_s: float = STABLE_AFTER_S,
+    ) -> None:
         self.initial_s = initial_s
         self.factor = factor
         self.maximum_s = maximum_s
@@ -182,7 +187,12 @@ class Supervisor:
     def __init__(self, policy: RecyclePolicy) -> None:
         self.policy = policy
         self.clock = CheckClock(policy.check_interval_s)
-        self.backoff = Backoff(policy.backoff_initial_s, policy.backoff_factor, policy.backoff_max_s, policy.stable_after_s)
+        self.backoff = Backoff(
+            policy.backoff_initial_s,
+            policy.backoff_factor,
+            policy.backoff_max_s,
+            policy.stable_after_s,
+        )
         self.pending: Restart | None = None  # the restart in progress
         self.spawn_at: float | None = None  # a crash restart waiting out its backoff
         self.restarts: list[Restart] = []
@@ -195,12 +205,25 @@ class Supervisor:
         return rss is not None and rss > self.policy.limit
 
     def memory_restart(self, now: float, generation: int, rss: int) -> Restart:
-        self.pending = Restart(t=now, reason="memory", generation=generation, rss=rss, limit=self.policy.limit,
-                               mode=self.policy.mode, signal=self.policy.signal.name)
+        self.pending = Restart(
+            t=now,
+            reason="memory",
+            generation=generation,
+            rss=rss,
+            limit=self.policy.limit,
+            mode=self.policy.mode,
+            signal=self.policy.signal.name,
+        )
         return self.pending
 
-    def crash_restart(self, now: float, generation: int, uptime_s: float, returncode: int | None,
-                      error: str | None) -> Restart:
+    def crash_restart(
+        self,
+        now: float,
+        generation: int,
+        uptime_s: float,
+        returncode: int | None,
+        error: str | None,
+    ) -> Restart:
         """Schedule the restart of a crashed process; raises :class:`CrashLimit` past ``max_restarts``."""
         self.backoff.note_uptime(uptime_s)
         if self.backoff.consecutive >= self.policy.max_restarts:
@@ -208,8 +231,16 @@ class Supervisor:
         delay = self.backoff.next_delay()
         self.delays.append(delay)
         self.spawn_at = now + delay
-        self.pending = Restart(t=now, reason="crash", generation=generation, mode="restart", backoff_s=round(delay, 6),
-                               returncode=returncode, error=error, stopped_after_s=0.0)
+        self.pending = Restart(
+            t=now,
+            reason="crash",
+            generation=generation,
+            mode="restart",
+            backoff_s=round(delay, 6),
+            returncode=returncode,
+            error=error,
+            stopped_after_s=0.0,
+        )
         return self.pending
 
     def spawn_due(self, now: float) -> bool:
@@ -230,8 +261,10 @@ class Supervisor:
 
     def _give_up_message(self, returncode: int | None, error: str | None) -> str:
         crashes = self.backoff.consecutive + 1
-        delays = ", ".join(f"{d:g}s" for d in self.delays[-self.policy.max_restarts:]) or "none"
+        delays = ", ".join(f"{d:g}s" for d in self.delays[-self.policy.max_restarts :]) or "none"
         last = error or (f"exit code {returncode}" if returncode is not None else "no exit status")
-        return (f"the child crashed {crashes} times in a row (last: {last}); gave up after "
-                f"{self.policy.max_restarts} restarts with backoff ({delays}). "
-                "See artifacts/child-stderr.log and events.jsonl")
+        return (
+            f"the child crashed {crashes} times in a row (last: {last}); gave up after "
+            f"{self.policy.max_restarts} restarts with backoff ({delays}). "
+            "See artifacts/child-stderr.log and events.jsonl"
+        )

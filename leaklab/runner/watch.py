@@ -94,7 +94,9 @@ def check_pid(pid: int) -> psutil.Process:
     except psutil.NoSuchProcess:
         raise WatchError(f"no process with pid {pid} (it has exited, or never ran)") from None
     except psutil.AccessDenied:
-        raise WatchError(f"not allowed to read process {pid}: run leaklab as its user (or root)") from None
+        raise WatchError(
+            f"not allowed to read process {pid}: run leaklab as its user (or root)"
+        ) from None
 
 
 def running(process: psutil.Process) -> bool:
@@ -115,21 +117,43 @@ def describe(process: psutil.Process) -> dict[str, Any]:
 class Watcher:
     """Samples whatever pid ``observe()`` names, one generation per distinct pid."""
 
-    def __init__(self, config: WatchConfig, name: str, meta: dict[str, Any],
-                 observe: Callable[[], Observation], extra_columns: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: WatchConfig,
+        name: str,
+        meta: dict[str, Any],
+        observe: Callable[[], Observation],
+        extra_columns: tuple[str, ...] = (),
+    ) -> None:
         self.config = config
         self.observe = observe
         self.t0 = time.monotonic()
-        warmup = {"seconds": config.warmup_s if config.warmup_s is not None else
-                  round((config.duration_s or 0) * parent.DEFAULT_WARMUP_FRACTION, 3)}
+        warmup = {
+            "seconds": config.warmup_s
+            if config.warmup_s is not None
+            else round((config.duration_s or 0) * parent.DEFAULT_WARMUP_FRACTION, 3)
+        }
         run_dir = store.new_run_dir(config.out, name, None)
-        settings = {"duration_s": config.duration_s, "interval_s": config.interval_s, "warmup": warmup,
-                    "include_children": True, "probes": [], "steps_are": "seconds",
-                    "health": {"url": config.health_url, "rate": config.health_rate} if config.health_url else None,
-                    "serve": bool(config.health_url), "recycle": None, "load": None}
+        settings = {
+            "duration_s": config.duration_s,
+            "interval_s": config.interval_s,
+            "warmup": warmup,
+            "include_children": True,
+            "probes": [],
+            "steps_are": "seconds",
+            "health": {"url": config.health_url, "rate": config.health_rate}
+            if config.health_url
+            else None,
+            "serve": bool(config.health_url),
+            "recycle": None,
+            "load": None,
+        }
         about = {"scenario": name, "variant": None, "params": {}}
-        self.writer = store.RunWriter(run_dir, meta_mod.build_meta(about, config.argv, settings, extra=meta),
-                                      [*store.BASE_COLUMNS, *extra_columns])
+        self.writer = store.RunWriter(
+            run_dir,
+            meta_mod.build_meta(about, config.argv, settings, extra=meta),
+            [*store.BASE_COLUMNS, *extra_columns],
+        )
         self.pids: list[int] = []  # generation -> pid
         self.memory: ChildMemory | None = None
         self.load: load_mod.LoadGenerator | None = None
@@ -147,13 +171,24 @@ class Watcher:
             return
         target = parse_load_url(self.config.health_url)
         self.health_port = target.port or 80
-        config = load_mod.LoadConfig(rate=self.config.health_rate, duration_s=self.config.duration_s or MAX_WATCH_S,
-                                     timeout_s=self.config.request_timeout_s, path=target.path)
+        config = load_mod.LoadConfig(
+            rate=self.config.health_rate,
+            duration_s=self.config.duration_s or MAX_WATCH_S,
+            timeout_s=self.config.request_timeout_s,
+            path=target.path,
+        )
         self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
         self.load.set_target(self.health_port, max(0, len(self.pids) - 1))
         self.load.start()
-        self.writer.event(EventKind.LOAD_START, self.now(), rate=config.rate, duration_s=config.duration_s,
-                          max_requests=None, timeout_s=config.timeout_s, health=True)
+        self.writer.event(
+            EventKind.LOAD_START,
+            self.now(),
+            rate=config.rate,
+            duration_s=config.duration_s,
+            max_requests=None,
+            timeout_s=config.timeout_s,
+            health=True,
+        )
 
     def _switch(self, obs: Observation) -> None:
         """A new pid: a new generation (after the first, a restart the source made)."""
@@ -162,9 +197,18 @@ class Watcher:
         t = self.now()
         if number:
             # the memory at the restart: our own last reading of the old process (the source's may be older)
-            fields = {**obs.info.pop("restart", {}), **({"rss": self.last_rss} if self.last_rss else {})}
-            self.writer.event(EventKind.RESTART, obs.info.pop("restart_t", t), reason=obs.info.pop("restart_reason", "restart"),
-                              generation=number - 1, new_generation=number, **fields)
+            fields = {
+                **obs.info.pop("restart", {}),
+                **({"rss": self.last_rss} if self.last_rss else {}),
+            }
+            self.writer.event(
+                EventKind.RESTART,
+                obs.info.pop("restart_t", t),
+                reason=obs.info.pop("restart_reason", "restart"),
+                generation=number - 1,
+                new_generation=number,
+                **fields,
+            )
         self.pids.append(obs.pid)
         self.memory = ChildMemory(obs.pid, include_children=True)
         self.writer.event(EventKind.START, t, pid=obs.pid, generation=number, **obs.info)
@@ -180,7 +224,15 @@ class Watcher:
             return False
         t = self.now()
         number = len(self.pids) - 1
-        row = {"t": t, "steps": int(t), "rss": rss, "uss": uss, "pid": self.pids[-1], "generation": number, **obs.extra}
+        row = {
+            "t": t,
+            "steps": int(t),
+            "rss": rss,
+            "uss": uss,
+            "pid": self.pids[-1],
+            "generation": number,
+            **obs.extra,
+        }
         self.writer.sample(row)
         self.last_rss = rss
         if self.rss_start is None:
@@ -209,14 +261,18 @@ class Watcher:
                 alive = obs.pid is not None and self._sample(obs)
                 if not alive and (obs.gone or not follow_restarts) and self.pids:
                     self.ended_by = "exit"
-                    self.writer.event(EventKind.EXIT, self.now(), pid=self.pids[-1], generation=len(self.pids) - 1)
+                    self.writer.event(
+                        EventKind.EXIT, self.now(), pid=self.pids[-1], generation=len(self.pids) - 1
+                    )
                     message = f"the process {self.pids[-1]} exited"
                     break
                 if time.monotonic() >= deadline:
                     self.ended_by = "duration"
                     break
                 next_at += self.config.interval_s
-                self.stop.wait(max(0.0, min(next_at - time.monotonic(), deadline - time.monotonic())))
+                self.stop.wait(
+                    max(0.0, min(next_at - time.monotonic(), deadline - time.monotonic()))
+                )
             if self.stop.is_set():
                 self.ended_by = "interrupt"
         finally:
@@ -229,14 +285,29 @@ class Watcher:
                 summary = self.load.summary()
                 self.writer.event(EventKind.LOAD_END, self.now(), **summary)
             duration = self.now()
-            self.writer.update_meta(status=status, end=store.iso(store.utc_now()), duration_s=round(duration, 3),
-                                    exit={"status": status, "message": message, "ended_by": self.ended_by},
-                                    counters={"samples": self.writer.samples_written, "generations": len(self.pids),
-                                              "rss_start": self.rss_start,
-                                              **({"requests": summary} if summary else {})})
+            self.writer.update_meta(
+                status=status,
+                end=store.iso(store.utc_now()),
+                duration_s=round(duration, 3),
+                exit={"status": status, "message": message, "ended_by": self.ended_by},
+                counters={
+                    "samples": self.writer.samples_written,
+                    "generations": len(self.pids),
+                    "rss_start": self.rss_start,
+                    **({"requests": summary} if summary else {}),
+                },
+            )
             self.writer.close()
-        return WatchResult(self.writer.path, status, duration, self.writer.samples_written, len(self.pids),
-                           self.ended_by, message, summary)
+        return WatchResult(
+            self.writer.path,
+            status,
+            duration,
+            self.writer.samples_written,
+            len(self.pids),
+            self.ended_by,
+            message,
+            summary,
+        )
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.writer.event(EventKind.INTERRUPT, self.now(), signal=signal.Signals(signum).name)
@@ -259,18 +330,26 @@ def watch_pid(pid: int, config: WatchConfig) -> WatchResult:
     process = check_pid(pid)
     about = describe(process)
     name = f"watch-{store.slug(about.get('name') or 'pid')}-{pid}"
-    watcher = Watcher(config, name, {"source": "watch", "watched": {"pid": pid, **about}},
-                      lambda: Observation(pid if running(process) else None))
+    watcher = Watcher(
+        config,
+        name,
+        {"source": "watch", "watched": {"pid": pid, **about}},
+        lambda: Observation(pid if running(process) else None),
+    )
     return watcher.run()
 
 
 def format_result(result: WatchResult) -> str:
-    lines = [f"status    {result.status}" + (f"  ({result.message})" if result.message else ""),
-             f"watched   {units.format_duration(result.duration_s)}, {result.samples} samples, "
-             f"{result.generations} process generation(s); ended by {result.ended_by or 'the end'}"]
+    lines = [
+        f"status    {result.status}" + (f"  ({result.message})" if result.message else ""),
+        f"watched   {units.format_duration(result.duration_s)}, {result.samples} samples, "
+        f"{result.generations} process generation(s); ended by {result.ended_by or 'the end'}",
+    ]
     if result.requests:
         req = result.requests
-        lines.append(f"health    {req['sent']:,} probes, {req['ok']:,} ok, {req['failed']:,} failed"
-                     + (f" {req['errors']}" if req["errors"] else ""))
+        lines.append(
+            f"health    {req['sent']:,} probes, {req['ok']:,} ok, {req['failed']:,} failed"
+            + (f" {req['errors']}" if req["errors"] else "")
+        )
     lines.append(f"run       {result.run_dir}")
     return "\n".join(lines)

@@ -38,8 +38,13 @@ async def setup(variant, response_size):
     await site.start()
     port = app_runner.addresses[0][1]
     session = aiohttp.ClientSession()
-    return {"runner": app_runner, "session": session, "url": f"http://127.0.0.1:{port}/",
-            "keep": variant == "leaky", "n": 0}
+    return {
+        "runner": app_runner,
+        "session": session,
+        "url": f"http://127.0.0.1:{port}/",
+        "keep": variant == "leaky",
+        "n": 0,
+    }
 
 
 async def step(state):

@@ -8,5 +8,7 @@ import requests
 def step(state):
     session = requests.Session()
     session.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    session.ssl_context.owner = session  # a cycle through the context, as clients that keep their own build
+    session.ssl_context.owner = (
+        session  # a cycle through the context, as clients that keep their own build
+    )
     session.close()

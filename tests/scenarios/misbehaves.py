@@ -20,9 +20,14 @@ VARIANTS = {
 HOSTILE = "\x1b]0;pwned\x07Evil\x1b[2J\x1b[31m"
 Hostile = type(HOSTILE, (), {})
 _KEPT: list = []
-PARAMS = {"pidfile": "", "print_bytes": 100_000, "threads": 3000, "alloc_bytes": 8_000_000_000,
-          "leak_bytes": 1_000_000,
-          "fail_at": 0}
+PARAMS = {
+    "pidfile": "",
+    "print_bytes": 100_000,
+    "threads": 3000,
+    "alloc_bytes": 8_000_000_000,
+    "leak_bytes": 1_000_000,
+    "fail_at": 0,
+}
 
 
 def _daemon_pid() -> int:
@@ -42,8 +47,15 @@ def _daemon_pid() -> int:
 
 
 def setup(variant, pidfile, threads, print_bytes, alloc_bytes, leak_bytes, fail_at):
-    state = {"variant": variant, "n": 0, "print_bytes": print_bytes, "alloc_bytes": alloc_bytes,
-             "leak_bytes": leak_bytes, "kept": [], "fail_at": fail_at}
+    state = {
+        "variant": variant,
+        "n": 0,
+        "print_bytes": print_bytes,
+        "alloc_bytes": alloc_bytes,
+        "leak_bytes": leak_bytes,
+        "kept": [],
+        "fail_at": fail_at,
+    }
     if variant == "hang-setup":
         time.sleep(10**6)
     if variant == "escape":

@@ -33,7 +33,11 @@ class Unsizable:
 
 
 #: A class whose name is markup: every report must escape it.
-Scripted = type("<script>alert(1)</script>", (), {"__init__": lambda self, number: setattr(self, "number", number)})
+Scripted = type(
+    "<script>alert(1)</script>",
+    (),
+    {"__init__": lambda self, number: setattr(self, "number", number)},
+)
 
 
 class Registry:

@@ -6,7 +6,9 @@ from leaklab import Param
 
 PARAMS = {
     "size": Param(100_000, kind="size", help="bytes kept per request"),
-    "delay": Param(0.0, kind="duration", help="how long each request waits, like a call to an upstream"),
+    "delay": Param(
+        0.0, kind="duration", help="how long each request waits, like a call to an upstream"
+    ),
     "startup": Param(0.0, kind="duration", help="how long setup takes"),
     "teardown_delay": Param(0.0, kind="duration", help="how long teardown takes"),
 }
@@ -17,7 +19,12 @@ _RETAINED: list[bytearray] = []
 
 async def setup(variant, size, delay, startup, teardown_delay):
     await asyncio.sleep(startup)
-    return {"size": size, "delay": delay, "keep": variant == "leaky", "teardown_delay": teardown_delay}
+    return {
+        "size": size,
+        "delay": delay,
+        "keep": variant == "leaky",
+        "teardown_delay": teardown_delay,
+    }
 
 
 async def step(state):
