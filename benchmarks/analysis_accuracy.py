@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
                 else:
                     worst = f"{np.nanmax(np.abs(estimates)):.3g} abs"
-                # A bounded case has no single true slope over the window: coverage means nothing there.
+                # A bounded case has no single true slope over the window: coverage means nothing
+                # there.
                 holds = "n/a" if case.name in BOUNDED else f"{covered}/{len(results)}"
                 rows.append(
                     (
@@ -131,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(("case", "run", "expected", "verdicts", "wrong", "undecided"), verdict_rows)
     print()
     print(
-        f"{args.seeds} seeds per case, {time.perf_counter() - started:.1f}s; bytes per step for rss/uss, blocks per step for blocks"
+        f"{args.seeds} seeds per case, {time.perf_counter() - started:.1f}s; bytes per step "
+        "for rss/uss, blocks per step for blocks"
     )
     print(
-        "targets: <=5% error at >=1KB/step on 60s runs; no wrong verdict; fast-1KB-10s LEAK every time; "
-        "bounded cases never LEAK"
+        "targets: <=5% error at >=1KB/step on 60s runs; no wrong verdict; fast-1KB-10s LEAK "
+        "every time; bounded cases never LEAK"
     )
     if failures:
         print("MISSED:\n  " + "\n  ".join(failures))

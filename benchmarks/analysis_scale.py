@@ -1,8 +1,8 @@
 """Analysis at scale: a 24 h run sampled at 1 Hz (86,400 rows), loaded and analysed.
 
 The run is written once with the store's writer (a 1 KB/step leak at 20 steps/s
-with the synthetic noise); then a fresh process times ``store.read_run`` and ``analyze`` (the first call, as
-``leaklab analyze`` pays it, and the best of a few) and reports its peak RSS. The
+with the synthetic noise); then a fresh process times ``store.read_run`` and ``analyze`` (the first
+call, as ``leaklab analyze`` pays it, and the best of a few) and reports its peak RSS. The
 imports happen before the clock starts.
 
     .venv/bin/python benchmarks/analysis_scale.py [--rows 86400] [--repeat 3]
@@ -88,21 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows                 {result['rows']:,} ({size_mb:.1f} MB samples.csv)")
     first = result["first_load_s"] + result["first_analyze_s"]
     print(
-        f"store.read_run       {result['load_s']:.3f} s  (first call {result['first_load_s']:.3f} s)"
+        f"store.read_run       {result['load_s']:.3f} s  (first call "
+        f"{result['first_load_s']:.3f} s)"
     )
     print(
-        f"analyze              {result['analyze_s']:.3f} s  (first call {result['first_analyze_s']:.3f} s)"
+        f"analyze              {result['analyze_s']:.3f} s  (first call "
+        f"{result['first_analyze_s']:.3f} s)"
     )
     print(
-        f"load + analyze       {total:.3f} s best of {args.repeat}, {first:.3f} s first call   target < 1 s   "
-        f"ratio {first / 1.0:.2f}"
+        f"load + analyze       {total:.3f} s best of {args.repeat}, {first:.3f} s first call   "
+        f"target < 1 s   ratio {first / 1.0:.2f}"
     )
     print(
-        f"peak RSS             {peak:.0f} MB (after imports {result['rss_before_mb']:.0f} MB)   target < 200 MB   "
-        f"ratio {peak / 200:.2f}"
+        f"peak RSS             {peak:.0f} MB (after imports {result['rss_before_mb']:.0f} MB)   "
+        f"target < 200 MB   ratio {peak / 200:.2f}"
     )
     print(
-        f"result               {result['verdict']}, rss {result['rss_per_step']:.1f} B/step (true 1024)"
+        f"result               {result['verdict']}, rss {result['rss_per_step']:.1f} B/step "
+        "(true 1024)"
     )
     ok = first < 1.0 and peak < 200
     print("all targets met" if ok else "MISSED a target")

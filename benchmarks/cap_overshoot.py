@@ -86,8 +86,9 @@ def main() -> int:
         if args.threads:
             result = _run(tmp, "threads", None, None, steps=50, duration_s=None)
             print(
-                f"3,000 threads under the default cap ({units.format_size(runner.default_max_rss())}): "
-                f"{result.status}, peak RSS {units.format_size(result.rss_peak)}"
+                "3,000 threads under the default cap "
+                f"({units.format_size(runner.default_max_rss())}): {result.status}, peak RSS "
+                f"{units.format_size(result.rss_peak)}"
             )
     return 0
 

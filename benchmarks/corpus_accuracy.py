@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             mark = "ok " if right(case.expected, r["label"]) else "BAD"
             when = f" decided at {r['decided_at_s']:.1f}s" if r["decided_at_s"] is not None else ""
             print(
-                f"{mark} {case.name:<34} {way:<5} {case.expected:<8} -> {r['label']:<12} on {r['signal'] or '-':<6} "
-                f"{r['wall_s']:6.1f}s{when}",
+                f"{mark} {case.name:<34} {way:<5} {case.expected:<8} -> {r['label']:<12} on "
+                f"{r['signal'] or '-':<6} {r['wall_s']:6.1f}s{when}",
                 flush=True,
             )
     print()
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in wrong:
         print(f"{r['case']} [{r['way']}] {r['label']}: {' '.join(r['reasons'])}")
     print(
-        f"\n{len(chosen)} cases, {len(results)} runs in {time.monotonic() - started:.0f}s; runs kept in {out}"
+        f"\n{len(chosen)} cases, {len(results)} runs in {time.monotonic() - started:.0f}s; "
+        f"runs kept in {out}"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -13,8 +13,9 @@ rule's majority answer: 0 means the same answer every time. The verdict of every
 counted too: a fixed variant's must be NO_LEAK, which the project's own gate requires.
 
     .venv/bin/python benchmarks/gate_stability.py                 # about 10 minutes
-    .venv/bin/python benchmarks/gate_stability.py --case fixed --repeat 20 --duration 15s   # 60 runs of the fixed variants
-    .venv/bin/python benchmarks/gate_stability.py --repeat 5 --duration 6s
+    .venv/bin/python benchmarks/gate_stability.py --case fixed --repeat 20 --duration 15s   # 60
+    runs of the fixed variants .venv/bin/python benchmarks/gate_stability.py --repeat 5 --duration
+    6s
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def run_case(
         rows.append((value, lo, hi, limit.value))
         verdicts.append(analysis.verdict.label)
         print(
-            f"  {case.name} #{i + 1}: {value:,.3g}/step [{lo:,.3g}, {hi:,.3g}] {analysis.verdict.label}",
+            (
+                f"  {case.name} #{i + 1}: {value:,.3g}/step [{lo:,.3g}, {hi:,.3g}] "
+                f"{analysis.verdict.label}"
+            ),
             flush=True,
         )
     return rows, verdicts
@@ -205,7 +209,8 @@ def main() -> int:
     if all_verdicts:
         wrong = sum(v != "NO_LEAK" for v in all_verdicts)
         print(
-            f"\nverdict of the cases that deserve to pass: {len(all_verdicts) - wrong}/{len(all_verdicts)} NO_LEAK, "
+            "\nverdict of the cases that deserve to pass: "
+            f"{len(all_verdicts) - wrong}/{len(all_verdicts)} NO_LEAK, "
             f'{wrong} flips (the gate\'s `verdict = "NO_LEAK"` fails on each)'
         )
     return 0

@@ -93,7 +93,8 @@ RULES = {"drop on": RestartRule(), "drop off": RestartRule(drop=None)}
 
 
 def fine_series(case: synthetic.Case, seed: int, generations: int) -> pd.DataFrame:
-    """Time (epoch s), rss and pid of ``case``: one process, or ``generations`` one after another."""
+    """Time (epoch s), rss and pid of ``case``: one process, or ``generations`` one after
+    another."""
     parts = []
     length = case.duration_s / generations
     for g in range(generations):
@@ -158,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
     print(
-        f"{len(CASES)} cases x {len(FORMS)} forms x {args.seeds} seeds, {HOURS:g} h each at {SCRAPE_S:g} s "
-        f"(warm-up {WARMUP_S / 60:g} min per process), in {time.perf_counter() - started:.0f} s\n"
+        f"{len(CASES)} cases x {len(FORMS)} forms x {args.seeds} seeds, {HOURS:g} h each at "
+        f"{SCRAPE_S:g} s (warm-up {WARMUP_S / 60:g} min per process), in "
+        f"{time.perf_counter() - started:.0f} s\n"
     )
     for rule_name in RULES:
         print(f"restart detection by a drop to the baseline: {rule_name.split()[1]}\n")

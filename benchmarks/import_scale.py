@@ -4,9 +4,10 @@ The fleet is written as one long CSV (time, pod, rss; a dashboard's export), the
 ``leaklab import FLEET.csv --series pod`` and ``leaklab rank DIR --json``, each in its own
 process, with its peak RSS. ``--source prometheus`` backfills the same samples into a real
 Prometheus server (promtool, the Debian package) on 127.0.0.1 and times
-``leaklab import --prometheus URL --query process_resident_memory_bytes`` instead. Imports stream (the file is read in chunks and each run is
-appended to), so the peak stays far below the data's size. Some pods leak (1-20 MB/h),
-some fill a cache and stop, some restart now and then; the leakers must rank first.
+``leaklab import --prometheus URL --query process_resident_memory_bytes`` instead. Imports stream
+(the file is read in chunks and each run is appended to), so the peak stays far below the data's
+size. Some pods leak (1-20 MB/h), some fill a cache and stop, some restart now and then; the leakers
+must rank first.
 
     .venv/bin/python benchmarks/import_scale.py                # 1,000 x 24 h (target: < 30 s)
     .venv/bin/python benchmarks/import_scale.py --series 100 --hours 6   # short mode
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         points = args.series * int(args.hours * 3600 / STEP_S)
         print(
             f"fleet: {args.series} series x {args.hours:g} h at {STEP_S:g} s = {points:,} points, "
-            f"{source.stat().st_size / 1e6:,.0f} MB of CSV (written in {time.perf_counter() - started:.1f} s)"
+            f"{source.stat().st_size / 1e6:,.0f} MB of CSV (written in "
+            f"{time.perf_counter() - started:.1f} s)"
         )
         out = root / "runs"
         if args.source == "prometheus":
@@ -229,14 +231,17 @@ def main(argv: list[str] | None = None) -> int:
         judged = {r["labels"].get("pod") for r in rows if r["verdict"] == "LEAK"}
         total = import_s + rank_s
         print(
-            f"import  {import_s:6.1f} s wall  {import_cpu:6.1f} s CPU   peak RSS {import_mb:6.0f} MB"
+            f"import  {import_s:6.1f} s wall  {import_cpu:6.1f} s CPU   peak RSS "
+            f"{import_mb:6.0f} MB"
         )
         print(
-            f"rank    {rank_s:6.1f} s wall  {rank_cpu:6.1f} s CPU   peak RSS {rank_mb:6.0f} MB   ({args.jobs} jobs)"
+            f"rank    {rank_s:6.1f} s wall  {rank_cpu:6.1f} s CPU   peak RSS {rank_mb:6.0f} "
+            f"MB   ({args.jobs} jobs)"
         )
         load = os.getloadavg()[0]
         print(
-            f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work slows the wall time)"
+            f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work "
+            "slows the wall time)"
         )
         print(
             f"total   {total:6.1f} s   target < 30 s at 1,000 x 24 h: "

@@ -137,7 +137,8 @@ class ScenarioStep:
         variant = self.scenario.resolve_variant(variant)
         params = self.scenario.resolve_params(variant, {})
         self.loop = asyncio.new_event_loop()
-        self.state = self.loop.run_until_complete(self.scenario.setup(**self.scenario.setup_kwargs(variant, params)))
+        kwargs = self.scenario.setup_kwargs(variant, params)
+        self.state = self.loop.run_until_complete(self.scenario.setup(**kwargs))
 
     def __call__(self):
         self.loop.run_until_complete(self.scenario.step(self.state))
@@ -324,7 +325,8 @@ def main() -> int:
         with_plugin, without = unmarked_overhead(folder, args.unmarked_tests, args.repeat)
 
     print(
-        f"verdicts and call-phase seconds per test (memray and tracemalloc: {LOOP_CALLS} calls, limit {LIMIT})"
+        f"verdicts and call-phase seconds per test (memray and tracemalloc: {LOOP_CALLS} "
+        f"calls, limit {LIMIT})"
     )
     print(" | ".join(["case", "deserves", *TOOLS]))
     print(" | ".join(["---"] * (2 + len(TOOLS))))
@@ -364,11 +366,12 @@ def main() -> int:
     one = results["leaklab"].get("one_object", ("missing", float("nan")))
     print()
     print(
-        f"one leaked 64-byte object per call: leaklab says {one[0]} in {one[1]:.2f}s (target: caught, under 2 s)"
+        f"one leaked 64-byte object per call: leaklab says {one[0]} in {one[1]:.2f}s (target: "
+        "caught, under 2 s)"
     )
     print(
-        f"{args.unmarked_tests} unmarked tests, best of {args.repeat}: {with_plugin:.2f}s with the plugin, "
-        f"{without:.2f}s without (-p no:leaklab): ratio {with_plugin / without:.3f}"
+        f"{args.unmarked_tests} unmarked tests, best of {args.repeat}: {with_plugin:.2f}s with "
+        f"the plugin, {without:.2f}s without (-p no:leaklab): ratio {with_plugin / without:.3f}"
     )
     return 0
 

@@ -134,10 +134,10 @@ EXPLAINED: list[tuple[str, str, str]] = [
     (
         "click",
         r"click[/\\]testing\.py",
-        "click's `_make_cached_stream_func` (`_compat.py`) caches each stream in a WeakKeyDictionary "
-        "whose value is the stream itself, so no entry ever dies: every `CliRunner.invoke` whose "
-        "command echoes keeps the runner's `_NamedTextIOWrapper` and its BytesIO (300 invokes of "
-        "a command that echoes leave 300 entries)",
+        "click's `_make_cached_stream_func` (`_compat.py`) caches each stream in a "
+        "WeakKeyDictionary whose value is the stream itself, so no entry ever dies: every "
+        "`CliRunner.invoke` whose command echoes keeps the runner's `_NamedTextIOWrapper` and "
+        "its BytesIO (300 invokes of a command that echoes leave 300 entries)",
     ),
 ]
 
@@ -262,7 +262,10 @@ def classify(project: Project, key: str, case: Case, alone: Case | None) -> tupl
     if alone is not None and alone.properties.get("leaklab") != "retains":
         return (
             "noise",
-            f"did not reproduce alone ({alone.properties.get('leaklab', alone.outcome)}); site {site}",
+            (
+                f"did not reproduce alone ({alone.properties.get('leaklab', alone.outcome)}); "
+                f"site {site}"
+            ),
         )
     return explain(project.name, site)
 
@@ -388,8 +391,8 @@ def _memray_class(leak_case: Case | None) -> str:
 
 def render(results: list[dict]) -> str:
     lines = [
-        "| project | tests | plain s | leaklab: checked / flagged / not checked | leaklab s (x plain) "
-        "| memray limit_leaks: flagged | memray s (x plain) |",
+        "| project | tests | plain s | leaklab: checked / flagged / not checked | leaklab s (x "
+        "plain) | memray limit_leaks: flagged | memray s (x plain) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -398,8 +401,9 @@ def render(results: list[dict]) -> str:
         not_checked = sum(n for k, n in st.items() if k.startswith("not checked"))
         p, lk, m = r["plain"]["seconds"], r["leaklab"]["seconds"], r["memray"]["seconds"]
         lines.append(
-            f"| {r['project']} | {r['tests']} | {p:.1f} | {checked} / {st.get('retains', 0)} / {not_checked} "
-            f"| {lk:.1f} ({lk / p:.1f}x) | {len(r['memray']['flagged'])} | {m:.1f} ({m / p:.1f}x) |"
+            f"| {r['project']} | {r['tests']} | {p:.1f} | {checked} / {st.get('retains', 0)} / "
+            f"{not_checked} | {lk:.1f} ({lk / p:.1f}x) | {len(r['memray']['flagged'])} | {m:.1f} "
+            f"({m / p:.1f}x) |"
         )
     lines += ["", "Not checked by leaklab, by reason:", ""]
     for r in results:
@@ -421,7 +425,8 @@ def render(results: list[dict]) -> str:
         for f in r["leaklab"]["flags"]:
             ref = notes.setdefault(f["why"], len(notes) + 1)
             lines.append(
-                f"| {r['project']} | `{f['test']}` | {f['bytes_per_call']:.0f} | {f['class']} | [{ref}] |"
+                f"| {r['project']} | `{f['test']}` | {f['bytes_per_call']:.0f} | {f['class']} "
+                f"| [{ref}] |"
             )
     lines += [""] + [f"[{ref}] {why}" for why, ref in notes.items()]
     lines += [
@@ -441,7 +446,10 @@ def render(results: list[dict]) -> str:
                 )
     lines += [
         "",
-        "Tests that pass plain but not under --leaklab, other than flags (repetition side effects):",
+        (
+            "Tests that pass plain but not under --leaklab, other than flags "
+            "(repetition side effects):"
+        ),
         "",
     ]
     for r in results:

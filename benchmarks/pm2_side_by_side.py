@@ -1,8 +1,9 @@
 """The leaky Node.js service recycled by PM2 (max_memory_restart) and by `leaklab run --recycle`,
 side by side: restarts/h, memory at restart, downtime per restart, success rate.
 
-    python benchmarks/pm2_side_by_side.py            # short: 300 req/s, 80 MB, 2 s checks, 40 s each
-    python benchmarks/pm2_side_by_side.py --full     # PM2's defaults: 150 MB, 30 s checks, 5 min each
+    python benchmarks/pm2_side_by_side.py            # short: 300 req/s, 80 MB, 2 s checks, 40 s
+    each python benchmarks/pm2_side_by_side.py --full     # PM2's defaults: 150 MB, 30 s checks, 5
+    min each
 
 Both sides run `scenarios/node/server.js --variant leaky` with the incident's flags
 (--expose-gc --max-old-space-size=200), the same open-loop load (leaklab's load generator,
@@ -199,8 +200,8 @@ def main() -> None:
     )
     out = Path(args.out or tempfile.mkdtemp(prefix="leaklab-bench-"))
     print(
-        f"leaky Node.js service, {args.rate:g} req/s, limit {units.format_size(limit)} ({limit // 2**20}M), "
-        f"memory checked every {check_s:g}s, {duration_s:g}s each"
+        f"leaky Node.js service, {args.rate:g} req/s, limit {units.format_size(limit)} "
+        f"({limit // 2**20}M), memory checked every {check_s:g}s, {duration_s:g}s each"
     )
     pm2 = under_pm2(args.rate, limit, check_s, duration_s, out)
     ours = under_leaklab(args.rate, limit, check_s, duration_s, out)
@@ -224,7 +225,8 @@ def main() -> None:
         print(f"{label:<22}{cells[0]:>24}{cells[1]:>24}")
     print(f"\nfailures   PM2 {pm2['errors']}   leaklab {ours['errors']}")
     print(
-        f"PM2 counted {pm2['restarts_by_pm2']} restarts; `leaklab watch --pm2` saw {pm2['restarts']}"
+        f"PM2 counted {pm2['restarts_by_pm2']} restarts; `leaklab watch --pm2` saw "
+        f"{pm2['restarts']}"
     )
     print(f"runs       {pm2['run_dir']}\n           {ours['run_dir']}")
 

@@ -131,8 +131,9 @@ def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float
             str(capture),
             *command[1:],
         ]
-    # A session of its own, as leaklab's child has: where the kernel groups the scheduling by session
-    # (autogroup), a busy machine would otherwise give the driver a smaller share than the child.
+    # A session of its own, as leaklab's child has: where the kernel groups the scheduling by
+    # session (autogroup), a busy machine would otherwise give the driver a smaller share than the
+    # child.
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds * 3 + 120, start_new_session=True
     )
@@ -192,9 +193,10 @@ def stepping_rate(run: store.RunData) -> float:
     return (end[1] - s0) / (end[0] - t0)
 
 
-#: ``--suite``: real steps, each in runs of 10 s and 1 s: http-agent's listeners (aiohttp, loopback),
-#: a SQLAlchemy engine with event listeners kept per step (a heap growing by tens of KB per step),
-#: and an aiohttp session whose cookie jar gains a cookie per request (a heap growing too).
+#: ``--suite``: real steps, each in runs of 10 s and 1 s: http-agent's listeners (aiohttp,
+#: loopback), a SQLAlchemy engine with event listeners kept per step (a heap growing by tens of KB
+#: per step), and an aiohttp session whose cookie jar gains a cookie per request (a heap growing
+#: too).
 SUITE = tuple(
     (name, variant, seconds)
     for name, variant in (
@@ -247,10 +249,12 @@ def report(
     ratios = {mode: statistics.median(rates[mode]) / base for mode in modes}
     missed = 0
     print(
-        f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per mode, medians\n"
+        f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per "
+        "mode, medians\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own estimate (share of the run)"
+        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own "
+        "estimate (share of the run)"
     )
     for mode in modes:
         median = statistics.median(rates[mode])
@@ -265,7 +269,8 @@ def report(
             f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None
         )
         print(
-            f"{mode:<16} {median:>10,.1f} {spread:>7.1%} {ratios[mode]:>7.3f} {verdict:>13}  {estimate}"
+            f"{mode:<16} {median:>10,.1f} {spread:>7.1%} {ratios[mode]:>7.3f} {verdict:>13}  "
+            f"{estimate}"
         )
     return missed
 

@@ -96,7 +96,8 @@ def main() -> None:
             )
     base = statistics.median(rates["in-process"])
     print(
-        f"step: {work} iterations ~ {1e6 / base:.0f} µs in-process; {args.rounds} rounds of {args.seconds:g} s, medians\n"
+        f"step: {work} iterations ~ {1e6 / base:.0f} µs in-process; {args.rounds} rounds of "
+        f"{args.seconds:g} s, medians\n"
     )
     print(f"{'mode':<32} {'steps/s':>10} {'ratio':>7}")
     for mode, values in rates.items():

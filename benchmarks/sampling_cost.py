@@ -82,22 +82,23 @@ def main(argv: list[str] | None = None) -> int:
         loop.heap.close()
         del heap
     print(
-        f"{'tracked objects':>16} {'sample (median)':>16} {'blocks read':>12} {'forced collection':>18} "
-        f"{'forced per 10 s run':>20}"
+        f"{'tracked objects':>16} {'sample (median)':>16} {'blocks read':>12} "
+        f"{'forced collection':>18} {'forced per 10 s run':>20}"
     )
     for objects, sample_s, collect_s, blocks_s in rows:
         allowed = int(COLLECT_BUDGET * 10 / collect_s) if collect_s > 0 else 0
         print(
-            f"{objects:>16} {sample_s * 1e6:>13.1f} us {blocks_s * 1e6:>9.1f} us {collect_s * 1e3:>15.1f} ms "
-            f"{allowed:>20}"
+            f"{objects:>16} {sample_s * 1e6:>13.1f} us {blocks_s * 1e6:>9.1f} us "
+            f"{collect_s * 1e3:>15.1f} ms {allowed:>20}"
         )
     print(
-        f"\non the big heap, {reads} of {reads + skipped} back-to-back samples read allocated blocks "
-        f"(their {BLOCKS_BUDGET:.0%} budget); the others carry RSS and gc counts only"
+        f"\non the big heap, {reads} of {reads + skipped} back-to-back samples read allocated "
+        f"blocks (their {BLOCKS_BUDGET:.0%} budget); the others carry RSS and gc counts only"
     )
     ratio = rows[1][1] / rows[0][1]
     print(
-        f"\nsample cost on the big heap / on the small one: {ratio:.2f} (target: about 1, it must not grow with the heap)"
+        f"\nsample cost on the big heap / on the small one: {ratio:.2f} (target: about 1, it "
+        "must not grow with the heap)"
     )
     return 0
 

@@ -110,7 +110,8 @@ class Run:
         return analyze_recycling(self.data)
 
     def plan(self, limit: Any, **kwargs: Any) -> Prediction:
-        """What recycling at ``limit`` (bytes or ``"150MB"``) would cost, predicted from this run."""
+        """What recycling at ``limit`` (bytes or ``"150MB"``) would cost, predicted from this
+        run."""
         return predict_from_run(
             self.data, units.parse_size(limit), analysis=self.analysis(), **kwargs
         )
@@ -157,14 +158,18 @@ class Run:
         return fig
 
     def __repr__(self) -> str:
-        return f"<leaklab.Run {self.name} {self.data.status} {self.data.n_samples} samples: {self.verdict().label}>"
+        return (
+            f"<leaklab.Run {self.name} {self.data.status} {self.data.n_samples} samples: "
+            f"{self.verdict().label}>"
+        )
 
     def _repr_html_(self) -> str:
         a = self.analysis()
+        table = growth_frame(a).to_html(escape=True, na_rep="n/a", float_format=_num)
         return (
-            f"<div><b>{_esc(self.name)}</b> &middot; {_esc(self.data.status)} &middot; {self.data.n_samples} samples"
-            f" &middot; <code>{_esc(str(self.path))}</code>"
-            f"{_verdict_html(a.verdict)}{growth_frame(a).to_html(escape=True, na_rep='n/a', float_format=_num)}</div>"
+            f"<div><b>{_esc(self.name)}</b> &middot; {_esc(self.data.status)} &middot; "
+            f"{self.data.n_samples} samples &middot; "
+            f"<code>{_esc(str(self.path))}</code>{_verdict_html(a.verdict)}{table}</div>"
         )
 
 
@@ -179,7 +184,10 @@ def _num(value: float) -> str:
 def _verdict_html(v: Verdict) -> str:
     colour = _LABEL_COLOURS.get(v.label, "black")
     reasons = "".join(f"<li>{_esc(r)}</li>" for r in v.reasons)
-    return f"<p><b style='color:{colour}'>{_esc(v.label)}</b> (on {_esc(v.signal or 'n/a')})</p><ul>{reasons}</ul>"
+    return (
+        f"<p><b style='color:{colour}'>{_esc(v.label)}</b> (on "
+        f"{_esc(v.signal or 'n/a')})</p><ul>{reasons}</ul>"
+    )
 
 
 def _plot_signal(ax: Axes, run: Run, g: Growth) -> None:
@@ -264,7 +272,8 @@ class Comparison:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per signal both runs have: per step and per hour before/after, ratio, verdicts."""
+        """One row per signal both runs have: per step and per hour before/after, ratio,
+        verdicts."""
         b, a = self.before.analysis(), self.after.analysis()
         rows = []
         for signal in [s for s in b.growth if s in a.growth]:
@@ -351,7 +360,10 @@ class Comparison:
         return fig
 
     def __repr__(self) -> str:
-        return f"<leaklab.Comparison {self.before.name} {self.verdicts[0]} -> {self.after.name} {self.verdicts[1]}>"
+        return (
+            f"<leaklab.Comparison {self.before.name} {self.verdicts[0]} -> {self.after.name} "
+            f"{self.verdicts[1]}>"
+        )
 
     def _repr_html_(self) -> str:
         frame = self.table

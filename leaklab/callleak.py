@@ -64,7 +64,8 @@ class BudgetExceeded(RuntimeError):
 
 
 def _option(default: float, text: str, minimum: int | None = None) -> Any:
-    """One option of :class:`Options`: its default, what it means, and (for a count) its least value."""
+    """One option of :class:`Options`: its default, what it means, and (for a count) its least
+    value."""
     return field(default=default, metadata={"help": text, "minimum": minimum})
 
 
@@ -104,13 +105,15 @@ class Options:
 
     @classmethod
     def signature(cls) -> str:
-        """The options as a call signature with their defaults: ``max_per_call=0, *, warmup=5, ...``."""
+        """The options as a call signature with their defaults:
+        ``max_per_call=0, *, warmup=5, ...``."""
         first, *rest = (f"{f.name}={f.default:g}" for f in fields(cls))
         return ", ".join([first, "*", *rest])
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: Options | None = None) -> Options:
-        """Options from user keywords, each checked: unknown names and bad values raise :class:`OptionError`."""
+        """Options from user keywords, each checked: unknown names and bad values raise
+        :class:`OptionError`."""
         unknown = sorted(set(values) - set(cls.names()))
         if unknown:
             listing = "; ".join(f"{name}: {cls.help(name)}" for name in cls.names())
@@ -167,7 +170,8 @@ class Site:
         return linecache.getline(self.filename, self.lineno).strip()
 
     def lines(self) -> list[str]:
-        """The site in a failure message: the figures, the allocating line, then how it was reached."""
+        """The site in a failure message: the figures, the allocating line, then how it was
+        reached."""
         lines = [
             f"  {units.format_size(self.bytes_per_call, signed=True) + '/call':>12}  "
             f"{self.blocks_per_call:+6.2f} blocks/call  {self.location()}  {self.source()}"
@@ -232,15 +236,19 @@ class Result:
         verdict = "retains memory on every call" if self.leaked else "no memory retained per call"
         return (
             f"{verdict}: {units.format_size(self.bytes_per_call, signed=True)}/call "
-            f"({self.blocks_per_call:+.2f} blocks/call, median round) over {len(self.round_bytes)} rounds of {o.calls} calls "
-            f"after {o.warmup} warm-up calls{self._patience_text()}; limit {units.format_size(o.max_per_call)}/call; "
-            f"bytes retained per round: {rounds}"
+            f"({self.blocks_per_call:+.2f} blocks/call, median round) over "
+            f"{len(self.round_bytes)} rounds of {o.calls} calls after {o.warmup} warm-up "
+            f"calls{self._patience_text()}; limit {units.format_size(o.max_per_call)}/call; bytes "
+            f"retained per round: {rounds}"
         )
 
     def _patience_text(self) -> str:
         if not self.patience_calls:
             return ""
-        return f" (the confirming rounds after {self.calls_made - self.confirmed_rounds * self.options.calls} calls in all)"
+        return (
+            " (the confirming rounds after "
+            f"{self.calls_made - self.confirmed_rounds * self.options.calls} calls in all)"
+        )
 
     def message(self, what: str = "the function") -> str:
         """A failure message: the figures, the growing allocation sites and the growing types."""
@@ -503,7 +511,8 @@ def _growing_sites(
     origin: str | None,
 ) -> list[Site]:
     """The sites that grew between the snapshots, blamed and ranked as the probes do
-    (:func:`leaklab.naming.rank_sites`); the check's own allocations are leaklab's, so blamed on no one."""
+    (:func:`leaklab.naming.rank_sites`); the check's own allocations are leaklab's, so blamed on
+    no one."""
     stats = (
         (d.traceback, d.size_diff, d.count_diff, d.size, d.count)
         for d in after.compare_to(before, "traceback")

@@ -1,4 +1,5 @@
-"""A retention chain drawn with Graphviz: ``.dot`` text always, a ``.png`` where ``dot`` is installed.
+"""A retention chain drawn with Graphviz: ``.dot`` text always, a ``.png`` where ``dot`` is
+installed.
 
 The ``retention`` probe draws each chain it finds as it records it (the report copies the
 PNG from the run); a chain read back from a run (:func:`leaklab.analysis.retention.chains_of`)
@@ -23,7 +24,8 @@ def _quote(text: str) -> str:
 
 
 def to_dot(chain: dict[str, Any]) -> str:
-    """Graphviz text for one chain: the root on top, one node per hop, edges named by attribute or key."""
+    """Graphviz text for one chain: the root on top, one node per hop, edges named by attribute
+    or key."""
     lines = [
         "digraph retention {",
         "  rankdir=TB;",

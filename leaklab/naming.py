@@ -29,7 +29,8 @@ from typing import Any
 
 
 def type_name(cls: type) -> str:
-    """``module.QualName`` (builtins bare), the name every engine and the analysis use for a type."""
+    """``module.QualName`` (builtins bare), the name every engine and the analysis use for a
+    type."""
     try:
         qualname = cls.__qualname__
         module = cls.__module__

@@ -11,6 +11,7 @@ PM2_KILL_SIGNAL = "SIGINT"
 PM2_KILL_TIMEOUT_S = 1.6
 #: Consecutive crash restarts before PM2 gives up.
 PM2_MAX_RESTARTS = 16
-#: ``restart``: stop, then start (PM2's fork mode); ``reload``: start the new process first (cluster mode).
+#: ``restart``: stop, then start (PM2's fork mode); ``reload``: start the new process first (cluster
+#: mode).
 MODES = ("restart", "reload")
 DEFAULT_MODE = "restart"

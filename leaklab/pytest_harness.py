@@ -4,16 +4,17 @@ plugin repeats a body.
 pytest keeps, for the report, everything a test does through its own channels: every log
 record (the report's log handler, and ``caplog``'s), every warning (the recorder around
 each test, or ``recwarn``'s), captured output, recorded properties, and the undo list of
-each ``monkeypatch`` call (and pytest-mock's ``mocker``, of each patch). Called a thousand times, a body that logs one line keeps a
-thousand records there, and none of them is the code under test's doing.
+each ``monkeypatch`` call (and pytest-mock's ``mocker``, of each patch). Called a thousand times, a
+body that logs one line keeps a thousand records there, and none of them is the code under test's
+doing.
 
 Each of those stores is *rolled back* before every call to what it held before the first
 one: a call starts from the state a single run starts from (``caplog.records`` holds the
 call's own records, ``recwarn`` its own warnings), and the report shows what the last call
 produced. Only the stores pytest owns are touched, found through pytest's own objects (the
 logging plugin's handlers, the active warnings recorder, the capture manager, the item's
-properties, the test's ``monkeypatch`` and ``mocker``); a handler, filter, buffer or list that the code
-under test adds or keeps is not one of them, so it still counts.
+properties, the test's ``monkeypatch`` and ``mocker``); a handler, filter, buffer or list that the
+code under test adds or keeps is not one of them, so it still counts.
 """
 
 from __future__ import annotations

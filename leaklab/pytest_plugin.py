@@ -67,7 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=DEFAULT_BUDGET,
         metavar="SECONDS",
-        help=f"with --leaklab: time an unmarked test's check may take (default {DEFAULT_BUDGET:g} s)",
+        help=(
+            f"with --leaklab: time an unmarked test's check may take (default {DEFAULT_BUDGET:g} s)"
+        ),
     )
 
 
@@ -76,8 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line(
         "markers",
-        f"{MARKER}({callleak.Options.signature()}): call the test body "
-        "repeatedly and fail when every round retains more than max_per_call bytes per call (docs/ci.md)",
+        f"{MARKER}({callleak.Options.signature()}): call the test body repeatedly and fail when "
+        "every round retains more than max_per_call bytes per call (docs/ci.md)",
     )
     if config.getoption(BUDGET_OPTION) <= 0:
         raise pytest.UsageError(
@@ -88,7 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def marker_options(marker: pytest.Mark) -> callleak.Options:
-    """Options from ``@pytest.mark.leaklab(...)``: an optional positional ``max_per_call``, then keywords."""
+    """Options from ``@pytest.mark.leaklab(...)``: an optional positional ``max_per_call``, then
+    keywords."""
     # Imported here: every pytest session in the environment loads this plugin, few use it.
     from leaklab import callleak
 
@@ -191,7 +194,10 @@ def _repeated_body(item: pytest.Function) -> Callable[..., None] | None:
 def _cannot_repeat(item: pytest.Function) -> str | None:
     """Why an unmarked test is not repeated, seen before it runs (None: it is tried)."""
     if inspect.iscoroutinefunction(item.obj) or inspect.isasyncgenfunction(item.obj):
-        return "async test: its event loop belongs to the async plugin (mark it to check it on leaklab's own loop)"
+        return (
+            "async test: its event loop belongs to the async plugin (mark it to check it on "
+            "leaklab's own loop)"
+        )
     for name, value in getattr(item, "funcargs", {}).items():
         if isinstance(value, Iterator):
             return f"iterator fixture: {name!r} is consumed by the first call"
@@ -308,7 +314,8 @@ class SuiteSummary:
             write(f"{'bytes/call':>11} {'blocks/call':>11}  test  (top allocation site)")
         for per_call, blocks, nodeid, site in sorted(self.flagged, key=lambda row: -row[0]):
             write(
-                f"{units.format_size(per_call, signed=True):>11} {blocks:>+11.2f}  {_printable(nodeid)}"
+                f"{units.format_size(per_call, signed=True):>11} {blocks:>+11.2f}  "
+                f"{_printable(nodeid)}"
             )
             if site:
                 write(f"{'':>25}{_printable(site)[:160]}")
@@ -365,6 +372,7 @@ class LeakCheck:
 
 @pytest.fixture
 def leaklab_check(request: pytest.FixtureRequest) -> LeakCheck:
-    """Check any callable for memory retained per call: ``leaklab_check(fn, *args, calls=..., warmup=...)``
-    (the options and their defaults: :class:`leaklab.callleak.Options`)."""
+    """Check any callable for memory retained per call:
+    ``leaklab_check(fn, *args, calls=..., warmup=...)`` (the options and their defaults:
+    :class:`leaklab.callleak.Options`)."""
     return LeakCheck(str(request.path), request.node)

@@ -386,7 +386,8 @@ class Column(TextEnum):
     USS = "uss"  # unique set size, bytes, where the platform gives it
     CHILD_RSS = "child_rss"  # resident set size the child read of itself at the step boundary
     ALLOCATED_BLOCKS = "allocated_blocks"  # sys.getallocatedblocks() in the child
-    COLLECTED_BLOCKS = "collected_blocks"  # allocated blocks right after the latest full gc collection (empty: none since the last row)
+    # allocated blocks right after the latest full gc collection (empty: none since the last row)
+    COLLECTED_BLOCKS = "collected_blocks"
     GC_GEN0 = "gc_gen0"  # gc.get_count()
     GC_GEN1 = "gc_gen1"
     GC_GEN2 = "gc_gen2"

@@ -164,7 +164,8 @@ class Scenario:
                 return candidate.name
         if variant not in self.variants:
             raise ScenarioError(
-                f"scenario {self.name!r} has no variant {variant!r}; known variants: {', '.join(self.variants)}"
+                f"scenario {self.name!r} has no variant {variant!r}; known variants: "
+                f"{', '.join(self.variants)}"
             )
         return variant
 
@@ -217,8 +218,8 @@ def builtin_dir() -> Path | None:
 
 
 def search_dirs(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
-    """Where named scenarios are looked up, first match wins: ``--scenarios``, ``$LEAKLAB_SCENARIOS``,
-    ``./scenarios``, then the built-in ones."""
+    """Where named scenarios are looked up, first match wins: ``--scenarios``,
+    ``$LEAKLAB_SCENARIOS``, ``./scenarios``, then the built-in ones."""
     dirs = [Path(d) for d in extra]
     dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
     dirs.append(Path.cwd() / "scenarios")
@@ -278,7 +279,8 @@ def load(path: str | os.PathLike[str]) -> Scenario:
     if spec is None or spec.loader is None:
         raise ScenarioError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    # Registered before exec so dataclasses, pickling-free reprs and retention chains see a real module.
+    # Registered before exec so dataclasses, pickling-free reprs and retention chains see a real
+    # module.
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
@@ -322,7 +324,8 @@ def _read_variants(raw: Any, path: Path) -> dict[str, Variant]:
             unknown = set(value) - {"doc", "params", "rate", "aliases"}
             if unknown:
                 raise ScenarioError(
-                    f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, params, rate, aliases"
+                    f"{path}: variant {name!r} has unknown keys {sorted(unknown)}; use doc, "
+                    "params, rate, aliases"
                 )
             if value.get("rate") is not None:
                 units.parse_rate(value["rate"])
@@ -342,7 +345,8 @@ def _read_variants(raw: Any, path: Path) -> dict[str, Variant]:
         clash = taken.intersection(variant.aliases)
         if clash:
             raise ScenarioError(
-                f"{path}: alias {sorted(clash)[0]!r} of variant {variant.name!r} is already a variant or alias"
+                f"{path}: alias {sorted(clash)[0]!r} of variant {variant.name!r} is already a "
+                "variant or alias"
             )
         taken.update(variant.aliases)
     return variants
@@ -370,7 +374,8 @@ def parse_param_overrides(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def describe(path: Path) -> dict[str, Any]:
-    """A listing entry: name, description, variants and parameters; an import failure is reported, not raised."""
+    """A listing entry: name, description, variants and parameters; an import failure is
+    reported, not raised."""
     try:
         scenario = load(path)
     except ScenarioError as exc:

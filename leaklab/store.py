@@ -88,7 +88,8 @@ _TEXT_COLUMNS = frozenset({"error"})
 
 
 class RunDirError(Exception):
-    """A run directory cannot be created where it was asked for (a folder that cannot be written)."""
+    """A run directory cannot be created where it was asked for (a folder that cannot be
+    written)."""
 
 
 class MalformedRunWarning(UserWarning):
@@ -280,7 +281,8 @@ class RunWriter:
         return self._requests.written
 
     def request(self, row: Mapping[str, Any]) -> None:
-        """Append one row to ``requests.csv`` (created on first use). Only one thread may call this."""
+        """Append one row to ``requests.csv`` (created on first use). Only one thread may call
+        this."""
         self._requests.append(row)
 
     def process(self, row: Mapping[str, Any]) -> None:
@@ -310,7 +312,8 @@ class RunData:
     columns: dict[str, list[float]]
     events: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
-    #: ``requests.csv`` columns (service mode only; empty otherwise): numbers as floats, ``error`` as text
+    #: ``requests.csv`` columns (service mode only; empty otherwise): numbers as floats, ``error``
+    #: as text
     requests: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
@@ -366,7 +369,8 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     version = meta.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
         raise RunFormatError(
-            f"{meta_path} has schema_version {version!r}; this leaklab reads up to {SCHEMA_VERSION}: upgrade leaklab"
+            f"{meta_path} has schema_version {version!r}; this leaklab reads up to "
+            f"{SCHEMA_VERSION}: upgrade leaklab"
         )
     check_meta(meta, str(meta_path))
     return meta
@@ -540,7 +544,8 @@ def well_formed(path: Path) -> bool:
 
 
 def usage_hint(path: str | os.PathLike[str] | None, exc: RunFormatError) -> str:
-    """The error for a RUN argument: what is wrong, and what RUN must be when it is not a run at all."""
+    """The error for a RUN argument: what is wrong, and what RUN must be when it is not a run at
+    all."""
     message = str(exc).rstrip(".")
     if path is not None and is_run_dir(path):
         return message
@@ -550,11 +555,13 @@ def usage_hint(path: str | os.PathLike[str] | None, exc: RunFormatError) -> str:
 
 
 def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
-    """The newest well-formed run under ``root``; newer malformed ones are skipped with a warning."""
+    """The newest well-formed run under ``root``; newer malformed ones are skipped with a
+    warning."""
     runs = list_runs(root)
     for path in reversed(runs):
         if well_formed(path):
             return path
     raise RunFormatError(
-        f"no {'well-formed ' if runs else ''}runs under {root}; record one with `leaklab run SCENARIO`"
+        f"no {'well-formed ' if runs else ''}runs under {root}; record one with `leaklab run "
+        "SCENARIO`"
     )

@@ -19,7 +19,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SIZE_FORMS = "bytes (4096), decimal units (500KB, 150MB, 1.5GB), binary units (150MiB, 2GiB) or PM2-style (150M, 1G)"
+SIZE_FORMS = (
+    "bytes (4096), decimal units (500KB, 150MB, 1.5GB), binary units (150MiB, 2GiB) or PM2-style "
+    "(150M, 1G)"
+)
 DURATION_FORMS = "seconds (90), or a number with a unit: 500ms, 90s, 15m, 2h, 1d, 1h30m"
 RATE_FORMS = "per second (200 or 200/s), or per minute/hour (600/min, 3600/h)"
 STEPS_OR_DURATION_FORMS = "a step count (1000) or a duration (10s, 2m)"
@@ -62,7 +65,8 @@ class UnitError(ValueError):
 
 
 def parse_size(text: str | int | float) -> int:
-    """Bytes in ``text``: ``parse_size("150MB") == 150_000_000``, ``parse_size("150M") == 157_286_400``."""
+    """Bytes in ``text``: ``parse_size("150MB") == 150_000_000``,
+    ``parse_size("150M") == 157_286_400``."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if text < 0 or not math.isfinite(text):
             raise UnitError(f"size must be a non-negative number of bytes, got {text!r}")
@@ -97,7 +101,8 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def parse_rate(text: str | int | float) -> float:
-    """Events per second in ``text``: ``parse_rate("37/s") == 37.0``, ``parse_rate("600/min") == 10.0``."""
+    """Events per second in ``text``: ``parse_rate("37/s") == 37.0``,
+    ``parse_rate("600/min") == 10.0``."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value, per = float(text), 1.0
     else:
@@ -184,7 +189,8 @@ def finite(value: object) -> bool:
 
 
 def sig(value: float | None, digits: int = 3, signed: bool = False) -> str:
-    """``sig(8013.55) == '8,010'``, ``sig(0.01234) == '0.0123'``: significant figures, no exponent."""
+    """``sig(8013.55) == '8,010'``, ``sig(0.01234) == '0.0123'``: significant figures, no
+    exponent."""
     if not finite(value):
         return NA
     assert value is not None

@@ -57,7 +57,8 @@ class Upstream:
     ) -> None:
         if not 0 <= response_size <= MAX_RESPONSE_SIZE:
             raise ValueError(
-                f"response_size must be between 0 and {MAX_RESPONSE_SIZE} bytes, got {response_size}"
+                f"response_size must be between 0 and {MAX_RESPONSE_SIZE} bytes, got "
+                f"{response_size}"
             )
         self.response_size = int(response_size)
         self.keepalive = float(keepalive)

@@ -38,27 +38,32 @@ from _upstream import Upstream  # noqa: E402
 VARIANTS: dict[str, Any] = {
     "listeners": {
         "aliases": ["leaky"],
-        "doc": "each request adds a shutdown listener to the agent's long-lived future and never removes it; "
-        "the listener's closure pins the response body (the AbortSignal listener leak)",
+        "doc": "each request adds a shutdown listener to the agent's long-lived future and never "
+        "removes it; the listener's closure pins the response body (the AbortSignal listener "
+        "leak)",
     },
     "session_per_key": {
-        "doc": "a new aiohttp ClientSession (with its own TCPConnector pool) per auth token, cached in a dict "
-        "that is never evicted or closed",
+        "doc": "a new aiohttp ClientSession (with its own TCPConnector pool) per auth token, "
+        "cached in a dict that is never evicted or closed",
     },
     "proxy_pools": {
-        "doc": "requests with a rotating proxy URL per request: requests' HTTPAdapter keeps one urllib3 "
-        "ProxyManager per proxy URL, forever",
+        "doc": "requests with a rotating proxy URL per request: requests' HTTPAdapter keeps one "
+        "urllib3 ProxyManager per proxy URL, forever",
     },
     "response_log": {
-        "doc": "an httpx event hook keeps every Response (request, headers, body) in a list for retries and debugging",
+        "doc": (
+            "an httpx event hook keeps every Response (request, headers, body) in a list for "
+            "retries and debugging"
+        ),
     },
     "fixed": {
-        "doc": "one shared aiohttp session, bounded pool, per-request headers, bodies read, listeners removed "
-        "in finally: nothing kept",
+        "doc": "one shared aiohttp session, bounded pool, per-request headers, bodies read, "
+        "listeners removed in finally: nothing kept",
     },
     "seed": {
-        "doc": "the incident preset: the listeners leak tuned to ~2.2 KB kept per request, a ~50 MB starting RSS "
-        "and 37 req/s (578 %/h); --param speed=N runs N requests per step to compress time N-fold",
+        "doc": "the incident preset: the listeners leak tuned to ~2.2 KB kept per request, a ~50 "
+        "MB starting RSS and 37 req/s (578 %/h); --param speed=N runs N requests per step to "
+        "compress time N-fold",
         "params": {"response_size": "1625B", "baseline": "50MB"},
         "rate": "37/s",
     },
@@ -69,8 +74,8 @@ PARAMS: dict[str, Any] = {
     "requests_per_step": Param(1, help="requests made one after another in each step"),
     "speed": Param(
         1,
-        help="time compression: multiplies the requests per step, so at a fixed --rate the same growth "
-        "per request unfolds speed times faster",
+        help="time compression: multiplies the requests per step, so at a fixed --rate the same "
+        "growth per request unfolds speed times faster",
     ),
     "keys": Param(
         0,
@@ -98,13 +103,15 @@ PARAMS: dict[str, Any] = {
 
 #: Expected retention per request, by variant (``fixed`` keeps nothing).
 EXPECTED: dict[str, Retention] = {
-    # function + 2 cells + callback tuple + Context + list slot; the body through the closure's cell.
+    # function + 2 cells + callback tuple + Context + list slot; the body through the closure's
+    # cell.
     "listeners": Retention(bytes=447, blocks=8, body_copies=1),
     "seed": Retention(bytes=447, blocks=8, body_copies=1),
     # ClientSession + TCPConnector + CookieJar + headers + resolver and DNS cache, once the pool has
     # dropped its connection (SESSION_PER_KEY_PHASES: what each request holds before that).
     "session_per_key": Retention(bytes=6710, blocks=41),
-    # urllib3 ProxyManager + HTTPConnectionPool (queue, locks, the closed HTTPConnection) + the dict entry.
+    # urllib3 ProxyManager + HTTPConnectionPool (queue, locks, the closed HTTPConnection) + the dict
+    # entry.
     "proxy_pools": Retention(bytes=7531, blocks=71),
     # httpx.Response + Request + both header sets + URL + the stream wrappers, and the body.
     "response_log": Retention(bytes=5981, blocks=100, body_copies=1),
@@ -170,7 +177,8 @@ class State:
 
 
 async def _listener_request(state: State) -> int:
-    """Leaky: the listener's closure keeps ``body`` (late-bound cell) for as long as the agent lives."""
+    """Leaky: the listener's closure keeps ``body`` (late-bound cell) for as long as the agent
+    lives."""
     assert _AGENT is not None and _SHUTDOWN is not None
     request_id = next(state.ids)
     async with _AGENT.get(state.url) as resp:
@@ -200,7 +208,8 @@ async def _session_per_key_request(state: State) -> int:
 
 
 async def _proxy_pools_request(state: State) -> int:
-    """Leaky: requests caches a ProxyManager per distinct proxy URL (here: per sticky proxy session)."""
+    """Leaky: requests caches a ProxyManager per distinct proxy URL (here: per sticky proxy
+    session)."""
     port = state.upstream.port
     proxy = f"http://session-{state.next_key()}:secret@127.0.0.1:{port}"
     response = _PROXY_CLIENT.get(state.url, proxies={"http": proxy}, timeout=state.timeout)
@@ -220,7 +229,8 @@ async def _response_log_request(state: State) -> int:
 
 
 async def _fixed_request(state: State) -> int:
-    """The fix: one shared bounded agent, per-request headers, the listener removed when the request ends."""
+    """The fix: one shared bounded agent, per-request headers, the listener removed when the
+    request ends."""
     assert _AGENT is not None and _SHUTDOWN is not None
     request_id = next(state.ids)
     token = state.next_key()

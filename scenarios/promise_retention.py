@@ -1,4 +1,5 @@
-"""asyncio promises that are never released: futures, tasks, callbacks and tracebacks kept per request.
+"""asyncio promises that are never released: futures, tasks, callbacks and tracebacks kept per
+request.
 
 Every step makes one real request (two for ``task_set``) with a shared aiohttp
 session to an upstream in its own process on 127.0.0.1 (see ``_upstream.py``),
@@ -40,19 +41,23 @@ LEAKY = ("pending_map", "task_set", "race", "tracebacks", "executor_futures")
 VARIANTS: dict[str, Any] = {
     "pending_map": {
         "aliases": ["leaky"],
-        "doc": "a pending-request map of Futures keyed by request id; a call that times out is aborted "
-        "but its entry (Future and request payload) is only removed when a response arrives",
+        "doc": "a pending-request map of Futures keyed by request id; a call that times out is "
+        "aborted but its entry (Future and request payload) is only removed when a response "
+        "arrives",
     },
-    "task_set": "fire-and-forget audit tasks kept in a set so they are not garbage-collected mid-flight, "
-    "without the done-callback that discards them: every finished Task and its result stays",
-    "race": "each request races a long-lived shutdown future with asyncio.as_completed() and takes the first; "
-    "the abandoned iterator leaves its callback (and queue) on the shutdown future",
-    "tracebacks": "parse errors kept in a list for an error page: each exception's traceback keeps the "
-    "frames, and so the response body and its decoded copy, alive",
-    "executor_futures": "concurrent.futures.Future objects from a thread pool kept after completion for "
-    "progress reporting; each keeps its result and the asyncio future chained to it",
-    "fixed": "the same calls, fixed: cleanup in finally, a discarding done-callback, asyncio.wait(), "
-    "bounded error log without tracebacks, futures not kept",
+    "task_set": "fire-and-forget audit tasks kept in a set so they are not garbage-collected "
+    "mid-flight, without the done-callback that discards them: every finished Task and its "
+    "result stays",
+    "race": "each request races a long-lived shutdown future with asyncio.as_completed() and "
+    "takes the first; the abandoned iterator leaves its callback (and queue) on the shutdown "
+    "future",
+    "tracebacks": "parse errors kept in a list for an error page: each exception's traceback "
+    "keeps the frames, and so the response body and its decoded copy, alive",
+    "executor_futures": "concurrent.futures.Future objects from a thread pool kept after "
+    "completion for progress reporting; each keeps its result and the asyncio future chained to "
+    "it",
+    "fixed": "the same calls, fixed: cleanup in finally, a discarding done-callback, "
+    "asyncio.wait(), bounded error log without tracebacks, futures not kept",
 }
 
 PARAMS: dict[str, Any] = {
@@ -65,7 +70,10 @@ PARAMS: dict[str, Any] = {
     "upstream_delay": Param(
         "50ms",
         kind="duration",
-        help="pending_map: how long the upstream takes to answer (above timeout: every call times out)",
+        help=(
+            "pending_map: how long the upstream takes to answer (above timeout: every call times "
+            "out)"
+        ),
     ),
     "workers": Param(2, help="executor_futures: threads in the pool"),
     "error_log": Param(100, help="fixed: how many recent errors the bounded error log keeps"),
@@ -81,7 +89,8 @@ PARAMS: dict[str, Any] = {
 EXPECTED: dict[str, Retention] = {
     # PendingCall + cancelled Future + int key + dict slot; the request payload.
     "pending_map": Retention(bytes=273, blocks=4, body_copies=1),
-    # the finished Task, its finished coroutine, the set slot; the acknowledgement body as its result.
+    # the finished Task, its finished coroutine, the set slot; the acknowledgement body as its
+    # result.
     "task_set": Retention(bytes=730, blocks=6, body_copies=1),
     # as_completed's _on_completion closure, its todo set and asyncio.Queue (four deques), the
     # callback entry and Context on the shutdown future; no body.

@@ -31,8 +31,9 @@ def prometheus_binary() -> str | None:
 
 def missing_reason() -> str:
     return (
-        "the prometheus server is not installed (the Makefile installs the Debian package `prometheus` "
-        "with apt-get when run as root; install it with `apt-get install prometheus`)"
+        "the prometheus server is not installed (the Makefile installs the Debian package "
+        "`prometheus` with apt-get when run as root; install it with `apt-get install "
+        "prometheus`)"
     )
 
 
@@ -141,13 +142,17 @@ class Fleet:
             exporter.port = int(line.split()[1])
         self.data_dir = Path(tempfile.mkdtemp(prefix="leaklab-prometheus-"))
         targets = "\n".join(
-            f"      - targets: ['127.0.0.1:{e.port}']\n        labels: {{service: '{e.name}', variant: '{e.variant}'}}"
+            (
+                f"      - targets: ['127.0.0.1:{e.port}']\n"
+                f"        labels: {{service: '{e.name}', variant: '{e.variant}'}}"
+            )
             for e in self.exporters
         )
         config = self.data_dir / "prometheus.yml"
         config.write_text(
-            f"global:\n  scrape_interval: {round(self.scrape_s * 1000)}ms\n  scrape_timeout: {round(self.scrape_s * 1000)}ms\n"
-            f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n{targets}\n"
+            f"global:\n  scrape_interval: {round(self.scrape_s * 1000)}ms\n"
+            f"  scrape_timeout: {round(self.scrape_s * 1000)}ms\nscrape_configs:\n"
+            f"  - job_name: {JOB}\n    static_configs:\n{targets}\n"
         )
         self.prometheus, self.url = start_prometheus(
             config, self.data_dir / "data", self.data_dir / "prometheus.log"

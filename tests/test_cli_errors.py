@@ -93,8 +93,8 @@ def test_output_paths_that_cannot_be_written_exit_2_with_a_message(tmp_path, rec
 
     config = tmp_path / "pyproject.toml"
     config.write_text(
-        f'[tool.leaklab.gate]\nduration = "1s"\n[[tool.leaklab.gate.checks]]\nscenario = "{RETAIN}"\n'
-        'variant = "fixed"\nmax_per_step = "16B"\n',
+        '[tool.leaklab.gate]\nduration = "1s"\n[[tool.leaklab.gate.checks]]\n'
+        f'scenario = "{RETAIN}"\nvariant = "fixed"\nmax_per_step = "16B"\n',
         encoding="utf-8",
     )
     _usage_error(

@@ -98,7 +98,8 @@ def test_fixed_node_service_keeps_no_js_objects_per_request(tmp_path):
 
 
 def test_leaky_node_service_is_recycled_at_a_limit_and_reported(tmp_path):
-    # ~6.6 KB per request at 400/s from ~47 MB: past 62 MB within ~6 s, then again after each restart
+    # ~6.6 KB per request at 400/s from ~47 MB: past 62 MB within ~6 s, then again after each
+    # restart
     summary = _run(
         tmp_path,
         "--load",

@@ -129,7 +129,8 @@ def test_command_is_recycled_at_its_memory_limit(tmp_path):
     assert len({p for p in run.columns["pid"] if p == p}) == len(restarts) + 1
     ports = [e["port"] for e in run.events_of("start")]
     assert len(set(ports)) == len(ports)  # a free port for each generation
-    # requests fail only while a restart is under way (restart mode: down until the new one is healthy)
+    # requests fail only while a restart is under way (restart mode: down until the new one is
+    # healthy)
     windows = [(r["t"] - 0.2, r["t"] + r.get("healthy_after_s", math.inf) + 1.0) for r in restarts]
     requests = run.requests
     failed = [

@@ -196,25 +196,44 @@ def test_standalone_config_file_takes_top_level_checks(tmp_path: Path) -> None:
     ("body", "message"),
     [
         (
-            '[tool.leaklab.gate]\nmax_grwth = "1MB/h"\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\n',
+            (
+                '[tool.leaklab.gate]\nmax_grwth = "1MB/h"\n[[tool.leaklab.gate.checks]]\n'
+                'scenario = "a"\nverdict = "NO_LEAK"\n'
+            ),
             "tool.leaklab.gate.max_grwth: unknown key; the gate table takes checks, baseline",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\n'
-            '[[tool.leaklab.gate.checks]]\nscenario = "b"\nmax_per_stp = "1B"\n',
+            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+            'verdict = "NO_LEAK"\n[[tool.leaklab.gate.checks]]\nscenario = "b"\n'
+            'max_per_stp = "1B"\n',
             "tool.leaklab.gate.checks[1].max_per_stp: unknown key; a check takes: name, scenario",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nmax_growth = "5MB"\n',
-            "checks[0].max_growth: not a growth rate: '5MB'; accepted forms: a size per time or per step",
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'max_growth = "5MB"\n'
+            ),
+            (
+                "checks[0].max_growth: not a growth rate: '5MB'; accepted forms: a size per time "
+                "or per step"
+            ),
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nmax_per_step = "1KB/h"\n',
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'max_per_step = "1KB/h"\n'
+            ),
             "checks[0].max_per_step: '1KB/h' is per time",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "LEAKY"\n',
-            "checks[0].verdict: unknown verdict 'LEAKY'; known verdicts: LEAK, PLATEAU, NO_LEAK, INCONCLUSIVE",
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "LEAKY"\n'
+            ),
+            (
+                "checks[0].verdict: unknown verdict 'LEAKY'; known verdicts: LEAK, PLATEAU, "
+                "NO_LEAK, INCONCLUSIVE"
+            ),
         ),
         (
             '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n',
@@ -225,28 +244,44 @@ def test_standalone_config_file_takes_top_level_checks(tmp_path: Path) -> None:
             "checks[0].scenario: required",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\nduration = "soon"\n',
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "NO_LEAK"\nduration = "soon"\n'
+            ),
             "checks[0].duration: not a duration: 'soon'; accepted forms:",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\nduration = "1s"\nsteps = 5\n',
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "NO_LEAK"\nduration = "1s"\nsteps = 5\n'
+            ),
             "checks[0].steps: give duration or steps, not both",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\nsignal = "blocks"\n',
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "NO_LEAK"\nsignal = "blocks"\n'
+            ),
             "checks[0].signal: unknown signal 'blocks'; one of rss, uss, traced",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\ntolerance = "lots"\n',
+            (
+                '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "NO_LEAK"\ntolerance = "lots"\n'
+            ),
             "checks[0].tolerance: not a tolerance: 'lots'",
         ),
         (
-            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\n'
-            '[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\n',
+            '[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+            'verdict = "NO_LEAK"\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+            'verdict = "NO_LEAK"\n',
             "checks[1].name: duplicate check name 'a' (also checks[0])",
         ),
         (
-            '[tool.leaklab.gate]\njobs = 0\n[[tool.leaklab.gate.checks]]\nscenario = "a"\nverdict = "NO_LEAK"\n',
+            (
+                '[tool.leaklab.gate]\njobs = 0\n[[tool.leaklab.gate.checks]]\nscenario = "a"\n'
+                'verdict = "NO_LEAK"\n'
+            ),
             "tool.leaklab.gate.jobs: must be a positive integer, got 0",
         ),
         (
@@ -374,11 +409,17 @@ def test_junit_xml_counts_and_escapes() -> None:
         ),
         (
             'variant = "leeky"',
-            "checks[0].variant: scenario 'retain-bytes' has no variant 'leeky'; known variants: leaky, fixed",
+            (
+                "checks[0].variant: scenario 'retain-bytes' has no variant 'leeky'; known "
+                "variants: leaky, fixed"
+            ),
         ),
         (
             "params = { sise = 1 }",
-            "checks[0].params: scenario 'retain-bytes' has no parameter 'sise'; known parameters: size",
+            (
+                "checks[0].params: scenario 'retain-bytes' has no parameter 'sise'; known "
+                "parameters: size"
+            ),
         ),
     ],
 )
@@ -402,9 +443,10 @@ def test_gate_runs_without_in_child_probes_unless_asked(tmp_path: Path) -> None:
     scenario = Path(__file__).parent / "scenarios" / "retain_bytes.py"
     path = _config(
         tmp_path,
-        f'[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "{scenario}"\nverdict = "NO_LEAK"\n'
-        f'[[tool.leaklab.gate.checks]]\nname = "traced"\nscenario = "{scenario}"\nsignal = "traced"\n'
-        'max_growth = "1MB/h"\nprobes = ["tracemalloc"]\n',
+        f'[tool.leaklab.gate]\n[[tool.leaklab.gate.checks]]\nscenario = "{scenario}"\n'
+        'verdict = "NO_LEAK"\n[[tool.leaklab.gate.checks]]\nname = "traced"\n'
+        f'scenario = "{scenario}"\nsignal = "traced"\nmax_growth = "1MB/h"\n'
+        'probes = ["tracemalloc"]\n',
     )
     config = gate.load_config(path)
     plain, traced = (gate.run_config(check, config, []) for check in config.checks)

@@ -128,7 +128,10 @@ def test_failed_and_capped_runs_fail_with_their_reason(tmp_path: Path) -> None:
             "capped",
             "retain_bytes",
             "leaky",
-            'params = { size = 4000000 }\nmax_rss = "150MB"\nduration = "20s"\nverdict = "NO_LEAK"\n',
+            (
+                'params = { size = 4000000 }\nmax_rss = "150MB"\nduration = "20s"\n'
+                'verdict = "NO_LEAK"\n'
+            ),
         ),
     )
     result = _gate(tmp_path, "-j", "2", "--json")
@@ -147,9 +150,9 @@ def test_configuration_errors_exit_2_naming_the_key(tmp_path: Path) -> None:
     result = _gate(tmp_path)
     assert result.returncode == 2
     assert (
-        "tool.leaklab.gate.checks[0].variant: scenario 'retain-bytes' has no variant 'leeky'; known variants: leaky, fixed"
-        in result.stderr
-    )
+        "tool.leaklab.gate.checks[0].variant: scenario 'retain-bytes' has no variant 'leeky'; "
+        "known variants: leaky, fixed"
+    ) in result.stderr
     assert not (tmp_path / "runs").exists()
     unknown = _gate(tmp_path, "--check", "nope")
     assert (

@@ -37,11 +37,17 @@ def test_bad_shard_text(text: str) -> None:
 
 def _config(tmp_path: Path) -> None:
     checks = "".join(
-        f'[[tool.leaklab.gate.checks]]\nname = "{name}"\nscenario = "{SCENARIO}"\nvariant = "{variant}"\n\n'
+        (
+            f'[[tool.leaklab.gate.checks]]\nname = "{name}"\nscenario = "{SCENARIO}"\n'
+            f'variant = "{variant}"\n\n'
+        )
         for name, variant in (("a-fixed", "fixed"), ("b-leaky", "leaky"), ("c-fixed", "fixed"))
     )
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.leaklab.gate]\nduration = "2s"\ninterval = "0.1s"\nout = "runs"\nmax_per_step = "16B"\n\n'
+        (
+            '[tool.leaklab.gate]\nduration = "2s"\ninterval = "0.1s"\nout = "runs"\n'
+            'max_per_step = "16B"\n\n'
+        )
         + checks
     )
 
@@ -143,8 +149,9 @@ def test_sharded_gate_then_merge(tmp_path: Path) -> None:
 
 def test_a_shard_with_no_checks_passes(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        f'[tool.leaklab.gate]\nduration = "1s"\nmax_per_step = "16B"\n\n[[tool.leaklab.gate.checks]]\nname = "only"\n'
-        f'scenario = "{SCENARIO}"\nvariant = "fixed"\n'
+        '[tool.leaklab.gate]\nduration = "1s"\nmax_per_step = '
+        f'"16B"\n\n[[tool.leaklab.gate.checks]]\nname = "only"\nscenario = "{SCENARIO}"\nvariant '
+        '= "fixed"\n'
     )
     result = _leaklab(tmp_path, "gate", "--shard", "2/2", "--json")
     assert result.returncode == 0, result.stderr

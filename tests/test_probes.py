@@ -547,7 +547,8 @@ def test_memray_tracks_the_end_of_the_run_and_stops_once_its_slowed_steps_cost_t
         probe.tick(ctx)
     assert probe.ended and probe.stopped_early and not tracking()
     (started,) = recorder.of("memray_started")
-    # Due within the last TAIL_FRACTION of the plan (a step or a tick late at most on a busy machine).
+    # Due within the last TAIL_FRACTION of the plan (a step or a tick late at most on a busy
+    # machine).
     assert probe.track_t - ctx.plan["started"] >= (1 - probe.TAIL_FRACTION) * 1.0 - 0.05
     assert 0 < started["steps"] < ctx.steps
     assert probe.slowdown_s >= probe.BUDGET * 1.0

@@ -174,8 +174,9 @@ def test_fixed_service_under_the_default_profile_keeps_its_memory_flat(tmp_path)
     analysis = analyze(result.run_dir)
     blocks, rss = analysis.growth["blocks"], analysis.growth["rss"]
     summary = (
-        f"blocks {blocks.bytes_per_step:.3f}/step (95% CI {blocks.ci95_per_step[0]:.3f}.."
-        f"{blocks.ci95_per_step[1]:.3f}), RSS {rss.bytes_per_step:.1f} B/step, verdict {analysis.verdict.label}"
+        f"blocks {blocks.bytes_per_step:.3f}/step (95% CI "
+        f"{blocks.ci95_per_step[0]:.3f}..{blocks.ci95_per_step[1]:.3f}), RSS "
+        f"{rss.bytes_per_step:.1f} B/step, verdict {analysis.verdict.label}"
     )
     assert blocks.bytes_per_step < 0.5 and blocks.ci95_per_step[1] < 1.0, summary
     assert rss.bytes_per_step < 100, summary

@@ -29,7 +29,10 @@ def test_leaky_test_fails_naming_site_and_type(pytester: pytest.Pytester) -> Non
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*leaklab: test_leaky retains memory on every call: +[67]? B/call (+1.00 blocks/call, median round)*",
+            (
+                "*leaklab: test_leaky retains memory on every call: +[67]? B/call (+1.00 "
+                "blocks/call, median round)*"
+            ),
             "*top growing allocation sites*",
             "*B/call*+1.0? blocks/call*test_inner.py:6*KEPT.append(bytes(31))*",
             "*growing object types*",
@@ -203,7 +206,10 @@ def test_bad_marker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*test_inner.py::test_typo: @pytest.mark.leaklab: unknown option 'cals'; accepted options: max_per_call*calls*"
+            (
+                "*test_inner.py::test_typo: @pytest.mark.leaklab: unknown option 'cals'; accepted "
+                "options: max_per_call*calls*"
+            )
         ]
     )
 

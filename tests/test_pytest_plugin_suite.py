@@ -175,7 +175,10 @@ def test_budget_running_out_while_confirming_is_listed_as_unconfirmed(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "0 tests checked, 0 retain memory on every call; not checked: 1 over budget, unconfirmed",
+            (
+                "0 tests checked, 0 retain memory on every call; not checked: 1 over budget, "
+                "unconfirmed"
+            ),
             "retained in every measured round, budget ran out before the confirming rounds*",
             "*+1?? B*test_slow_leak.py::test_slow_leak",
         ]

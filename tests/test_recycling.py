@@ -128,7 +128,8 @@ def test_restarts_at_the_limit_and_memory_resets(runs, limit, unrecycled):
     # starting: that one restart has no healthy_after_s; every earlier one has.
     assert all("healthy_after_s" in e for e in restarts[:-1]), restarts
     for e in restarts:
-        # Triggered above the limit, by at most what grows between two checks (plus a sampling margin).
+        # Triggered above the limit, by at most what grows between two checks (plus a sampling
+        # margin).
         assert limit < e["rss"] <= limit + 2 * LEAK * CHECK_S + 2_000_000, e
         assert not e["killed"] and e["stopped_after_s"] < 1.6, e
         assert e.get("healthy_after_s", math.inf) > e["stopped_after_s"], e
@@ -160,7 +161,8 @@ def test_failed_requests_are_real_and_happen_during_restarts(runs):
         "reset",
         "connect",
     }
-    # Every failure was sent while a restart was under way: from its trigger until the new generation was healthy.
+    # Every failure was sent while a restart was under way: from its trigger until the new
+    # generation was healthy.
     windows = [
         (e["t"], e["t"] + (e.get("healthy_after_s") or 30.0)) for e in run.events_of("restart")
     ]
@@ -171,7 +173,8 @@ def test_failed_requests_are_real_and_happen_during_restarts(runs):
     assert m.failed_per_restart == pytest.approx(
         len(failed_t) / (m.memory_restarts + m.crash_restarts)
     )
-    # The service refuses requests from the signal until the new one is healthy: failures ~ rate x that time.
+    # The service refuses requests from the signal until the new one is healthy: failures ~ rate x
+    # that time.
     assert (
         0.5 * RATE * m.restart_time_s <= m.failed_per_restart <= 1.5 * RATE * m.restart_time_s + 5
     ), m
@@ -188,7 +191,8 @@ def test_graceful_restart_finishes_requests_in_flight_sigkill_cuts_them(runs):
     assert in_flight_graceful.all()  # drained before the old process exited
     assert in_flight_killed.mean() < 0.2  # cut by the kill
     g, k = recycling.analyze_recycling(graceful), recycling.analyze_recycling(killed)
-    # Stop-then-start: the graceful stop keeps the port closed while it drains, so it is down longer.
+    # Stop-then-start: the graceful stop keeps the port closed while it drains, so it is down
+    # longer.
     assert g.restart_time_s > k.restart_time_s + 0.15, (g.restart_time_s, k.restart_time_s)
     assert all(e["killed"] for e in killed.events_of("restart") if "stopped_after_s" in e)
 
@@ -209,7 +213,8 @@ def test_prediction_from_an_unrecycled_run_matches_the_measured_sawtooth(runs, u
     """Growth to the limit plus the wait for a check is predicted within 10%. The restart itself
     (a process start-up, 0.2-1.05 s here) depends on how busy the machine is at that moment, so
     the frequency and success rate are checked with the restart time each run measured; the
-    end-to-end acceptance, where a restart is short against the cycle, is the slow http-agent test."""
+    end-to-end acceptance, where a restart is short against the cycle, is the slow http-agent
+    test."""
     for mode, signal in (
         ("restart", "SIGINT"),
         ("restart", "SIGKILL"),

@@ -27,7 +27,8 @@ SEED_PRESET = scenario.load(SCENARIO).variants["seed"].params
 def _serve(
     out: Path, variant: str, duration: float, limit: int | None, check_s: float = 2.0
 ) -> store.RunData:
-    # The fixed variant gets the seed's response size and starting RSS: the same load, without the leak.
+    # The fixed variant gets the seed's response size and starting RSS: the same load, without the
+    # leak.
     params = {"speed": str(SPEED)}
     if variant != "seed":
         params.update(SEED_PRESET)
@@ -58,7 +59,8 @@ def test_seed_service_restarts_and_cleans_up_its_upstreams(tmp_path):
     assert m.memory_restarts >= 1 and m.crash_restarts == 0, m
     for slope in m.generation_slopes:
         assert slope.rss_start < 60_000_000, slope  # back to the baseline after every restart
-    # Teardown (which stops the scenario's upstream process) finished within PM2's 1.6 s kill timeout.
+    # Teardown (which stops the scenario's upstream process) finished within PM2's 1.6 s kill
+    # timeout.
     finished = [e for e in run.events_of("restart") if "stopped_after_s" in e]
     assert finished and not any(e["killed"] for e in finished)
     assert all(e["reason"] == "interrupted" for e in run.events_of("done"))

@@ -1,4 +1,5 @@
-"""The supervisor's policy (PM2's numbers), the prediction arithmetic and the request log, without processes."""
+"""The supervisor's policy (PM2's numbers), the prediction arithmetic and the request log,
+without processes."""
 
 from __future__ import annotations
 

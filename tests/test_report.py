@@ -1,4 +1,5 @@
-"""`leaklab report`: files, numbers that match the analysis, run selection, cut-short runs, escaping.
+"""`leaklab report`: files, numbers that match the analysis, run selection, cut-short runs,
+escaping.
 
 The real runs are retain_bytes at 3,000 steps/s for 6,000 steps, sampled every 0.1 s. The
 margins (1,024 to 1,400 B/step for the leaky variant; the fixed one under the 16 B/step leak
@@ -41,8 +42,8 @@ def fake_run(
     argv: list[str] | None = None,
     scenario_path: str = "scenarios/demo.py",
 ) -> Path:
-    """A small run written with the store's writer: ``per_step`` bytes of RSS per step, 100 steps per
-    sample every 0.5 s, a deterministic wiggle so the interval is not zero."""
+    """A small run written with the store's writer: ``per_step`` bytes of RSS per step, 100 steps
+    per sample every 0.5 s, a deterministic wiggle so the interval is not zero."""
     when = T0 + timedelta(minutes=minute)
     path = store.new_run_dir(root, scenario, variant, when)
     meta = {
@@ -330,7 +331,8 @@ def test_a_profiled_run_shows_what_grows_and_a_class_named_script_stays_text(tmp
 def test_a_recycled_run_shows_its_sawtooth_and_what_recycling_costs(real_runs, tmp_path, request):
     """retain_bytes leaky at 5,000 steps/s keeps ~5.5 MB/s (measured: 1,113 B/step); recycled at
     48 MB from a ~40 MB start (the default profile's probes loaded: the fixed run's baseline,
-    which must stay under the limit), a process lives ~1.5 s, so a 6 s run restarts at least once."""
+    which must stay under the limit), a process lives ~1.5 s, so a 6 s run restarts at least
+    once."""
     scenario = str(Path(request.config.rootpath) / "tests" / "scenarios" / "retain_bytes.py")
     result = runner.run(
         runner.RunConfig(

@@ -38,8 +38,18 @@ def test_variants_params_and_overrides(tmp_path):
         "rich_one",
         '''"""Rich."""
 from leaklab import Param
-VARIANTS = {"leaky": "keeps", "seed": {"doc": "incident", "params": {"size": "2.2KB"}, "rate": "37/s"}}
-PARAMS = {"size": Param(1024, kind="size", help="bytes"), "n": 3, "ratio": 0.5, "flag": False, "name": "x", "mode": Param("a", choices=("a", "b"))}
+VARIANTS = {
+    "leaky": "keeps",
+    "seed": {"doc": "incident", "params": {"size": "2.2KB"}, "rate": "37/s"},
+}
+PARAMS = {
+    "size": Param(1024, kind="size", help="bytes"),
+    "n": 3,
+    "ratio": 0.5,
+    "flag": False,
+    "name": "x",
+    "mode": Param("a", choices=("a", "b")),
+}
 async def step(state):
     pass
 ''',
@@ -70,7 +80,10 @@ async def step(state):
 
 
 def test_variant_aliases(tmp_path):
-    body = '"""A."""\nVARIANTS = {"listeners": {"doc": "d", "aliases": ["leaky"]}, "fixed": "f"}\ndef step(s): pass\n'
+    body = (
+        '"""A."""\nVARIANTS = {"listeners": {"doc": "d", "aliases": ["leaky"]}, "fixed": "f"}\n'
+        "def step(s): pass\n"
+    )
     loaded = sc.load(write(tmp_path, "aliased", body))
     assert (
         loaded.resolve_variant("leaky") == "listeners"

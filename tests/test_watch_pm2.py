@@ -33,7 +33,8 @@ pytestmark = [
 
 @pytest.fixture
 def pm2_home(tmp_path):
-    """A private PM2 daemon (1 s memory checks instead of 30 s); killed, and checked gone, at the end."""
+    """A private PM2 daemon (1 s memory checks instead of 30 s); killed, and checked gone, at the
+    end."""
     env = {**os.environ, "PM2_HOME": str(tmp_path / "pm2"), "PM2_WORKER_INTERVAL": "1000"}
     yield env
     pid_file = tmp_path / "pm2" / "pm2.pid"

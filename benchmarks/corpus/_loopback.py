@@ -1,4 +1,5 @@
-"""The project's loopback upstream (scenarios/_upstream.py) for the corpus cases that make HTTP requests.
+"""The project's loopback upstream (scenarios/_upstream.py) for the corpus cases that make HTTP
+requests.
 
 Not a case itself (files starting with ``_`` are not scenarios). The upstream runs in its own
 process on 127.0.0.1, on an ephemeral port, so its memory never shows in the case's figures.

@@ -1,4 +1,5 @@
-"""A SQLAlchemy engine per step with instrumentation listeners, kept in a registry (profiler overhead).
+"""A SQLAlchemy engine per step with instrumentation listeners, kept in a registry (profiler
+overhead).
 
 Each step creates an in-memory SQLite engine, attaches pool and execution event
 listeners (SQLAlchemy's event registry keeps them), runs one query, and in the

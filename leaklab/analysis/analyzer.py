@@ -91,11 +91,20 @@ def _status_note(run: store.RunData, n_rows: int, t_last: float) -> str | None:
     if status == Status.COMPLETED:
         return None
     if status == Status.RUNNING:
-        return f"the run is still being written, or was cut short: analysed the {n_rows} samples up to {when}"
+        return (
+            f"the run is still being written, or was cut short: analysed the {n_rows} samples up "
+            f"to {when}"
+        )
     if status == Status.INTERRUPTED:
-        return f"the run was interrupted{suffix}: analysed the {n_rows} samples written before it stopped at {when}"
+        return (
+            f"the run was interrupted{suffix}: analysed the {n_rows} samples written before it "
+            f"stopped at {when}"
+        )
     if status == Status.KILLED_AT_CAP:
-        return f"the run was killed at the memory cap{suffix}: analysed the {n_rows} samples up to {when}"
+        return (
+            f"the run was killed at the memory cap{suffix}: analysed the {n_rows} samples up to "
+            f"{when}"
+        )
     if status == Status.FAILED:
         return f"the run failed{suffix}: analysed the {n_rows} samples written before {when}"
     return f"run status {status!r}: analysed the {n_rows} samples up to {when}"
@@ -169,7 +178,8 @@ def _settled(
 
 @dataclass
 class Measured:
-    """Growth and verdict of a run's signals, without attribution (what a look while recording needs)."""
+    """Growth and verdict of a run's signals, without attribution (what a look while recording
+    needs)."""
 
     growth: dict[str, Growth]
     signal_verdicts: dict[str, Verdict]
@@ -186,7 +196,8 @@ def measure(
     options: GrowthOptions | None = None,
     level: float | None = None,
 ) -> Measured:
-    """Growth per signal and the verdict on intervals at ``level`` (default: :func:`default_level`)."""
+    """Growth per signal and the verdict on intervals at ``level`` (default:
+    :func:`default_level`)."""
     thresholds = thresholds or Thresholds()
     level = default_level(run.meta) if level is None else level
     columns = run.columns
@@ -258,8 +269,8 @@ def analyze(
         notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
     if measured.level != 0.95:
         notes.append(
-            f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was confident, "
-            "so each look at the data used a stricter interval (docs/analysis.md)"
+            f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was "
+            "confident, so each look at the data used a stricter interval (docs/analysis.md)"
         )
     steps_per_s = next(
         (g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan

@@ -18,8 +18,8 @@ over one-off spikes:
   when it held ``MIN_WINDOW_COUNT`` or more blocks in all windows but one in four
   (``MISSES_ALLOWED``), most of that grows with the window (``MIN_SCALING``), the run
   as a whole retains Python objects (some type leaks, or it clearly retains blocks),
-  and the site's rate fits within the blocks' growth. The last two tests keep a bounded cache or a pool
-  that churns inside each window from being called a leak in a run that does not
+  and the site's rate fits within the blocks' growth. The last two tests keep a bounded cache or a
+  pool that churns inside each window from being called a leak in a run that does not
   grow. In
   continuous mode (``tracemalloc-full``) each site's growth since the baseline is a
   series, judged like a type's.
@@ -67,7 +67,8 @@ MIN_SNAPSHOTS = 2
 MIN_WINDOW_COUNT = 3
 #: Windows a leaking site may be missing from: one in four (none of three).
 MISSES_ALLOWED = 0.25
-#: Share of a site's window survivors that must grow with the window's length (the rest was in flight).
+#: Share of a site's window survivors that must grow with the window's length (the rest was in
+#: flight).
 MIN_SCALING = 0.7
 #: A site's blocks per step may exceed the run's block growth by this factor (tracemalloc
 #: also sees raw-domain blocks that ``allocated_blocks`` does not count).
@@ -411,7 +412,8 @@ def _add_sources(sites: list[dict[str, Any]], run: store.RunData) -> None:
 
 
 def blocks_growth(run: store.RunData) -> growth_mod.Growth:
-    """Growth of ``allocated_blocks`` after the warm-up (what the analysis computes for ``blocks``)."""
+    """Growth of ``allocated_blocks`` after the warm-up (what the analysis computes for
+    ``blocks``)."""
     window = window_mod.select(run.columns, run.meta)
     n = len(run.columns.get("t", []))
 
@@ -471,11 +473,13 @@ def attribute(
         kinds.EventKind.PYMPLER_SUMMARY
     ):
         notes.append(
-            "no type counts recorded: run with --profile default (or --probe gc-types) to see what grows"
+            "no type counts recorded: run with --profile default (or --probe gc-types) to see "
+            "what grows"
         )
     if not run.events_of(kinds.EventKind.TRACEMALLOC_SNAPSHOT):
         notes.append(
-            "no tracemalloc snapshots recorded: run with --profile default (or --probe tracemalloc) to see where"
+            "no tracemalloc snapshots recorded: run with --profile default (or --probe "
+            "tracemalloc) to see where"
         )
     for error in run.events_of(kinds.EventKind.SNAPSHOT_ERROR)[:3]:
         notes.append(f"{error.get('probe')}: {error.get('what')} failed: {error.get('error')}")
@@ -546,7 +550,8 @@ def summary_lines(
     for i, s in enumerate(top_sites[:n]):
         where = f"{s.get('site')}" + (f" in {s['function']}" if s.get("function") else "")
         lines.append(
-            f"{'where' if i == 0 else '':<10}{where}  {_size_rate(s.get('bytes_per_step'), 'step')} "
+            f"{'where' if i == 0 else '':<10}{where}  "
+            f"{_size_rate(s.get('bytes_per_step'), 'step')} "
             f"({_size_rate(s.get('bytes_per_hour'), 'h')})"
         )
     for i, c in enumerate(chains[:n]):

@@ -111,7 +111,8 @@ def format_report(report: GenerationsReport) -> str:
         lines.append(
             f"{g.generation:>3}  {g.pid or '':<8} {g.t_start:>6.1f}s {g.t_end:>6.1f}s  "
             f"{units.format_size(g.rss_start):>12}  {units.format_size(g.rss_peak):>8}  "
-            f"{units.format_growth(g.bytes_per_h, 'bytes', 'h', signed=True)} ({g.percent_per_h:+,.0f}%/h)"
+            f"{units.format_growth(g.bytes_per_h, 'bytes', 'h', signed=True)} "
+            f"({g.percent_per_h:+,.0f}%/h)"
         )
     if report.restarts:
         lines.append(
@@ -138,7 +139,7 @@ def format_report(report: GenerationsReport) -> str:
             units.format_size(report.creep_high, signed=True),
         )
         lines.append(
-            f"baseline  {units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
-            f"(95% CI {interval}): {verdict}"
+            f"baseline  {units.format_size(report.creep_bytes_per_restart, signed=True)} per "
+            f"restart (95% CI {interval}): {verdict}"
         )
     return "\n".join(lines)

@@ -61,8 +61,8 @@ class HeapSplit:
             "both": "in the JS heap and outside it",
         }[self.where]
         return (
-            f"the V8 heap grows {heap} committed ({used} used) of RSS's {rss} ({self.heap_share:.0%}); "
-            f"external memory {external}: the growth is {where}."
+            f"the V8 heap grows {heap} committed ({used} used) of RSS's {rss} "
+            f"({self.heap_share:.0%}); external memory {external}: the growth is {where}."
         )
 
 

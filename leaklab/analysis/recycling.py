@@ -190,7 +190,8 @@ def generation_slopes(run: store.RunData | str | os.PathLike[str]) -> list[Gener
         lo = healthy.get(number, -math.inf)
         # Until its restart, or until the load stopped (a service without requests does not grow).
         hi = min(triggered.get(number, math.inf), load_end if math.isfinite(load_end) else math.inf)
-        # Strictly before the trigger: the row written at the trigger and the final one are the peak, not the trend.
+        # Strictly before the trigger: the row written at the trigger and the final one are the
+        # peak, not the trend.
         rows = (gen == g) & (t >= lo) & (t < hi) & np.isfinite(rss) & np.isfinite(steps)
         if rows.sum() < 5:
             continue
@@ -447,7 +448,9 @@ class RunTimings:
     """How long a process of this run took to start and to stop, as measured."""
 
     startup_s: float  # spawn until healthy (service) or ready (steps)
-    stop_s: float  # stop request (end of the load, nothing in flight) until the process was gone; NaN when not measured
+    # stop request (end of the load, nothing in flight) until the process was gone; NaN when not
+    # measured
+    stop_s: float
     serving_from: float  # when generation 0 started taking work (seconds since the start)
     latency_mean_s: float  # of the successful requests (0 without requests)
     latency_p99_s: float
@@ -517,7 +520,10 @@ def _measured_restart(
     exit_s = timings.stop_s if math.isfinite(timings.stop_s) else 0.0
     stop = min(timings.latency_p99_s + exit_s, kill_timeout_s) if graceful else 0.0
     note = f"restart time measured in the run: start-up {startup:.2f}s" + (
-        f" + graceful stop {stop:.2f}s (slowest requests {timings.latency_p99_s:.2f}s, exit {exit_s:.2f}s)"
+        (
+            f" + graceful stop {stop:.2f}s (slowest requests {timings.latency_p99_s:.2f}s, exit "
+            f"{exit_s:.2f}s)"
+        )
         if mode == "restart" and graceful
         else ""
     )
@@ -576,7 +582,8 @@ def predict_from_run(
     bytes_per_s = g.per_s
     judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
     if judged is not None and judged.label in (Label.NO_LEAK, Label.PLATEAU) and bytes_per_s > 0:
-        # A slope the analysis does not call growth (a single allocator step, a bound) projects no restarts.
+        # A slope the analysis does not call growth (a single allocator step, a bound) projects no
+        # restarts.
         notes.append(
             f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected"
         )

@@ -164,8 +164,8 @@ def _sawtooth(growth: Growth, rate: float, name: str) -> Verdict | None:
         return Verdict(
             Label.LEAK,
             [
-                f"{name} falls back {growth.resets} times, but the floor it returns to rises {moves} "
-                f"(95% CI {interval}): a leak under a periodic clear."
+                f"{name} falls back {growth.resets} times, but the floor it returns to rises "
+                f"{moves} (95% CI {interval}): a leak under a periodic clear."
             ],
             growth.signal,
         )
@@ -239,8 +239,8 @@ def judge(growth: Growth, thresholds: Thresholds, interval_s: float = math.nan) 
     name = NAMES.get(growth.signal, growth.signal)
     settled = growth.settled_per_step
     after = (
-        f"{name} moved {_rate(growth, growth.per_step)}, but after full collections the count moved "
-        f"{_rate(growth, settled)} from the start of the window to its end"
+        f"{name} moved {_rate(growth, growth.per_step)}, but after full collections the count "
+        f"moved {_rate(growth, settled)} from the start of the window to its end"
     )
     if math.isfinite(settled) and settled < thresholds.min_blocks_per_step:
         # Two exact counts of what was alive: what rose and fell between them was garbage.
@@ -289,7 +289,8 @@ class _Slopes:
 
 
 def _slopes(growth: Growth, rate: float) -> _Slopes:
-    """Per step when the whole window, its head and its tail all have per-step slopes, else per second."""
+    """Per step when the whole window, its head and its tail all have per-step slopes, else per
+    second."""
     if (
         _by_steps(growth)
         and math.isfinite(growth.tail_per_step)
@@ -389,9 +390,9 @@ def _rose(
         return Verdict(
             Label.PLATEAU if head_grew else Label.NO_LEAK,
             [
-                f"{name} moved within {span} and set no new high in the last third of the run (it moved "
-                f"{_rate(growth, s.tail, s.per)} there): bounded, a cache filling or allocator wander, "
-                "not a steady leak."
+                f"{name} moved within {span} and set no new high in the last third of the run (it "
+                f"moved {_rate(growth, s.tail, s.per)} there): bounded, a cache filling or "
+                "allocator wander, not a steady leak."
             ],
             growth.signal,
         )
@@ -512,7 +513,8 @@ def combine(
         reasons = [per_signal[proc].reasons[0]]
         if heap and h_label == Label.LEAK:
             reasons.append(
-                f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are being retained."
+                f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are "
+                "being retained."
             )
         elif heap:
             how = "do not grow" if h_label == Label.NO_LEAK else "show no steady growth"
@@ -525,8 +527,9 @@ def combine(
         reasons = [per_signal[heap].reasons[0]]
         if proc:
             reasons.append(
-                f"{NAMES[proc]} does not show it yet ({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): "
-                "the objects fill memory the allocator already held, or the process noise hides them."
+                f"{NAMES[proc]} does not show it yet "
+                f"({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): the objects fill "
+                "memory the allocator already held, or the process noise hides them."
             )
         return Verdict(Label.LEAK, reasons, heap)
     if Label.PLATEAU in (p_label, h_label):
@@ -535,7 +538,8 @@ def combine(
         reasons = [per_signal[main].reasons[0]]
         if main == proc and heap and h_label != Label.PLATEAU:
             reasons.append(
-                f"{NAMES[heap]} show no such rise: it is in native memory or allocator fragmentation, not Python objects."
+                f"{NAMES[heap]} show no such rise: it is in native memory or allocator "
+                "fragmentation, not Python objects."
             )
         return Verdict(Label.PLATEAU, reasons, main)
     unsure = [s for s in (proc, heap) if s and per_signal[s].label == Label.INCONCLUSIVE]

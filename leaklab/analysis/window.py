@@ -51,7 +51,8 @@ class Window:
 
 def parse_warmup(value: Any) -> dict[str, Any] | None:
     """``None`` -> use the run's; ``"10s"``/``10.0`` -> seconds; ``"1000"``/``1000`` (int) -> steps;
-    ``0``/``"none"`` -> no warm-up; a ``{"steps": n}`` or ``{"seconds": s}`` dict as in meta.json."""
+    ``0``/``"none"`` -> no warm-up; a ``{"steps": n}`` or ``{"seconds": s}`` dict as in
+    meta.json."""
     if value is None:
         return None
     if isinstance(value, units.StepsOrDuration):
@@ -143,8 +144,8 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     if not mask.any():
         mask = stepping.copy()
         notes.append(
-            f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is analysed, "
-            "start-up growth included"
+            f"the warm-up ({_describe(spec)}) never ended, so every sample after setup is "
+            "analysed, start-up growth included"
         )
         source = "none"
     first = int(np.flatnonzero(mask)[0])

@@ -1,4 +1,5 @@
-"""``leaklab analyze``: growth per signal, a confidence interval and a verdict for a recorded run."""
+"""``leaklab analyze``: growth per signal, a confidence interval and a verdict for a recorded
+run."""
 
 from __future__ import annotations
 

@@ -36,21 +36,24 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--load",
             metavar="URL",
-            help="With -- CMD: send --rate HTTP GET requests/s to URL on 127.0.0.1 (http://127.0.0.1:{port}/path); "
-            "{port} here and in CMD is a free port chosen for each start of the program.",
+            help="With -- CMD: send --rate HTTP GET requests/s to URL on 127.0.0.1 "
+            "(http://127.0.0.1:{port}/path); {port} here and in CMD is a free port chosen "
+            "for each start of the program.",
         ),
         click.option(
             "--health",
             metavar="PATH",
-            help="With -- CMD: the program is ready when PATH answers 200 (default: /health when it "
-            "answers 200, else the first 2xx/3xx answer to the load's path).",
+            help="With -- CMD: the program is ready when PATH answers 200 (default: /health when "
+            "it answers 200, else the first 2xx/3xx answer to the load's path).",
         ),
         click.option(
             "--ready-timeout",
             type=clitypes.DURATION,
             default="30s",
             show_default=True,
-            help="With -- CMD: how long the program may take to listen and answer its health check.",
+            help=(
+                "With -- CMD: how long the program may take to listen and answer its health check."
+            ),
         ),
         click.option(
             "--bootstrap/--no-bootstrap",
@@ -85,7 +88,8 @@ def check(scenario: str | None, argv: list[str] | None) -> None:
         wrong = [n for n in _COMMAND_ONLY if n in given]
         if wrong:
             raise click.UsageError(
-                f"--{wrong[0].replace('_', '-')} only applies to a program: leaklab run [OPTIONS] -- CMD ARGS..."
+                f"--{wrong[0].replace('_', '-')} only applies to a program: leaklab run "
+                "[OPTIONS] -- CMD ARGS..."
             )
         return
     if scenario is not None:

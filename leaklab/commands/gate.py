@@ -48,7 +48,10 @@ def _write_outputs(
     "--baseline",
     "baseline_path",
     type=click.Path(dir_okay=False),
-    help="Baseline file: fail checks whose growth regressed beyond their tolerance (default: config 'baseline').",
+    help=(
+        "Baseline file: fail checks whose growth regressed beyond their tolerance (default: "
+        "config 'baseline')."
+    ),
 )
 @click.option(
     "--update-baseline",
@@ -150,8 +153,8 @@ def command(
     if not as_json:
         share = f" (shard {shard_text})" if shard_info else ""
         click.echo(
-            f"leaklab gate: {len(config.checks)} check(s) from {config.path}{share}, {workers} at a time; "
-            f"runs in {config.out}",
+            f"leaklab gate: {len(config.checks)} check(s) from {config.path}{share}, {workers} at "
+            f"a time; runs in {config.out}",
             err=True,
         )
 
@@ -235,11 +238,13 @@ def merge_command(
     baseline_out: str | None,
     as_json: bool,
 ) -> None:
-    """Combine sharded gate outputs (INPUTS: --json-out documents, --junit-xml reports) into one verdict.
+    """Combine sharded gate outputs (INPUTS: --json-out documents, --junit-xml reports) into one
+    verdict.
 
     \b
     leaklab gate merge gate-1.json gate-2.json gate-3.json --junit-xml gate.xml
-    leaklab gate merge gate-*.xml --baseline base-1.json --baseline base-2.json --baseline-out .leaklab-baseline.json
+    leaklab gate merge gate-*.xml --baseline base-1.json --baseline base-2.json --baseline-out
+    .leaklab-baseline.json
 
     \b
     Exit codes: 0 every check of every shard passed, 1 a check failed, 2 an input is

@@ -1,4 +1,5 @@
-"""``leaklab import``: memory series recorded elsewhere (CSV, mprof, Prometheus) as run directories."""
+"""``leaklab import``: memory series recorded elsewhere (CSV, mprof, Prometheus) as run
+directories."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".dat": "mprof", ".json"
 
 
 def _when(text: str | None, end: float | None) -> float:
-    """Epoch seconds from ``now``, epoch seconds, ISO-8601, or (for --start) a duration before --end."""
+    """Epoch seconds from ``now``, epoch seconds, ISO-8601, or (for --start) a duration before
+    --end."""
     import pandas as pd
 
     if text is None or text == "now":
@@ -67,7 +69,10 @@ def _restart_drop(text: str) -> float | None:
     "--format",
     "fmt",
     type=click.Choice(["csv", "mprof", "prometheus"]),
-    help="What SOURCE is (default: by extension: .csv/.tsv csv, .dat mprof, .json a saved Prometheus answer).",
+    help=(
+        "What SOURCE is (default: by extension: .csv/.tsv csv, .dat mprof, .json a saved "
+        "Prometheus answer)."
+    ),
 )
 @click.option("--name", help="The runs' scenario name (default: from the source).")
 @click.option(
@@ -128,13 +133,18 @@ def _restart_drop(text: str) -> float | None:
     "restart_labels",
     multiple=True,
     metavar="LABEL",
-    help="Prometheus: a label whose new value is a restart, not a new member (repeatable; default: pid).",
+    help=(
+        "Prometheus: a label whose new value is a restart, not a new member (repeatable; default: "
+        "pid)."
+    ),
 )
 @click.option(
     "--restart-drop",
     default="0.8",
     show_default=True,
-    help="A fall giving back this share of a generation's rise at once is a restart; off to disable.",
+    help=(
+        "A fall giving back this share of a generation's rise at once is a restart; off to disable."
+    ),
 )
 @click.option(
     "--warmup",
@@ -186,7 +196,8 @@ def command(
         raise click.UsageError("give either SOURCE or --prometheus URL, not both")
     if not prometheus_url and not source:
         raise click.UsageError(
-            "give a SOURCE file (CSV, mprof .dat, saved Prometheus JSON) or --prometheus URL --query Q"
+            "give a SOURCE file (CSV, mprof .dat, saved Prometheus JSON) or --prometheus URL "
+            "--query Q"
         )
     if prometheus_url and not query:
         raise click.UsageError(
@@ -197,7 +208,8 @@ def command(
     )
     if kind is None:
         raise click.UsageError(
-            f"cannot tell the format of {source} from its extension: pass --format csv|mprof|prometheus"
+            f"cannot tell the format of {source} from its extension: pass --format "
+            "csv|mprof|prometheus"
         )
     rule = RestartRule(drop=_restart_drop(restart_drop))
     labels = tuple(restart_labels) or prometheus.DEFAULT_RESTART_LABELS

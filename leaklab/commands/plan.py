@@ -49,7 +49,10 @@ from leaklab.commands.service_options import signal_name
     type=click.Choice(pm2_defaults.MODES),
     default=pm2_defaults.DEFAULT_MODE,
     show_default=True,
-    help="restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one first (PM2 cluster mode).",
+    help=(
+        "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
+        "first (PM2 cluster mode)."
+    ),
 )
 @click.option(
     "--kill-signal",
@@ -118,7 +121,8 @@ def command(
         if math.isfinite(prediction.baseline) and prediction.limit <= prediction.baseline:
             raise click.BadParameter(
                 f"{units.format_size(prediction.limit)} is not above a fresh process's memory "
-                f"({units.format_size(prediction.baseline)}): it would restart without end; give a limit above it",
+                f"({units.format_size(prediction.baseline)}): it would restart without end; give "
+                "a limit above it",
                 param_hint="--limit",
             )
     if as_json:
@@ -150,8 +154,9 @@ def format_plan(run: str, predictions: list[Any]) -> str:
         f"(95% CI {units.format_ci((lo, hi), lambda v: units.format_growth(v, 'bytes', 's'))}), "
         f"fresh process {units.format_size(first.baseline)}"
         + (f", {first.rate:g} req/s" if math.isfinite(first.rate) else ""),
-        f"policy     check every {units.format_duration(first.check_interval_s)}, {first.mode} with {first.kill_signal}, "
-        f"restart takes {units.format_duration(first.restart_s)} (down {units.format_duration(first.downtime_s)})",
+        f"policy     check every {units.format_duration(first.check_interval_s)}, {first.mode} "
+        f"with {first.kill_signal}, restart takes {units.format_duration(first.restart_s)} (down "
+        f"{units.format_duration(first.downtime_s)})",
     ]
     lines += [
         f"note       {note}" for note in dict.fromkeys(n for p in predictions for n in p.notes)

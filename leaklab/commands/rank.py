@@ -1,4 +1,5 @@
-"""``leaklab rank``: every run of a fleet folder, ranked by memory growth with its CI and verdict."""
+"""``leaklab rank``: every run of a fleet folder, ranked by memory growth with its CI and
+verdict."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def command(
         sys.exit(0)
     shown = rows[:top] if top else rows
     click.echo(
-        f"{'#':>4}  {'verdict':<12} {'MB/h':>10}  {'95% CI (MB/h)':>22}  {'%/h':>9}  {'now MB':>8}  series"
+        f"{'#':>4}  {'verdict':<12} {'MB/h':>10}  {'95% CI (MB/h)':>22}  {'%/h':>9}  "
+        f"{'now MB':>8}  series"
     )
     for i, r in enumerate(shown, 1):
         lo, hi = r.ci95_mb_per_hour
@@ -81,7 +83,8 @@ def command(
         pct = units.NA if r.pct_per_hour != r.pct_per_hour else f"{r.pct_per_hour:+,.1f}"
         now = units.NA if r.last_mb != r.last_mb else f"{r.last_mb:,.1f}"
         click.echo(
-            f"{i:>4}  {r.verdict:<12} {_mb_h(r.mb_per_hour):>10}  {ci:>22}  {pct:>9}  {now:>8}  {_printable(r.name)}"
+            f"{i:>4}  {r.verdict:<12} {_mb_h(r.mb_per_hour):>10}  {ci:>22}  {pct:>9}  "
+            f"{now:>8}  {_printable(r.name)}"
         )
     if top and len(rows) > top:
         click.echo(f"      ... {len(rows) - top} more (--json has every run)")

@@ -37,7 +37,10 @@ from leaklab.kinds import Status
 @click.option(
     "--limit",
     type=clitypes.SIZE,
-    help="Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a recycled run's limit, else each run's --max-rss cap.",
+    help=(
+        "Memory limit for 'time to limit' and recycling predictions (150MB, 150M). Default: a "
+        "recycled run's limit, else each run's --max-rss cap."
+    ),
 )
 @click.option(
     "--warmup",
@@ -48,7 +51,10 @@ from leaklab.kinds import Status
     "--fleet",
     "fleet_dir",
     type=click.Path(file_okay=False),
-    help="A fleet folder (one run per series, e.g. from `leaklab import`): ranking, top leakers' curves, rate distribution.",
+    help=(
+        "A fleet folder (one run per series, e.g. from `leaklab import`): ranking, top leakers' "
+        "curves, rate distribution."
+    ),
 )
 @click.option(
     "--top",

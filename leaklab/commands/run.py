@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     "--duration",
     "-d",
     type=clitypes.DURATION,
-    help="Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident.",
+    help=(
+        "Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident."
+    ),
 )
 @click.option(
     "--grace",
@@ -49,7 +51,10 @@ if TYPE_CHECKING:
 @click.option(
     "--max-duration",
     type=clitypes.DURATION,
-    help="With neither --steps nor --duration: stop here if the verdict is not confident yet (default 5m).",
+    help=(
+        "With neither --steps nor --duration: stop here if the verdict is not confident yet "
+        "(default 5m)."
+    ),
 )
 @click.option(
     "--rate",
@@ -317,7 +322,8 @@ def _print_summary(result: RunResult) -> None:
     if start is not None and end is not None:
         click.echo(
             f"rss       {units.format_size(start)} -> {units.format_size(end)} "
-            f"({units.format_size(end - start, signed=True)}; peak {units.format_size(result.rss_peak)})"
+            f"({units.format_size(end - start, signed=True)}; peak "
+            f"{units.format_size(result.rss_peak)})"
         )
     if result.requests:
         req = result.requests
@@ -327,6 +333,7 @@ def _print_summary(result: RunResult) -> None:
         )
     if result.restarts is not None:
         click.echo(
-            f"restarts  {result.restarts['memory']} at the memory limit, {result.restarts['crash']} after crashes"
+            f"restarts  {result.restarts['memory']} at the memory limit, "
+            f"{result.restarts['crash']} after crashes"
         )
     click.echo(f"run       {result.run_dir}")

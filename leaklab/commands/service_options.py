@@ -31,8 +31,8 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--serve",
             is_flag=True,
-            help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) and send it "
-            "--rate requests/s for --duration (or --steps requests) from the parent.",
+            help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) "
+            "and send it --rate requests/s for --duration (or --steps requests) from the parent.",
         ),
         click.option(
             "--request-timeout",
@@ -45,15 +45,18 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--recycle",
             type=clitypes.SIZE,
             metavar="LIMIT",
-            help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like PM2's "
-            "max_memory_restart; crashes are restarted too, with exponential backoff.",
+            help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like "
+            "PM2's max_memory_restart; crashes are restarted too, with exponential backoff.",
         ),
         click.option(
             "--check-interval",
             type=clitypes.DURATION,
             default=f"{supervisor.PM2_CHECK_INTERVAL_S:g}s",
             show_default=True,
-            help="With --recycle: how often RSS is checked (30s is PM2's default; shorter catches the limit sooner).",
+            help=(
+                "With --recycle: how often RSS is checked (30s is PM2's default; shorter catches "
+                "the limit sooner)."
+            ),
         ),
         click.option(
             "--kill-signal",
@@ -61,29 +64,39 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="SIGNAL",
             callback=signal_name,
-            help="With --recycle: the signal that asks the child to stop (PM2's default SIGINT; SIGKILL for no grace).",
+            help=(
+                "With --recycle: the signal that asks the child to stop (PM2's default SIGINT; "
+                "SIGKILL for no grace)."
+            ),
         ),
         click.option(
             "--kill-timeout",
             type=clitypes.DURATION,
             default=f"{supervisor.PM2_KILL_TIMEOUT_S:g}s",
             show_default=True,
-            help="With --recycle: how long the child may take to stop before SIGKILL (PM2's default 1.6s).",
+            help=(
+                "With --recycle: how long the child may take to stop before SIGKILL (PM2's "
+                "default 1.6s)."
+            ),
         ),
         click.option(
             "--max-restarts",
             type=click.IntRange(min=0),
             default=supervisor.PM2_MAX_RESTARTS,
             show_default=True,
-            help="With --recycle: consecutive crash restarts before the run fails (PM2's default 16).",
+            help=(
+                "With --recycle: consecutive crash restarts before the run fails (PM2's default "
+                "16)."
+            ),
         ),
         click.option(
             "--restart-mode",
             type=click.Choice(supervisor.MODES),
             default="restart",
             show_default=True,
-            help="With --recycle: restart = stop, then start (PM2 fork mode: down until the new child is healthy); "
-            "reload = start the new child, move the load to it, then stop the old one (PM2 cluster mode).",
+            help="With --recycle: restart = stop, then start (PM2 fork mode: down until the new "
+            "child is healthy); reload = start the new child, move the load to it, then stop the "
+            "old one (PM2 cluster mode).",
         ),
     ]
     for decorate in reversed(decorators):
@@ -92,7 +105,8 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def config_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """``RunConfig`` keyword arguments from the options' values (raises click.UsageError on misuse)."""
+    """``RunConfig`` keyword arguments from the options' values (raises click.UsageError on
+    misuse)."""
     ctx = click.get_current_context()
     limit = values.get("recycle")
     if limit is None:

@@ -1,4 +1,5 @@
-"""``leaklab watch``: record a running process (``PID``) or a PM2 app (``--pm2 NAME``) from outside."""
+"""``leaklab watch``: record a running process (``PID``) or a PM2 app (``--pm2 NAME``) from
+outside."""
 
 from __future__ import annotations
 

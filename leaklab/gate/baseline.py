@@ -24,7 +24,8 @@ def read_baseline(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--baseline {path}: not a leaklab baseline file (no 'checks' object)")
     if int(data.get("schema", BASELINE_SCHEMA)) > BASELINE_SCHEMA:
         raise ConfigError(
-            f"--baseline {path}: written by a newer leaklab (schema {data.get('schema')}); upgrade leaklab"
+            f"--baseline {path}: written by a newer leaklab (schema {data.get('schema')}); "
+            "upgrade leaklab"
         )
     return dict(data["checks"])
 

@@ -46,7 +46,9 @@ CHECK_KEYS: dict[str, str] = {
     "max_per_step": "bytes per step: 16B or 16B/step",
     "max_blocks_per_step": "allocated blocks per step, a number (0.05)",
     "verdict": "an allowed verdict or a list of them: " + ", ".join(VERDICTS),
-    "tolerance": "baseline tolerance: a percentage (25%), a growth (0.5MB/h, 16B/step), or a list of them",
+    "tolerance": (
+        "baseline tolerance: a percentage (25%), a growth (0.5MB/h, 16B/step), or a list of them"
+    ),
     "undecided": "what an interval straddling a limit does: pass (default) or fail",
 }
 #: Keys only the gate table itself takes.
@@ -370,8 +372,8 @@ def _parse_limits(
                 growth = units.parse_growth(text)
                 if growth.bytes_per_step is None:
                     raise units.UnitError(
-                        f"{text!r} is per time; max_per_step takes bytes per step (16B or 16B/step), "
-                        "max_growth takes per-time limits"
+                        f"{text!r} is per time; max_per_step takes bytes per step (16B or "
+                        "16B/step), max_growth takes per-time limits"
                     )
                 value = growth.bytes_per_step
             else:
@@ -433,7 +435,8 @@ def _parse_tolerance(raw: Any, err: Callable[[str, str], ConfigError]) -> Tolera
 
 
 def select(config: GateConfig, names: Iterable[str]) -> GateConfig:
-    """Only the named checks (``--check``); an unknown name is a ConfigError listing the known ones."""
+    """Only the named checks (``--check``); an unknown name is a ConfigError listing the known
+    ones."""
     wanted = list(names)
     if not wanted:
         return config

@@ -178,7 +178,8 @@ PREPARE_STEP_KEYS = {
 
 
 def _key_of(check: Check, exc: BaseException) -> str:
-    """The check key a preparation error is about: the innermost preparation step it was raised in."""
+    """The check key a preparation error is about: the innermost preparation step it was raised
+    in."""
     steps = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
     step = next(
         (PREPARE_STEP_KEYS[name] for name in reversed(steps) if name in PREPARE_STEP_KEYS), None

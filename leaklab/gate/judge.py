@@ -40,8 +40,8 @@ def decide(lo: float, hi: float, limit: float) -> str:
 
 
 def _fmt(value: float, unit: str, per: str, suffix: bool = True) -> str:
-    """``+1.2 MB/h`` for a per-second figure (shown per hour), ``+16 B/step``, ``+0.05 blocks/step``;
-    without ``suffix`` the amount alone (``+1.2 MB``, ``+0.05``)."""
+    """``+1.2 MB/h`` for a per-second figure (shown per hour), ``+16 B/step``,
+    ``+0.05 blocks/step``; without ``suffix`` the amount alone (``+1.2 MB``, ``+0.05``)."""
     if not math.isfinite(value):
         return units.NA
     shown = "h" if per == "s" and unit != "blocks" else per
@@ -82,7 +82,10 @@ def judge_limit(limit: Limit, growth: Any | None) -> Judgement:
     unit = growth.unit
     outcome = decide(lo, hi, limit.value)
     sign = {"pass": "<=", "fail": ">", "undecided": "~"}[outcome]
-    text = f"{limit.signal} {_fmt(value, unit, limit.per)} ({_interval(lo, hi, unit, limit.per)}) {sign} {limit.key} {limit.text}"
+    text = (
+        f"{limit.signal} {_fmt(value, unit, limit.per)} ({_interval(lo, hi, unit, limit.per)}) "
+        f"{sign} {limit.key} {limit.text}"
+    )
     if outcome == "undecided":
         text += (
             " (interval straddles the limit)"
@@ -153,8 +156,8 @@ def judge_baseline(
     outcome = "undecided" if not math.isfinite(lo) else "fail" if lo > bound else "pass"
     sign = ">" if outcome == "fail" else "<="
     text = (
-        f"baseline {signal} {_fmt(value, unit, per)} (CI low {_fmt(lo, unit, per)}) {sign} baseline CI high "
-        f"{_fmt(base_hi, unit, per)} + tolerance {tol.text}"
+        f"baseline {signal} {_fmt(value, unit, per)} (CI low {_fmt(lo, unit, per)}) {sign} "
+        f"baseline CI high {_fmt(base_hi, unit, per)} + tolerance {tol.text}"
     )
     return Judgement("baseline", outcome, text, finite_or_none(value), None, bound, signal, per)
 

@@ -30,7 +30,10 @@ def to_json(
             "passed": sum(o.passed for o in outcomes),
             "failed": sum(not o.passed for o in outcomes),
         },
-        "rule": "a limit fails when the whole 95% interval is above it; an interval straddling it is undecided",
+        "rule": (
+            "a limit fails when the whole 95% interval is above it; an interval straddling it is "
+            "undecided"
+        ),
         "checks": [o.to_dict() for o in outcomes],
     }
 

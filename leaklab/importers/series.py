@@ -213,7 +213,8 @@ class RunSink:
         path = store.new_run_dir(self.staging, self.name, variant, when=_utc(ts0))
         # No fsync: the run is staged, and moved into place only when the import is complete.
         state = _Series(store.RunWriter(path, meta, COLUMNS, sync=False), dict(labels), t0=ts0)
-        state.writer.release()  # no file stays open between writes: a fleet may have thousands of runs
+        # no file stays open between writes: a fleet may have thousands of runs
+        state.writer.release()
         self.series[key] = state
         return state
 
@@ -392,8 +393,9 @@ class RunSink:
             return
         what = "duplicate" if at == before else "unsorted"
         raise ImportFailed(
-            f"{where}{what} timestamps: {store.iso(_utc(at))} comes after {store.iso(_utc(before))}; "
-            "a series must be in time order with one sample per time (sort it and drop duplicates)"
+            f"{where}{what} timestamps: {store.iso(_utc(at))} comes after "
+            f"{store.iso(_utc(before))}; a series must be in time order with one sample per time "
+            "(sort it and drop duplicates)"
         )
 
     # -- ending ----------------------------------------------------------------------------

@@ -51,9 +51,9 @@ class ProbeContext:
     steps: int = 0
     t: float = 0.0
     warmup_done: bool = False
-    #: what the run will do: ``steps``, ``duration_s`` (either may be None), ``warmup`` (``{"steps": n}``,
-    #: ``{"seconds": s}`` or empty), ``scenario_path``; once the steps begin, ``started`` (their
-    #: time.monotonic(), from which ``duration_s`` counts)
+    #: what the run will do: ``steps``, ``duration_s`` (either may be None), ``warmup``
+    #: (``{"steps": n}``, ``{"seconds": s}`` or empty), ``scenario_path``; once the steps begin,
+    #: ``started`` (their time.monotonic(), from which ``duration_s`` counts)
     plan: dict[str, Any] = field(default_factory=dict)
     #: time.monotonic() deadline for an extra tick (see :meth:`wake`); None: none asked
     wake_at: float | None = None

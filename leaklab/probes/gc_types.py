@@ -39,7 +39,8 @@ class GcTypesProbe(support.TypeSnapshots):
     BUDGET = 0.02
     MIN_PERIOD_S = 1.0
     MAX_PERIOD_S = 60.0
-    #: longest wait for a tracemalloc window to close (tracing that never stops does not hold the counts back)
+    #: longest wait for a tracemalloc window to close (tracing that never stops does not hold the
+    #: counts back)
     MAX_DEFER_S = 5.0
     DEFER_POLL_S = 0.05
 
@@ -49,7 +50,8 @@ class GcTypesProbe(support.TypeSnapshots):
         self.deferred_at: float | None = (
             None  # time.monotonic() when a due count started waiting for tracing to stop
         )
-        #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales with them)
+        #: the latest count: when it ended, what it cost, the allocated blocks then (the cost scales
+        #: with them)
         self.last: tuple[float, float, int] | None = None
 
     def start(self, ctx: ProbeContext) -> None:

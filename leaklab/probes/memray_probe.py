@@ -55,7 +55,8 @@ class MemrayProbe(Probe):
     #: share of the planned run that the traced steps may lose (their slowdown)
     BUDGET = 0.08
     #: ... but the traced part lasts at least this many steps and seconds (at the untraced rate,
-    #: within ``TAIL_FRACTION``), so a run whose steps pause (a long collection) still gets a capture
+    #: within ``TAIL_FRACTION``), so a run whose steps pause (a long collection) still gets a
+    #: capture
     MIN_TRACK_STEPS = 50
     MIN_TRACK_S = 0.1
     #: the traced part starts at most this far from the end of the planned run
@@ -117,7 +118,8 @@ class MemrayProbe(Probe):
             self._begin(ctx)
 
     def _recent_rate(self) -> float | None:
-        """Steps per second over the last ``RATE_WINDOW_S`` (None until a quarter of it has passed)."""
+        """Steps per second over the last ``RATE_WINDOW_S`` (None until a quarter of it has
+        passed)."""
         (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
         return (s1 - s0) / (t1 - t0) if t1 - t0 >= self.RATE_WINDOW_S / 4 and s1 > s0 else None
 
@@ -130,7 +132,8 @@ class MemrayProbe(Probe):
         if not planned:
             return False  # an open-ended run has no "end" to trace: nothing is captured
         self.planned_s = planned
-        # Traced steps run slower: the traced time, not just the untraced time left, stays within bounds.
+        # Traced steps run slower: the traced time, not just the untraced time left, stays within
+        # bounds.
         rate = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
         if not rate:
             return False
@@ -271,7 +274,8 @@ class MemrayProbe(Probe):
         return None
 
     def top_leaks(self, capture: Path) -> list[dict[str, Any]]:
-        """The largest allocations still alive when tracking stopped, by the frame :func:`blame` picks."""
+        """The largest allocations still alive when tracking stopped, by the frame :func:`blame`
+        picks."""
         from memray import FileReader
 
         reader = FileReader(str(capture))

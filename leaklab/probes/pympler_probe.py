@@ -87,7 +87,8 @@ class PymplerProbe(support.TypeSnapshots):
             self.warmup_end(ctx)
 
     def _too_costly(self, ctx: ProbeContext) -> bool:
-        """Whether the baseline would stop the steps for more than ``BASELINE_BUDGET`` of the run."""
+        """Whether the baseline would stop the steps for more than ``BASELINE_BUDGET`` of the
+        run."""
         assert self.cadence is not None
         if self.cadence.fixed:
             return False  # asked for with --snapshot-every
@@ -103,8 +104,8 @@ class PymplerProbe(support.TypeSnapshots):
             objects=objects,
             expected_s=round(expected, 3),
             planned_s=None if planned is None else round(planned, 3),
-            reason=f"a summary of {objects:,} objects would stop the steps for about {expected:.2f} s, "
-            f"more than {self.BASELINE_BUDGET:.0%} of the run",
+            reason=f"a summary of {objects:,} objects would stop the steps for about "
+            f"{expected:.2f} s, more than {self.BASELINE_BUDGET:.0%} of the run",
         )
         self.cadence = None
         return True

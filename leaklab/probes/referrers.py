@@ -132,7 +132,8 @@ def _children(obj: Any, is_root: bool) -> list[Any]:
     if isinstance(obj, (types.CodeType, types.FrameType, types.BuiltinFunctionType)):
         return []
     if isinstance(obj, types.FunctionType):
-        # Closures and defaults hold state; __globals__ is a module, entered from its own root or not at all.
+        # Closures and defaults hold state; __globals__ is a module, entered from its own root or
+        # not at all.
         return [
             x for x in (obj.__closure__, obj.__defaults__, obj.__kwdefaults__, _own_dict(obj)) if x
         ]

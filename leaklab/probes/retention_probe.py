@@ -91,7 +91,8 @@ class RetentionProbe(Probe):
     # -- the search -------------------------------------------------------------
 
     def candidates(self, counts: dict[str, int], steps: int) -> list[tuple[str, int]]:
-        """The types to search: the most specific first (see :func:`type_tier`), then most growth."""
+        """The types to search: the most specific first (see :func:`type_tier`), then most
+        growth."""
         base = self.base or {}
         floor = max(self.MIN_GROWTH, 0.01 * steps)
         grown = [(name, n - base.get(name, 0)) for name, n in counts.items()]

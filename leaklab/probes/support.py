@@ -82,7 +82,8 @@ def record_failure(ctx: ProbeContext, probe: str, what: str, exc: BaseException)
 
 
 def safe_text(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters; an object whose ``__repr__`` raises gets a placeholder."""
+    """``repr(value)`` cut to ``limit`` characters; an object whose ``__repr__`` raises gets a
+    placeholder."""
     try:
         text = repr(value)
     except Exception as exc:

@@ -86,7 +86,8 @@ class TracemallocProbe(Probe):
     WINDOW_POLL_S = 0.02
     MIN_PERIOD_S = 0.5
     MAX_PERIOD_S = 60.0
-    #: where tracemalloc.stop() leaks: how much older the run gets between two windows after the first ones
+    #: where tracemalloc.stop() leaks: how much older the run gets between two windows after the
+    #: first ones
     LEAKY_GROWTH = 10.0
     #: ... and how far into the warm-up the first one starts
     LEAKY_START = 0.25
@@ -109,9 +110,11 @@ class TracemallocProbe(Probe):
         self.unit_steps = self.MIN_WINDOW_STEPS  # steps of the shortest window
         self.last_cost_s = 0.0  # what the latest window cost (slowed steps, snapshot, collection)
         self.primed = 0  # warm-up windows run (and not reported)
-        #: stopping tracing leaks, and the cadence is the probe's to choose: the windows run early and then sparsely
+        #: stopping tracing leaks, and the cadence is the probe's to choose: the windows run early
+        #: and then sparsely
         self.leaky = False
-        #: frames the events named: their functions and source lines are looked up after the last step
+        #: frames the events named: their functions and source lines are looked up after the last
+        #: step
         self.seen: set[tuple[str, int]] = set()
 
     # -- the Probe interface -------------------------------------------------

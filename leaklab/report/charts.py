@@ -323,7 +323,8 @@ def _rate_point(
     return value * scale, lo * scale, hi * scale, threshold, text
 
 
-#: Above this ratio between the largest rate and the leak threshold, the rate axis turns symmetric-log.
+#: Above this ratio between the largest rate and the leak threshold, the rate axis turns
+#: symmetric-log.
 SYMLOG_RATIO = 50
 
 
@@ -412,8 +413,9 @@ def growth_rates(runs: Sequence[ReportRun], path: Path) -> Path | None:
             lo_x, hi_x = min(xs), max(xs)
             linthresh = min(thresholds, default=0.0)
             if linthresh > 0 and max(abs(lo_x), hi_x) > SYMLOG_RATIO * linthresh:
-                # Rates orders of magnitude apart: linear up to the leak threshold, logarithmic above,
-                # so a fixed run's small rate and its threshold stay visible next to a leak's.
+                # Rates orders of magnitude apart: linear up to the leak threshold, logarithmic
+                # above, so a fixed run's small rate and its threshold stay visible next to a
+                # leak's.
                 ax.set_xscale("symlog", linthresh=linthresh, linscale=1.5)
                 ax.set_xlim(-0.15 * linthresh if lo_x >= -linthresh else lo_x * 3, hi_x * 12)
                 decades = 10.0 ** np.arange(
@@ -508,7 +510,10 @@ def sawtooth(r: ReportRun, path: Path) -> Path:
                 color=style.LIMIT,
                 linestyle="--",
                 linewidth=1.6,
-                label=f"limit {units.format_size(m.limit)}, checked every {units.format_duration(m.check_interval_s)}",
+                label=(
+                    f"limit {units.format_size(m.limit)}, checked every "
+                    f"{units.format_duration(m.check_interval_s)}"
+                ),
             )
         rate = (
             f", {units.sig(m.restarts_per_hour)} restarts per hour"
@@ -530,7 +535,8 @@ def _short(text: str, width: int = 46) -> str:
 
 
 def _site_label(site: dict) -> str:
-    """``named_leaks.py:15  self.payload = bytearray(payload)``: the file's name, not its folders."""
+    """``named_leaks.py:15  self.payload = bytearray(payload)``: the file's name, not its
+    folders."""
     where = str(site.get("site") or "")
     if site.get("file"):
         where = f"{Path(str(site['file'])).name}:{site.get('line')}"
@@ -538,7 +544,8 @@ def _site_label(site: dict) -> str:
 
 
 def top_growth(r: ReportRun, path: Path) -> Path | None:
-    """The growing types (objects per step) and allocation sites (bytes per step), largest on top."""
+    """The growing types (objects per step) and allocation sites (bytes per step), largest on
+    top."""
     types = [
         (str(t.get("type")), t.get("per_step"))
         for t in r.attribution.top_types

@@ -35,7 +35,10 @@ def title(runs: Sequence[ReportRun]) -> str:
     if len(runs) == 2:
         before, after = runs
         if before.scenario == after.scenario:
-            return f"Memory report: {before.scenario}, {before.variant or 'before'} vs {after.variant or 'after'}"
+            return (
+                f"Memory report: {before.scenario}, {before.variant or 'before'} vs "
+                f"{after.variant or 'after'}"
+            )
         return f"Memory report: {before.name} vs {after.name}"
     return f"Memory report: {runs[0].name}"
 
@@ -83,8 +86,8 @@ def _memory_figure(r: ReportRun, path: Path) -> Figure:
     return Figure(
         path,
         f"Memory over time, {r.label}",
-        "Process memory (top) and the Python-level signal (bottom); shaded stretches (setup, each process's warm-up) are not analysed; "
-        "dashed lines are the fitted trends.",
+        "Process memory (top) and the Python-level signal (bottom); shaded stretches (setup, "
+        "each process's warm-up) are not analysed; dashed lines are the fitted trends.",
     )
 
 
@@ -225,7 +228,10 @@ def _what_grows(runs: Sequence[ReportRun], charts: Charts) -> Section:
                 Figure(
                     charts.top_growth[r.role],
                     f"Growing types and allocation sites, {r.label}",
-                    "Types by objects added per step; sites by bytes allocated and still held per step.",
+                    (
+                        "Types by objects added per step; sites by bytes allocated and still held "
+                        "per step."
+                    ),
                 )
             )
         if attr.top_types:

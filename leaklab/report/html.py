@@ -30,7 +30,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .7em; overflow-x: auto; font-size: .85em; }
-"""
+"""  # noqa: E501 (one CSS rule per line)
 
 
 def _e(text: object) -> str:

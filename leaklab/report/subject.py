@@ -102,8 +102,8 @@ def _attribution(run: store.RunData, analysis: RunAnalysis) -> Attribution:
         )
     if "sites" not in recorded:
         found.notes.append(
-            "allocation sites were not recorded: run with --profile default (or --probe tracemalloc) "
-            "to see where they are allocated"
+            "allocation sites were not recorded: run with --profile default (or --probe "
+            "tracemalloc) to see where they are allocated"
         )
     if recorded and not (found.top_types or found.top_sites):
         found.notes.append("no type or allocation site grew steadily enough to be called a leak")

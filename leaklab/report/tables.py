@@ -86,11 +86,10 @@ def restart_behaviour_table(runs: Sequence[ReportRun], limits: Sequence[MemoryLi
             ]
         )
     caption = (
-        "Initial memory is the fitted RSS at the end of the warm-up; time to limit is how long a fresh "
-        "process takes to grow from it to the limit at the fitted rate; restart time runs from the restart "
-        "until the new process serves (measured in a recycled run, else predicted from the run's start-up). Limit: "
-        + _limit_sources(runs, limits)
-        + "."
+        "Initial memory is the fitted RSS at the end of the warm-up; time to limit is how long a "
+        "fresh process takes to grow from it to the limit at the fitted rate; restart time runs "
+        "from the restart until the new process serves (measured in a recycled run, else "
+        "predicted from the run's start-up). Limit: " + _limit_sources(runs, limits) + "."
     )
     return Table(
         ["Run", "Initial memory", "Growth rate", "Limit", "Time to limit", "Restart time"],
@@ -260,13 +259,17 @@ def sites_table(r: ReportRun) -> Table:
     return Table(
         ["Site", "Function", "Code", "Bytes per step", "Bytes per hour", "Blocks per step"],
         rows,
-        f"Growing allocation sites, {r.label}: memory allocated there and still held (tracemalloc).",
+        (
+            f"Growing allocation sites, {r.label}: memory allocated there and still held "
+            "(tracemalloc)."
+        ),
         key=f"top_sites_{r.role}",
         text_columns=3,
     )
 
 
-#: Rows that count requests: shown only for runs that served HTTP (``--serve``), the rest have steps.
+#: Rows that count requests: shown only for runs that served HTTP (``--serve``), the rest have
+#: steps.
 _REQUEST_ROWS = {
     "Downtime per restart",
     "Failed requests per restart",
@@ -276,7 +279,8 @@ _REQUEST_ROWS = {
 
 
 def _metric_rows() -> list[tuple[str, Any, Any]]:
-    """(metric, from the measured recycling, from the prediction); None where one side has no such number."""
+    """(metric, from the measured recycling, from the prediction); None where one side has no
+    such number."""
     return [
         (
             "Restarts per hour",
@@ -364,8 +368,10 @@ def system_metrics_table(runs: Sequence[ReportRun], plan: dict[str, Any] | None)
     )
     if plan is not None:
         caption += (
-            f" Predicted: each run's growth and start-up, recycled at {units.format_size(plan['limit'])} with a check every "
-            f"{units.format_duration(plan['check_interval_s'])} ({plan['mode']}, {plan['kill_signal']})."
+            " Predicted: each run's growth and start-up, recycled at "
+            f"{units.format_size(plan['limit'])} with a check every "
+            f"{units.format_duration(plan['check_interval_s'])} ({plan['mode']}, "
+            f"{plan['kill_signal']})."
         )
     if not all(c[4] for c in columns):
         caption += (

@@ -58,7 +58,10 @@ def _window_line(a: RunAnalysis) -> str | None:
     g0 = a.primary
     if g0 is None or not g0.n_samples:
         return None
-    span = f"t={g0.t_start:.1f}s..{g0.t_end:.1f}s ({units.format_duration(g0.window_s)}, {g0.n_samples} samples)"
+    span = (
+        f"t={g0.t_start:.1f}s..{g0.t_end:.1f}s ({units.format_duration(g0.window_s)}, "
+        f"{g0.n_samples} samples)"
+    )
     warm = a.window
     if warm.source == "none":
         after = "no warm-up skipped"
@@ -91,7 +94,8 @@ def format_summary(a: RunAnalysis) -> str:
         lines.append(f"          {reason}")
     if v.label == Label.INCONCLUSIVE and v.more_time_s is not None:
         lines.append(
-            f"          Suggested: run for at least {units.format_duration(_total(a) + v.more_time_s)} in total."
+            "          Suggested: run for at least "
+            f"{units.format_duration(_total(a) + v.more_time_s)} in total."
         )
     lines.extend(summary_lines(a.top_types, a.top_sites, a.chains))
     for note in a.notes:

@@ -122,7 +122,8 @@ class StepLoop:
         self.t0 = float(spec.t0)
         self.max_steps: int | None = spec.steps
         self.duration: float | None = spec.duration_s
-        #: time.monotonic() at which to stop whatever the steps say (a recycled run's later generations)
+        #: time.monotonic() at which to stop whatever the steps say (a recycled run's later
+        #: generations)
         self.deadline: float | None = spec.deadline
         self.rate: float | None = spec.rate
         self.interval: float = float(spec.interval)
@@ -131,7 +132,8 @@ class StepLoop:
             max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
         )
         self.self_rss = SelfRss()
-        #: run times (seconds) at which to force a collection and sample: just before the parent's looks
+        #: run times (seconds) at which to force a collection and sample: just before the parent's
+        #: looks
         self.collect_at: list[float] = sorted(float(x) for x in spec.collect_at)
         self.blocks = BlockCounter(BLOCKS_BUDGET)
         self.samples_taken = 0
@@ -266,7 +268,8 @@ class StepLoop:
             spent[method == "finish"] += time.perf_counter() - started
 
     def probe_overhead(self, loop_s: float) -> dict[str, Any]:
-        """Per probe: seconds inside its calls while steps ran, in ``finish``, and its own estimates."""
+        """Per probe: seconds inside its calls while steps ran, in ``finish``, and its own
+        estimates."""
         report: dict[str, Any] = {}
         for probe in self.all_probes:
             during, finish = self.probe_seconds.get(probe.name, [0.0, 0.0])
@@ -450,7 +453,8 @@ def _create_probes(spec: ChildSpec, reporter: Reporter, now: Any) -> list[probe_
 def _start_loop(
     spec: ChildSpec, reporter: Reporter, scenario: scenario_mod.Scenario, state: Any, now: Any
 ) -> tuple[StepLoop, dict[str, Any]]:
-    """The probes and the step loop, after setup; says ``hello`` (a service says it once it listens)."""
+    """The probes and the step loop, after setup; says ``hello`` (a service says it once it
+    listens)."""
     assert spec.scenario_path is not None
     ctx = probe_registry.ProbeContext(
         artifacts=Path(spec.artifacts),
@@ -522,7 +526,8 @@ def _drive(
 
 
 def _wind_down(step_loop: StepLoop, reporter: Reporter) -> None:
-    """The final sample (before teardown frees anything), then the collectors' and probes' reports."""
+    """The final sample (before teardown frees anything), then the collectors' and probes'
+    reports."""
     step_loop.sample(final=True)
     loop_s = time.monotonic() - step_loop.start
     step_loop.heap.close()
@@ -553,7 +558,8 @@ def _teardown(
     state: Any,
     step_loop: StepLoop,
 ) -> dict[str, Any]:
-    """Teardown, then the ``done`` message: how the steps ended (a teardown failure fails the run)."""
+    """Teardown, then the ``done`` message: how the steps ended (a teardown failure fails the
+    run)."""
     reason = step_loop.stop_reason or Status.COMPLETED
     done: dict[str, Any] = {
         "type": "done",

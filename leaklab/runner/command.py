@@ -66,7 +66,8 @@ NODE_COLUMNS = ("v8_heap_used", "v8_heap_total", "v8_external")
 DEFAULT_HEALTH_PATH = "/health"
 #: How long a program may take to listen on its port and answer its health check.
 DEFAULT_READY_TIMEOUT_S = 30.0
-#: Without load, a program that stays up this long has started (one that exits sooner exited at once).
+#: Without load, a program that stays up this long has started (one that exits sooner exited at
+#: once).
 STARTED_AFTER_S = 1.0
 #: How long after the program's exit its (grand)children may still report.
 _EXIT_GRACE_S = 1.0
@@ -128,7 +129,8 @@ def parse_load_url(url: str) -> LoadTarget:
         )
     if parts.hostname not in _LOCAL_HOSTS:
         raise ScenarioError(
-            f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local programs only"
+            f"--load must target 127.0.0.1, not {parts.hostname}: leaklab sends load to local "
+            "programs only"
         )
     try:
         port = None if PORT_TOKEN in url else (parts.port or 80)
@@ -139,7 +141,8 @@ def parse_load_url(url: str) -> LoadTarget:
 
 
 def program_name(command: list[str]) -> str:
-    """A short name for the run directory: the script or module a interpreter runs, else the program."""
+    """A short name for the run directory: the script or module a interpreter runs, else the
+    program."""
     name = Path(command[0]).name
     args = iter(command[1:])
     if name.startswith(("python", "node", "pypy")):
@@ -192,8 +195,8 @@ def prepare(config: CommandConfig) -> parent.Prepared:
     max_rss = config.max_rss or parent.default_max_rss()
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise ScenarioError(
-            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
-            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
+            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the "
+            f"memory cap ({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
         )
     script = next(
         (Path(a) for a in config.command[1:] if not a.startswith("-") and Path(a).is_file()), None
@@ -218,7 +221,7 @@ def prepare(config: CommandConfig) -> parent.Prepared:
     )
 
 
-# -- one generation: the program and what it reports ------------------------------------------------
+# -- one generation: the program and what it reports -----------------------------------------------
 
 
 def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Message]) -> None:
@@ -326,7 +329,8 @@ class CommandGeneration(Generation):
         return self.eof or time.monotonic() - self.exited_at > _EXIT_GRACE_S
 
     def await_port(self, messages: queue.Queue[Message], t0: float, timeout_s: float) -> None:
-        """From a thread: ``hello`` once the port accepts connections, ``not_listening`` after ``timeout_s``."""
+        """From a thread: ``hello`` once the port accepts connections, ``not_listening`` after
+        ``timeout_s``."""
         port = self.port_planned
 
         def wait() -> None:
@@ -467,7 +471,8 @@ class CommandSession(Session):
     """The scenario runner's session, with the program's generations: it overrides the
     session's hooks (``spawn``, the ``hello`` and ``healthy`` handlers, ``stop_generation``,
     ``enforce_deadlines``, ``on_exit``, ``final_status``, ``finish``) and handles three more
-    messages: ``tick`` (time to sample), ``inprocess`` (the in-process probes) and ``not_listening``."""
+    messages: ``tick`` (time to sample), ``inprocess`` (the in-process probes) and
+    ``not_listening``."""
 
     config: CommandConfig
 
@@ -600,7 +605,8 @@ class CommandSession(Session):
         }
 
     def handle_tick(self, gen: Generation, _message: dict[str, Any]) -> None:
-        """Time to sample: the program's steps so far and its in-process counters, its processes' memory."""
+        """Time to sample: the program's steps so far and its in-process counters, its processes'
+        memory."""
         assert isinstance(gen, CommandGeneration)
         if gen is self.current and gen.alive and gen.t_healthy is not None and not gen.finishing:
             sample = {
@@ -862,7 +868,8 @@ def command_meta(
 def run(
     config: CommandConfig, prepared: parent.Prepared | None = None, on_sample: Any = None
 ) -> CommandResult:
-    """Run the command, record it, and return how it ended; never raises for what the program does."""
+    """Run the command, record it, and return how it ended; never raises for what the program
+    does."""
     prepared = prepared or prepare(config)
     target = parse_load_url(config.load_url) if config.load_url else None
     writer = store.RunWriter(

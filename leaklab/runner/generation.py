@@ -291,7 +291,8 @@ class Generation:
         kill_process_group(self.proc, sig, pgid=self.pid)
 
     def check_health(self, messages: queue.Queue[Message], t0: float, timeout_s: float) -> None:
-        """Poll ``GET /health`` from a thread until it answers 200, the child dies or ``timeout_s`` passes."""
+        """Poll ``GET /health`` from a thread until it answers 200, the child dies or
+        ``timeout_s`` passes."""
         port = self.port
 
         def poll() -> None:

@@ -38,7 +38,8 @@ class MessageType(str, Enum):
 
 
 class MessageHandlers:
-    """The handlers of :class:`~leaklab.runner.session.Session` (a mixin: ``self`` is the session)."""
+    """The handlers of :class:`~leaklab.runner.session.Session` (a mixin: ``self`` is the
+    session)."""
 
     def message_handlers(self: Session) -> dict[str, Handler]:
         """Message type -> handler (a hook: extend it to handle more types)."""
@@ -140,7 +141,8 @@ class MessageHandlers:
     def _read_memory(self: Session, gen: Generation) -> tuple[int | None, int | None]:
         t = self.now()
         if t - self.last_uss_t >= self.config.interval_s:
-            # USS walks the process's mappings: once per asked interval, however often steps are sampled.
+            # USS walks the process's mappings: once per asked interval, however often steps are
+            # sampled.
             rss, uss = gen.memory.rss_uss()
             if uss is not None:
                 self.last_uss_t = t

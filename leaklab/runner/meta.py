@@ -86,7 +86,8 @@ def build_meta(
 
 
 def length_config(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
-    """The ``config`` fields of how long a run goes and how it is sampled (scenario and command runs)."""
+    """The ``config`` fields of how long a run goes and how it is sampled (scenario and command
+    runs)."""
     return {
         "duration_s": prepared.duration_s,
         "steps": prepared.steps,

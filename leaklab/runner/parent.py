@@ -157,14 +157,16 @@ class RunConfig:
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
     #: a run with a duration ends at most this long after it, whatever the scenario does
     grace_s: float = DEFAULT_GRACE_S
-    #: service mode: the child serves HTTP, the parent sends ``rate`` requests/s for the duration (or ``steps`` requests)
+    #: service mode: the child serves HTTP, the parent sends ``rate`` requests/s for the duration
+    #: (or ``steps`` requests)
     serve: bool = False
     request_timeout_s: float = load_mod.DEFAULT_TIMEOUT_S
     #: restart the child on a memory limit and after crashes (None: a crash ends the run)
     recycle: RecyclePolicy | None = None
     #: with neither steps nor duration: the longest the run may take before its verdict is confident
     max_duration_s: float | None = None
-    #: with neither steps nor duration: decides when the verdict is confident (see :class:`StopRule`)
+    #: with neither steps nor duration: decides when the verdict is confident (see
+    #: :class:`StopRule`)
     stop_rule: StopRule | None = None
 
 
@@ -218,7 +220,8 @@ class Prepared:
     #: seconds between time-driven samples (the asked interval, shortened so a run of known
     #: length gets about SAMPLES_PER_RUN samples)
     sample_interval_s: float = DEFAULT_INTERVAL_S
-    #: neither steps nor duration was given: the stop rule ends the run, at max_duration_s at the latest
+    #: neither steps nor duration was given: the stop rule ends the run, at max_duration_s at the
+    #: latest
     until_confident: bool = False
 
 
@@ -242,14 +245,15 @@ def prepare(config: RunConfig) -> Prepared:
         raise scenario_mod.ScenarioError(f"--grace must not be negative, got {config.grace_s:g}s")
     if config.max_rss is not None and config.max_rss < MIN_MAX_RSS:
         raise scenario_mod.ScenarioError(
-            f"--max-rss {units.format_size(config.max_rss)} is below what a child takes before the scenario starts "
-            f"(about 40 MB); the smallest cap is {units.format_size(MIN_MAX_RSS)}"
+            f"--max-rss {units.format_size(config.max_rss)} is below what a child takes before "
+            "the scenario starts (about 40 MB); the smallest cap is "
+            f"{units.format_size(MIN_MAX_RSS)}"
         )
     max_rss = config.max_rss or default_max_rss()
     if config.recycle is not None and config.recycle.limit >= max_rss:
         raise scenario_mod.ScenarioError(
-            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the memory cap "
-            f"({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
+            f"the recycle limit ({units.format_size(config.recycle.limit)}) must be below the "
+            f"memory cap ({units.format_size(max_rss)}); raise --max-rss or lower --recycle"
         )
     return Prepared(
         config,

@@ -215,7 +215,8 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
         if app is None:
             known = ", ".join(listing.names()) or "none"
             raise WatchError(
-                f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; apps: {known})"
+                f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; "
+                f"apps: {known})"
             )
         limit = app.get("max_memory_restart")
         meta = {
@@ -240,7 +241,8 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
         source = PM2Source(name, listing, time.time() - (time.monotonic() - watcher.t0), watcher.t0)
         if limit:
             # the recycling analysis reads the limit and the check as it does for --recycle
-            # PM2's check: its worker's interval as this environment sets it (the daemon's own may differ)
+            # PM2's check: its worker's interval as this environment sets it (the daemon's own may
+            # differ)
             check_s = float(os.environ.get("PM2_WORKER_INTERVAL") or PM2_WORKER_INTERVAL_MS) / 1000
             watcher.writer.meta["config"]["recycle"] = {
                 "limit": limit,

@@ -32,7 +32,10 @@ class Progress:
             dynamic_ncols=True,
             leave=True,
             file=sys.stderr,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+            bar_format=(
+                "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}<{remaining}{postfix}]"
+            ),
         )
         self.refreshed = -math.inf
         self.look = ""
@@ -46,7 +49,10 @@ class Progress:
         self.refreshed = now
         target = steps if self.by_steps else min(t_steps, self.bar.total or t_steps)
         self.bar.n = round(target, 1) if not self.by_steps else target
-        text = f"steps={steps} {rate:,.0f}/s rss={units.format_size(rss)} growth={units.format_size(growth, signed=True)}"
+        text = (
+            f"steps={steps} {rate:,.0f}/s rss={units.format_size(rss)} "
+            f"growth={units.format_size(growth, signed=True)}"
+        )
         if self.look:
             text += f" | {self.look}"
         self.bar.set_postfix_str(text, refresh=False)

@@ -3,7 +3,8 @@ started outlives it.
 
 ::
 
-    leaklab parent ── reaper (PR_SET_CHILD_SUBREAPER) ── child (own session) ── what the scenario starts
+    leaklab parent ── reaper (PR_SET_CHILD_SUBREAPER) ── child (own session) ── what the scenario
+    starts
 
 The kernel hands every orphan below a *subreaper* to it instead of to pid 1, so a
 grandchild that started its own session (``start_new_session=True``, a double-forked
@@ -248,7 +249,10 @@ class _Reaper:
         self.child.returncode = os.waitstatus_to_exitcode(self.child_status)
         killed = kill_everything_below(self.statuses, self.child.pid)
         if killed:
-            message = f"leaklab: killed {len(killed)} process(es) the scenario left running: {killed[:20]}\n"
+            message = (
+                f"leaklab: killed {len(killed)} process(es) the scenario left running: "
+                f"{killed[:20]}\n"
+            )
             if self.err_r in self.logs:
                 self.logs[self.err_r].write(message.encode())
             else:

@@ -115,7 +115,8 @@ async def serve(
             if ctx.loop_call is not None:
                 call, ctx.loop_call = ctx.loop_call, None
                 try:
-                    call()  # in this frame on purpose, as in the step loops: see ProbeContext.loop_call
+                    # in this frame on purpose, as in the step loops: see ProbeContext.loop_call
+                    call()
                 except Exception as exc:
                     step_loop.reporter.event(
                         EventKind.PROBE_ERROR,

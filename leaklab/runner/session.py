@@ -93,7 +93,8 @@ class Session(MessageHandlers, Supervision):
         return [g for g in self.generations if g.t_exit is None]
 
     def tag(self, gen: Generation) -> dict[str, Any]:
-        """Events of a recycled run name their generation; a plain run's events stay as they were."""
+        """Events of a recycled run name their generation; a plain run's events stay as they
+        were."""
         return {"generation": gen.number} if self.supervisor is not None or gen.number else {}
 
     # -- hooks -------------------------------------------------------------------------------
@@ -406,7 +407,8 @@ class Session(MessageHandlers, Supervision):
         )
 
     def _write_open_restarts(self) -> None:
-        """Restarts still waiting for their old generation to go, or for their new one to be healthy."""
+        """Restarts still waiting for their old generation to go, or for their new one to be
+        healthy."""
         for restart in self.restarts_to_write.values():
             self.write_restart(restart)
         self.restarts_to_write.clear()
@@ -416,7 +418,8 @@ class Session(MessageHandlers, Supervision):
                 self.write_restart(unfinished)
 
     def final_status(self, done: dict[str, Any], returncode: int | None) -> tuple[Status, str]:
-        """The status the run ends with: the cause that aborted it, else how its last generation ended."""
+        """The status the run ends with: the cause that aborted it, else how its last generation
+        ended."""
         reason = done.get("reason")
         raised = f"scenario raised in {done.get('phase', '?')}: {done.get('error', '')}"
         if self.state.status is not None:

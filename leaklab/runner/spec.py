@@ -51,7 +51,8 @@ class ChildSpec:
     drain_timeout_s: float | None = None
     #: run times (seconds) at which to force a collection and sample: just before the parent's looks
     collect_at: list[float] = field(default_factory=list)
-    #: a command's in-process probes: the program's path, and the file the parent writes its step count to
+    #: a command's in-process probes: the program's path, and the file the parent writes its step
+    #: count to
     program: str | None = None
     steps_file: str | None = None
     #: file descriptors the process reports on and reads acknowledgements from (set at spawn)

@@ -66,7 +66,8 @@ class Supervision:
         self.writer.event(EventKind.RESTART, restart.t, **restart.to_event())
 
     def supervise(self: Session, now: float) -> None:
-        """Spawn a restart's new generation when due; restart the current one over the memory limit."""
+        """Spawn a restart's new generation when due; restart the current one over the memory
+        limit."""
         sup = self.supervisor
         policy = self.config.recycle
         assert sup is not None and policy is not None
@@ -144,7 +145,8 @@ class Supervision:
         )
 
     def _settle_pending(self: Session, now: float) -> None:
-        """The new generation of a restart died before it was healthy: write the restart as unfinished."""
+        """The new generation of a restart died before it was healthy: write the restart as
+        unfinished."""
         sup = self.supervisor
         assert sup is not None and sup.pending is not None
         unfinished = sup.finish_pending(now, healthy=False)
@@ -195,7 +197,8 @@ class Supervision:
         )
 
     def stop_service(self: Session) -> None:
-        """The load is over (or a command run's time): stop every generation gracefully; the run then completes."""
+        """The load is over (or a command run's time): stop every generation gracefully; the run
+        then completes."""
         self.state.stop()
         self.load_end()
         if self.supervisor is not None:

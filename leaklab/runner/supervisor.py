@@ -49,7 +49,10 @@ BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_S = 15.0
 STABLE_AFTER_S = 30.0
 
-SIGNAL_FORMS = "a signal name or number: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2, SIGKILL (or INT, TERM, 2, 15 ...)"
+SIGNAL_FORMS = (
+    "a signal name or number: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2, SIGKILL (or INT, TERM, "
+    "2, 15 ...)"
+)
 
 
 def parse_signal(text: str | int) -> signal.Signals:
@@ -224,7 +227,8 @@ class Supervisor:
         returncode: int | None,
         error: str | None,
     ) -> Restart:
-        """Schedule the restart of a crashed process; raises :class:`CrashLimit` past ``max_restarts``."""
+        """Schedule the restart of a crashed process; raises :class:`CrashLimit` past
+        ``max_restarts``."""
         self.backoff.note_uptime(uptime_s)
         if self.backoff.consecutive >= self.policy.max_restarts:
             raise CrashLimit(self._give_up_message(returncode, error))

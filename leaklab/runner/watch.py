@@ -196,7 +196,8 @@ class Watcher:
         number = len(self.pids)
         t = self.now()
         if number:
-            # the memory at the restart: our own last reading of the old process (the source's may be older)
+            # the memory at the restart: our own last reading of the old process (the source's may
+            # be older)
             fields = {
                 **obs.info.pop("restart", {}),
                 **({"rss": self.last_rss} if self.last_rss else {}),
@@ -242,7 +243,8 @@ class Watcher:
         return True
 
     def run(self, follow_restarts: bool = False) -> WatchResult:
-        """Record until Ctrl-C, the duration, or the process's exit (``follow_restarts``: wait for the next pid)."""
+        """Record until Ctrl-C, the duration, or the process's exit (``follow_restarts``: wait
+        for the next pid)."""
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):

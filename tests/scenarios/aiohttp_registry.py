@@ -1,4 +1,5 @@
-"""aiohttp client and server on loopback; the leaky variant files every response in a module-level registry."""
+"""aiohttp client and server on loopback; the leaky variant files every response in a
+module-level registry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Builds and drops an HTTP client with a TLS context per step (reference cycles the collector frees)."""
+"""Builds and drops an HTTP client with a TLS context per step (reference cycles the collector
+frees)."""
 
 import ssl
 

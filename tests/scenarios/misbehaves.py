@@ -14,7 +14,9 @@ VARIANTS = {
     "threads": "keeps `threads` threads alive (parked on an event), then steps",
     "allocate": "makes one allocation of `alloc_bytes` (every byte written) in the 10th step",
     "leak": "keeps `leak_bytes` (every byte written) per step",
-    "terminal": "keeps instances of a class named with terminal escapes; raises one at step `fail_at`",
+    "terminal": (
+        "keeps instances of a class named with terminal escapes; raises one at step `fail_at`"
+    ),
 }
 #: OSC (set the title), BEL, CSI (clear the screen, red): what a hostile name would send a terminal.
 HOSTILE = "\x1b]0;pwned\x07Evil\x1b[2J\x1b[31m"

@@ -1,4 +1,5 @@
-"""Leaks instances of named classes into module-level containers; hostile ones too (__repr__ and __sizeof__ raise, an HTML name)."""
+"""Leaks instances of named classes into module-level containers; hostile ones too (__repr__ and
+__sizeof__ raise, an HTML name)."""
 
 from __future__ import annotations
 

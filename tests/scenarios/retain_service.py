@@ -1,4 +1,5 @@
-"""Keeps a buffer per request (leaky) or drops it (fixed); each request can wait like an upstream call."""
+"""Keeps a buffer per request (leaky) or drops it (fixed); each request can wait like an upstream
+call."""
 
 import asyncio
 
