@@ -231,6 +231,25 @@ def measure(
     return Measured(growth, per_signal, verdict, window, level)
 
 
+def _run_notes(run: store.RunData, measured: Measured, t: np.ndarray) -> list[str]:
+    """What qualifies the analysis, each once: how the run ended, its window, its warnings,
+    the signals' own notes and a stricter confidence level."""
+    window = measured.window
+    notes = list(window.notes)
+    status_note = _status_note(run, int(window.mask.sum()), float(t[-1]) if len(t) else math.nan)
+    if status_note:
+        notes.insert(0, status_note)
+    notes.extend(run.warnings)
+    for g in measured.growth.values():
+        notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
+    if measured.level != 0.95:
+        notes.append(
+            f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was "
+            "confident, so each look at the data used a stricter interval (docs/analysis.md)"
+        )
+    return list(dict.fromkeys(notes))
+
+
 def analyze(
     run: store.RunData | str | os.PathLike[str],
     *,
@@ -257,21 +276,9 @@ def analyze(
         measured.verdict,
         measured.window,
     )
-    mask = window.mask
     t = np.asarray(run.columns.get("t", []), dtype=float)
     n = len(t)
-    notes = list(window.notes)
-    status_note = _status_note(run, int(mask.sum()), float(t[-1]) if n else math.nan)
-    if status_note:
-        notes.insert(0, status_note)
-    notes.extend(run.warnings)
-    for g in growth.values():
-        notes.extend(f"{g.signal}: {note}" for note in g.notes if "too few" not in note)
-    if measured.level != 0.95:
-        notes.append(
-            f"verdict on {measured.level:.2%} intervals: the run stopped when its verdict was "
-            "confident, so each look at the data used a stricter interval (docs/analysis.md)"
-        )
+    notes = _run_notes(run, measured, t)
     steps_per_s = next(
         (g.steps_per_s for g in growth.values() if math.isfinite(g.steps_per_s)), math.nan
     )
@@ -292,7 +299,7 @@ def analyze(
         thresholds=thresholds,
         steps_per_s=steps_per_s,
         n_rows=n,
-        notes=list(dict.fromkeys(notes)),
+        notes=notes,
         top_types=found.top_types,
         top_sites=found.top_sites,
         chains=found.chains,

@@ -454,9 +454,18 @@ def resets_and_floor(
             lo, hi = sen_lo, sen_hi
         else:
             lo, hi = min(sen_lo, lo), max(sen_hi, hi)
-    # A trough is sampled some time after its reset, up to one sampling gap: as the sampling
-    # clock drifts against the clearing one, the troughs drift by up to ramp x gap.
-    ramp_mask = same & (diffs >= -6 * noise)
+    allowance = _trough_drift(t, diffs, same & (diffs >= -6 * noise), x)
+    return len(drops), slope, (lo - allowance, hi + allowance)
+
+
+def _trough_drift(t: np.ndarray, diffs: np.ndarray, ramp_mask: np.ndarray, x: np.ndarray) -> float:
+    """How far the troughs' slope may be off from when they were sampled (per second).
+
+    A trough is sampled some time after its reset, up to one sampling gap: as the sampling
+    clock drifts against the clearing one, the troughs drift by up to ramp x gap. The ramp is
+    the median rise per second between samples outside the resets (``ramp_mask``); ``x`` are
+    the troughs' times.
+    """
     dt = np.diff(t)
     ramp = (
         float(np.median(diffs[ramp_mask] / dt[ramp_mask]))
@@ -464,8 +473,7 @@ def resets_and_floor(
         else 0.0
     )
     spread = float(np.ptp(x)) if len(x) > 1 else 0.0
-    allowance = max(ramp, 0.0) * float(np.median(dt)) / spread if spread > 0 else math.inf
-    return len(drops), slope, (lo - allowance, hi + allowance)
+    return max(ramp, 0.0) * float(np.median(dt)) / spread if spread > 0 else math.inf
 
 
 def max_jump(by: np.ndarray) -> float:
@@ -548,6 +556,13 @@ def _part_fields(parts: _Parts, by: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _generation_notes(n_groups: int) -> list[str]:
+    """The note of a window that spans several process generations."""
+    if n_groups > 1:
+        return [f"{n_groups} process generations: slopes use pairs within a generation only"]
+    return []
+
+
 def estimate(
     signal: str,
     t: np.ndarray,
@@ -579,11 +594,6 @@ def estimate(
     resets, floor, floor_ci = resets_and_floor(t, y, group, options.reset_fraction, options)
     baseline = float(whole.fitted[0])
     n_groups = len(np.unique(bg))
-    notes = (
-        [f"{n_groups} process generations: slopes use pairs within a generation only"]
-        if n_groups > 1
-        else []
-    )
     return Growth(
         signal=signal,
         unit=SIGNALS.get(signal, "bytes"),
@@ -609,5 +619,5 @@ def estimate(
         last=float(by[-1]),
         span=float(np.ptp(by)),
         generations=n_groups,
-        notes=notes,
+        notes=_generation_notes(n_groups),
     )

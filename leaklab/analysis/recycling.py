@@ -27,7 +27,7 @@ import numpy as np
 
 from leaklab import store
 from leaklab.analysis import projection
-from leaklab.analysis.growth import GrowthOptions, estimate
+from leaklab.analysis.growth import Growth, GrowthOptions, estimate
 from leaklab.kinds import EventKind
 from leaklab.kinds import Verdict as Label
 from leaklab.pm2_defaults import (
@@ -256,6 +256,38 @@ def _leak_rates(slopes: list[GenerationSlope]) -> tuple[float, float]:
     return per_s, per_step
 
 
+def _lifetimes(run: store.RunData, memory: list[dict[str, Any]]) -> list[float]:
+    """How long each generation restarted at the memory limit served before its restart."""
+    healthy = _serving_since(run)
+    return [
+        float(e["t"]) - healthy[int(e["generation"])]
+        for e in memory
+        if int(e.get("generation", 0)) in healthy
+    ]
+
+
+def _overshoots(memory: list[dict[str, Any]], limit: float) -> list[float]:
+    """How far above ``limit`` each memory restart found the process."""
+    return [
+        float(e["rss"]) - limit for e in memory if e.get("rss") is not None and math.isfinite(limit)
+    ]
+
+
+def _mean_restart_time(memory: list[dict[str, Any]]) -> float:
+    """The mean time from a memory restart until the new generation was healthy."""
+    return _mean(
+        [float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None]
+    )
+
+
+def _generation_count(run: store.RunData) -> int:
+    """The run's process generations: its counter, else the generations its rows name."""
+    return int(
+        (run.meta.get("counters") or {}).get("generations")
+        or len(np.unique(run.columns.get("generation", [0])))
+    )
+
+
 def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingMetrics:
     """The measured cost of recycling in a run (any run: one without restarts gives zeros)."""
     run = _run(run)
@@ -271,15 +303,8 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
     interval, per_hour = _restart_rate(
         run, [tt for tt in times if not math.isfinite(load_end) or tt < load_end], load_s
     )
-    healthy = _serving_since(run)
-    lived = [
-        float(e["t"]) - healthy[int(e["generation"])]
-        for e in memory
-        if int(e.get("generation", 0)) in healthy
-    ]
-    overshoot = [
-        float(e["rss"]) - limit for e in memory if e.get("rss") is not None and math.isfinite(limit)
-    ]
+    lived = _lifetimes(run, memory)
+    overshoot = _overshoots(memory, limit)
     ok_mask = succeeded(run.requests)
     n, ok = len(ok_mask), int(ok_mask.sum())
     by_error = _failures_by_error(run.requests, ok_mask)
@@ -294,18 +319,13 @@ def analyze_recycling(run: store.RunData | str | os.PathLike[str]) -> RecyclingM
         check_interval_s=float(policy.check_interval_s or math.nan),
         mode=str(policy.mode or ""),
         kill_signal=str(policy.kill_signal or ""),
-        generations=int(
-            (run.meta.get("counters") or {}).get("generations")
-            or len(np.unique(run.columns.get("generation", [0])))
-        ),
+        generations=_generation_count(run),
         memory_restarts=len(memory),
         crash_restarts=len(crash),
         restart_times=times,
         restart_interval_s=interval,
         restarts_per_hour=per_hour,
-        restart_time_s=_mean(
-            [float(e["healthy_after_s"]) for e in memory if e.get("healthy_after_s") is not None]
-        ),
+        restart_time_s=_mean_restart_time(memory),
         time_to_restart_s=_mean(lived),
         downtime_per_restart_s=failed_per_restart / rate
         if rate and math.isfinite(rate)
@@ -368,6 +388,37 @@ class Prediction:
         return _clean(asdict(self))
 
 
+def _restarts_per_hour_ci(
+    bytes_per_s_ci95: tuple[float, float],
+    baseline: float,
+    limit: float,
+    check_interval_s: float,
+    restart_s: float,
+) -> tuple[float, float]:
+    """Restarts per hour at each end of the growth's interval (NaN where an end is unknown)."""
+    lo, hi = bytes_per_s_ci95
+    return (
+        projection.restarts_per_hour(baseline, limit, lo, check_interval_s, restart_s)
+        if math.isfinite(lo)
+        else math.nan,
+        projection.restarts_per_hour(baseline, limit, hi, check_interval_s, restart_s)
+        if math.isfinite(hi)
+        else math.nan,
+    )
+
+
+def _prediction_notes(baseline: float, limit: float, time_to_limit_s: float) -> list[str]:
+    """What makes a prediction degenerate: a fresh process over the limit, or no growth."""
+    notes: list[str] = []
+    if baseline >= limit:
+        notes.append(
+            "a fresh process is already above the limit: it would be restarted at every check"
+        )
+    if not math.isfinite(time_to_limit_s):
+        notes.append("memory does not grow: the limit is never reached")
+    return notes
+
+
 def predict(
     bytes_per_s: float,
     baseline: float,
@@ -390,15 +441,7 @@ def predict(
     proj = projection.project_recycling(bytes_per_s, baseline, limit, check_interval_s, restart_s)
     cycle = proj.cycle_s
     per_hour = proj.restarts_per_hour
-    lo, hi = bytes_per_s_ci95
-    ci = (
-        projection.restarts_per_hour(baseline, limit, lo, check_interval_s, restart_s)
-        if math.isfinite(lo)
-        else math.nan,
-        projection.restarts_per_hour(baseline, limit, hi, check_interval_s, restart_s)
-        if math.isfinite(hi)
-        else math.nan,
-    )
+    ci = _restarts_per_hour_ci(bytes_per_s_ci95, baseline, limit, check_interval_s, restart_s)
     down_fraction = (
         0.0 if not math.isfinite(cycle) else min(1.0, downtime / cycle) if cycle > 0 else 1.0
     )
@@ -409,13 +452,6 @@ def predict(
     else:
         failed_per_restart = failed_per_hour = math.nan
         success = base_success * (1.0 - down_fraction)
-    notes: list[str] = []
-    if baseline >= limit:
-        notes.append(
-            "a fresh process is already above the limit: it would be restarted at every check"
-        )
-    if not math.isfinite(proj.time_to_limit_s):
-        notes.append("memory does not grow: the limit is never reached")
     return Prediction(
         limit=limit,
         check_interval_s=check_interval_s,
@@ -439,7 +475,7 @@ def predict(
         rate=rate,
         failed_per_hour=failed_per_hour,
         success_rate=success,
-        notes=notes,
+        notes=_prediction_notes(baseline, limit, proj.time_to_limit_s),
     )
 
 
@@ -530,6 +566,38 @@ def _measured_restart(
     return startup + (stop if mode == "restart" else 0.0), note
 
 
+def _rss_growth(run: store.RunData, analysis: Any) -> tuple[Any, Growth]:
+    """The run's analysis (``analysis``, else computed) and its RSS growth, which must be
+    measured."""
+    from leaklab.analysis import analyze
+
+    a = analysis if analysis is not None else analyze(run)
+    g = a.growth.get("rss")
+    if g is None or not math.isfinite(g.per_s):
+        raise ValueError(
+            f"{run.path.name}: no RSS growth could be measured; run the scenario longer"
+        )
+    return a, g
+
+
+def _serving_baseline(g: Growth, timings: RunTimings) -> float:
+    """The fitted line, taken back to the moment a fresh process starts serving."""
+    serving_from = timings.serving_from if math.isfinite(timings.serving_from) else g.t_start
+    return g.baseline - g.per_s * (g.t_start - serving_from)
+
+
+def _projected_rate(a: Any, bytes_per_s: float) -> tuple[float, str | None]:
+    """The growth to project, and the note when the fitted slope is not projected."""
+    judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
+    if judged is not None and judged.label in (Label.NO_LEAK, Label.PLATEAU) and bytes_per_s > 0:
+        # A slope the analysis does not call growth (a single allocator step, a bound) projects no
+        # restarts.
+        return 0.0, (
+            f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected"
+        )
+    return bytes_per_s, None
+
+
 def predict_from_run(
     run: store.RunData | str | os.PathLike[str],
     limit: float,
@@ -556,22 +624,13 @@ def predict_from_run(
     With ``mode="reload"`` the old process serves until the new one is healthy: no
     downtime, and with SIGKILL only the requests in flight are lost.
     """
-    from leaklab.analysis import analyze
-
     run = _run(run)
-    a = analysis if analysis is not None else analyze(run)
-    g = a.growth.get("rss")
-    if g is None or not math.isfinite(g.per_s):
-        raise ValueError(
-            f"{run.path.name}: no RSS growth could be measured; run the scenario longer"
-        )
+    a, g = _rss_growth(run, analysis)
     timings = run_timings(run)
     rate = float(run.config.rate or math.nan)
     graceful = kill_signal.upper() not in ("SIGKILL", "KILL", "9")
     notes: list[str] = []
-    # The fitted line, taken back to the moment a fresh process starts serving.
-    serving_from = timings.serving_from if math.isfinite(timings.serving_from) else g.t_start
-    baseline = g.baseline - g.per_s * (g.t_start - serving_from)
+    baseline = _serving_baseline(g, timings)
     if restart_s is None:
         restart_s, note = _measured_restart(timings, mode, graceful, kill_timeout_s)
         notes.append(note)
@@ -579,15 +638,9 @@ def predict_from_run(
     if _restarts(run):
         notes.append("the run was itself recycled: its growth is measured within each generation")
     base_success = _own_success_rate(run)
-    bytes_per_s = g.per_s
-    judged = a.signal_verdicts.get("rss") if hasattr(a, "signal_verdicts") else None
-    if judged is not None and judged.label in (Label.NO_LEAK, Label.PLATEAU) and bytes_per_s > 0:
-        # A slope the analysis does not call growth (a single allocator step, a bound) projects no
-        # restarts.
-        notes.append(
-            f"RSS is judged {judged.label}: its slope ({bytes_per_s:,.0f} B/s) is not projected"
-        )
-        bytes_per_s = 0.0
+    bytes_per_s, unprojected = _projected_rate(a, g.per_s)
+    if unprojected:
+        notes.append(unprojected)
     prediction = predict(
         bytes_per_s,
         baseline,

@@ -343,6 +343,23 @@ def _tail_sees_steps(growth: Growth, rise_per_s: float) -> bool:
     return not staircase or rise_per_s * growth.window_s * TAIL_FRACTION >= 2 * growth.max_jump
 
 
+def _bounded(growth: Growth, s: _Slopes, head_grew: bool, name: str) -> Verdict:
+    """A signal that moved within a span and set no new high in its tail: bounded (PLATEAU
+    when it grew before the tail, else NO_LEAK)."""
+    span = (
+        units.format_size(growth.span) if growth.unit == "bytes" else f"{growth.span:,.0f} blocks"
+    )
+    return Verdict(
+        Label.PLATEAU if head_grew else Label.NO_LEAK,
+        [
+            f"{name} moved within {span} and set no new high in the last third of the run (it "
+            f"moved {_rate(growth, s.tail, s.per)} there): bounded, a cache filling or "
+            "allocator wander, not a steady leak."
+        ],
+        growth.signal,
+    )
+
+
 def _rose(
     growth: Growth,
     thresholds: Thresholds,
@@ -382,20 +399,7 @@ def _rose(
             Label.LEAK, [f"{name} grows {what}, steadily to the end of the run."], growth.signal
         )
     if stopped and math.isfinite(growth.tail_high) and growth.tail_high <= growth.head_high:
-        span = (
-            units.format_size(growth.span)
-            if growth.unit == "bytes"
-            else f"{growth.span:,.0f} blocks"
-        )
-        return Verdict(
-            Label.PLATEAU if head_grew else Label.NO_LEAK,
-            [
-                f"{name} moved within {span} and set no new high in the last third of the run (it "
-                f"moved {_rate(growth, s.tail, s.per)} there): bounded, a cache filling or "
-                "allocator wander, not a steady leak."
-            ],
-            growth.signal,
-        )
+        return _bounded(growth, s, head_grew, name)
     tail = units.format_interval(_rate(growth, s.tail_lo, s.per), _rate(growth, s.tail_hi, s.per))
     return Verdict(
         Label.INCONCLUSIVE,
@@ -468,6 +472,117 @@ def _representative(signals: list[str], per_signal: dict[str, Verdict]) -> str |
     return signals[0]
 
 
+@dataclass(frozen=True)
+class _Signals:
+    """What a combined verdict weighs: each signal's growth and verdict, and the process and
+    heap signals it rests on (None where the run has none)."""
+
+    growth: dict[str, Growth]
+    per_signal: dict[str, Verdict]
+    proc: str | None
+    heap: str | None
+
+    @property
+    def p_label(self) -> str | None:
+        return self.per_signal[self.proc].label if self.proc else None
+
+    @property
+    def h_label(self) -> str | None:
+        return self.per_signal[self.heap].label if self.heap else None
+
+
+def _measured(
+    growth: dict[str, Growth], per_signal: dict[str, Verdict], thresholds: Thresholds
+) -> dict[str, Verdict]:
+    """The verdicts of the signals read often enough for a trend (all of them when none is)."""
+    # A signal read too seldom for a trend (allocated blocks on a large heap are read on a
+    # budget) does not hold back the verdict of the others.
+    measured = {
+        s: v
+        for s, v in per_signal.items()
+        if s in growth and growth[s].n_samples >= thresholds.min_samples
+    }
+    return measured if measured and len(measured) < len(per_signal) else per_signal
+
+
+def _garbage_growth(sig: _Signals) -> Verdict:
+    """The process grew while only the raw block count did: garbage not yet collected."""
+    assert sig.proc is not None and sig.heap is not None
+    g = sig.growth[sig.heap]
+    return Verdict(
+        Label.INCONCLUSIVE,
+        [
+            sig.per_signal[sig.proc].reasons[0],
+            f"But Python objects after full collections moved {_rate(g, g.settled_per_step)} "
+            f"while the raw count rose {_rate(g, g.raw_per_step)}: the process grew with "
+            "garbage the collector had not reached yet, which a longer run tells from a leak.",
+        ],
+        sig.proc,
+        sig.growth[sig.proc].window_s,
+    )
+
+
+def _process_leak(sig: _Signals) -> Verdict:
+    """The process memory leaks; the heap signal says whether Python objects hold it."""
+    assert sig.proc is not None
+    heap, h_label = sig.heap, sig.h_label
+    reasons = [sig.per_signal[sig.proc].reasons[0]]
+    if heap and h_label == Label.LEAK:
+        reasons.append(
+            f"{NAMES[heap]} grow too ({_describe(sig.growth[heap])}): Python objects are "
+            "being retained."
+        )
+    elif heap:
+        how = "do not grow" if h_label == Label.NO_LEAK else "show no steady growth"
+        reasons.append(
+            f"{NAMES[heap]} {how}: the memory is held outside Python objects "
+            "(a C extension, native buffers) or lost to allocator fragmentation."
+        )
+    return Verdict(Label.LEAK, reasons, sig.proc)
+
+
+def _heap_leak(sig: _Signals) -> Verdict:
+    """Python objects leak while the process memory does not show it (yet)."""
+    assert sig.heap is not None
+    proc, p_label = sig.proc, sig.p_label
+    reasons = [sig.per_signal[sig.heap].reasons[0]]
+    if proc:
+        reasons.append(
+            f"{NAMES[proc]} does not show it yet "
+            f"({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): the objects fill "
+            "memory the allocator already held, or the process noise hides them."
+        )
+    return Verdict(Label.LEAK, reasons, sig.heap)
+
+
+def _plateau(sig: _Signals) -> Verdict:
+    """A signal rose and stopped; the process one is named first."""
+    main = sig.proc if sig.p_label == Label.PLATEAU else sig.heap
+    assert main is not None
+    reasons = [sig.per_signal[main].reasons[0]]
+    if main == sig.proc and sig.heap and sig.h_label != Label.PLATEAU:
+        reasons.append(
+            f"{NAMES[sig.heap]} show no such rise: it is in native memory or allocator "
+            "fragmentation, not Python objects."
+        )
+    return Verdict(Label.PLATEAU, reasons, main)
+
+
+def _unsure(sig: _Signals) -> Verdict | None:
+    """INCONCLUSIVE when a signal cannot tell yet, with how much longer to run; else None."""
+    per_signal = sig.per_signal
+    unsure = [s for s in (sig.proc, sig.heap) if s and per_signal[s].label == Label.INCONCLUSIVE]
+    if not unsure:
+        return None
+    times = [per_signal[s].more_time_s for s in unsure if per_signal[s].more_time_s is not None]
+    more = max(times) if times else None
+    main = unsure[0]
+    reasons = [per_signal[main].reasons[0]]
+    if more is not None:
+        reasons.append(f"Run about {units.format_duration(more)} longer for a confident verdict.")
+    return Verdict(Label.INCONCLUSIVE, reasons, main, more)
+
+
 def combine(
     growth: dict[str, Growth], per_signal: dict[str, Verdict], thresholds: Thresholds | None = None
 ) -> Verdict:
@@ -476,20 +591,12 @@ def combine(
         return Verdict(
             Label.INCONCLUSIVE, ["No memory signal has samples after the warm-up."], "", None
         )
-    # A signal read too seldom for a trend (allocated blocks on a large heap are read on a
-    # budget) does not hold back the verdict of the others.
     thresholds = thresholds or Thresholds()
-    measured = {
-        s: v
-        for s, v in per_signal.items()
-        if s in growth and growth[s].n_samples >= thresholds.min_samples
-    }
-    if measured and len(measured) < len(per_signal):
-        per_signal = measured
+    per_signal = _measured(growth, per_signal, thresholds)
     proc = _representative([s for s in PROCESS_SIGNALS if s in per_signal], per_signal)
     heap = _representative([s for s in HEAP_SIGNALS if s in per_signal], per_signal)
-    p_label = per_signal[proc].label if proc else None
-    h_label = per_signal[heap].label if heap else None
+    sig = _Signals(growth, per_signal, proc, heap)
+    p_label, h_label = sig.p_label, sig.h_label
     if (
         proc
         and p_label == Label.LEAK
@@ -497,62 +604,16 @@ def combine(
         and h_label != Label.LEAK
         and garbage(growth[heap], thresholds)
     ):
-        g = growth[heap]
-        return Verdict(
-            Label.INCONCLUSIVE,
-            [
-                per_signal[proc].reasons[0],
-                f"But Python objects after full collections moved {_rate(g, g.settled_per_step)} "
-                f"while the raw count rose {_rate(g, g.raw_per_step)}: the process grew with "
-                "garbage the collector had not reached yet, which a longer run tells from a leak.",
-            ],
-            proc,
-            growth[proc].window_s,
-        )
+        return _garbage_growth(sig)
     if proc and p_label == Label.LEAK:
-        reasons = [per_signal[proc].reasons[0]]
-        if heap and h_label == Label.LEAK:
-            reasons.append(
-                f"{NAMES[heap]} grow too ({_describe(growth[heap])}): Python objects are "
-                "being retained."
-            )
-        elif heap:
-            how = "do not grow" if h_label == Label.NO_LEAK else "show no steady growth"
-            reasons.append(
-                f"{NAMES[heap]} {how}: the memory is held outside Python objects "
-                "(a C extension, native buffers) or lost to allocator fragmentation."
-            )
-        return Verdict(Label.LEAK, reasons, proc)
+        return _process_leak(sig)
     if heap and h_label == Label.LEAK:
-        reasons = [per_signal[heap].reasons[0]]
-        if proc:
-            reasons.append(
-                f"{NAMES[proc]} does not show it yet "
-                f"({p_label.lower().replace('_', ' ') if p_label else 'n/a'}): the objects fill "
-                "memory the allocator already held, or the process noise hides them."
-            )
-        return Verdict(Label.LEAK, reasons, heap)
+        return _heap_leak(sig)
     if Label.PLATEAU in (p_label, h_label):
-        main = proc if p_label == Label.PLATEAU else heap
-        assert main is not None
-        reasons = [per_signal[main].reasons[0]]
-        if main == proc and heap and h_label != Label.PLATEAU:
-            reasons.append(
-                f"{NAMES[heap]} show no such rise: it is in native memory or allocator "
-                "fragmentation, not Python objects."
-            )
-        return Verdict(Label.PLATEAU, reasons, main)
-    unsure = [s for s in (proc, heap) if s and per_signal[s].label == Label.INCONCLUSIVE]
-    if unsure:
-        times = [per_signal[s].more_time_s for s in unsure if per_signal[s].more_time_s is not None]
-        more = max(times) if times else None
-        main = unsure[0]
-        reasons = [per_signal[main].reasons[0]]
-        if more is not None:
-            reasons.append(
-                f"Run about {units.format_duration(more)} longer for a confident verdict."
-            )
-        return Verdict(Label.INCONCLUSIVE, reasons, main, more)
+        return _plateau(sig)
+    unsure = _unsure(sig)
+    if unsure is not None:
+        return unsure
     main = proc or heap
     assert main is not None
     reasons = [per_signal[main].reasons[0]]

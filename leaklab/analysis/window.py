@@ -89,6 +89,29 @@ def _skip(t: np.ndarray, steps: np.ndarray, rows: np.ndarray, spec: dict[str, An
     return rows[t[rows] >= start + float(spec.get("seconds") or 0.0)]
 
 
+def _past_recorded_end(
+    t: np.ndarray, steps: np.ndarray, rows: np.ndarray, recorded: dict[str, Any]
+) -> np.ndarray:
+    """The ``rows`` after the warm-up end the run recorded."""
+    # Row times are when the parent received the sample, the event's time is the
+    # child's: the step count is the exact boundary when there is one.
+    if recorded.get("steps") is not None:
+        return rows[steps[rows] >= float(recorded["steps"])]
+    return rows[t[rows] >= float(recorded.get("t") or 0.0)]
+
+
+def _idle_rows(steps: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The ``kept`` rows of a generation that add time without work, to leave out.
+
+    Rows at the generation's last step count (waiting for a stop request, a service idle
+    after its load) add time without work: only the last of them, the final sample, stays.
+    """
+    if not len(kept):
+        return kept
+    last = steps[kept].max()
+    return kept[steps[kept] == last][:-1]  # the last one is the final sample, before teardown
+
+
 def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = None) -> Window:
     """The post-warm-up rows of a run (``warmup`` overrides the run's own)."""
     t = np.asarray(columns.get("t", []), dtype=float)
@@ -98,9 +121,8 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     stepping = np.isfinite(steps) & np.isfinite(t)
     config = settings_of(meta)
     if config.counts_steps is False:
-        stepping = np.isfinite(
-            t
-        )  # an imported series: no steps were counted, and there is no setup
+        # an imported series: no steps were counted, and there is no setup
+        stepping = np.isfinite(t)
     mask = np.zeros(n, dtype=bool)
     notes: list[str] = []
     override = parse_warmup(warmup)
@@ -118,24 +140,12 @@ def select(columns: dict[str, list[float]], meta: dict[str, Any], warmup: Any = 
     for g in np.unique(generation[stepping]):
         rows = np.flatnonzero(stepping & (generation == g))
         if override is None and g == generation[stepping][0] and recorded:
-            # Row times are when the parent received the sample, the event's time is the
-            # child's: the step count is the exact boundary when there is one.
-            if recorded.get("steps") is not None:
-                kept = rows[steps[rows] >= float(recorded["steps"])]
-            else:
-                kept = rows[t[rows] >= float(recorded.get("t") or 0.0)]
+            kept = _past_recorded_end(t, steps, rows, recorded)
             source = "run"
         else:
             kept = _skip(t, steps, rows, spec)
         mask[kept] = True
-        # Rows at the generation's last step count (waiting for a stop request, a service idle
-        # after its load) add time without work: only the last of them, the final sample, stays.
-        if len(kept):
-            last = steps[kept].max()
-            idle = kept[steps[kept] == last][
-                :-1
-            ]  # the last one is the final sample, before teardown
-            mask[idle] = False
+        mask[_idle_rows(steps, kept)] = False
     decided = meta.get("decided") if isinstance(meta.get("decided"), dict) else None
     end = decided.get("window_end") if decided else None
     if override is None and isinstance(end, dict) and isinstance(end.get("t"), (int, float)):

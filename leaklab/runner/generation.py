@@ -142,6 +142,33 @@ def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
     out.put((generation, None))
 
 
+def _reaper_command(spec: ChildSpec, lifeline_read_fd: int, pid_write_fd: int) -> list[str]:
+    """The reaper's command line: it watches ``lifeline_read_fd``, writes the child's pid to
+    ``pid_write_fd``, passes on the child's report and ack descriptors (``spec``'s) and runs
+    ``leaklab.runner.child`` with ``spec``."""
+    return [
+        sys.executable,
+        str(_REAPER),
+        "--lifeline",
+        str(lifeline_read_fd),
+        "--pid-fd",
+        str(pid_write_fd),
+        "--pass-fd",
+        str(spec.report_fd),
+        "--pass-fd",
+        str(spec.ack_fd),
+        "--log-head",
+        str(LOG_HEAD_BYTES),
+        "--log-tail",
+        str(LOG_TAIL_BYTES),
+        "--",
+        sys.executable,
+        "-m",
+        "leaklab.runner.child",
+        json.dumps(spec.to_dict()),
+    ]
+
+
 class Generation:
     """A started child process and what the parent knows about it."""
 
@@ -197,27 +224,7 @@ class Generation:
         spec = spec.replace(report_fd=write_fd, ack_fd=ack_read_fd)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        command = [
-            sys.executable,
-            str(_REAPER),
-            "--lifeline",
-            str(lifeline_read_fd),
-            "--pid-fd",
-            str(pid_write_fd),
-            "--pass-fd",
-            str(write_fd),
-            "--pass-fd",
-            str(ack_read_fd),
-            "--log-head",
-            str(LOG_HEAD_BYTES),
-            "--log-tail",
-            str(LOG_TAIL_BYTES),
-            "--",
-            sys.executable,
-            "-m",
-            "leaklab.runner.child",
-            json.dumps(spec.to_dict()),
-        ]
+        command = _reaper_command(spec, lifeline_read_fd, pid_write_fd)
         passed = (write_fd, ack_read_fd, lifeline_read_fd, pid_write_fd)
         try:
             proc = subprocess.Popen(

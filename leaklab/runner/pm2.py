@@ -200,24 +200,46 @@ class PM2Result(WatchResult):
     pm2: dict[str, Any] | None = None
 
 
+def _find_app(listing: PM2List, name: str) -> dict[str, Any]:
+    """The app ``name`` in PM2's first answer; WatchError when PM2 is silent or has no such app."""
+    if not listing.fresh.wait(_FIRST_LIST_TIMEOUT_S) or listing.latest is None:
+        raise WatchError(
+            f"PM2 did not answer within {_FIRST_LIST_TIMEOUT_S:g}s"
+            + (f": {listing.error}" if listing.error else "")
+        )
+    app = listing.app(name)
+    if app is None:
+        known = ", ".join(listing.names()) or "none"
+        raise WatchError(
+            f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; "
+            f"apps: {known})"
+        )
+    return app
+
+
+def _recycle_settings(limit: Any) -> dict[str, Any]:
+    """PM2's recycling of an app with ``max_memory_restart`` = ``limit``, as ``--recycle``
+    records it."""
+    # PM2's check: its worker's interval as this environment sets it (the daemon's own may
+    # differ)
+    check_s = float(os.environ.get("PM2_WORKER_INTERVAL") or PM2_WORKER_INTERVAL_MS) / 1000
+    return {
+        "limit": limit,
+        "mode": "restart",
+        "kill_signal": "SIGINT",
+        "check_interval_s": check_s,
+        "kill_timeout_s": PM2_KILL_TIMEOUT_S,
+        "by": "pm2",
+    }
+
+
 def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> WatchResult:
     """Follow the PM2 app ``name``; raises WatchError when PM2 or the app is not there."""
     check_config(config)
     binary = find_pm2(pm2_bin)
     listing = PM2List(binary, config.interval_s)
     try:
-        if not listing.fresh.wait(_FIRST_LIST_TIMEOUT_S) or listing.latest is None:
-            raise WatchError(
-                f"PM2 did not answer within {_FIRST_LIST_TIMEOUT_S:g}s"
-                + (f": {listing.error}" if listing.error else "")
-            )
-        app = listing.app(name)
-        if app is None:
-            known = ", ".join(listing.names()) or "none"
-            raise WatchError(
-                f"no PM2 app named {name!r} (PM2_HOME={os.environ.get('PM2_HOME', '~/.pm2')}; "
-                f"apps: {known})"
-            )
+        app = _find_app(listing, name)
         limit = app.get("max_memory_restart")
         meta = {
             "source": "pm2",
@@ -241,17 +263,7 @@ def watch_app(name: str, config: WatchConfig, pm2_bin: str | None = None) -> Wat
         source = PM2Source(name, listing, time.time() - (time.monotonic() - watcher.t0), watcher.t0)
         if limit:
             # the recycling analysis reads the limit and the check as it does for --recycle
-            # PM2's check: its worker's interval as this environment sets it (the daemon's own may
-            # differ)
-            check_s = float(os.environ.get("PM2_WORKER_INTERVAL") or PM2_WORKER_INTERVAL_MS) / 1000
-            watcher.writer.meta["config"]["recycle"] = {
-                "limit": limit,
-                "mode": "restart",
-                "kill_signal": "SIGINT",
-                "check_interval_s": check_s,
-                "kill_timeout_s": PM2_KILL_TIMEOUT_S,
-                "by": "pm2",
-            }
+            watcher.writer.meta["config"]["recycle"] = _recycle_settings(limit)
         if config.health_url:
             watcher.writer.meta["config"]["rate"] = config.health_rate
         watcher.writer.write_meta()

@@ -245,11 +245,7 @@ class Watcher:
     def run(self, follow_restarts: bool = False) -> WatchResult:
         """Record until Ctrl-C, the duration, or the process's exit (``follow_restarts``: wait
         for the next pid)."""
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.getsignal(sig)
-                signal.signal(sig, self._on_signal)
+        previous = self._catch_signals()
         status, message = Status.COMPLETED.value, ""
         try:
             deadline = self.t0 + self.config.duration_s if self.config.duration_s else math.inf
@@ -280,25 +276,9 @@ class Watcher:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            summary = None
-            if self.load is not None:
-                self.load.stop()
-                self.load.join(timeout=self.config.request_timeout_s + 2)
-                summary = self.load.summary()
-                self.writer.event(EventKind.LOAD_END, self.now(), **summary)
+            summary = self._stop_load()
             duration = self.now()
-            self.writer.update_meta(
-                status=status,
-                end=store.iso(store.utc_now()),
-                duration_s=round(duration, 3),
-                exit={"status": status, "message": message, "ended_by": self.ended_by},
-                counters={
-                    "samples": self.writer.samples_written,
-                    "generations": len(self.pids),
-                    "rss_start": self.rss_start,
-                    **({"requests": summary} if summary else {}),
-                },
-            )
+            self._finish_meta(status, message, duration, summary)
             self.writer.close()
         return WatchResult(
             self.writer.path,
@@ -309,6 +289,43 @@ class Watcher:
             self.ended_by,
             message,
             summary,
+        )
+
+    def _catch_signals(self) -> dict[Any, Any]:
+        """Route SIGINT and SIGTERM to :meth:`_on_signal` (main thread only); the previous
+        handlers, to restore."""
+        previous: dict[Any, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._on_signal)
+        return previous
+
+    def _stop_load(self) -> dict[str, Any] | None:
+        """Stop the health-check load, if any, and record its summary (returned)."""
+        if self.load is None:
+            return None
+        self.load.stop()
+        self.load.join(timeout=self.config.request_timeout_s + 2)
+        summary = self.load.summary()
+        self.writer.event(EventKind.LOAD_END, self.now(), **summary)
+        return summary
+
+    def _finish_meta(
+        self, status: str, message: str, duration: float, summary: dict[str, Any] | None
+    ) -> None:
+        """Write how the watch ended and its counters to the run's meta."""
+        self.writer.update_meta(
+            status=status,
+            end=store.iso(store.utc_now()),
+            duration_s=round(duration, 3),
+            exit={"status": status, "message": message, "ended_by": self.ended_by},
+            counters={
+                "samples": self.writer.samples_written,
+                "generations": len(self.pids),
+                "rss_start": self.rss_start,
+                **({"requests": summary} if summary else {}),
+            },
         )
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
