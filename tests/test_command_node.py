@@ -77,12 +77,13 @@ def test_leaky_node_service_leaks_in_the_js_heap_and_outside_it(tmp_path):
         len(used) >= 15 and max(used[-5:]) > used[0] + 3e6
     )  # ~3 KB of JS objects kept per request, 2,800 requests
     # each request keeps ~3 KB of JS objects (headers copy, a 1 KB string, closures, promises)
-    # and a 1 KB Buffer outside the heap: both grow, the JS heap more (measured 2.3 to 2.6 times)
+    # and a 1 KB Buffer outside the heap: both grow, the JS heap more (docs/testing.md: 2.3 to
+    # 2.6 times on a quiet machine, 1.3 times beside other test jobs)
     heap = leaky["heap"]
     # V8 commits its heap in jumps of megabytes, so the committed share of RSS growth over a
     # 10 s window lands anywhere between 0.3 and 0.7: growth is there, in and outside the heap.
     assert heap["where"] != "flat"
-    assert heap["heap_used_per_s"] > 1.5 * heap["external_per_s"] > 0
+    assert heap["heap_used_per_s"] > heap["external_per_s"] > 0
     assert heap["heap_used_per_s"] / 200 > 1500  # bytes of JS objects kept per request
 
 

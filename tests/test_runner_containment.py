@@ -194,6 +194,68 @@ def test_nothing_survives_when_the_leaklab_parent_is_killed_with_sigkill(tmp_pat
         assert _gone(pid), f"process {pid} outlived the SIGKILLed parent"
 
 
+def _command_run(tmp_path: Path, variant: str, seconds: float, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "leaklab",
+        "run",
+        "--out",
+        str(tmp_path / "runs"),
+        "--profile",
+        "rss",
+        "--no-progress",
+        "--json",
+        *extra,
+        "--",
+        sys.executable,
+        SCENARIO,
+        variant,
+        str(seconds),
+        str(tmp_path / "pids"),
+    ]
+
+
+def test_processes_a_command_started_in_other_sessions_do_not_outlive_its_run(tmp_path):
+    done = subprocess.run(
+        _command_run(tmp_path, "escape", 1.0, "--duration", "30s"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "completed"
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    for pid in pids:  # a sleeper in its own session and a double-forked daemon
+        assert _gone(pid), f"process {pid} outlived the command's run"
+    log = (Path(summary["run_dir"]) / "artifacts" / "child-stderr.log").read_text()
+    assert "killed 2 process(es) the scenario left running" in log
+
+
+def test_nothing_a_command_started_survives_when_the_leaklab_parent_is_killed(tmp_path):
+    pidfile = tmp_path / "pids"
+    parent = subprocess.Popen(
+        _command_run(tmp_path, "escape", 120, "--duration", "120s"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not pidfile.exists():
+            time.sleep(0.05)
+        assert pidfile.exists(), "the program never started its processes"
+        time.sleep(0.3)
+        below = [p.pid for p in psutil.Process(parent.pid).children(recursive=True)]
+        escaped = [int(p) for p in pidfile.read_text().split()]
+        assert len(below) >= 2 and all(_alive(p) for p in escaped)  # the reaper and the program
+    finally:
+        parent.kill()
+        parent.wait()
+    for pid in below + escaped:
+        assert _gone(pid), f"process {pid} outlived the SIGKILLed parent"
+
+
 # -- bounded logs ---------------------------------------------------------------------------------
 
 
@@ -211,6 +273,23 @@ def test_child_logs_keep_head_and_tail_and_say_what_was_dropped(tmp_path):
         assert (
             tail.endswith(char * 1000 + b"\n") and len(tail.split(b"]\n", 1)[1]) == LOG_TAIL_BYTES
         )
+
+
+def test_a_commands_logs_keep_head_and_tail(tmp_path):
+    done = subprocess.run(
+        _command_run(tmp_path, "flood", 1.5, "--duration", "30s"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    artifacts = Path(json.loads(done.stdout)["run_dir"]) / "artifacts"
+    for name in ("child-stdout.log", "child-stderr.log"):
+        data = (artifacts / name).read_bytes()
+        assert len(data) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES + 200
+        _head, note, tail = data.partition(b"\n[leaklab: ")
+        assert note, "no note about the dropped bytes"
+        assert int(tail.split(b" bytes dropped", 1)[0].replace(b",", b"")) > 2 * 10**6
 
 
 # -- the memory cap and the address-space backstop ------------------------------------------------

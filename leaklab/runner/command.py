@@ -32,7 +32,6 @@ import os
 import queue
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,8 +49,14 @@ from leaklab.kinds import EventKind, Status
 from leaklab.runner import load as load_mod
 from leaklab.runner import meta as meta_mod
 from leaklab.runner import parent
-from leaklab.runner.child import die_with_parent
-from leaklab.runner.generation import HOST, ChildMemory, Generation, Message
+from leaklab.runner.generation import (
+    HOST,
+    ChildMemory,
+    Generation,
+    Message,
+    Reaped,
+    start_reaped,
+)
 from leaklab.runner.inprocess import ENV as INPROCESS_ENV
 from leaklab.runner.messages import Handler, MessageType
 from leaklab.runner.session import Session
@@ -258,12 +263,20 @@ class CommandGeneration(Generation):
     def __init__(
         self,
         number: int,
-        proc: subprocess.Popen[bytes],
+        started: Reaped,
         t_spawn: float,
         port: int | None,
         argv: list[str],
     ) -> None:
-        super().__init__(number, proc, proc.pid, None, None, t_spawn, include_children=True)  # type: ignore[arg-type]
+        super().__init__(
+            number,
+            started.proc,
+            started.pid,
+            None,
+            started.lifeline_fd,
+            t_spawn,
+            include_children=True,
+        )
         self.port_planned = port
         self.argv = argv
         self.exited_at: float | None = (
@@ -296,16 +309,7 @@ class CommandGeneration(Generation):
         if spec is not None:
             env[INPROCESS_ENV] = json.dumps(spec.replace(report_fd=theirs.fileno()).to_dict())
         try:
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-                env=env,
-                preexec_fn=die_with_parent,
-            )
+            started = start_reaped(argv, (theirs.fileno(),), stdout, stderr, env)
         except BaseException:
             ours.close()
             raise
@@ -317,7 +321,7 @@ class CommandGeneration(Generation):
             daemon=True,
             name=f"leaklab-command-reader-{number}",
         ).start()
-        return cls(number, proc, t_spawn, port, argv)
+        return cls(number, started, t_spawn, port, argv)
 
     @property
     def finished(self) -> bool:
@@ -780,7 +784,7 @@ class CommandSession(Session):
 def tree_rows(memory: ChildMemory, t: float, generation: int) -> list[dict[str, Any]]:
     """One ``processes.csv`` row per process of the tree ``memory`` follows (gone ones skipped)."""
     try:
-        procs = [memory.process, *memory.process.children(recursive=True)]
+        procs = memory.processes()
     except psutil.Error:
         return []
     rows = []

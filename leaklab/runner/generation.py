@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,7 +60,7 @@ class ChildMemory:
             sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
         )
 
-    def _processes(self) -> list[psutil.Process]:
+    def processes(self) -> list[psutil.Process]:
         if not self.include_children:
             return [self.process]
         below = [p for p in self.root.children(recursive=True) if p.pid != self.process.pid]
@@ -68,7 +69,7 @@ class ChildMemory:
     def rss(self) -> int | None:
         total = 0
         try:
-            for proc in self._processes():
+            for proc in self.processes():
                 total += proc.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return None
@@ -79,7 +80,7 @@ class ChildMemory:
             return self.rss(), None
         rss = uss = 0
         try:
-            for proc in self._processes():
+            for proc in self.processes():
                 info = proc.memory_full_info()
                 rss += info.rss
                 uss += info.uss
@@ -101,7 +102,8 @@ def kill_process_group(
 
 
 def _read_child_pid(fd: int, reaper: subprocess.Popen[bytes]) -> int:
-    """The child's pid, as its reaper writes it once the child has started."""
+    """The child's pid, as its reaper writes it once the child has started; OSError with the
+    reaper's reason when it could not start the child."""
     import select
 
     data = b""
@@ -109,18 +111,83 @@ def _read_child_pid(fd: int, reaper: subprocess.Popen[bytes]) -> int:
     try:
         while not data.endswith(b"\n") and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(fd, 64) if ready else b""
+            chunk = os.read(fd, 4096) if ready else b""
             if not chunk:
                 break
             data += chunk
     finally:
         os.close(fd)
+    if data.startswith(b"error "):
+        raise OSError(data[len(b"error ") :].decode(errors="replace").strip())
     if not data.endswith(b"\n"):
         raise RuntimeError(
             f"the reaper process did not start the child (exit code {reaper.poll()}); "
             "see artifacts/child-stderr.log"
         )
     return int(data.split()[0])
+
+
+@dataclass
+class Reaped:
+    """A process started below its own reaper (:mod:`leaklab.runner.reaper`)."""
+
+    proc: subprocess.Popen[bytes]  # the reaper: it exits as the child did, once nothing is left
+    pid: int  # the child itself, leader of its own process group and session
+    lifeline_fd: int  # closing it makes the reaper kill everything below it
+
+
+def start_reaped(
+    command: list[str],
+    pass_fds: tuple[int, ...],
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    env: dict[str, str],
+) -> Reaped:
+    """Start ``command`` below a reaper, which passes ``pass_fds`` on to it and copies its
+    output into ``stdout`` and ``stderr``, capped (the first and last bytes of each)."""
+    lifeline_read_fd, lifeline_write_fd = os.pipe()
+    pid_read_fd, pid_write_fd = os.pipe()
+    reaper = [
+        sys.executable,
+        "-I",  # the reaper imports no code of the run's (a Python program's PYTHONPATH bootstrap)
+        str(_REAPER),
+        "--lifeline",
+        str(lifeline_read_fd),
+        "--pid-fd",
+        str(pid_write_fd),
+        *(arg for fd in pass_fds for arg in ("--pass-fd", str(fd))),
+        "--log-head",
+        str(LOG_HEAD_BYTES),
+        "--log-tail",
+        str(LOG_TAIL_BYTES),
+        "--",
+        *command,
+    ]
+    try:
+        proc = subprocess.Popen(
+            reaper,
+            pass_fds=(*pass_fds, lifeline_read_fd, pid_write_fd),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            env=env,
+        )
+    except BaseException:
+        os.close(lifeline_write_fd)
+        os.close(pid_read_fd)
+        raise
+    finally:
+        os.close(lifeline_read_fd)
+        os.close(pid_write_fd)
+    try:
+        pid = _read_child_pid(pid_read_fd, proc)
+    except BaseException:
+        os.close(lifeline_write_fd)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        raise
+    return Reaped(proc, pid, lifeline_write_fd)
 
 
 def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
@@ -142,33 +209,6 @@ def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
     out.put((generation, None))
 
 
-def _reaper_command(spec: ChildSpec, lifeline_read_fd: int, pid_write_fd: int) -> list[str]:
-    """The reaper's command line: it watches ``lifeline_read_fd``, writes the child's pid to
-    ``pid_write_fd``, passes on the child's report and ack descriptors (``spec``'s) and runs
-    ``leaklab.runner.child`` with ``spec``."""
-    return [
-        sys.executable,
-        str(_REAPER),
-        "--lifeline",
-        str(lifeline_read_fd),
-        "--pid-fd",
-        str(pid_write_fd),
-        "--pass-fd",
-        str(spec.report_fd),
-        "--pass-fd",
-        str(spec.ack_fd),
-        "--log-head",
-        str(LOG_HEAD_BYTES),
-        "--log-tail",
-        str(LOG_TAIL_BYTES),
-        "--",
-        sys.executable,
-        "-m",
-        "leaklab.runner.child",
-        json.dumps(spec.to_dict()),
-    ]
-
-
 class Generation:
     """A started child process and what the parent knows about it."""
 
@@ -177,8 +217,8 @@ class Generation:
         number: int,
         proc: subprocess.Popen[bytes],
         pid: int,
-        ack_fd: int,
-        lifeline_fd: int,
+        ack_fd: int | None,
+        lifeline_fd: int | None,
         t_spawn: float,
         include_children: bool,
     ) -> None:
@@ -219,46 +259,34 @@ class Generation:
     ) -> Generation:
         read_fd, write_fd = os.pipe()
         ack_read_fd, ack_write_fd = os.pipe()
-        lifeline_read_fd, lifeline_write_fd = os.pipe()
-        pid_read_fd, pid_write_fd = os.pipe()
         spec = spec.replace(report_fd=write_fd, ack_fd=ack_read_fd)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        command = _reaper_command(spec, lifeline_read_fd, pid_write_fd)
-        passed = (write_fd, ack_read_fd, lifeline_read_fd, pid_write_fd)
+        child = [sys.executable, "-m", "leaklab.runner.child", json.dumps(spec.to_dict())]
         try:
-            proc = subprocess.Popen(
-                command,
-                pass_fds=passed,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-                env=env,
-            )
+            started = start_reaped(child, (write_fd, ack_read_fd), stdout, stderr, env)
         except BaseException:
-            for fd in (read_fd, ack_write_fd, lifeline_write_fd, pid_read_fd):
-                os.close(fd)
+            os.close(read_fd)
+            os.close(ack_write_fd)
             raise
         finally:
-            for fd in passed:
-                os.close(fd)
-        try:
-            pid = _read_child_pid(pid_read_fd, proc)
-        except BaseException:
-            os.close(lifeline_write_fd)
-            os.close(ack_write_fd)
-            os.close(read_fd)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-            raise
+            os.close(write_fd)
+            os.close(ack_read_fd)
         threading.Thread(
             target=_reader,
             args=(read_fd, number, messages),
             daemon=True,
             name=f"leaklab-child-reader-{number}",
         ).start()
-        return cls(number, proc, pid, ack_write_fd, lifeline_write_fd, t_spawn, include_children)
+        return cls(
+            number,
+            started.proc,
+            started.pid,
+            ack_write_fd,
+            started.lifeline_fd,
+            t_spawn,
+            include_children,
+        )
 
     @property
     def alive(self) -> bool:

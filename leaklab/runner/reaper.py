@@ -10,7 +10,8 @@ The kernel hands every orphan below a *subreaper* to it instead of to pid 1, so 
 grandchild that started its own session (``start_new_session=True``, a double-forked
 daemon) still ends up below the reaper, and the reaper can find it. The reaper:
 
-* starts the child in its own session and tells the parent the child's pid;
+* starts the child in its own session and tells the parent the child's pid (or why it could
+  not start it);
 * when the child exits, kills every process left below it, then exits with the child's
   status (the same exit code, or the same signal), so the parent sees the child's end;
 * when the parent goes away (its *lifeline* pipe reaches end of file, whether the parent
@@ -295,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except OSError as exc:
         os.write(2, f"leaklab: could not start the child: {exc}\n".encode())
+        # The parent reads why on the pid pipe: a program that cannot start is a clear error.
+        os.write(args.pid_fd, f"error {exc.strerror or exc}\n".encode())
         os.close(args.pid_fd)
         return 127
     for fd in (out_w, err_w, *args.pass_fd):

@@ -98,3 +98,16 @@ def teardown(state):
         state["stop"].set()
         for thread in state["threads"]:
             thread.join()
+
+
+if __name__ == "__main__":
+    # As a program (``leaklab run -- python misbehaves.py VARIANT SECONDS [PIDFILE]``): the
+    # same misbehaviour in a plain process, stepping for SECONDS, then exiting 0.
+    variant, seconds = sys.argv[1], float(sys.argv[2])
+    pidfile = sys.argv[3] if len(sys.argv) > 3 else ""
+    state = setup(variant, pidfile, 0, PARAMS["print_bytes"], 0, 0, 0)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        step(state)
+        time.sleep(0.01)
+    teardown(state)
