@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from leaklab import clitypes, units
+from leaklab.commands import common_options
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".dat": "mprof", ".json": "prometheus"}
 
@@ -57,14 +58,7 @@ def _restart_drop(text: str) -> float | None:
 
 @click.command("import")
 @click.argument("source", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    "-o",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder receiving the run directories (one per series).",
-)
+@common_options.out_folder("Folder receiving the run directories (one per series).", default="runs")
 @click.option(
     "--format",
     "fmt",
@@ -153,7 +147,7 @@ def _restart_drop(text: str) -> float | None:
     show_default=True,
     help="Start of each process generation left out of the analysis (10m).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the runs written as JSON.")
+@common_options.json_flag("Print the runs written as JSON.")
 def command(
     source: str | None,
     out: str,

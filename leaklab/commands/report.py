@@ -7,6 +7,7 @@ import json
 import click
 
 from leaklab import clitypes, terminal, units
+from leaklab.commands import common_options
 from leaklab.kinds import Status
 
 
@@ -20,20 +21,8 @@ from leaklab.kinds import Status
 @click.option(
     "--after", type=click.Path(file_okay=False), help="Run directory after the fix (with --before)."
 )
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False),
-    help="Folder for the report (default: reports/<name>/).",
-)
-@click.option(
-    "--runs",
-    "runs_root",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where to look for the latest run(s) when none is named.",
-)
+@common_options.out_folder("Folder for the report (default: reports/<name>/).")
+@common_options.runs_folder("runs_root", "Where to look for the latest run(s) when none is named.")
 @click.option(
     "--limit",
     type=clitypes.SIZE,
@@ -63,9 +52,7 @@ from leaklab.kinds import Status
     show_default=True,
     help="With --fleet: rows in the ranking table.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list."
-)
+@common_options.json_flag("Print summary.json on stdout instead of the file list.")
 def command(
     run: str | None,
     before: str | None,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from leaklab import clitypes, probes, terminal, units
-from leaklab.commands import command_options, service_options
+from leaklab.commands import command_options, common_options, service_options
 from leaklab.kinds import Status
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
@@ -28,13 +28,8 @@ if TYPE_CHECKING:
     metavar="NAME=VALUE",
     help="Override a scenario parameter (repeatable).",
 )
-@click.option(
-    "--duration",
-    "-d",
-    type=clitypes.DURATION,
-    help=(
-        "Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident."
-    ),
+@common_options.duration(
+    "Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident."
 )
 @click.option(
     "--grace",
@@ -62,9 +57,7 @@ if TYPE_CHECKING:
     type=clitypes.RATE,
     help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.",
 )
-@click.option(
-    "--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval."
-)
+@common_options.sampling_interval()
 @click.option(
     "--warmup",
     type=clitypes.STEPS_OR_DURATION,
@@ -111,22 +104,13 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False),
     help="Extra folder to find named scenarios in (repeatable).",
 )
-@click.option(
-    "--out",
-    "-o",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder that receives the run directory.",
-)
+@common_options.out_folder("Folder that receives the run directory.", default="runs")
 @click.option(
     "--progress/--no-progress",
     default=None,
     help="Live progress bar (default: when stderr is a terminal).",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
-)
+@common_options.json_flag("Print the summary as one JSON object on stdout.")
 @service_options.options
 @command_options.options
 def command(
