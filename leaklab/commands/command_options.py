@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes
 from leaklab.commands import common_options
 
 #: Where RunCommand leaves the program's argv in ``ctx.meta``.
@@ -48,13 +47,10 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="With -- CMD: the program is ready when PATH answers 200 (default: /health "
                 "when it answers 200, else the first 2xx/3xx answer to the load's path).",
             ),
-            click.option(
+            common_options.duration_with_default(
                 "--ready-timeout",
-                type=clitypes.DURATION,
-                default="30s",
-                show_default=True,
-                help="With -- CMD: how long the program may take to listen and answer its "
-                "health check.",
+                "30s",
+                "With -- CMD: how long the program may take to listen and answer its health check.",
             ),
             click.option(
                 "--bootstrap/--no-bootstrap",

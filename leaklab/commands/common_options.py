@@ -67,15 +67,14 @@ def duration(help: str) -> Decorator:
     return click.option("--duration", "-d", type=clitypes.DURATION, help=help)
 
 
+def duration_with_default(flag: str, default: str | float, help: str) -> Decorator:
+    """An option taking a duration (90s, 15m), with a default shown in the help."""
+    return click.option(flag, type=clitypes.DURATION, default=default, show_default=True, help=help)
+
+
 def sampling_interval() -> Decorator:
     """``--interval``: the sampling interval of a recording."""
-    return click.option(
-        "--interval",
-        type=clitypes.DURATION,
-        default=0.5,
-        show_default=True,
-        help="Sampling interval.",
-    )
+    return duration_with_default("--interval", 0.5, "Sampling interval.")
 
 
 def signal_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -88,12 +87,8 @@ def signal_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 
 def check_interval(help: str) -> Decorator:
     """``--check-interval``: how often recycling checks memory (PM2's default)."""
-    return click.option(
-        "--check-interval",
-        type=clitypes.DURATION,
-        default=f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s",
-        show_default=True,
-        help=help,
+    return duration_with_default(
+        "--check-interval", f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s", help
     )
 
 
@@ -111,17 +106,9 @@ def kill_signal(help: str) -> Decorator:
 
 def kill_timeout(help: str) -> Decorator:
     """``--kill-timeout``: the longest graceful stop before SIGKILL (PM2's default)."""
-    return click.option(
-        "--kill-timeout",
-        type=clitypes.DURATION,
-        default=f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s",
-        show_default=True,
-        help=help,
-    )
+    return duration_with_default("--kill-timeout", f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s", help)
 
 
 def request_timeout(default: str, help: str) -> Decorator:
     """``--request-timeout``: how long one HTTP request may take."""
-    return click.option(
-        "--request-timeout", type=clitypes.DURATION, default=default, show_default=True, help=help
-    )
+    return duration_with_default("--request-timeout", default, help)
