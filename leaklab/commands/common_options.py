@@ -34,10 +34,21 @@ def json_flag(help: str) -> Decorator:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def _shown(default: Any) -> dict[str, Any]:
+    """The keyword arguments of an option with this default (None: no default, none shown)."""
+    return {} if default is None else {"default": default, "show_default": True}
+
+
 def out_folder(help: str, default: str | None = None) -> Decorator:
     """``--out``/``-o``: the folder a command writes into."""
-    shown = {} if default is None else {"default": default, "show_default": True}
-    return click.option("--out", "-o", type=click.Path(file_okay=False), help=help, **shown)
+    return click.option(
+        "--out", "-o", type=click.Path(file_okay=False), help=help, **_shown(default)
+    )
+
+
+def top(help: str, default: int | None = None) -> Decorator:
+    """``--top``: how many rows of a ranking to show."""
+    return click.option("--top", type=click.IntRange(min=1), help=help, **_shown(default))
 
 
 def runs_folder(dest: str, help: str) -> Decorator:
@@ -72,6 +83,11 @@ def duration_with_default(flag: str, default: str | float, help: str) -> Decorat
     return click.option(flag, type=clitypes.DURATION, default=default, show_default=True, help=help)
 
 
+def warmup(kind: click.ParamType, help: str) -> Decorator:
+    """``--warmup``: the start of a recording left out of the analysis."""
+    return click.option("--warmup", type=kind, help=help)
+
+
 def sampling_interval() -> Decorator:
     """``--interval``: the sampling interval of a recording."""
     return duration_with_default("--interval", 0.5, "Sampling interval.")
@@ -100,6 +116,17 @@ def kill_signal(help: str) -> Decorator:
         show_default=True,
         metavar="SIGNAL",
         callback=signal_name,
+        help=help,
+    )
+
+
+def restart_mode(flag: str, help: str) -> Decorator:
+    """How a recycled process is replaced: PM2's restart (fork mode) or reload (cluster mode)."""
+    return click.option(
+        flag,
+        type=click.Choice(pm2_defaults.MODES),
+        default=pm2_defaults.DEFAULT_MODE,
+        show_default=True,
         help=help,
     )
 

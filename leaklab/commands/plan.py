@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, pm2_defaults, terminal, units
+from leaklab import clitypes, terminal, units
 from leaklab.commands import common_options
 
 
@@ -31,12 +31,9 @@ from leaklab.commands import common_options
     type=clitypes.DURATION,
     help="From the trigger until the new process serves (default: measured in the run).",
 )
-@click.option(
+@common_options.restart_mode(
     "--mode",
-    type=click.Choice(pm2_defaults.MODES),
-    default=pm2_defaults.DEFAULT_MODE,
-    show_default=True,
-    help=(
+    (
         "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
         "first (PM2 cluster mode)."
     ),

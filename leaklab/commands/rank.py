@@ -25,11 +25,9 @@ def _mb_h(value: float) -> str:
 
 @click.command("rank")
 @click.argument("runs_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--top", type=click.IntRange(min=1), help="Show only the first N rows (the JSON has every run)."
-)
+@common_options.top("Show only the first N rows (the JSON has every run).")
 @common_options.jobs("Runs analysed at once (default: the CPU count).")
-@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up (10m).")
+@common_options.warmup(clitypes.STEPS_OR_DURATION, "Override the runs' warm-up (10m).")
 @common_options.json_flag("Print one JSON object with every row.")
 def command(
     runs_dir: str,

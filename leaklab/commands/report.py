@@ -31,10 +31,8 @@ from leaklab.kinds import Status
         "recycled run's limit, else each run's --max-rss cap."
     ),
 )
-@click.option(
-    "--warmup",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Override the runs' warm-up: steps (1000) or time (10s).",
+@common_options.warmup(
+    clitypes.STEPS_OR_DURATION, "Override the runs' warm-up: steps (1000) or time (10s)."
 )
 @click.option(
     "--fleet",
@@ -45,13 +43,7 @@ from leaklab.kinds import Status
         "curves, rate distribution."
     ),
 )
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="With --fleet: rows in the ranking table.",
-)
+@common_options.top("With --fleet: rows in the ranking table.", default=20)
 @common_options.json_flag("Print summary.json on stdout instead of the file list.")
 def command(
     run: str | None,

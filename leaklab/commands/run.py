@@ -58,10 +58,9 @@ if TYPE_CHECKING:
     help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.",
 )
 @common_options.sampling_interval()
-@click.option(
-    "--warmup",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.",
+@common_options.warmup(
+    clitypes.STEPS_OR_DURATION,
+    "Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.",
 )
 @click.option(
     "--max-rss",

@@ -62,12 +62,9 @@ def options(fn: Callable[..., Any]) -> Callable[..., Any]:
                     "default 16)."
                 ),
             ),
-            click.option(
+            common_options.restart_mode(
                 "--restart-mode",
-                type=click.Choice(supervisor.MODES),
-                default="restart",
-                show_default=True,
-                help="With --recycle: restart = stop, then start (PM2 fork mode: down until the "
+                "With --recycle: restart = stop, then start (PM2 fork mode: down until the "
                 "new child is healthy); reload = start the new child, move the load to it, then "
                 "stop the old one (PM2 cluster mode).",
             ),

@@ -24,10 +24,8 @@ from leaklab.commands.run import analyze_run
 )
 @common_options.duration("Stop after this long (default: until Ctrl-C or the process exits).")
 @common_options.sampling_interval()
-@click.option(
-    "--warmup",
-    type=clitypes.DURATION,
-    help="Time to skip in analysis (default: 10% of --duration, else none).",
+@common_options.warmup(
+    clitypes.DURATION, "Time to skip in analysis (default: 10% of --duration, else none)."
 )
 @click.option(
     "--health",
