@@ -33,10 +33,8 @@ from leaklab.commands import common_options
 )
 @common_options.restart_mode(
     "--mode",
-    (
-        "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
-        "first (PM2 cluster mode)."
-    ),
+    "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
+    "first (PM2 cluster mode).",
 )
 @common_options.kill_signal(
     "SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost."
