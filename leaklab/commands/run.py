@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from leaklab import clitypes, probes, terminal, units
-from leaklab.commands import command_options, common_options, service_options
+from leaklab import clitypes, terminal, units
+from leaklab.commands import command_options, common_options, probe_options, service_options
 from leaklab.kinds import Status
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
@@ -67,25 +67,7 @@ if TYPE_CHECKING:
     type=clitypes.SIZE,
     help="Kill the child when its RSS crosses this (default: 1/4 of RAM, at most 4GiB).",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(list(probes.PROFILES)),
-    default=probes.DEFAULT_PROFILE,
-    show_default=True,
-    help="Probe level: rss (outside sampling only), default (names the culprit cheaply), deep.",
-)
-@click.option(
-    "--probe",
-    "probe_names",
-    multiple=True,
-    metavar="NAME[,NAME]",
-    help="Add probes by name (repeatable or comma-separated).",
-)
-@click.option(
-    "--snapshot-every",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Snapshot cadence for snapshotting probes: steps (5000) or time (10s).",
-)
+@probe_options.options
 @click.option(
     "--include-children", is_flag=True, help="Sum the memory of the child's own child processes."
 )
@@ -161,15 +143,6 @@ def command(
     argv = command_options.command_argv()
     command_options.check(scenario, argv)
     try:
-        explicit = [
-            name.strip() for item in probe_names for name in item.split(",") if name.strip()
-        ]
-        probe_options: dict[str, Any] = {}
-        if snapshot_every is not None:
-            probe_options["snapshot_every"] = {
-                "steps": snapshot_every.steps,
-                "seconds": snapshot_every.seconds,
-            }
         common = dict(
             duration_s=duration,
             steps=steps,
@@ -178,9 +151,7 @@ def command(
             warmup=warmup,
             max_rss=max_rss,
             out=out,
-            probes=probes.resolve(profile, explicit),
-            probe_options=probe_options,
-            profile=profile,
+            **probe_options.config_fields(profile, probe_names, snapshot_every),
             progress=progress,
             argv=["leaklab", *sys.argv[1:]],
             max_duration_s=max_duration,
