@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -9,39 +10,23 @@ import click
 from leaklab import units
 
 
-class _UnitType(click.ParamType):
-    parser: Any = None
+class UnitType(click.ParamType):
+    """A value with a unit (150MB, 90s, 200/s), read by one of :mod:`leaklab.units`' parsers."""
+
+    def __init__(self, name: str, parser: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parser = parser
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
         try:
-            return type(self).parser(value)
+            return self.parser(value)
         except units.UnitError as exc:
             self.fail(str(exc), param, ctx)
 
 
-class SizeType(_UnitType):
-    name = "size"
-    parser = staticmethod(units.parse_size)
-
-
-class DurationType(_UnitType):
-    name = "duration"
-    parser = staticmethod(units.parse_duration)
-
-
-class RateType(_UnitType):
-    name = "rate"
-    parser = staticmethod(units.parse_rate)
-
-
-class StepsOrDurationType(_UnitType):
-    name = "steps|duration"
-    parser = staticmethod(units.parse_steps_or_duration)
-
-
-SIZE = SizeType()
-DURATION = DurationType()
-RATE = RateType()
-STEPS_OR_DURATION = StepsOrDurationType()
+SIZE = UnitType("size", units.parse_size)
+DURATION = UnitType("duration", units.parse_duration)
+RATE = UnitType("rate", units.parse_rate)
+STEPS_OR_DURATION = UnitType("steps|duration", units.parse_steps_or_duration)

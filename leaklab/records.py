@@ -299,6 +299,21 @@ class Counters(Record):
     requests: RequestCounts | None = None
 
 
+@dataclass
+class Look:
+    """What one look of a stop rule at the data so far says: stop or not, and a line for the
+    progress bar. The runner asks (``leaklab.runner.StopRule``), ``leaklab.analysis.sequential``
+    answers; the window it names becomes the run's ``warmup_end`` and :class:`Decided`."""
+
+    decided: bool
+    text: str
+    #: where the analysed window started ({"t": ..., "steps": ...}): recorded as the warm-up's end
+    window_start: dict[str, Any] | None = None
+    label: str = ""
+    #: the analysed window's last row ({"t": ..., "steps": ...}): later analyses end there too
+    window_end: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class Decided(Record):
     """The look that ended a run of no set length, and the window it judged."""

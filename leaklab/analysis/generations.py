@@ -63,6 +63,17 @@ class GenerationsReport:
 
         return clean(asdict(self))
 
+    def creep_text(self) -> str:
+        """The creep per restart with its 95% interval: ``+2.1MB per restart (95% CI ...)``."""
+        interval = units.format_interval(
+            units.format_size(self.creep_low, signed=True),
+            units.format_size(self.creep_high, signed=True),
+        )
+        return (
+            f"{units.format_size(self.creep_bytes_per_restart, signed=True)} per restart "
+            f"(95% CI {interval})"
+        )
+
 
 def generations_report(run: store.RunData | str | os.PathLike[str]) -> GenerationsReport:
     if not isinstance(run, store.RunData):
@@ -134,12 +145,5 @@ def format_report(report: GenerationsReport) -> str:
             if report.creeps
             else "no baseline creep"
         )
-        interval = units.format_interval(
-            units.format_size(report.creep_low, signed=True),
-            units.format_size(report.creep_high, signed=True),
-        )
-        lines.append(
-            f"baseline  {units.format_size(report.creep_bytes_per_restart, signed=True)} per "
-            f"restart (95% CI {interval}): {verdict}"
-        )
+        lines.append(f"baseline  {report.creep_text()}: {verdict}")
     return "\n".join(lines)

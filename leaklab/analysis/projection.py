@@ -49,48 +49,30 @@ def expected_overshoot(bytes_per_s: float, check_interval_s: float) -> float:
 
 
 def restart_cycle_s(
-    baseline: float,
-    limit: float,
-    bytes_per_s: float,
-    check_interval_s: float = 0.0,
-    restart_s: float = 0.0,
+    time_to_limit_s: float, check_interval_s: float = 0.0, restart_s: float = 0.0
 ) -> float:
-    """Mean seconds from one restart to the next: grow to the limit, wait for the
-    check, be down for the restart."""
-    grow = time_to_limit(baseline, limit, bytes_per_s)
-    if math.isinf(grow):
+    """Mean seconds from one restart to the next: grow to the limit (``time_to_limit_s``
+    from a fresh process), wait for the check, be down for the restart."""
+    if math.isinf(time_to_limit_s):
         return math.inf
-    return grow + expected_detection_delay(check_interval_s) + max(restart_s, 0.0)
+    return time_to_limit_s + expected_detection_delay(check_interval_s) + max(restart_s, 0.0)
 
 
-def restarts_per_hour(
-    baseline: float,
-    limit: float,
-    bytes_per_s: float,
-    check_interval_s: float = 0.0,
-    restart_s: float = 0.0,
-) -> float:
-    """Mean restarts per hour under recycling at ``limit`` (0 if memory never gets there)."""
-    cycle = restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s)
-    if math.isinf(cycle):
+def restarts_per_hour(cycle_s: float) -> float:
+    """Mean restarts per hour with a restart every ``cycle_s`` (0 if memory never gets to the
+    limit: an infinite cycle)."""
+    if math.isinf(cycle_s):
         return 0.0
-    if cycle <= 0:
+    if cycle_s <= 0:
         return math.inf
-    return 3600.0 / cycle
+    return 3600.0 / cycle_s
 
 
-def downtime_fraction(
-    baseline: float,
-    limit: float,
-    bytes_per_s: float,
-    check_interval_s: float = 0.0,
-    restart_s: float = 0.0,
-) -> float:
-    """Share of wall time spent restarting."""
-    cycle = restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s)
-    if math.isinf(cycle) or cycle <= 0:
-        return 0.0 if math.isinf(cycle) else 1.0
-    return max(restart_s, 0.0) / cycle
+def downtime_fraction(cycle_s: float, restart_s: float) -> float:
+    """Share of wall time spent restarting, with a restart every ``cycle_s``."""
+    if math.isinf(cycle_s) or cycle_s <= 0:
+        return 0.0 if math.isinf(cycle_s) else 1.0
+    return max(restart_s, 0.0) / cycle_s
 
 
 @dataclass(frozen=True)
@@ -129,6 +111,7 @@ def project_recycling(
 ) -> RecycleProjection:
     """The full recycling projection in one object."""
     grow = time_to_limit(baseline, limit, bytes_per_s)
+    cycle = restart_cycle_s(grow, check_interval_s, restart_s)
     over = expected_overshoot(bytes_per_s, check_interval_s) if math.isfinite(grow) else 0.0
     return RecycleProjection(
         bytes_per_s=bytes_per_s,
@@ -137,15 +120,11 @@ def project_recycling(
         check_interval_s=check_interval_s,
         restart_s=restart_s,
         time_to_limit_s=grow,
-        cycle_s=restart_cycle_s(baseline, limit, bytes_per_s, check_interval_s, restart_s),
+        cycle_s=cycle,
         overshoot_bytes=over,
         max_overshoot_bytes=2 * over,
-        restarts_per_hour=restarts_per_hour(
-            baseline, limit, bytes_per_s, check_interval_s, restart_s
-        ),
-        downtime_fraction=downtime_fraction(
-            baseline, limit, bytes_per_s, check_interval_s, restart_s
-        ),
+        restarts_per_hour=restarts_per_hour(cycle),
+        downtime_fraction=downtime_fraction(cycle, restart_s),
     )
 
 

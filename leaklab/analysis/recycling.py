@@ -396,15 +396,17 @@ def _restarts_per_hour_ci(
     restart_s: float,
 ) -> tuple[float, float]:
     """Restarts per hour at each end of the growth's interval (NaN where an end is unknown)."""
+
+    def per_hour(bytes_per_s: float) -> float:
+        if not math.isfinite(bytes_per_s):
+            return math.nan
+        grow = projection.time_to_limit(baseline, limit, bytes_per_s)
+        return projection.restarts_per_hour(
+            projection.restart_cycle_s(grow, check_interval_s, restart_s)
+        )
+
     lo, hi = bytes_per_s_ci95
-    return (
-        projection.restarts_per_hour(baseline, limit, lo, check_interval_s, restart_s)
-        if math.isfinite(lo)
-        else math.nan,
-        projection.restarts_per_hour(baseline, limit, hi, check_interval_s, restart_s)
-        if math.isfinite(hi)
-        else math.nan,
-    )
+    return per_hour(lo), per_hour(hi)
 
 
 def _prediction_notes(baseline: float, limit: float, time_to_limit_s: float) -> list[str]:

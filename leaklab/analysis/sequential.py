@@ -21,7 +21,6 @@ so start-up growth fades out of the window as the run goes on.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from leaklab import store, units
 from leaklab.analysis.analyzer import measure
 from leaklab.analysis.verdict import Thresholds
 from leaklab.kinds import Verdict as Label
+from leaklab.records import Look
 
 #: Family-wise chance that any look's interval misses the true rate.
 ALPHA = 0.05
@@ -59,17 +59,6 @@ def look_level(n_looks: int, alpha: float = ALPHA) -> float:
     return 1 - alpha / max(n_looks, 1)
 
 
-@dataclass
-class LookResult:
-    """Duck-typed as :class:`leaklab.runner.Look` (the runner does not import the analysis)."""
-
-    decided: bool
-    text: str
-    window_start: dict[str, Any] | None = None
-    label: str = ""
-    window_end: dict[str, Any] | None = None
-
-
 class SequentialStop:
     """The stop rule :func:`leaklab.runner.run` calls at each scheduled look."""
 
@@ -94,7 +83,7 @@ class SequentialStop:
             "skip_fraction": SKIP_FRACTION,
         }
 
-    def look(self, run_dir: Path, t: float) -> LookResult:
+    def look(self, run_dir: Path, t: float) -> Look:
         self.looks += 1
         later = [x for x in self.times if x > t]
         self.next_at = later[0] if later else math.inf
@@ -129,7 +118,7 @@ class SequentialStop:
             }
             last = int(window.mask.nonzero()[0][-1])
             end = {"t": run.columns["t"][last], "steps": run.columns["steps"][last]}
-        return LookResult(
+        return Look(
             decided, f"look {self.looks}/{len(self.times)}: {text}", start, verdict.label, end
         )
 

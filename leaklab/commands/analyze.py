@@ -10,17 +10,13 @@ from dataclasses import replace
 import click
 
 from leaklab import terminal, units
+from leaklab.commands import common_options
 
 
 @click.command("analyze")
 @click.argument("run", required=False)
-@click.option(
-    "--runs",
-    "runs_dir",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder whose latest run is analysed when RUN is not given.",
+@common_options.runs_folder(
+    "runs_dir", "Folder whose latest run is analysed when RUN is not given."
 )
 @click.option(
     "--warmup", help="Override the run's warm-up: steps (1000), time (10s), or 0 for none."
@@ -33,7 +29,7 @@ from leaklab import terminal, units
     help="Growth that counts as a leak, per step and/or per time (16B/step, 1MB/h); repeatable. "
     "Defaults: 16B/step and 1MB/h.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@common_options.json_flag("Print one JSON object on stdout.")
 def command(
     run: str | None, runs_dir: str, warmup: str | None, min_growth: tuple[str, ...], as_json: bool
 ) -> None:

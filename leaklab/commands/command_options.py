@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes
+from leaklab.commands import common_options
 
 #: Where RunCommand leaves the program's argv in ``ctx.meta``.
 ARGV_KEY = "leaklab.command"
@@ -32,39 +32,34 @@ class RunCommand(click.Command):
 
 
 def options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    decorators = [
-        click.option(
-            "--load",
-            metavar="URL",
-            help="With -- CMD: send --rate HTTP GET requests/s to URL on 127.0.0.1 "
-            "(http://127.0.0.1:{port}/path); {port} here and in CMD is a free port chosen "
-            "for each start of the program.",
-        ),
-        click.option(
-            "--health",
-            metavar="PATH",
-            help="With -- CMD: the program is ready when PATH answers 200 (default: /health when "
-            "it answers 200, else the first 2xx/3xx answer to the load's path).",
-        ),
-        click.option(
-            "--ready-timeout",
-            type=clitypes.DURATION,
-            default="30s",
-            show_default=True,
-            help=(
-                "With -- CMD: how long the program may take to listen and answer its health check."
+    return common_options.stack(
+        [
+            click.option(
+                "--load",
+                metavar="URL",
+                help="With -- CMD: send --rate HTTP GET requests/s to URL on 127.0.0.1 "
+                "(http://127.0.0.1:{port}/path); {port} here and in CMD is a free port chosen "
+                "for each start of the program.",
             ),
-        ),
-        click.option(
-            "--bootstrap/--no-bootstrap",
-            default=True,
-            show_default=True,
-            help="With -- CMD: start the in-process probes in the program's Python processes.",
-        ),
-    ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+            click.option(
+                "--health",
+                metavar="PATH",
+                help="With -- CMD: the program is ready when PATH answers 200 (default: /health "
+                "when it answers 200, else the first 2xx/3xx answer to the load's path).",
+            ),
+            common_options.duration_with_default(
+                "--ready-timeout",
+                "30s",
+                "With -- CMD: how long the program may take to listen and answer its health check.",
+            ),
+            click.option(
+                "--bootstrap/--no-bootstrap",
+                default=True,
+                show_default=True,
+                help="With -- CMD: start the in-process probes in the program's Python processes.",
+            ),
+        ]
+    )(fn)
 
 
 def command_argv() -> list[str] | None:

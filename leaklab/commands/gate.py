@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from leaklab import terminal
+from leaklab.commands import common_options
 
 
 def _write_outputs(
@@ -28,56 +29,36 @@ def _write_outputs(
 
 
 @click.group("gate", invoke_without_command=True)
-@click.option(
+@common_options.file_path(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
-    help="Gate config: a pyproject.toml with [tool.leaklab.gate], or a TOML file with [[checks]]. "
+    "Gate config: a pyproject.toml with [tool.leaklab.gate], or a TOML file with [[checks]]. "
     "Default: the nearest pyproject.toml.",
 )
 @click.option(
     "--check", "names", multiple=True, metavar="NAME", help="Run only this check (repeatable)."
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Checks run at once (default: config 'jobs', else half the CPUs).",
-)
-@click.option(
+@common_options.jobs("Checks run at once (default: config 'jobs', else half the CPUs).")
+@common_options.file_path(
     "--baseline",
     "baseline_path",
-    type=click.Path(dir_okay=False),
-    help=(
-        "Baseline file: fail checks whose growth regressed beyond their tolerance (default: "
-        "config 'baseline')."
-    ),
+    "Baseline file: fail checks whose growth regressed beyond their tolerance (default: "
+    "config 'baseline').",
 )
 @click.option(
     "--update-baseline",
     is_flag=True,
     help="Record this run's figures in the baseline file instead of comparing.",
 )
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False),
-    help="Folder receiving the run directories (default: config 'out', else runs/gate).",
+@common_options.out_folder(
+    "Folder receiving the run directories (default: config 'out', else runs/gate)."
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of lines."
-)
-@click.option(
-    "--junit-xml",
-    "junit_path",
-    type=click.Path(dir_okay=False),
-    help="Also write a JUnit XML report here.",
-)
-@click.option(
+@common_options.json_flag("Print one JSON object on stdout instead of lines.")
+@common_options.file_path("--junit-xml", "junit_path", "Also write a JUnit XML report here.")
+@common_options.file_path(
     "--json-out",
     "json_path",
-    type=click.Path(dir_okay=False),
-    help="Also write the JSON document here (what `leaklab gate merge` reads).",
+    "Also write the JSON document here (what `leaklab gate merge` reads).",
 )
 @click.option(
     "--shard",
@@ -207,18 +188,8 @@ def command(
 
 @command.command("merge")
 @click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
-@click.option(
-    "--junit-xml",
-    "junit_path",
-    type=click.Path(dir_okay=False),
-    help="Write the merged JUnit XML report here.",
-)
-@click.option(
-    "--json-out",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    help="Write the merged JSON document here.",
-)
+@common_options.file_path("--junit-xml", "junit_path", "Write the merged JUnit XML report here.")
+@common_options.file_path("--json-out", "json_path", "Write the merged JSON document here.")
 @click.option(
     "--baseline",
     "baselines",
@@ -226,10 +197,8 @@ def command(
     type=click.Path(dir_okay=False),
     help="A shard's baseline file (repeatable); merged into --baseline-out.",
 )
-@click.option(
-    "--baseline-out", type=click.Path(dir_okay=False), help="Write the merged baseline file here."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the merged JSON document on stdout.")
+@common_options.file_path("--baseline-out", "baseline_out", "Write the merged baseline file here.")
+@common_options.json_flag("Print the merged JSON document on stdout.")
 def merge_command(
     inputs: tuple[str, ...],
     junit_path: str | None,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from leaklab import clitypes, units
+from leaklab import units
+from leaklab.commands import common_options
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".dat": "mprof", ".json": "prometheus"}
 
@@ -57,14 +58,7 @@ def _restart_drop(text: str) -> float | None:
 
 @click.command("import")
 @click.argument("source", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    "-o",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder receiving the run directories (one per series).",
-)
+@common_options.out_folder("Folder receiving the run directories (one per series).", default="runs")
 @click.option(
     "--format",
     "fmt",
@@ -121,13 +115,7 @@ def _restart_drop(text: str) -> float | None:
     "--start", help="Prometheus: start (ISO-8601, epoch seconds, or a duration before --end: 24h)."
 )
 @click.option("--end", help="Prometheus: end (ISO-8601, epoch seconds or now)  [default: now]")
-@click.option(
-    "--step",
-    type=clitypes.DURATION,
-    default="15s",
-    show_default=True,
-    help="Prometheus: resolution.",
-)
+@common_options.duration_with_default("--step", "15s", "Prometheus: resolution.")
 @click.option(
     "--restart-label",
     "restart_labels",
@@ -146,14 +134,10 @@ def _restart_drop(text: str) -> float | None:
         "A fall giving back this share of a generation's rise at once is a restart; off to disable."
     ),
 )
-@click.option(
-    "--warmup",
-    type=clitypes.DURATION,
-    default="0",
-    show_default=True,
-    help="Start of each process generation left out of the analysis (10m).",
+@common_options.duration_with_default(
+    "--warmup", "0", "Start of each process generation left out of the analysis (10m)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the runs written as JSON.")
+@common_options.json_flag("Print the runs written as JSON.")
 def command(
     source: str | None,
     out: str,

@@ -9,20 +9,13 @@ from typing import Any
 
 import click
 
-from leaklab import clitypes, pm2_defaults, terminal, units
-from leaklab.commands.service_options import signal_name
+from leaklab import clitypes, terminal, units
+from leaklab.commands import common_options
 
 
 @click.command("plan")
 @click.argument("run", required=False)
-@click.option(
-    "--runs",
-    "runs_dir",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder whose latest run is used when RUN is not given.",
-)
+@common_options.runs_folder("runs_dir", "Folder whose latest run is used when RUN is not given.")
 @click.option(
     "--limit",
     "limits",
@@ -32,44 +25,22 @@ from leaklab.commands.service_options import signal_name
     metavar="SIZE",
     help="A memory limit to plan for (150MB, 150M); repeatable.",
 )
-@click.option(
-    "--check-interval",
-    type=clitypes.DURATION,
-    default=f"{pm2_defaults.PM2_CHECK_INTERVAL_S:g}s",
-    show_default=True,
-    help="How often memory is checked (30s is PM2's default).",
-)
+@common_options.check_interval("How often memory is checked (30s is PM2's default).")
 @click.option(
     "--restart-time",
     type=clitypes.DURATION,
     help="From the trigger until the new process serves (default: measured in the run).",
 )
-@click.option(
+@common_options.restart_mode(
     "--mode",
-    type=click.Choice(pm2_defaults.MODES),
-    default=pm2_defaults.DEFAULT_MODE,
-    show_default=True,
-    help=(
-        "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
-        "first (PM2 cluster mode)."
-    ),
+    "restart: stop, then start (down meanwhile; PM2 fork mode); reload: start the new one "
+    "first (PM2 cluster mode).",
 )
-@click.option(
-    "--kill-signal",
-    default=pm2_defaults.PM2_KILL_SIGNAL,
-    show_default=True,
-    metavar="SIGNAL",
-    callback=signal_name,
-    help="SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost.",
+@common_options.kill_signal(
+    "SIGINT/SIGTERM: graceful (requests in progress finish); SIGKILL: they are lost."
 )
-@click.option(
-    "--kill-timeout",
-    type=clitypes.DURATION,
-    default=f"{pm2_defaults.PM2_KILL_TIMEOUT_S:g}s",
-    show_default=True,
-    help="Longest graceful stop before SIGKILL (PM2's default 1.6s).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@common_options.kill_timeout("Longest graceful stop before SIGKILL (PM2's default 1.6s).")
+@common_options.json_flag("Print one JSON object on stdout.")
 def command(
     run: str | None,
     runs_dir: str,

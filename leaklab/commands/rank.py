@@ -10,6 +10,7 @@ import sys
 import click
 
 from leaklab import clitypes, units
+from leaklab.commands import common_options
 from leaklab.kinds import Verdict as Label
 
 
@@ -24,17 +25,10 @@ def _mb_h(value: float) -> str:
 
 @click.command("rank")
 @click.argument("runs_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--top", type=click.IntRange(min=1), help="Show only the first N rows (the JSON has every run)."
-)
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Runs analysed at once (default: the CPU count).",
-)
-@click.option("--warmup", type=clitypes.STEPS_OR_DURATION, help="Override the runs' warm-up (10m).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every row.")
+@common_options.top("Show only the first N rows (the JSON has every run).")
+@common_options.jobs("Runs analysed at once (default: the CPU count).")
+@common_options.warmup(clitypes.STEPS_OR_DURATION, "Override the runs' warm-up (10m).")
+@common_options.json_flag("Print one JSON object with every row.")
 def command(
     runs_dir: str,
     top: int | None,

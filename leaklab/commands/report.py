@@ -7,6 +7,7 @@ import json
 import click
 
 from leaklab import clitypes, terminal, units
+from leaklab.commands import common_options
 from leaklab.kinds import Status
 
 
@@ -20,20 +21,8 @@ from leaklab.kinds import Status
 @click.option(
     "--after", type=click.Path(file_okay=False), help="Run directory after the fix (with --before)."
 )
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False),
-    help="Folder for the report (default: reports/<name>/).",
-)
-@click.option(
-    "--runs",
-    "runs_root",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where to look for the latest run(s) when none is named.",
-)
+@common_options.out_folder("Folder for the report (default: reports/<name>/).")
+@common_options.runs_folder("runs_root", "Where to look for the latest run(s) when none is named.")
 @click.option(
     "--limit",
     type=clitypes.SIZE,
@@ -42,10 +31,8 @@ from leaklab.kinds import Status
         "recycled run's limit, else each run's --max-rss cap."
     ),
 )
-@click.option(
-    "--warmup",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Override the runs' warm-up: steps (1000) or time (10s).",
+@common_options.warmup(
+    clitypes.STEPS_OR_DURATION, "Override the runs' warm-up: steps (1000) or time (10s)."
 )
 @click.option(
     "--fleet",
@@ -56,16 +43,8 @@ from leaklab.kinds import Status
         "curves, rate distribution."
     ),
 )
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="With --fleet: rows in the ranking table.",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print summary.json on stdout instead of the file list."
-)
+@common_options.top("With --fleet: rows in the ranking table.", default=20)
+@common_options.json_flag("Print summary.json on stdout instead of the file list.")
 def command(
     run: str | None,
     before: str | None,

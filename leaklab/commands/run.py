@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from leaklab import clitypes, probes, terminal, units
-from leaklab.commands import command_options, service_options
+from leaklab import clitypes, terminal, units
+from leaklab.commands import command_options, common_options, probe_options, service_options
 from leaklab.kinds import Status
 from leaklab.scenario import ScenarioError, parse_param_overrides
 
@@ -28,13 +28,8 @@ if TYPE_CHECKING:
     metavar="NAME=VALUE",
     help="Override a scenario parameter (repeatable).",
 )
-@click.option(
-    "--duration",
-    "-d",
-    type=clitypes.DURATION,
-    help=(
-        "Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident."
-    ),
+@common_options.duration(
+    "Run for this long (90s, 15m, 2h). Without it and --steps: until the verdict is confident."
 )
 @click.option(
     "--grace",
@@ -62,38 +57,17 @@ if TYPE_CHECKING:
     type=clitypes.RATE,
     help="Steps per second (200/s); default: as fast as possible, or the variant's own rate.",
 )
-@click.option(
-    "--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval."
-)
-@click.option(
-    "--warmup",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.",
+@common_options.sampling_interval()
+@common_options.warmup(
+    clitypes.STEPS_OR_DURATION,
+    "Warm-up to skip in analysis: steps (1000) or time (10s). Default: 10% of the run.",
 )
 @click.option(
     "--max-rss",
     type=clitypes.SIZE,
     help="Kill the child when its RSS crosses this (default: 1/4 of RAM, at most 4GiB).",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(list(probes.PROFILES)),
-    default=probes.DEFAULT_PROFILE,
-    show_default=True,
-    help="Probe level: rss (outside sampling only), default (names the culprit cheaply), deep.",
-)
-@click.option(
-    "--probe",
-    "probe_names",
-    multiple=True,
-    metavar="NAME[,NAME]",
-    help="Add probes by name (repeatable or comma-separated).",
-)
-@click.option(
-    "--snapshot-every",
-    type=clitypes.STEPS_OR_DURATION,
-    help="Snapshot cadence for snapshotting probes: steps (5000) or time (10s).",
-)
+@probe_options.options
 @click.option(
     "--include-children", is_flag=True, help="Sum the memory of the child's own child processes."
 )
@@ -111,22 +85,13 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False),
     help="Extra folder to find named scenarios in (repeatable).",
 )
-@click.option(
-    "--out",
-    "-o",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder that receives the run directory.",
-)
+@common_options.out_folder("Folder that receives the run directory.", default="runs")
 @click.option(
     "--progress/--no-progress",
     default=None,
     help="Live progress bar (default: when stderr is a terminal).",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
-)
+@common_options.json_flag("Print the summary as one JSON object on stdout.")
 @service_options.options
 @command_options.options
 def command(
@@ -178,15 +143,6 @@ def command(
     argv = command_options.command_argv()
     command_options.check(scenario, argv)
     try:
-        explicit = [
-            name.strip() for item in probe_names for name in item.split(",") if name.strip()
-        ]
-        probe_options: dict[str, Any] = {}
-        if snapshot_every is not None:
-            probe_options["snapshot_every"] = {
-                "steps": snapshot_every.steps,
-                "seconds": snapshot_every.seconds,
-            }
         common = dict(
             duration_s=duration,
             steps=steps,
@@ -195,9 +151,7 @@ def command(
             warmup=warmup,
             max_rss=max_rss,
             out=out,
-            probes=probes.resolve(profile, explicit),
-            probe_options=probe_options,
-            profile=profile,
+            **probe_options.config_fields(profile, probe_names, snapshot_every),
             progress=progress,
             argv=["leaklab", *sys.argv[1:]],
             max_duration_s=max_duration,

@@ -12,96 +12,64 @@ from typing import Any
 import click
 
 from leaklab import clitypes
+from leaklab.commands import common_options
 from leaklab.runner import load, supervisor
 
 _RECYCLE_ONLY = ("check_interval", "kill_signal", "kill_timeout", "max_restarts", "restart_mode")
 
 
-def signal_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    """click callback: a signal option's value as its canonical name (SIGINT), or a usage error."""
-    try:
-        return supervisor.parse_signal(value).name
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 def options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate the run command with the service and recycling options."""
-    decorators = [
-        click.option(
-            "--serve",
-            is_flag=True,
-            help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) "
-            "and send it --rate requests/s for --duration (or --steps requests) from the parent.",
-        ),
-        click.option(
-            "--request-timeout",
-            type=clitypes.DURATION,
-            default=f"{load.DEFAULT_TIMEOUT_S:g}s",
-            show_default=True,
-            help="With --serve: how long a request may take before it counts as failed.",
-        ),
-        click.option(
-            "--recycle",
-            type=clitypes.SIZE,
-            metavar="LIMIT",
-            help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like "
-            "PM2's max_memory_restart; crashes are restarted too, with exponential backoff.",
-        ),
-        click.option(
-            "--check-interval",
-            type=clitypes.DURATION,
-            default=f"{supervisor.PM2_CHECK_INTERVAL_S:g}s",
-            show_default=True,
-            help=(
+    return common_options.stack(
+        [
+            click.option(
+                "--serve",
+                is_flag=True,
+                help="Run the scenario as an HTTP service on 127.0.0.1 (each request is one step) "
+                "and send it --rate requests/s for --duration (or --steps requests) from the "
+                "parent.",
+            ),
+            common_options.request_timeout(
+                f"{load.DEFAULT_TIMEOUT_S:g}s",
+                "With --serve: how long a request may take before it counts as failed.",
+            ),
+            click.option(
+                "--recycle",
+                type=clitypes.SIZE,
+                metavar="LIMIT",
+                help="Restart the child when a check finds its RSS above LIMIT (150MB, 150M), like "
+                "PM2's max_memory_restart; crashes are restarted too, with exponential backoff.",
+            ),
+            common_options.check_interval(
                 "With --recycle: how often RSS is checked (30s is PM2's default; shorter catches "
                 "the limit sooner)."
             ),
-        ),
-        click.option(
-            "--kill-signal",
-            default=supervisor.PM2_KILL_SIGNAL,
-            show_default=True,
-            metavar="SIGNAL",
-            callback=signal_name,
-            help=(
+            common_options.kill_signal(
                 "With --recycle: the signal that asks the child to stop (PM2's default SIGINT; "
                 "SIGKILL for no grace)."
             ),
-        ),
-        click.option(
-            "--kill-timeout",
-            type=clitypes.DURATION,
-            default=f"{supervisor.PM2_KILL_TIMEOUT_S:g}s",
-            show_default=True,
-            help=(
+            common_options.kill_timeout(
                 "With --recycle: how long the child may take to stop before SIGKILL (PM2's "
                 "default 1.6s)."
             ),
-        ),
-        click.option(
-            "--max-restarts",
-            type=click.IntRange(min=0),
-            default=supervisor.PM2_MAX_RESTARTS,
-            show_default=True,
-            help=(
-                "With --recycle: consecutive crash restarts before the run fails (PM2's default "
-                "16)."
+            click.option(
+                "--max-restarts",
+                type=click.IntRange(min=0),
+                default=supervisor.PM2_MAX_RESTARTS,
+                show_default=True,
+                help=(
+                    "With --recycle: consecutive crash restarts before the run fails (PM2's "
+                    "default 16)."
+                ),
             ),
-        ),
-        click.option(
-            "--restart-mode",
-            type=click.Choice(supervisor.MODES),
-            default="restart",
-            show_default=True,
-            help="With --recycle: restart = stop, then start (PM2 fork mode: down until the new "
-            "child is healthy); reload = start the new child, move the load to it, then stop the "
-            "old one (PM2 cluster mode).",
-        ),
-    ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+            common_options.restart_mode(
+                "--restart-mode",
+                "With --recycle: restart = stop, then start (PM2 fork mode: down until the "
+                "new child is healthy); reload = start the new child, move the load to it, then "
+                "stop the old one (PM2 cluster mode).",
+            ),
+        ]
+    )(fn)
 
 
 def config_fields(values: dict[str, Any]) -> dict[str, Any]:

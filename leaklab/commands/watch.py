@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from leaklab import clitypes, units
+from leaklab.commands import common_options
 from leaklab.commands.run import analyze_run
 
 
@@ -21,19 +22,10 @@ from leaklab.commands.run import analyze_run
     metavar="NAME",
     help="Follow the PM2 app NAME across its restarts (one generation per pid).",
 )
-@click.option(
-    "--duration",
-    "-d",
-    type=clitypes.DURATION,
-    help="Stop after this long (default: until Ctrl-C or the process exits).",
-)
-@click.option(
-    "--interval", type=clitypes.DURATION, default=0.5, show_default=True, help="Sampling interval."
-)
-@click.option(
-    "--warmup",
-    type=clitypes.DURATION,
-    help="Time to skip in analysis (default: 10% of --duration, else none).",
+@common_options.duration("Stop after this long (default: until Ctrl-C or the process exits).")
+@common_options.sampling_interval()
+@common_options.warmup(
+    clitypes.DURATION, "Time to skip in analysis (default: 10% of --duration, else none)."
 )
 @click.option(
     "--health",
@@ -48,29 +40,14 @@ from leaklab.commands.run import analyze_run
     show_default=True,
     help="Health probes per second (at most 50/s).",
 )
-@click.option(
-    "--request-timeout",
-    type=clitypes.DURATION,
-    default="2s",
-    show_default=True,
-    help="How long a health probe may take.",
-)
+@common_options.request_timeout("2s", "How long a health probe may take.")
 @click.option(
     "--pm2-bin",
     metavar="PATH",
     help="The pm2 program (default: the project's .venv/node one, else pm2 on PATH).",
 )
-@click.option(
-    "--out",
-    "-o",
-    default="runs",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder that receives the run directory.",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
-)
+@common_options.out_folder("Folder that receives the run directory.", default="runs")
+@common_options.json_flag("Print the summary as one JSON object on stdout.")
 def command(
     pid: int | None,
     pm2_name: str | None,

@@ -123,17 +123,24 @@ def _restarts(runs: Sequence[ReportRun], charts: Charts, limits: Sequence[Memory
     section = Section("Memory restart behaviour")
     section.blocks.append(tables.restart_behaviour_table(runs, limits))
     for r in runs:
-        if r.role in charts.sawtooth:
-            section.blocks.append(
-                Figure(
-                    charts.sawtooth[r.role],
-                    f"Recycling sawtooth, {r.label}",
-                    "RSS of each process generation (gaps: no process serving); triangles mark "
-                    "restarts, the dashed red line is the limit, black dashes each generation's "
-                    "fitted growth.",
-                )
-            )
+        _add_run_figure(
+            section,
+            charts.sawtooth,
+            r,
+            "Recycling sawtooth",
+            "RSS of each process generation (gaps: no process serving); triangles mark "
+            "restarts, the dashed red line is the limit, black dashes each generation's "
+            "fitted growth.",
+        )
     return section
+
+
+def _add_run_figure(
+    section: Section, drawn: dict[str, Path], r: ReportRun, title: str, caption: str
+) -> None:
+    """Run ``r``'s chart from ``drawn`` (a chart kind, by run role), where it was drawn."""
+    if r.role in drawn:
+        section.blocks.append(Figure(drawn[r.role], f"{title}, {r.label}", caption))
 
 
 def _system_metrics(runs: Sequence[ReportRun], plan: dict[str, Any] | None) -> Section | None:
@@ -201,14 +208,9 @@ def _generations(runs: Sequence[ReportRun]) -> Section | None:
                 if report.creeps
                 else "no baseline creep"
             )
-            interval = units.format_interval(
-                units.format_size(report.creep_low, signed=True),
-                units.format_size(report.creep_high, signed=True),
-            )
             blocks.append(
                 Para(
-                    f"{units.format_size(report.creep_bytes_per_restart, signed=True)} per restart "
-                    f"(95% CI {interval}): {finding}.",
+                    f"{report.creep_text()}: {finding}.",
                     strong=f"{r.label}, memory after each restart:",
                 )
             )
@@ -223,17 +225,13 @@ def _what_grows(runs: Sequence[ReportRun], charts: Charts) -> Section:
         if not (attr.top_types or attr.top_sites or attr.chains):
             section.blocks.append(Para("; ".join(attr.notes) + ".", strong=f"{r.label}:"))
             continue
-        if r.role in charts.top_growth:
-            section.blocks.append(
-                Figure(
-                    charts.top_growth[r.role],
-                    f"Growing types and allocation sites, {r.label}",
-                    (
-                        "Types by objects added per step; sites by bytes allocated and still held "
-                        "per step."
-                    ),
-                )
-            )
+        _add_run_figure(
+            section,
+            charts.top_growth,
+            r,
+            "Growing types and allocation sites",
+            "Types by objects added per step; sites by bytes allocated and still held per step.",
+        )
         if attr.top_types:
             section.blocks.append(tables.types_table(r))
         if attr.top_sites:

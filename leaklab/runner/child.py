@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,22 @@ class StepLoop:
             report[probe.name] = entry
         return report
 
+    def take_loop_call(self) -> Callable[[], Any] | None:
+        """The call a probe left for the step loop (``ProbeContext.loop_call``), taken once.
+        The loop makes it itself, in its own frame: a helper here would be the wrong frame."""
+        call, self.ctx.loop_call = self.ctx.loop_call, None
+        return call
+
+    def loop_call_failed(self, exc: Exception) -> None:
+        """A ``loop_call`` that raised: a probe error event; the run goes on."""
+        self.reporter.event(
+            EventKind.PROBE_ERROR,
+            self.now(),
+            probe="loop_call",
+            method="loop_call",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
     def after_step(self, error: BaseException | None) -> bool:
         """Account for one step; return False when the loop must stop."""
         self.steps += 1
@@ -350,18 +367,12 @@ class StepLoop:
                 time.sleep(delay)
                 self.sample_if_due()
                 continue
-            if self.ctx.loop_call is not None:
-                call, self.ctx.loop_call = self.ctx.loop_call, None
+            call = self.take_loop_call()
+            if call is not None:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event(
-                        EventKind.PROBE_ERROR,
-                        self.now(),
-                        probe="loop_call",
-                        method="loop_call",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+                    self.loop_call_failed(exc)
             try:
                 step(self.state)
             except Exception as exc:
@@ -378,18 +389,12 @@ class StepLoop:
                 await asyncio.sleep(delay)
                 self.sample_if_due()
                 continue
-            if self.ctx.loop_call is not None:
-                call, self.ctx.loop_call = self.ctx.loop_call, None
+            call = self.take_loop_call()
+            if call is not None:
                 try:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
-                    self.reporter.event(
-                        EventKind.PROBE_ERROR,
-                        self.now(),
-                        probe="loop_call",
-                        method="loop_call",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+                    self.loop_call_failed(exc)
             try:
                 if is_coroutine:
                     await step(self.state)

@@ -61,6 +61,15 @@ class LoadConfig:
         if self.duration_s is None and self.max_requests is None:
             raise ValueError("a load needs a bound: duration_s, max_requests or both")
 
+    def event_fields(self) -> dict[str, Any]:
+        """The fields of the ``load_start`` event that records this load."""
+        return {
+            "rate": self.rate,
+            "duration_s": self.duration_s,
+            "max_requests": self.max_requests,
+            "timeout_s": self.timeout_s,
+        }
+
 
 def classify(exc: BaseException) -> str:
     """A short name for why a request got no response, as a client sees it."""
@@ -128,6 +137,20 @@ class Connections:
         sessions, self._open = self._open, set()
         for session in sessions:
             await session.close()
+
+
+def start_load(
+    config: LoadConfig,
+    t0: float,
+    record: Callable[[dict[str, Any]], None],
+    port: int,
+    generation: int,
+) -> LoadGenerator:
+    """A :class:`LoadGenerator` aimed at ``port`` (process generation ``generation``), started."""
+    load = LoadGenerator(config, t0, record)
+    load.set_target(port, generation)
+    load.start()
+    return load
 
 
 class LoadGenerator:

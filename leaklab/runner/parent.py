@@ -35,6 +35,7 @@ from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab import store, units
 from leaklab.kinds import Status
+from leaklab.records import Look
 from leaklab.runner import load as load_mod
 from leaklab.runner import meta as meta_mod
 from leaklab.runner.generation import ChildMemory, kill_process_group
@@ -107,19 +108,6 @@ def address_space_backstop(max_rss: int) -> int:
     low enough to stop one allocation far beyond anything the cap allows. Allocations below it
     are stopped by the parent's polling of RSS (docs/run-format.md: the overshoot measured)."""
     return max(4 * max_rss, max_rss + 8 * 2**30) + BACKSTOP_THREADS * _thread_stack_size()
-
-
-@dataclass
-class Look:
-    """What one look at the data so far says: stop or not, and a line for the progress bar."""
-
-    decided: bool
-    text: str
-    #: where the analysed window started ({"t": ..., "steps": ...}): recorded as the warm-up's end
-    window_start: dict[str, Any] | None = None
-    label: str = ""
-    #: the analysed window's last row ({"t": ..., "steps": ...}): later analyses end there too
-    window_end: dict[str, Any] | None = None
 
 
 class StopRule(Protocol):

@@ -28,8 +28,6 @@ from typing import Any
 
 from aiohttp import web
 
-from leaklab.kinds import EventKind
-
 HOST = "127.0.0.1"
 HEALTH_PATH = "/health"
 #: How often the service looks at the stop flag and the sampling clock.
@@ -111,20 +109,13 @@ async def serve(
         while step_loop.stop_reason is None:
             await asyncio.sleep(POLL_S)
             step_loop.sample_if_due()
-            ctx = step_loop.ctx
-            if ctx.loop_call is not None:
-                call, ctx.loop_call = ctx.loop_call, None
+            call = step_loop.take_loop_call()
+            if call is not None:
                 try:
                     # in this frame on purpose, as in the step loops: see ProbeContext.loop_call
                     call()
                 except Exception as exc:
-                    step_loop.reporter.event(
-                        EventKind.PROBE_ERROR,
-                        step_loop.now(),
-                        probe="loop_call",
-                        method="loop_call",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+                    step_loop.loop_call_failed(exc)
     finally:
         # Stop accepting, finish the requests in progress, close idle keep-alive connections.
         await runner.cleanup()

@@ -50,17 +50,8 @@ class Supervision:
             self.load.set_target(gen.port, gen.number)
             return
         config = self.load_config()
-        self.load = load_mod.LoadGenerator(config, self.t0, self.record_request)
-        self.load.set_target(gen.port, gen.number)
-        self.load.start()
-        self.writer.event(
-            EventKind.LOAD_START,
-            self.now(),
-            rate=config.rate,
-            duration_s=config.duration_s,
-            max_requests=config.max_requests,
-            timeout_s=config.timeout_s,
-        )
+        self.load = load_mod.start_load(config, self.t0, self.record_request, gen.port, gen.number)
+        self.writer.event(EventKind.LOAD_START, self.now(), **config.event_fields())
 
     def write_restart(self: Session, restart: Restart) -> None:
         self.writer.event(EventKind.RESTART, restart.t, **restart.to_event())

@@ -177,18 +177,11 @@ class Watcher:
             timeout_s=self.config.request_timeout_s,
             path=target.path,
         )
-        self.load = load_mod.LoadGenerator(config, self.t0, self.writer.request)
-        self.load.set_target(self.health_port, max(0, len(self.pids) - 1))
-        self.load.start()
-        self.writer.event(
-            EventKind.LOAD_START,
-            self.now(),
-            rate=config.rate,
-            duration_s=config.duration_s,
-            max_requests=None,
-            timeout_s=config.timeout_s,
-            health=True,
+        generation = max(0, len(self.pids) - 1)
+        self.load = load_mod.start_load(
+            config, self.t0, self.writer.request, self.health_port, generation
         )
+        self.writer.event(EventKind.LOAD_START, self.now(), **config.event_fields(), health=True)
 
     def _switch(self, obs: Observation) -> None:
         """A new pid: a new generation (after the first, a restart the source made)."""
