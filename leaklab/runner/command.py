@@ -55,6 +55,8 @@ from leaklab.runner.generation import (
     Generation,
     Message,
     Reaped,
+    decode,
+    in_background,
     start_reaped,
 )
 from leaklab.runner.inprocess import ENV as INPROCESS_ENV
@@ -239,21 +241,11 @@ def _packet_reader(sock: socket.socket, generation: int, out: queue.Queue[Messag
                 break
             if not data:
                 break
-            try:
-                body = json.loads(data)
-            except json.JSONDecodeError:
-                out.put(
-                    (
-                        generation,
-                        {
-                            "type": "event",
-                            "kind": EventKind.PROTOCOL_ERROR,
-                            "line": data[:200].decode(errors="replace"),
-                        },
-                    )
-                )
+            message = decode(data)
+            if isinstance(message, dict) and message.get("kind") == EventKind.PROTOCOL_ERROR:
+                out.put((generation, message))
                 continue
-            out.put((generation, {"type": "inprocess", "body": body}))
+            out.put((generation, {"type": "inprocess", "body": message}))
     out.put((generation, None))
 
 
@@ -315,12 +307,7 @@ class CommandGeneration(Generation):
             raise
         finally:
             theirs.close()
-        threading.Thread(
-            target=_packet_reader,
-            args=(ours, number, messages),
-            daemon=True,
-            name=f"leaklab-command-reader-{number}",
-        ).start()
+        in_background(f"leaklab-command-reader-{number}", _packet_reader, ours, number, messages)
         return cls(number, started, t_spawn, port, argv)
 
     @property

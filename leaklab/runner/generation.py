@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -127,6 +128,16 @@ def _read_child_pid(fd: int, reaper: subprocess.Popen[bytes]) -> int:
     return int(data.split()[0])
 
 
+def in_background(name: str, target: Callable[..., None], *args: Any) -> None:
+    """Run ``target(*args)`` in a daemon thread (a reader of a child's messages)."""
+    threading.Thread(target=target, args=args, daemon=True, name=name).start()
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 @dataclass
 class Reaped:
     """A process started below its own reaper (:mod:`leaklab.runner.reaper`)."""
@@ -174,12 +185,10 @@ def start_reaped(
             env=env,
         )
     except BaseException:
-        os.close(lifeline_write_fd)
-        os.close(pid_read_fd)
+        _close(lifeline_write_fd, pid_read_fd)
         raise
     finally:
-        os.close(lifeline_read_fd)
-        os.close(pid_write_fd)
+        _close(lifeline_read_fd, pid_write_fd)
     try:
         pid = _read_child_pid(pid_read_fd, proc)
     except BaseException:
@@ -190,22 +199,20 @@ def start_reaped(
     return Reaped(proc, pid, lifeline_write_fd)
 
 
+def decode(data: bytes) -> Any:
+    """A message from a child (one JSON line or packet); a ``protocol_error`` event for
+    anything else, with the start of what came."""
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError:
+        line = data[:200].decode(errors="replace")
+        return {"type": "event", "kind": EventKind.PROTOCOL_ERROR, "line": line}
+
+
 def _reader(fd: int, generation: int, out: queue.Queue[Message]) -> None:
     with os.fdopen(fd, "rb") as stream:
         for line in stream:
-            try:
-                out.put((generation, json.loads(line)))
-            except json.JSONDecodeError:
-                out.put(
-                    (
-                        generation,
-                        {
-                            "type": "event",
-                            "kind": EventKind.PROTOCOL_ERROR,
-                            "line": line[:200].decode(errors="replace"),
-                        },
-                    )
-                )
+            out.put((generation, decode(line)))
     out.put((generation, None))
 
 
@@ -266,18 +273,11 @@ class Generation:
         try:
             started = start_reaped(child, (write_fd, ack_read_fd), stdout, stderr, env)
         except BaseException:
-            os.close(read_fd)
-            os.close(ack_write_fd)
+            _close(read_fd, ack_write_fd)
             raise
         finally:
-            os.close(write_fd)
-            os.close(ack_read_fd)
-        threading.Thread(
-            target=_reader,
-            args=(read_fd, number, messages),
-            daemon=True,
-            name=f"leaklab-child-reader-{number}",
-        ).start()
+            _close(write_fd, ack_read_fd)
+        in_background(f"leaklab-child-reader-{number}", _reader, read_fd, number, messages)
         return cls(
             number,
             started.proc,
