@@ -146,6 +146,7 @@ def test_command_is_recycled_at_its_memory_limit(tmp_path):
     assert served == set(range(len(restarts) + 1))  # every generation served
 
 
+@pytest.mark.slow  # ~10 s of a real gunicorn: the soak job runs it
 @pytest.mark.skipif(not (BIN / "gunicorn").exists(), reason="gunicorn is a dev dependency")
 def test_gunicorn_worker_gets_the_probes(tmp_path):
     summary = _run_json(

@@ -140,6 +140,7 @@ def test_fixed_variants_report_nothing_leaking(tmp_path, name):
     assert analysis.top_types == [] and analysis.top_sites == [] and analysis.chains == []
 
 
+@pytest.mark.slow  # 14 s of service under load: the soak job runs it
 def test_fixed_service_under_the_default_profile_keeps_its_memory_flat(tmp_path):
     """http_agent ``fixed`` served over HTTP at 100 requests/s (5 upstream requests each)
     for 14 s, 5 s of warm-up, under the default probes: after the warm-up its allocated

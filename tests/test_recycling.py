@@ -197,6 +197,7 @@ def test_graceful_restart_finishes_requests_in_flight_sigkill_cuts_them(runs):
     assert all(e["killed"] for e in killed.events_of("restart") if "stopped_after_s" in e)
 
 
+@pytest.mark.slow  # two recycled runs (~20 s): the soak job runs it
 def test_graceful_reload_loses_fewer_requests_than_sigkill(runs):
     graceful, killed = runs("reload", "SIGINT"), runs("reload", "SIGKILL")
     g, k = recycling.analyze_recycling(graceful), recycling.analyze_recycling(killed)

@@ -51,8 +51,9 @@ def _serve(
     return store.read_run(result.run_dir)
 
 
+@pytest.mark.slow  # 20 s of the seed preset recycled: the soak job runs it
 def test_seed_service_restarts_and_cleans_up_its_upstreams(tmp_path):
-    """A short version for every test run: 70 MB is reached in ~11 s from ~51 MB."""
+    """The short version: 70 MB is reached in ~11 s from ~51 MB."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     run = _serve(tmp_path, "seed", 20.0, 70_000_000, check_s=0.5)
     m = recycling.analyze_recycling(run)
