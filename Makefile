@@ -42,6 +42,7 @@ gate: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check leaklab tests benchmarks scenarios
+	$(BIN)/ruff format --check leaklab tests benchmarks scenarios
 
 # Every benchmark, one after the other (a few hours on 2 cores; each file also runs on its own).
 BENCHMARKS := runner_overhead profiler_overhead sampling_cost analysis_accuracy analysis_scale report_scale plugin_comparison plugin_real_suites gate_stability corpus_accuracy import_scale import_accuracy pm2_side_by_side bootstrap_overhead cap_overshoot
