@@ -100,6 +100,7 @@ def test_fleet_of_20_ranks_the_two_leakers_first(fleet: Fleet, tmp_path: Path) -
     assert all(f"service={name}" in html for name in leaky)
 
 
+@pytest.mark.slow  # shares the 20-exporter fleet (~25 s to scrape): the soak job runs it
 def test_saved_answer_of_one_leaky_and_one_fixed_service(fleet: Fleet, tmp_path: Path) -> None:
     start, end = _window(fleet)
     for index, expected_leak in ((LEAKY[0], True), (0, False)):
