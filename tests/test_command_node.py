@@ -84,18 +84,20 @@ def test_leaky_node_service_leaks_in_the_js_heap_and_outside_it(tmp_path):
     # 10 s window lands anywhere between 0.3 and 0.7: growth is there, in and outside the heap.
     assert heap["where"] != "flat"
     assert heap["heap_used_per_s"] > heap["external_per_s"] > 0
-    assert heap["heap_used_per_s"] / 200 > 1500  # bytes of JS objects kept per request
+    # JS objects kept per request: 1.4 to 2.6 KB measured (the GC's timing moves the used heap's
+    # slope), the fixed service's 0.1 to 0.4 KB (docs/testing.md)
+    assert heap["heap_used_per_s"] / leaky["requests"]["throughput_rps"] > 1000
 
 
 def test_fixed_node_service_keeps_no_js_objects_per_request(tmp_path):
     fixed = _run(tmp_path, *LOAD, variant="fixed")
     assert fixed["requests"]["failed"] <= 0.01 * fixed["requests"]["sent"]
     assert fixed["requests"]["ok"] >= 2700
-    # Retained JS objects per request: the leaky service keeps 2.3-2.7 KB (measured), the fixed
-    # one 0.1-0.25 KB of noise. Its RSS still creeps on short runs while V8 grows its committed
-    # heap (the young generation: heap total 10 to 15 MB with the used heap flat at 6-8 MB), so
-    # the RSS verdict of a 14 s run is not asserted here.
-    assert fixed["heap"]["heap_used_per_s"] / 200 < 600
+    # Retained JS objects per request: the leaky service keeps 1.4-2.6 KB, the fixed one 0.1 to
+    # 0.4 KB of noise (docs/testing.md). Its RSS still creeps on short runs while V8 grows its
+    # committed heap (the young generation: heap total 10 to 15 MB with the used heap flat at
+    # 6-8 MB), so the RSS verdict of a 14 s run is not asserted here.
+    assert fixed["heap"]["heap_used_per_s"] / fixed["requests"]["throughput_rps"] < 600
 
 
 def test_leaky_node_service_is_recycled_at_a_limit_and_reported(tmp_path):
