@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from leaklab import runner, store
+from leaklab.runner.heap import BlockCounter
 
 
 def per_step_slope(run: store.RunData, column: str, skip_steps: int) -> float:
@@ -312,3 +313,18 @@ def test_child_process_is_gone_after_every_run(tmp_path, test_scenario):
     )
     after = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
     assert after <= before
+
+
+def test_a_preempted_block_read_does_not_stop_the_reads_after_it():
+    # A 2,000,000-block heap read in 2 ms, then once in 200 ms (the process lost the CPU during
+    # the walk): the 200 ms are the machine's, not the walk's, so they do not count against the
+    # budget (here half the elapsed time, to keep the test short).
+    counter = BlockCounter(budget=0.5)
+    counter.charge(2e-3, 2_000_000)
+    counter.charge(200e-3, 2_000_000)
+    assert counter.cost_s == pytest.approx(2e-3)
+    assert counter.spent_s == pytest.approx(4e-3)
+    assert counter.read() is None  # 6 ms of reads in no elapsed time: over budget
+    time.sleep(0.03)  # half of 30 ms covers them; charged by the clock it would take 0.8 s
+    assert counter.read() == pytest.approx(sys.getallocatedblocks(), rel=0.01)
+    assert counter.reads == 3 and counter.skipped == 1

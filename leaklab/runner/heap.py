@@ -49,11 +49,15 @@ class SelfRss:
 class BlockCounter:
     """``sys.getallocatedblocks()`` on a time budget.
 
-    The count walks the allocator's arenas (about 0.1 us per thousand objects on CPython
-    3.11), so on a large heap reading it at every sample of a fast step would cost more
-    than the step. It is read while the time spent reading stays within ``budget`` of the
-    elapsed time, and always when ``force`` is set (the first and last samples) or a read
-    costs no more than ``CHEAP_S`` (a heap of up to about 150,000 objects).
+    The count walks the allocator's arenas, so on a large heap reading it at every sample
+    of a fast step would cost more than the step. It is read while the time spent reading
+    stays within ``budget`` of the elapsed time, and always when ``force`` is set (the first
+    and last samples) or a read costs no more than ``CHEAP_S``.
+
+    A read is charged what the walk costs, not what the clock saw: the cost per block is
+    the lowest seen so far, times the blocks counted. On a busy machine a read that was
+    preempted would otherwise look a thousand times dearer and stop every read after it
+    for seconds, leaving a short run without its blocks signal.
     """
 
     CHEAP_S = 20e-6
@@ -61,9 +65,10 @@ class BlockCounter:
     def __init__(self, budget: float) -> None:
         self.budget = budget
         self.spent_s = 0.0
-        self.cost_s = 0.0
+        self.cost_s = 0.0  # the latest read's charged cost
         self.reads = 0
         self.skipped = 0
+        self._s_per_block = float("inf")
         self._started = time.monotonic()
 
     def read(self, force: bool = False) -> int | None:
@@ -73,10 +78,15 @@ class BlockCounter:
             return None
         started = time.perf_counter()
         value = sys.getallocatedblocks()
-        self.cost_s = time.perf_counter() - started
+        self.charge(time.perf_counter() - started, value)
+        return value
+
+    def charge(self, took_s: float, blocks: int) -> None:
+        """Account for one read that took ``took_s`` by the clock and counted ``blocks``."""
+        self._s_per_block = min(self._s_per_block, took_s / max(blocks, 1))
+        self.cost_s = blocks * self._s_per_block
         self.spent_s += self.cost_s
         self.reads += 1
-        return value
 
 
 class CollectedHeap:
