@@ -380,19 +380,37 @@ def _settle(traced: array[int], blocks: array[int], slot: int) -> None:
     blocks[slot] = sys.getallocatedblocks()
 
 
-def _rounds(call: Callable[[], None], rounds: int, calls: int) -> tuple[list[int], list[int]]:
+#: The longest switch interval the rounds set: a call that gives up the GIL while another
+#: thread computes waits up to this long to get it back.
+HELD_SWITCH_INTERVAL_MAX_S = 1.0
+
+
+def _rounds(runner: _Runner, rounds: int, calls: int) -> tuple[list[int], list[int]]:
     """Bytes and blocks retained by each of ``rounds`` rounds of ``calls`` calls."""
     traced = array("q", bytes(8 * (rounds + 1)))
     blocks = array("q", bytes(8 * (rounds + 1)))
     slots = iter(
         range(1, rounds + 1)
     )  # made before the first reading: it lives through every round
-    _settle(traced, blocks, 0)  # the first reading pays for anything the reading itself sets up
-    _settle(traced, blocks, 0)
-    for slot in slots:
-        for _ in range(calls):
-            call()
-        _settle(traced, blocks, slot)
+    started = time.perf_counter()
+    _settle(traced, blocks, 0)  # the first reading pays for anything the reading sets up
+    expected_s = rounds * (time.perf_counter() - started + calls * runner.mean_call_s)
+    # The counters are process-wide: another thread allocating between two readings counts
+    # as the round's. A switch interval longer than the rounds (in wall time, which a busy
+    # machine stretches) keeps the GIL with them unless a call gives it up itself (I/O, a
+    # lock, a sleep), so the threads a test suite leaves running wait until the rounds end.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(HELD_SWITCH_INTERVAL_MAX_S, max(0.25, interval, 4 * expected_s)))
+    # A thread already waiting for the GIL waits on the old interval: let it run now.
+    time.sleep(0.001)
+    try:
+        _settle(traced, blocks, 0)
+        for slot in slots:
+            for _ in range(calls):
+                runner()
+            _settle(traced, blocks, slot)
+    finally:
+        sys.setswitchinterval(interval)
     return (
         [traced[i] - traced[i - 1] for i in range(1, rounds + 1)],
         [blocks[i] - blocks[i - 1] for i in range(1, rounds + 1)],
@@ -411,15 +429,22 @@ class _Runner:
         self.budget = budget
         self.deadline = None if budget is None else time.perf_counter() + budget
         self.calls = 0
+        self.spent_s = 0.0
         self.suspected: float | None = None
 
+    @property
+    def mean_call_s(self) -> float:
+        return self.spent_s / self.calls if self.calls else 0.0
+
     def __call__(self) -> None:
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        started = time.perf_counter()
+        if self.deadline is not None and started > self.deadline:
             raise BudgetExceeded(self.calls, self.budget or 0.0, self.suspected)
         self.calls += 1
         result = self.call()
         if inspect.isawaitable(result):
             self._run(result)
+        self.spent_s += time.perf_counter() - started
 
     def _run(self, awaitable: Any) -> None:
         if self.loop is None:

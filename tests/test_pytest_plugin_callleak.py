@@ -12,6 +12,8 @@ import functools
 import gc
 import itertools
 import sys
+import threading
+import time
 import tracemalloc
 import types
 
@@ -41,6 +43,33 @@ def test_one_call_per_round_still_catches_one_object_per_call() -> None:
     result = callleak.measure(lambda: kept.append(object()), callleak.Options(calls=1, rounds=6))
     assert result.leaked
     assert all(blocks >= 1 for blocks in result.round_blocks)
+
+
+def test_a_thread_working_beside_the_check_does_not_move_its_rounds() -> None:
+    """A thread that wakes every 10 ms to make and drop 100 objects, as a suite's leftover
+    server, timer and progress-bar threads do (docs/testing.md: how often it moved a round)."""
+    stop = threading.Event()
+
+    def work() -> None:
+        deadline = time.monotonic() + 60
+        while not stop.wait(0.01) and time.monotonic() < deadline:
+            junk = [object() for _ in range(100)]
+            del junk
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        missed = []
+        for _ in range(20):
+            kept: list[object] = []
+            options = callleak.Options(calls=1, rounds=6)
+            result = callleak.measure(lambda kept=kept: kept.append(object()), options)
+            if not result.leaked:
+                missed.append(result.round_blocks)
+        assert not missed, f"{len(missed)} of 20 missed: {missed[:2]}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def test_clean_function_retains_nothing() -> None:

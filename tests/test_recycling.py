@@ -31,6 +31,9 @@ SIZE = 100_000
 DELAY_S = 0.3
 CHECK_S = 0.1
 HEADROOM = 25_000_000
+# A graceful stop takes 0.4-0.5 s on a quiet machine and took over PM2's 1.6 s beside other jobs
+# (docs/testing.md): these runs measure the graceful path, so the kill timeout leaves it room.
+KILL_TIMEOUT_S = 5.0
 LEAK = RATE * SIZE  # bytes per second
 
 
@@ -46,7 +49,14 @@ def _serve(
 ) -> store.RunData:
     recycle = (
         RecyclePolicy(
-            limit=limit, check_interval_s=CHECK_S, kill_signal=signal, mode=mode, **policy
+            **{
+                "limit": limit,
+                "check_interval_s": CHECK_S,
+                "kill_signal": signal,
+                "mode": mode,
+                "kill_timeout_s": KILL_TIMEOUT_S,
+                **policy,
+            }
         )
         if limit
         else None
@@ -131,7 +141,7 @@ def test_restarts_at_the_limit_and_memory_resets(runs, limit, unrecycled):
         # Triggered above the limit, by at most what grows between two checks (plus a sampling
         # margin).
         assert limit < e["rss"] <= limit + 2 * LEAK * CHECK_S + 2_000_000, e
-        assert not e["killed"] and e["stopped_after_s"] < 1.6, e
+        assert not e["killed"] and e["stopped_after_s"] < KILL_TIMEOUT_S, e
         assert e.get("healthy_after_s", math.inf) > e["stopped_after_s"], e
     # Memory goes back to the starting level in every new generation.
     base = recycling.generation_slopes(unrecycled)[0].rss_start
