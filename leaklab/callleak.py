@@ -383,6 +383,7 @@ def _settle(traced: array[int], blocks: array[int], slot: int) -> None:
 #: The longest switch interval the rounds set: a call that gives up the GIL while another
 #: thread computes waits up to this long to get it back.
 HELD_SWITCH_INTERVAL_MAX_S = 1.0
+BETWEEN_ROUNDS_S = 0.001
 
 
 def _rounds(runner: _Runner, rounds: int, calls: int) -> tuple[list[int], list[int]]:
@@ -394,18 +395,19 @@ def _rounds(runner: _Runner, rounds: int, calls: int) -> tuple[list[int], list[i
     )  # made before the first reading: it lives through every round
     started = time.perf_counter()
     _settle(traced, blocks, 0)  # the first reading pays for anything the reading sets up
-    expected_s = rounds * (time.perf_counter() - started + calls * runner.mean_call_s)
-    # The counters are process-wide: another thread allocating between two readings counts
-    # as the round's. A switch interval longer than the rounds (in wall time, which a busy
-    # machine stretches) keeps the GIL with them unless a call gives it up itself (I/O, a
-    # lock, a sleep), so the threads a test suite leaves running wait until the rounds end.
+    round_s = time.perf_counter() - started + calls * runner.mean_call_s
+    # The counters are process-wide: another thread allocating in the middle of a round
+    # counts as the round's. A switch interval longer than a round (in wall time, which a busy
+    # machine stretches) keeps the GIL with it unless a call gives it up itself (I/O, a lock,
+    # a sleep); between rounds, a short sleep lets waiting threads finish what they were doing
+    # (what they make and drop by the next reading nets to nothing).
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(HELD_SWITCH_INTERVAL_MAX_S, max(0.25, interval, 4 * expected_s)))
-    # A thread already waiting for the GIL waits on the old interval: let it run now.
-    time.sleep(0.001)
+    sys.setswitchinterval(min(HELD_SWITCH_INTERVAL_MAX_S, max(0.25, interval, 4 * round_s)))
     try:
+        time.sleep(BETWEEN_ROUNDS_S)
         _settle(traced, blocks, 0)
         for slot in slots:
+            time.sleep(BETWEEN_ROUNDS_S)
             for _ in range(calls):
                 runner()
             _settle(traced, blocks, slot)
