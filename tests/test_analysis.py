@@ -213,6 +213,45 @@ def test_recycled_generations_are_not_counted_as_drops() -> None:
     assert a.window.mask[gen == 1].sum() < (gen == 1).sum()  # each generation skips its own warm-up
 
 
+def _processes(case: synthetic.Case, count: int, seed: int = 0) -> store.RunData:
+    """``count`` processes of ``case`` one after the other, each a generation that starts over
+    (steps counted on across them, as a recycled run counts them)."""
+    meta, first, events = synthetic.generate(case, seed)
+    columns: dict[str, list[float]] = {name: [] for name in first}
+    for g in range(count):
+        _, cols, _ = synthetic.generate(case, seed * 100 + g) if g else (meta, first, events)
+        offset = columns["steps"][-1] if g else 0.0
+        for name, values in cols.items():
+            if name == "t":
+                values = [v + g * case.duration_s for v in values]
+            elif name == "steps":
+                values = [v + offset for v in values]
+            elif name == "generation":
+                values = [float(g)] * len(values)
+            columns[name].extend(values)
+    return store.RunData(
+        Path(f"<{count} x {case.name}>"), {"schema_version": 1, **meta}, columns, []
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        # A cache that fills in the first half of every process' life, then stays: each
+        # restart refills it, which is not growth to the end of a process.
+        ({"bytes_per_step": 1024, "bound_bytes": 1024 * 200 * 30}, "PLATEAU"),
+        ({"bytes_per_step": 1024}, "LEAK"),
+    ],
+)
+def test_growth_to_the_end_is_judged_within_each_process(
+    changes: dict[str, float], expected: str
+) -> None:
+    case = replace(synthetic.case("no-retention"), duration_s=60, expected=(expected,), **changes)
+    a = analyze(_processes(case, 3))
+    assert a.growth["rss"].generations == 3
+    assert a.label == expected, a.verdict
+
+
 def test_setup_rows_and_missing_uss_are_skipped() -> None:
     c = quiet("retain-1KB", duration_s=20)
     meta, cols, events = synthetic.generate(c, 0)
