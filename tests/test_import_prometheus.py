@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from prometheus_support import JOB, Fleet, missing_reason, prometheus_binary
@@ -209,3 +210,40 @@ def test_restart_labels_join_series_into_generations(tmp_path: Path) -> None:
     assert a.columns["pid"][39:41] == [10.0, 11.0] and a.columns["generation"][39:41] == [0.0, 1.0]
     assert [e["reason"] for e in a.events_of("series_restart")] == ["new pid"]
     assert set(by_pod["b"].columns["generation"]) == {0.0}
+
+
+def test_process_start_time_in_the_answer_marks_restarts(tmp_path: Path) -> None:
+    """An answer holding ``process_start_time_seconds`` beside the memory: the start time is no
+    run of its own, a new value of it is a restart, and a fall of memory without one is not."""
+    n = 240
+    t = 1000 + np.arange(n) * 15
+    # Memory falls back at samples 80 (a structure cleared) and 160 (a new process).
+    rss = 5e7 + 2e5 * (np.arange(n) % 80)
+    started = np.where(np.arange(n) < 160, 900.25, 1000 + 160 * 15 - 2.5)
+    labels = {"instance": "app:8000", "job": "app"}
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "process_resident_memory_bytes", **labels},
+                    "values": [[int(a), str(b)] for a, b in zip(t, rss, strict=True)],
+                },
+                {
+                    "metric": {"__name__": "process_start_time_seconds", **labels},
+                    "values": [[int(a), str(b)] for a, b in zip(t, started, strict=True)],
+                },
+            ],
+        },
+    }
+    saved = tmp_path / "answer.json"
+    saved.write_text(json.dumps(answer))
+    with RunSink(tmp_path / "runs", {"kind": "prometheus", "from": str(saved)}, name="rss") as sink:
+        import_saved(saved, sink)
+        [run] = sink.finish()
+    data = store.read_run(run)
+    assert [(e["t"], e["reason"]) for e in data.events_of("series_restart")] == [
+        (160 * 15.0, "new start time")
+    ]
+    assert data.columns["rss"][:2] == [5e7, 5e7 + 2e5]  # memory, not start times

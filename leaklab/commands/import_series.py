@@ -91,10 +91,22 @@ def _restart_drop(text: str) -> float | None:
     "--count",
     "count_col",
     metavar="COLUMN",
-    help="CSV: cumulative work done (requests served): the run's steps.",
+    help=(
+        "CSV: cumulative work done (requests served): the run's steps; a count that falls "
+        "(a process' counters start over) is a restart."
+    ),
 )
 @click.option(
     "--pid", "pid_col", metavar="COLUMN", help="CSV: process id; a new one starts a new generation."
+)
+@click.option(
+    "--start-time",
+    "started_col",
+    metavar="COLUMN",
+    help=(
+        "CSV: the process' start time (epoch seconds or ISO-8601, as Prometheus' "
+        "process_start_time_seconds); a new one starts a new generation."
+    ),
 )
 @click.option(
     "--series",
@@ -131,7 +143,8 @@ def _restart_drop(text: str) -> float | None:
     default="0.8",
     show_default=True,
     help=(
-        "A fall giving back this share of a generation's rise at once is a restart; off to disable."
+        "Where a series says nothing of its processes (no pid, start time or count): a fall "
+        "giving back this share of a generation's rise at once is a restart; off to disable."
     ),
 )
 @common_options.duration_with_default(
@@ -148,6 +161,7 @@ def command(
     unit: str,
     count_col: str | None,
     pid_col: str | None,
+    started_col: str | None,
     series_col: str | None,
     prometheus_url: str | None,
     query: str | None,
@@ -230,6 +244,7 @@ def command(
                         memory=memory_col,
                         count=count_col,
                         pid=pid_col,
+                        started=started_col,
                         series=series_col,
                         unit=unit,
                     ),
