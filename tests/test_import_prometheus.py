@@ -247,3 +247,54 @@ def test_process_start_time_in_the_answer_marks_restarts(tmp_path: Path) -> None
         (160 * 15.0, "new start time")
     ]
     assert data.columns["rss"][:2] == [5e7, 5e7 + 2e5]  # memory, not start times
+
+
+@pytest.mark.slow  # a real Prometheus, a service restarted (~25 s): the soak job runs it
+def test_a_real_restart_is_known_by_its_process_start_time(tmp_path: Path) -> None:
+    """A prometheus_client service restarted on the same port, scraped every second: imported
+    with ``process_start_time_seconds`` in the query, the restart is a new generation because the
+    start time changed, and the leak within each process is a LEAK."""
+    from prometheus_support import EXPORTER, start_prometheus
+
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        f"  - job_name: restart\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    )
+    server, url = start_prometheus(config, tmp_path / "data", tmp_path / "prometheus.log")
+    try:
+        began = time.time()
+        for _ in range(2):  # one process, then another on the same port: a restart
+            service = subprocess.Popen(
+                [sys.executable, str(EXPORTER), "--leak-rate", "2MB/s", "--duration", "12"]
+                + ["--port", str(port)],
+                stdout=subprocess.DEVNULL,
+            )
+            service.wait(timeout=60)
+        # Bounded: the services stopped by themselves; Prometheus holds what it scraped.
+        result = _leaklab(
+            "import",
+            "--prometheus",
+            url,
+            "--query",
+            '{__name__=~"process_resident_memory_bytes|process_start_time_seconds",job="restart"}',
+            "--start",
+            str(int(began)),
+            "--end",
+            str(int(time.time()) + 1),
+            "--step",
+            "1s",
+            "--warmup",
+            "2s",
+            "--out",
+            str(tmp_path / "runs"),
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    [run] = _runs(tmp_path / "runs")
+    data = store.read_run(run)
+    assert [e["reason"] for e in data.events_of("series_restart")] == ["new start time"]
+    assert analyze(data).label == "LEAK"
