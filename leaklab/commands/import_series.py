@@ -121,7 +121,12 @@ def _restart_drop(text: str) -> float | None:
     help="Query this Prometheus server (http://127.0.0.1:9090).",
 )
 @click.option(
-    "--query", help='Prometheus: the PromQL query (process_resident_memory_bytes{job="api"}).'
+    "--query",
+    help=(
+        'Prometheus: the PromQL query (process_resident_memory_bytes{job="api"}); select '
+        "process_start_time_seconds too and a new start time is a restart "
+        '({__name__=~"process_resident_memory_bytes|process_start_time_seconds",job="api"}).'
+    ),
 )
 @click.option(
     "--start", help="Prometheus: start (ISO-8601, epoch seconds, or a duration before --end: 24h)."
