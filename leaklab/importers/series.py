@@ -108,7 +108,7 @@ class _Evidence:
     """What a source says of its processes besides memory, for each point of a chunk."""
 
     new: np.ndarray  # a new process starts at this point (its start time changed, a count fell)
-    reason: list[str]  # why, where ``new``
+    reason: dict[int, str]  # why, at each point where ``new``
     known: np.ndarray  # the point says which process it is (a start time or a count)
 
 
@@ -126,7 +126,7 @@ def _evidence(
     (counters start over with their process). Updates the last start time seen; the last count
     is :meth:`RunSink._steps`' to update."""
     new, known = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    reason = [""] * n
+    reason: dict[int, str] = {}
     for values, last, why in (
         (started, state.started, RestartReason.NEW_START_TIME),
         (counts, state.last_count, RestartReason.COUNTER_RESET),
@@ -139,8 +139,7 @@ def _evidence(
             changed = finite & (np.abs(values - before) > SAME_START_S)
         else:
             changed = finite & (values < before)
-        for k in np.flatnonzero(changed & ~new):
-            reason[k] = why
+        reason.update(dict.fromkeys(np.flatnonzero(changed & ~new).tolist(), why))
         new |= changed
         known |= np.isfinite(values)
     if started is not None and np.isfinite(started).any():
