@@ -19,9 +19,9 @@ Method, in order:
 
 The last part of the window (the "tail") gets its own slope and interval, fitted the
 same way: a leak keeps growing there, a cache that filled up does not. Over several
-process generations the tail is the last part of each one (a restart starts memory over). A signal
-that repeatedly drops back (resets) gets the slope of its troughs, the floor a
-sawtooth returns to: a leak raises the floor, a periodic clear does not.
+process generations the tail is the last part of each one (a restart starts memory
+over). A signal that repeatedly drops back (resets) gets the slope of its troughs, the
+floor a sawtooth returns to: a leak raises the floor, a periodic clear does not.
 """
 
 from __future__ import annotations
