@@ -343,3 +343,30 @@ def test_written_run_reads_back_the_same(tmp_path) -> None:
     assert on_disk.growth["rss"].bytes_per_s == pytest.approx(
         in_memory.growth["rss"].bytes_per_s, rel=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    "as_imported, as_one, expected",
+    [
+        ("LEAK", "NO_LEAK", "INCONCLUSIVE"),  # a recycled leak, or a structure cleared
+        ("PLATEAU", "LEAK", "INCONCLUSIVE"),
+        ("LEAK", "INCONCLUSIVE", "LEAK"),  # one process: too few falls to tell anything
+        ("LEAK", "LEAK", "LEAK"),
+        ("PLATEAU", "NO_LEAK", "PLATEAU"),
+        ("INCONCLUSIVE", "NO_LEAK", "INCONCLUSIVE"),
+    ],
+)
+def test_inferred_restarts_decide_only_where_both_readings_agree(
+    as_imported: str, as_one: str, expected: str
+) -> None:
+    from leaklab.analysis.inferred_restarts import reconcile
+    from leaklab.analysis.verdict import Verdict
+
+    imported = Verdict(as_imported, [f"as imported: {as_imported}"], "rss", 60.0)
+    verdict = reconcile(imported, Verdict(as_one, [f"as one: {as_one}"], "rss"), 4)
+    assert verdict.label == expected
+    if expected == as_imported:
+        assert verdict is imported
+    else:
+        assert f"Read as restarts, {as_imported}: as imported" in verdict.reasons[1]
+        assert verdict.reasons[2].endswith(f"as one: {as_one}") and verdict.more_time_s is None
