@@ -204,7 +204,7 @@ def measure(
     level = default_level(run.meta) if level is None else level
     measured = _measure(run, warmup, thresholds, options, level)
     drops = inferred_restarts.inferred(run)
-    if drops:
+    if drops and measured.verdict.label != Label.INCONCLUSIVE:  # else nothing to reconcile
         one = inferred_restarts.as_one_process(run, drops)
         as_one = _measure(one, warmup, thresholds, options, level).verdict
         measured.verdict = inferred_restarts.reconcile(measured.verdict, as_one, len(drops))
