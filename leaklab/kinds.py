@@ -47,6 +47,17 @@ class Verdict(TextEnum):
 VERDICTS: tuple[str, ...] = tuple(Verdict)
 
 
+class RestartReason(TextEnum):
+    """Why an imported series starts a new process generation (``series_restart`` ``reason``):
+    the source said so (a new pid, a new process start time, a counter that started over),
+    or memory alone suggested it (a drop to the baseline)."""
+
+    NEW_PID = "new pid"
+    NEW_START_TIME = "new start time"
+    COUNTER_RESET = "counter reset"
+    DROP = "drop to baseline"
+
+
 class EventKind(TextEnum):
     """The ``kind`` of a line of ``events.jsonl`` (``docs/run-format.md`` documents each)."""
 

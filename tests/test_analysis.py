@@ -213,6 +213,45 @@ def test_recycled_generations_are_not_counted_as_drops() -> None:
     assert a.window.mask[gen == 1].sum() < (gen == 1).sum()  # each generation skips its own warm-up
 
 
+def _processes(case: synthetic.Case, count: int, seed: int = 0) -> store.RunData:
+    """``count`` processes of ``case`` one after the other, each a generation that starts over
+    (steps counted on across them, as a recycled run counts them)."""
+    meta, first, events = synthetic.generate(case, seed)
+    columns: dict[str, list[float]] = {name: [] for name in first}
+    for g in range(count):
+        _, cols, _ = synthetic.generate(case, seed * 100 + g) if g else (meta, first, events)
+        offset = columns["steps"][-1] if g else 0.0
+        for name, values in cols.items():
+            if name == "t":
+                values = [v + g * case.duration_s for v in values]
+            elif name == "steps":
+                values = [v + offset for v in values]
+            elif name == "generation":
+                values = [float(g)] * len(values)
+            columns[name].extend(values)
+    return store.RunData(
+        Path(f"<{count} x {case.name}>"), {"schema_version": 1, **meta}, columns, []
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        # A cache that fills in the first half of every process' life, then stays: each
+        # restart refills it, which is not growth to the end of a process.
+        ({"bytes_per_step": 1024, "bound_bytes": 1024 * 200 * 30}, "PLATEAU"),
+        ({"bytes_per_step": 1024}, "LEAK"),
+    ],
+)
+def test_growth_to_the_end_is_judged_within_each_process(
+    changes: dict[str, float], expected: str
+) -> None:
+    case = replace(synthetic.case("no-retention"), duration_s=60, expected=(expected,), **changes)
+    a = analyze(_processes(case, 3))
+    assert a.growth["rss"].generations == 3
+    assert a.label == expected, a.verdict
+
+
 def test_setup_rows_and_missing_uss_are_skipped() -> None:
     c = quiet("retain-1KB", duration_s=20)
     meta, cols, events = synthetic.generate(c, 0)
@@ -304,3 +343,30 @@ def test_written_run_reads_back_the_same(tmp_path) -> None:
     assert on_disk.growth["rss"].bytes_per_s == pytest.approx(
         in_memory.growth["rss"].bytes_per_s, rel=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    "as_imported, as_one, expected",
+    [
+        ("LEAK", "NO_LEAK", "INCONCLUSIVE"),  # a recycled leak, or a structure cleared
+        ("PLATEAU", "LEAK", "INCONCLUSIVE"),
+        ("LEAK", "INCONCLUSIVE", "LEAK"),  # one process: too few falls to tell anything
+        ("LEAK", "LEAK", "LEAK"),
+        ("PLATEAU", "NO_LEAK", "PLATEAU"),
+        ("INCONCLUSIVE", "NO_LEAK", "INCONCLUSIVE"),
+    ],
+)
+def test_inferred_restarts_decide_only_where_both_readings_agree(
+    as_imported: str, as_one: str, expected: str
+) -> None:
+    from leaklab.analysis.inferred_restarts import reconcile
+    from leaklab.analysis.verdict import Verdict
+
+    imported = Verdict(as_imported, [f"as imported: {as_imported}"], "rss", 60.0)
+    verdict = reconcile(imported, Verdict(as_one, [f"as one: {as_one}"], "rss"), 4)
+    assert verdict.label == expected
+    if expected == as_imported:
+        assert verdict is imported
+    else:
+        assert f"Read as restarts, {as_imported}: as imported" in verdict.reasons[1]
+        assert verdict.reasons[2].endswith(f"as one: {as_one}") and verdict.more_time_s is None

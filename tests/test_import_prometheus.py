@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from prometheus_support import JOB, Fleet, missing_reason, prometheus_binary
@@ -209,3 +210,91 @@ def test_restart_labels_join_series_into_generations(tmp_path: Path) -> None:
     assert a.columns["pid"][39:41] == [10.0, 11.0] and a.columns["generation"][39:41] == [0.0, 1.0]
     assert [e["reason"] for e in a.events_of("series_restart")] == ["new pid"]
     assert set(by_pod["b"].columns["generation"]) == {0.0}
+
+
+def test_process_start_time_in_the_answer_marks_restarts(tmp_path: Path) -> None:
+    """An answer holding ``process_start_time_seconds`` beside the memory: the start time is no
+    run of its own, a new value of it is a restart, and a fall of memory without one is not."""
+    n = 240
+    t = 1000 + np.arange(n) * 15
+    # Memory falls back at samples 80 (a structure cleared) and 160 (a new process).
+    rss = 5e7 + 2e5 * (np.arange(n) % 80)
+    started = np.where(np.arange(n) < 160, 900.25, 1000 + 160 * 15 - 2.5)
+    labels = {"instance": "app:8000", "job": "app"}
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "process_resident_memory_bytes", **labels},
+                    "values": [[int(a), str(b)] for a, b in zip(t, rss, strict=True)],
+                },
+                {
+                    "metric": {"__name__": "process_start_time_seconds", **labels},
+                    "values": [[int(a), str(b)] for a, b in zip(t, started, strict=True)],
+                },
+            ],
+        },
+    }
+    saved = tmp_path / "answer.json"
+    saved.write_text(json.dumps(answer))
+    with RunSink(tmp_path / "runs", {"kind": "prometheus", "from": str(saved)}, name="rss") as sink:
+        import_saved(saved, sink)
+        [run] = sink.finish()
+    data = store.read_run(run)
+    assert [(e["t"], e["reason"]) for e in data.events_of("series_restart")] == [
+        (160 * 15.0, "new start time")
+    ]
+    assert data.columns["rss"][:2] == [5e7, 5e7 + 2e5]  # memory, not start times
+
+
+@pytest.mark.slow  # a real Prometheus, a service restarted (~25 s): the soak job runs it
+def test_a_real_restart_is_known_by_its_process_start_time(tmp_path: Path) -> None:
+    """A prometheus_client service restarted on the same port, scraped every second: imported
+    with ``process_start_time_seconds`` in the query, the restart is a new generation because the
+    start time changed, and the leak within each process is a LEAK."""
+    from prometheus_support import EXPORTER, start_prometheus
+
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        f"  - job_name: restart\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    )
+    server, url = start_prometheus(config, tmp_path / "data", tmp_path / "prometheus.log")
+    try:
+        began = time.time()
+        for _ in range(2):  # one process, then another on the same port: a restart
+            service = subprocess.Popen(
+                [sys.executable, str(EXPORTER), "--leak-rate", "2MB/s", "--duration", "12"]
+                + ["--port", str(port)],
+                stdout=subprocess.DEVNULL,
+            )
+            service.wait(timeout=60)
+        # Bounded: the services stopped by themselves; Prometheus holds what it scraped.
+        result = _leaklab(
+            "import",
+            "--prometheus",
+            url,
+            "--query",
+            '{__name__=~"process_resident_memory_bytes|process_start_time_seconds",job="restart"}',
+            "--start",
+            str(int(began)),
+            "--end",
+            str(int(time.time()) + 1),
+            "--step",
+            "1s",
+            "--warmup",
+            "2s",
+            "--out",
+            str(tmp_path / "runs"),
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    [run] = _runs(tmp_path / "runs")
+    data = store.read_run(run)
+    assert [e["reason"] for e in data.events_of("series_restart")] == ["new start time"]
+    assert analyze(data).label == "LEAK"

@@ -14,6 +14,7 @@ import numpy as np
 
 from leaklab import store, units
 from leaklab.analysis import growth as growth_mod
+from leaklab.analysis import inferred_restarts
 from leaklab.analysis import verdict as verdict_mod
 from leaklab.analysis import window as window_mod
 from leaklab.analysis.attribution import attribute
@@ -197,9 +198,27 @@ def measure(
     level: float | None = None,
 ) -> Measured:
     """Growth per signal and the verdict on intervals at ``level`` (default:
-    :func:`default_level`)."""
+    :func:`default_level`). A run whose restarts were inferred from memory alone is also
+    judged as one process (:mod:`~leaklab.analysis.inferred_restarts`)."""
     thresholds = thresholds or Thresholds()
     level = default_level(run.meta) if level is None else level
+    measured = _measure(run, warmup, thresholds, options, level)
+    drops = inferred_restarts.inferred(run)
+    if drops and measured.verdict.label != Label.INCONCLUSIVE:  # else nothing to reconcile
+        one = inferred_restarts.as_one_process(run, drops)
+        as_one = _measure(one, warmup, thresholds, options, level).verdict
+        measured.verdict = inferred_restarts.reconcile(measured.verdict, as_one, len(drops))
+    return measured
+
+
+def _measure(
+    run: store.RunData,
+    warmup: Any,
+    thresholds: Thresholds,
+    options: GrowthOptions | None,
+    level: float,
+) -> Measured:
+    """:func:`measure` of the run's generations as recorded."""
     columns = run.columns
     window = window_mod.select(columns, run.meta, warmup)
     mask = window.mask

@@ -18,9 +18,10 @@ Method, in order:
    The bootstrap uses a fixed seed: the same run always gives the same numbers.
 
 The last part of the window (the "tail") gets its own slope and interval, fitted the
-same way: a leak keeps growing there, a cache that filled up does not. A signal
-that repeatedly drops back (resets) gets the slope of its troughs, the floor a
-sawtooth returns to: a leak raises the floor, a periodic clear does not.
+same way: a leak keeps growing there, a cache that filled up does not. Over several
+process generations the tail is the last part of each one (a restart starts memory
+over). A signal that repeatedly drops back (resets) gets the slope of its troughs, the
+floor a sawtooth returns to: a leak raises the floor, a periodic clear does not.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class Growth:
     head_ci95_per_step: tuple[float, float] = (math.nan, math.nan)
     tail_high: float = math.nan  # highest bin median in the tail
     head_high: float = math.nan  # highest bin median before the tail
+    #: how far the tail's highest bin is above the head's: a new high in the tail when positive
+    #: (over several generations, the median of each generation's own)
+    tail_above_head: float = math.nan
     head_per_s: float = math.nan  # slope over the window before the tail
     head_ci95: tuple[float, float] = (math.nan, math.nan)
     resets: int = 0  # drops by more than half the range (a sawtooth's clears)
@@ -515,33 +519,81 @@ def _rows(
 
 
 @dataclass
-class _Parts:
-    """The window's bins split at the start of the tail, each part fitted on its own
-    (None with fewer than four bins)."""
+class _Part:
+    """One part of the window: its bins (value and generation) and their own fit (None with
+    fewer than four bins)."""
 
-    tail: np.ndarray  # bin indices
-    head: np.ndarray
-    tail_fit: Fit | None
-    head_fit: Fit | None
+    y: np.ndarray
+    group: np.ndarray
+    fit: Fit | None
+
+    def highs(self) -> dict[float, float]:
+        """The highest bin of each generation in this part."""
+        return {float(g): float(self.y[self.group == g].max()) for g in np.unique(self.group)}
+
+
+def _part(
+    bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions
+) -> _Part:
+    return _Part(by, bg, fit(bt, bs, by, bg, options) if len(bt) >= 4 else None)
 
 
 def _fit_parts(
     bt: np.ndarray, bs: np.ndarray, by: np.ndarray, bg: np.ndarray, options: GrowthOptions
-) -> _Parts:
+) -> tuple[_Part, _Part]:
+    """The tail (the window's last ``tail_fraction``) and the head (the rest), from its bins."""
     tail_start = bt[0] + (1 - options.tail_fraction) * (bt[-1] - bt[0])
-    tail = np.flatnonzero(bt >= tail_start)
-    head = np.flatnonzero(bt < tail_start)
-
-    def part(rows: np.ndarray) -> Fit | None:
-        return fit(bt[rows], bs[rows], by[rows], bg[rows], options) if len(rows) >= 4 else None
-
-    return _Parts(tail, head, part(tail), part(head))
+    tail, head = bt >= tail_start, bt < tail_start
+    return (
+        _part(bt[tail], bs[tail], by[tail], bg[tail], options),
+        _part(bt[head], bs[head], by[head], bg[head], options),
+    )
 
 
-def _part_fields(parts: _Parts, by: np.ndarray) -> dict[str, Any]:
+def _generation_parts(
+    t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, options: GrowthOptions
+) -> tuple[_Part, _Part]:
+    """The tail and head of a window over several process generations: the last
+    ``tail_fraction`` of each generation, and the rest of each, binned on their own.
+
+    Every restart starts memory over, so whether growth went on to the end is a question
+    about each process' life: the window's own last third would hold a new process'
+    early growth (a cache refilling after a restart), or only the last process."""
+    in_tail = np.zeros(len(t), dtype=bool)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        start = t[rows[0]] + (1 - options.tail_fraction) * (t[rows[-1]] - t[rows[0]])
+        in_tail[rows[t[rows] >= start]] = True
+
+    def part(rows: np.ndarray) -> _Part:
+        return _part(
+            *bin_medians(t[rows], steps[rows], y[rows], group[rows], options.n_bins), options
+        )
+
+    return part(in_tail), part(~in_tail)
+
+
+def _split(
+    t: np.ndarray,
+    steps: np.ndarray,
+    y: np.ndarray,
+    group: np.ndarray,
+    bins: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    options: GrowthOptions,
+) -> tuple[_Part, _Part]:
+    """The tail and the head: of the window's bins within one generation, of each generation's
+    own samples across several."""
+    if len(np.unique(bins[3])) == 1:
+        return _fit_parts(*bins, options)
+    return _generation_parts(t, steps, y, group, options)
+
+
+def _part_fields(tail_part: _Part, head_part: _Part) -> dict[str, Any]:
     """The :class:`Growth` fields of the tail and the head."""
     nan, nan2 = math.nan, (math.nan, math.nan)
-    tail, head = parts.tail_fit, parts.head_fit
+    tail, head = tail_part.fit, head_part.fit
+    tail_highs, head_highs = tail_part.highs(), head_part.highs()
+    both = [g for g in tail_highs if g in head_highs]
     return {
         "tail_per_s": tail.per_s if tail else nan,
         "tail_ci95": tail.ci if tail else nan2,
@@ -549,8 +601,11 @@ def _part_fields(parts: _Parts, by: np.ndarray) -> dict[str, Any]:
         "tail_ci95_per_step": tail.ci_step if tail else nan2,
         "head_per_step": head.per_step if head else nan,
         "head_ci95_per_step": head.ci_step if head else nan2,
-        "tail_high": float(by[parts.tail].max()) if len(parts.tail) else nan,
-        "head_high": float(by[parts.head].max()) if len(parts.head) else nan,
+        "tail_high": max(tail_highs.values(), default=nan),
+        "head_high": max(head_highs.values(), default=nan),
+        "tail_above_head": float(np.median([tail_highs[g] - head_highs[g] for g in both]))
+        if both
+        else nan,
         "head_per_s": head.per_s if head else nan,
         "head_ci95": head.ci if head else nan2,
     }
@@ -609,7 +664,7 @@ def estimate(
         steps_per_s=_steps_per_s(t, steps, group),
         n_bins=len(bt),
         block_len=whole.block_len,
-        **_part_fields(_fit_parts(bt, bs, by, bg, options), by),
+        **_part_fields(*_split(t, steps, y, group, (bt, bs, by, bg), options)),
         resets=resets,
         floor_per_s=floor,
         floor_ci95=floor_ci,

@@ -189,10 +189,7 @@ def _wander(growth: Growth, name: str) -> Verdict | None:
     lo, hi = growth.ci95_per_step if all(map(math.isfinite, growth.ci95_per_step)) else growth.ci95
     if growth.signal not in PROCESS_SIGNALS or not (lo <= 0 < hi):
         return None
-    if (
-        not (math.isfinite(growth.tail_high) and math.isfinite(growth.head_high))
-        or growth.tail_high > growth.head_high
-    ):
+    if not math.isfinite(growth.tail_above_head) or growth.tail_above_head > 0:
         return None
     return Verdict(
         Label.NO_LEAK,
@@ -398,7 +395,7 @@ def _rose(
         return Verdict(
             Label.LEAK, [f"{name} grows {what}, steadily to the end of the run."], growth.signal
         )
-    if stopped and math.isfinite(growth.tail_high) and growth.tail_high <= growth.head_high:
+    if stopped and math.isfinite(growth.tail_above_head) and growth.tail_above_head <= 0:
         return _bounded(growth, s, head_grew, name)
     tail = units.format_interval(_rate(growth, s.tail_lo, s.per), _rate(growth, s.tail_hi, s.per))
     return Verdict(

@@ -91,10 +91,22 @@ def _restart_drop(text: str) -> float | None:
     "--count",
     "count_col",
     metavar="COLUMN",
-    help="CSV: cumulative work done (requests served): the run's steps.",
+    help=(
+        "CSV: cumulative work done (requests served): the run's steps; a count that falls "
+        "(a process' counters start over) is a restart."
+    ),
 )
 @click.option(
     "--pid", "pid_col", metavar="COLUMN", help="CSV: process id; a new one starts a new generation."
+)
+@click.option(
+    "--start-time",
+    "started_col",
+    metavar="COLUMN",
+    help=(
+        "CSV: the process' start time (epoch seconds or ISO-8601, as Prometheus' "
+        "process_start_time_seconds); a new one starts a new generation."
+    ),
 )
 @click.option(
     "--series",
@@ -109,7 +121,12 @@ def _restart_drop(text: str) -> float | None:
     help="Query this Prometheus server (http://127.0.0.1:9090).",
 )
 @click.option(
-    "--query", help='Prometheus: the PromQL query (process_resident_memory_bytes{job="api"}).'
+    "--query",
+    help=(
+        'Prometheus: the PromQL query (process_resident_memory_bytes{job="api"}); select '
+        "process_start_time_seconds too and a new start time is a restart "
+        '({__name__=~"process_resident_memory_bytes|process_start_time_seconds",job="api"}).'
+    ),
 )
 @click.option(
     "--start", help="Prometheus: start (ISO-8601, epoch seconds, or a duration before --end: 24h)."
@@ -131,7 +148,8 @@ def _restart_drop(text: str) -> float | None:
     default="0.8",
     show_default=True,
     help=(
-        "A fall giving back this share of a generation's rise at once is a restart; off to disable."
+        "Where a series says nothing of its processes (no pid, start time or count): a fall "
+        "giving back this share of a generation's rise at once is a restart; off to disable."
     ),
 )
 @common_options.duration_with_default(
@@ -148,6 +166,7 @@ def command(
     unit: str,
     count_col: str | None,
     pid_col: str | None,
+    started_col: str | None,
     series_col: str | None,
     prometheus_url: str | None,
     query: str | None,
@@ -230,6 +249,7 @@ def command(
                         memory=memory_col,
                         count=count_col,
                         pid=pid_col,
+                        started=started_col,
                         series=series_col,
                         unit=unit,
                     ),

@@ -1,10 +1,13 @@
-"""CSV: a time column and a memory column (plus, optionally, a count, a pid and a series column).
+"""CSV: a time column and a memory column (plus, optionally, a count, a pid, a process start
+time and a series column).
 
 Columns are named by header or by position (1 is the first column). Times are epoch
 seconds (milliseconds when the numbers are too large to be seconds) or ISO-8601 text;
 memory is a number in ``unit`` (bytes by default) or text with its unit (``153 MiB``,
 ``1.5GB``), parsed by :mod:`leaklab.units`. A ``count`` column (requests served so far)
-becomes the run's steps; a ``series`` column splits a fleet into one run per value.
+becomes the run's steps; a ``pid`` or ``started`` column (the process' start time, epoch
+seconds or ISO-8601, as Prometheus' ``process_start_time_seconds``) names the process of
+each row; a ``series`` column splits a fleet into one run per value.
 
 The file is read in chunks (:func:`pandas.read_csv` with ``chunksize``), so its size is
 not bounded by memory.
@@ -35,6 +38,7 @@ class CsvColumns:
     memory: str | None = None  # default: the first numeric column not otherwise used
     count: str | None = None
     pid: str | None = None
+    started: str | None = None  # the process' start time
     series: str | None = None
     unit: str = "B"  # what a bare number in the memory column means
 
@@ -85,6 +89,17 @@ def _times(column: pd.Series, name: str) -> np.ndarray:
     return stamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
 
 
+def _instants(column: pd.Series) -> np.ndarray:
+    """Epoch seconds of a column of start times (numbers or ISO-8601 text; NaN where neither)."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().any():
+        values = numbers.to_numpy(dtype=float)
+        return values / 1000.0 if np.nanmax(values) > MS_ABOVE else values
+    stamps = pd.to_datetime(column, utc=True, format="ISO8601", errors="coerce")
+    seconds = stamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+    return np.where(stamps.isna().to_numpy(), np.nan, seconds)
+
+
 def _chunks(path: Path) -> Iterator[pd.DataFrame]:
     try:
         yield from pd.read_csv(path, chunksize=CHUNK_ROWS, skipinitialspace=True)
@@ -99,6 +114,7 @@ def _choose(header: list[str], first: pd.DataFrame, cols: CsvColumns) -> dict[st
         "time": _resolve(cols.time, header, "--time") or header[0],
         "count": _resolve(cols.count, header, "--count"),
         "pid": _resolve(cols.pid, header, "--pid"),
+        "started": _resolve(cols.started, header, "--start-time"),
         "series": _resolve(cols.series, header, "--series"),
     }
     memory = _resolve(cols.memory, header, "--memory")
@@ -146,8 +162,9 @@ def import_csv(path: str | Path, sink: RunSink, cols: CsvColumns) -> None:
             if chosen["pid"]
             else None
         )
+        started = _instants(frame[chosen["started"]]) if chosen["started"] else None
         if chosen["series"] is None:
-            sink.add("", {}, ts, values, counts, pids)
+            sink.add("", {}, ts, values, counts, pids, started)
             continue
         keys = frame[chosen["series"]].astype(str).to_numpy()
         for key, rows in pd.Series(keys).groupby(keys, sort=False).indices.items():
@@ -158,6 +175,7 @@ def import_csv(path: str | Path, sink: RunSink, cols: CsvColumns) -> None:
                 values[rows],
                 None if counts is None else counts[rows],
                 None if pids is None else pids[rows],
+                None if started is None else started[rows],
             )
     if chosen is None:
         raise ImportFailed(f"{path}: the file is empty")

@@ -5,6 +5,12 @@ labels. Labels listed as *restart labels* (``pid`` by default; ``instance`` for 
 that comes back under a new name) do not name a member: series that differ only in them
 are one member, in time order, each new value a new process generation.
 
+Series of ``process_start_time_seconds`` in the same answer (a query such as
+``{__name__=~"process_resident_memory_bytes|process_start_time_seconds",job="api"}``; the
+official clients export both from one process collector) are not members: each is the start
+time of the member with the same other labels, and a new value is a restart however memory
+moved.
+
 A live import asks the server's HTTP API (``GET /api/v1/query_range``) in chunks of
 time, so that one answer holds at most :data:`POINTS_PER_CHUNK` points whatever the
 fleet's size: memory stays bounded by a chunk. A saved response is read whole (it was
@@ -29,6 +35,8 @@ POINTS_PER_CHUNK = 400_000
 #: Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
 DEFAULT_RESTART_LABELS = ("pid",)
+#: A series of this name is the start time of the member with its other labels, not a member.
+START_TIME_METRIC = "process_start_time_seconds"
 TIMEOUT_S = 60.0
 
 
@@ -96,9 +104,25 @@ def _points(series: Mapping[str, Any], where: str) -> tuple[np.ndarray, np.ndarr
         raise ImportFailed(f'{where}: a series\' values are not [time, "number"] pairs') from None
 
 
+def _started_at(ts: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """The process start time at each of ``ts`` (NaN where none was answered; the newest
+    process where two were)."""
+    if not parts:
+        return None
+    st = np.concatenate([p[0] for p in parts])
+    sv = np.concatenate([p[1] for p in parts])
+    order = np.lexsort((-sv, st))
+    st, sv = st[order], sv[order]
+    first = np.concatenate(([True], np.diff(st) > 0))
+    st, sv = st[first], sv[first]
+    at = np.minimum(np.searchsorted(st, ts), len(st) - 1)
+    return np.where(st[at] == ts, sv[at], np.nan)
+
+
 def _feed(result: Iterable[Mapping[str, Any]], sink: RunSink, members: _Members, where: str) -> int:
     """Hand one answer's series to the sink, merged into members; returns the series seen."""
     grouped: dict[str, list[tuple[float, dict[str, str], np.ndarray, np.ndarray]]] = {}
+    starts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     count = 0
     for series in result:
         labels = {str(k): str(v) for k, v in (series.get("metric") or {}).items()}
@@ -107,6 +131,9 @@ def _feed(result: Iterable[Mapping[str, Any]], sink: RunSink, members: _Members,
         if not len(ts):
             continue
         key, _ = members.key(labels)
+        if labels.get("__name__") == START_TIME_METRIC:
+            starts.setdefault(key, []).append((ts, values))
+            continue
         grouped.setdefault(key, []).append((members.ordinal(key, labels), labels, ts, values))
     for key, parts in grouped.items():
         _, named = members.key(parts[0][1])
@@ -123,7 +150,14 @@ def _feed(result: Iterable[Mapping[str, Any]], sink: RunSink, members: _Members,
             first = np.concatenate(([True], np.diff(ts) > 0))
             ts, values, pids = ts[first], values[first], pids[first]
         name = parts[0][1].get("__name__")
-        sink.add(key, {**({"__name__": name} if name else {}), **named}, ts, values, pids=pids)
+        sink.add(
+            key,
+            {**({"__name__": name} if name else {}), **named},
+            ts,
+            values,
+            pids=pids,
+            started=_started_at(ts, starts.get(key, [])),
+        )
     return count
 
 

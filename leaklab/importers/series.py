@@ -10,8 +10,11 @@ Everything is written under a staging folder inside ``--out`` and moved into pla
 when the whole import succeeded: a failed import leaves nothing behind.
 
 A *restart* starts a new generation, as in a recycled run: a new pid (a ``pid`` column or
-label, or a new value of a restart label such as ``instance``), or, where the source does
-not name its processes, a drop to the baseline (:class:`RestartRule`).
+label, or a new value of a restart label such as ``instance``), a new process start time
+(Prometheus' ``process_start_time_seconds``), a count of work that falls (a process' counters
+start over with it), or, where the source says nothing of its processes, a drop to the
+baseline (:class:`RestartRule`). Where it does say (a pid, a start time or a count at a point),
+a fall in memory at that point is memory freed in a live process, not a restart.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from leaklab import __version__, store
-from leaklab.kinds import EventKind, Status
+from leaklab.kinds import EventKind, RestartReason, Status
 
 #: Columns of an imported run's samples.csv (a subset of the base columns, in their order).
 COLUMNS = ("t", "steps", "rss", "pid", "generation")
@@ -39,6 +42,8 @@ COLUMNS = ("t", "steps", "rss", "pid", "generation")
 FLUSH_ROWS = 20_000
 #: ...and points all series together hold at most (memory stays bounded however many there are).
 PENDING_ROWS = 1_000_000
+#: Start times closer than this are one process (a start time is read in clock ticks, 10 ms).
+SAME_START_S = 0.005
 
 
 class ImportFailed(Exception):
@@ -98,6 +103,50 @@ def _noise(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What a source says of its processes besides memory, for each point of a chunk."""
+
+    new: np.ndarray  # a new process starts at this point (its start time changed, a count fell)
+    reason: dict[int, str]  # why, at each point where ``new``
+    known: np.ndarray  # the point says which process it is (a start time or a count)
+
+
+def _after_known(values: np.ndarray, last: float) -> np.ndarray:
+    """For each point, the last finite value before it (``last`` before the chunk; NaN if none)."""
+    joined = np.concatenate(([last], values[:-1]))
+    at = np.where(np.isfinite(joined), np.arange(len(joined)), 0)
+    return joined[np.maximum.accumulate(at)] if len(joined) else joined
+
+
+def _evidence(
+    state: _Series, n: int, counts: np.ndarray | None, started: np.ndarray | None
+) -> _Evidence:
+    """Restarts the source itself shows: a new process start time, a cumulative count that fell
+    (counters start over with their process). Updates the last start time seen; the last count
+    is :meth:`RunSink._steps`' to update."""
+    new, known = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    reason: dict[int, str] = {}
+    for values, last, why in (
+        (started, state.started, RestartReason.NEW_START_TIME),
+        (counts, state.last_count, RestartReason.COUNTER_RESET),
+    ):
+        if values is None:
+            continue
+        before = _after_known(values, last)
+        finite = np.isfinite(values) & np.isfinite(before)
+        if why == RestartReason.NEW_START_TIME:
+            changed = finite & (np.abs(values - before) > SAME_START_S)
+        else:
+            changed = finite & (values < before)
+        reason.update(dict.fromkeys(np.flatnonzero(changed & ~new).tolist(), why))
+        new |= changed
+        known |= np.isfinite(values)
+    if started is not None and np.isfinite(started).any():
+        state.started = float(started[np.isfinite(started)][-1])
+    return _Evidence(new, reason, known)
+
+
 @dataclass
 class _Series:
     """What the sink remembers about one series between chunks."""
@@ -112,6 +161,7 @@ class _Series:
     recent: list[float] = field(default_factory=list)  # its last few values
     noise: float = math.nan
     pid: float = math.nan
+    started: float = math.nan  # the last process start time seen
     steps_offset: float = 0.0  # a counter that restarted: what it had counted before
     last_count: float = math.nan
     count0: float = math.nan
@@ -226,23 +276,29 @@ class RunSink:
         values: np.ndarray,
         counts: np.ndarray | None = None,
         pids: np.ndarray | None = None,
+        started: np.ndarray | None = None,
     ) -> None:
-        """Append points of series ``key`` (epoch seconds ``ts``, bytes ``values``; a cumulative
-        ``counts`` of work done and a ``pids`` column where the source has them)."""
+        """Append points of series ``key`` (epoch seconds ``ts``, bytes ``values``; where the
+        source has them, a cumulative ``counts`` of work done, a ``pids`` column and the process'
+        start time ``started`` in epoch seconds)."""
         ts = np.asarray(ts, dtype=float)
         values = np.asarray(values, dtype=float)
         counts = None if counts is None else np.asarray(counts, dtype=float)
         pids = None if pids is None else np.asarray(pids, dtype=float)
+        started = None if started is None else np.asarray(started, dtype=float)
         keep = np.isfinite(ts) & np.isfinite(values)
         if not keep.all():
             ts, values = ts[keep], values[keep]
             counts = None if counts is None else counts[keep]
             pids = None if pids is None else pids[keep]
+            started = None if started is None else started[keep]
         if not len(ts):
             return
         state = self.series.get(key) or self._open(key, labels, float(ts[0]))
         self._check_order(key, state, ts)
-        generation = self._generations(state, ts, values, pids)
+        generation = self._generations(
+            state, ts, values, pids, _evidence(state, len(ts), counts, started)
+        )
         steps = self._steps(state, counts)
         if len(state.gaps) < 64:
             state.gaps.extend(
@@ -293,9 +349,15 @@ class RunSink:
         state.pending, state.pending_rows = [], 0
 
     def _generations(
-        self, state: _Series, ts: np.ndarray, values: np.ndarray, pids: np.ndarray | None
+        self,
+        state: _Series,
+        ts: np.ndarray,
+        values: np.ndarray,
+        pids: np.ndarray | None,
+        evidence: _Evidence,
     ) -> np.ndarray:
-        """The generation of every point: a new one at each restart (new pid, drop to baseline)."""
+        """The generation of every point: a new one at each restart (a new pid, start time or
+        counter; a drop to baseline where the source says nothing of its processes)."""
         n = len(values)
         generation = np.empty(n, dtype=int)
         if not state.rows:
@@ -305,7 +367,7 @@ class RunSink:
             state.noise = _noise(values)
         i = 0
         while i < n:
-            j, reason = self._next_restart(state, values, pids, i)
+            j, reason = self._next_restart(state, values, pids, i, evidence)
             generation[i:j] = state.generation
             if j > i:
                 self._advance(state, values[i:j])
@@ -341,7 +403,12 @@ class RunSink:
         state.recent = joined[-k:].tolist()
 
     def _next_restart(
-        self, state: _Series, values: np.ndarray, pids: np.ndarray | None, i: int
+        self,
+        state: _Series,
+        values: np.ndarray,
+        pids: np.ndarray | None,
+        i: int,
+        evidence: _Evidence,
     ) -> tuple[int, str]:
         """The first index from ``i`` on that starts a new generation (``len(values)`` if none)."""
         n = len(values)
@@ -350,12 +417,18 @@ class RunSink:
             previous_pid = np.concatenate(([state.pid], pids[i : n - 1]))
             changed = np.isfinite(pids[i:]) & np.isfinite(previous_pid) & (pids[i:] != previous_pid)
             if changed.any():
-                j, reason = i + int(np.flatnonzero(changed)[0]), "new pid"
-        if pids is not None and np.isfinite(pids[i:j]).all():
-            return j, reason  # the source names its processes: only a new name is a restart
+                j, reason = i + int(np.flatnonzero(changed)[0]), RestartReason.NEW_PID
+        said = np.flatnonzero(evidence.new[i:j])
+        if len(said):
+            j = i + int(said[0])
+            reason = evidence.reason[j]
+        known = evidence.known[i:j] | (np.isfinite(pids[i:j]) if pids is not None else False)
+        if known.all():
+            return j, reason  # the source says which process each point is: only it restarts
         drop = self.rule.restarts(state.first, state.peak, state.recent, values[i:j], state.noise)
+        drop &= ~known  # a fall where the source names the process is memory freed, not a restart
         if drop.any():
-            j, reason = i + int(np.flatnonzero(drop)[0]), "drop to baseline"
+            j, reason = i + int(np.flatnonzero(drop)[0]), RestartReason.DROP
         return j, reason
 
     @staticmethod

@@ -3,7 +3,8 @@ collector: ``process_resident_memory_bytes``), leaky or fixed.
 
     python memory_service.py --variant leaky --leak-rate 1MB/s --duration 60
 
-Binds 127.0.0.1 on a free port and prints ``port N`` on stdout once it serves. Every
+Binds 127.0.0.1 on a free port (or ``--port``, so that a restarted service is the same
+scrape target) and prints ``port N`` on stdout once it serves. Every
 tick it builds a request-sized buffer; the leaky variant keeps each one, the fixed
 variant drops it. It stops after ``--duration`` seconds and runs under an address-space
 cap (``--max-memory``), so a leak cannot outgrow the machine.
@@ -28,11 +29,12 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=0.05)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--max-memory", default="600MB")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     cap = units.parse_size(args.max_memory)
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     per_tick = int(units.parse_size(args.leak_rate.split("/")[0]) * args.tick)
-    server, _thread = start_http_server(0, addr="127.0.0.1")
+    server, _thread = start_http_server(args.port, addr="127.0.0.1")
     print(f"port {server.server_port}", flush=True)
     kept: list[bytes] = []
     deadline = time.monotonic() + args.duration
