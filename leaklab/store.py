@@ -174,6 +174,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _column_cells(values: Any, n: int) -> list[str]:
+    """The cells of one column of :meth:`RunWriter.samples` (``n`` rows), as :func:`_cell`
+    writes each value: integers as integers, floats by ``repr``, NaN, None and masked as empty."""
+    import numpy as np
+
+    if values is None:
+        return [""] * n
+    data = np.asarray(np.ma.getdata(values))
+    blank = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else np.zeros(n, bool)
+    if data.dtype.kind == "f":
+        blank = blank | np.isnan(data)
+    if blank.all():
+        return [""] * n
+    text = list(map(repr if data.dtype.kind == "f" else str, data.tolist()))
+    for row in np.flatnonzero(blank).tolist():
+        text[row] = ""
+    return text
+
+
 class _LazyTable:
     """A CSV file of the run created on its first row, flushed after every row."""
 
@@ -244,16 +263,18 @@ class RunWriter:
         self.samples_written += 1
 
     def samples(self, columns: Mapping[str, Any]) -> None:
-        """Append many rows at once, given as columns (``columns`` order; a missing one is
-        empty), flushed once at the end: for importers, which write series recorded
-        elsewhere. Numbers are written as :meth:`sample` writes them; NaN and None as empty."""
-        import pandas as pd
-
+        """Append many rows at once, given as columns of equal length (``columns`` order; a
+        missing one is empty), flushed once at the end: for importers, which write series
+        recorded elsewhere. Numbers are written as :meth:`sample` writes them (an integer array
+        as integers, floats as ``repr`` gives them); NaN, None and masked values as empty."""
+        present = [v for v in columns.values() if v is not None]
+        n = len(present[0]) if present else 0
+        cells = [_column_cells(columns.get(c), n) for c in self.columns]
         self._reopen()
-        frame = pd.DataFrame({c: columns.get(c) for c in self.columns})
-        frame.to_csv(self._samples, header=False, index=False, na_rep="", lineterminator="\n")
+        if n:
+            self._samples.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
         self._samples.flush()
-        self.samples_written += len(frame)
+        self.samples_written += n
 
     def release(self) -> None:
         """Close the open files until the next write, which reopens them for appending (an

@@ -391,6 +391,15 @@ def moving_blocks(m: int, length: int, n_boot: int, rng: np.random.Generator) ->
     return idx[:, :m]
 
 
+@functools.lru_cache(maxsize=256)
+def seeded_blocks(m: int, length: int, n_boot: int, seed: int) -> np.ndarray:
+    """:func:`moving_blocks` from a fresh generator seeded with ``seed``: the same indices for
+    the same arguments, so they are drawn once (read-only) and shared by every fit of that shape."""
+    idx = moving_blocks(m, length, n_boot, np.random.default_rng(seed))
+    idx.flags.writeable = False
+    return idx
+
+
 @dataclass
 class Fit:
     """Theil-Sen slopes against time and steps, with block-bootstrap percentile intervals."""
@@ -415,7 +424,7 @@ def fit(
     fit_t = slope_t * bt + intercepts(bt, by, slope_t, bg)
     resid_t = by - fit_t
     length = block_length(resid_t)
-    idx = moving_blocks(len(bt), length, options.n_boot, np.random.default_rng(options.seed))
+    idx = seeded_blocks(len(bt), length, options.n_boot, options.seed)
     boot_t = theil_sen(bt, fit_t[None, :] + resid_t[idx], i, j)
     n_blocks = len(bt) / length
     ci = widen(slope_t, *(float(v) for v in np.nanpercentile(boot_t, [2.5, 97.5])), n_blocks)
