@@ -257,7 +257,7 @@ class RunWriter:
         self.write_meta()
 
     def sample(self, row: Mapping[str, Any]) -> None:
-        self._reopen()
+        self._reopen_samples()
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
         self._samples.flush()
         self.samples_written += 1
@@ -270,7 +270,7 @@ class RunWriter:
         present = [v for v in columns.values() if v is not None]
         n = len(present[0]) if present else 0
         cells = [_column_cells(columns.get(c), n) for c in self.columns]
-        self._reopen()
+        self._reopen_samples()
         if n:
             self._samples.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
         self._samples.flush()
@@ -283,15 +283,17 @@ class RunWriter:
             if not fh.closed:
                 fh.close()
 
-    def _reopen(self) -> None:
+    def _reopen_samples(self) -> None:
         if self._samples.closed:
             self._samples = open(self.path / SAMPLES, "a", encoding="utf-8", newline="")
             self._csv = csv.writer(self._samples, lineterminator="\n")
+
+    def _reopen_events(self) -> None:
         if self._events.closed:
             self._events = open(self.path / EVENTS, "a", encoding="utf-8")
 
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
-        self._reopen()
+        self._reopen_events()
         record = {"t": None if t is None else round(t, 6), "kind": kind, **fields}
         self._events.write(json.dumps(record, default=_json_default) + "\n")
         self._events.flush()
