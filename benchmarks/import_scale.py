@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.perf_counter() - started:.1f} s)"
         )
         out = root / "runs"
+        load_before = os.getloadavg()[0]
         if args.source == "prometheus":
             import_s, import_cpu, import_mb = from_prometheus(source, root, out)
         else:
@@ -238,10 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             f"rank    {rank_s:6.1f} s wall  {rank_cpu:6.1f} s CPU   peak RSS {rank_mb:6.0f} "
             f"MB   ({args.jobs} jobs)"
         )
-        load = os.getloadavg()[0]
         print(
-            f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work "
-            "slows the wall time)"
+            f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before the import, "
+            f"{os.getloadavg()[0]:.1f} at the end (other work slows the wall time)"
         )
         print(
             f"total   {total:6.1f} s   target < 30 s at 1,000 x 24 h: "

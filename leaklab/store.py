@@ -174,6 +174,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _column_cells(values: Any, n: int) -> list[str]:
+    """The cells of one column of :meth:`RunWriter.samples` (``n`` rows), as :func:`_cell`
+    writes each value: integers as integers, floats by ``repr``, NaN, None and masked as empty."""
+    import numpy as np
+
+    if values is None:
+        return [""] * n
+    data = np.asarray(np.ma.getdata(values))
+    blank = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else np.zeros(n, bool)
+    if data.dtype.kind == "f":
+        blank = blank | np.isnan(data)
+    if blank.all():
+        return [""] * n
+    text = list(map(repr if data.dtype.kind == "f" else str, data.tolist()))
+    for row in np.flatnonzero(blank).tolist():
+        text[row] = ""
+    return text
+
+
 class _LazyTable:
     """A CSV file of the run created on its first row, flushed after every row."""
 
@@ -238,22 +257,24 @@ class RunWriter:
         self.write_meta()
 
     def sample(self, row: Mapping[str, Any]) -> None:
-        self._reopen()
+        self._reopen_samples()
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
         self._samples.flush()
         self.samples_written += 1
 
     def samples(self, columns: Mapping[str, Any]) -> None:
-        """Append many rows at once, given as columns (``columns`` order; a missing one is
-        empty), flushed once at the end: for importers, which write series recorded
-        elsewhere. Numbers are written as :meth:`sample` writes them; NaN and None as empty."""
-        import pandas as pd
-
-        self._reopen()
-        frame = pd.DataFrame({c: columns.get(c) for c in self.columns})
-        frame.to_csv(self._samples, header=False, index=False, na_rep="", lineterminator="\n")
+        """Append many rows at once, given as columns of equal length (``columns`` order; a
+        missing one is empty), flushed once at the end: for importers, which write series
+        recorded elsewhere. Numbers are written as :meth:`sample` writes them (an integer array
+        as integers, floats as ``repr`` gives them); NaN, None and masked values as empty."""
+        present = [v for v in columns.values() if v is not None]
+        n = len(present[0]) if present else 0
+        cells = [_column_cells(columns.get(c), n) for c in self.columns]
+        self._reopen_samples()
+        if n:
+            self._samples.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
         self._samples.flush()
-        self.samples_written += len(frame)
+        self.samples_written += n
 
     def release(self) -> None:
         """Close the open files until the next write, which reopens them for appending (an
@@ -262,15 +283,17 @@ class RunWriter:
             if not fh.closed:
                 fh.close()
 
-    def _reopen(self) -> None:
+    def _reopen_samples(self) -> None:
         if self._samples.closed:
             self._samples = open(self.path / SAMPLES, "a", encoding="utf-8", newline="")
             self._csv = csv.writer(self._samples, lineterminator="\n")
+
+    def _reopen_events(self) -> None:
         if self._events.closed:
             self._events = open(self.path / EVENTS, "a", encoding="utf-8")
 
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
-        self._reopen()
+        self._reopen_events()
         record = {"t": None if t is None else round(t, 6), "kind": kind, **fields}
         self._events.write(json.dumps(record, default=_json_default) + "\n")
         self._events.flush()
@@ -383,9 +406,12 @@ def _read_table(
     None when the file is missing or has no complete header line."""
     if not path.is_file():
         return None
-    lines = _split_complete_lines(
-        path.read_text(encoding="utf-8", errors="replace"), path.name, problems
-    )
+    content = path.read_text(encoding="utf-8", errors="replace")
+    if not text_columns:
+        fast = _read_clean_numbers(content, path.name, problems)
+        if fast is not None:
+            return fast
+    lines = _split_complete_lines(content, path.name, problems)
     if not lines:
         return None
     if not text_columns:
@@ -416,20 +442,62 @@ def _read_table(
     return dict(zip(header, data, strict=False))
 
 
+#: What ``str.strip()`` takes for blank in ASCII, besides the newline: in an ASCII file without
+#: these, the only lines the line-by-line reader skips as blank are empty ones.
+_ASCII_BLANKS = " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _read_clean_numbers(
+    content: str, what: str, problems: list[str]
+) -> dict[str, list[Any]] | None:
+    """What :func:`_split_complete_lines` then :func:`_read_numbers` give, without splitting
+    the file into lines in Python, for a file as leaklab writes it: ASCII, no blank line, the
+    same number of commas on every line. None for any other file (read line by line)."""
+    import numpy as np
+
+    end = content.rfind("\n") + 1
+    body = content[:end]
+    if (
+        not body
+        or body[0] == "\n"
+        or "\n\n" in body
+        or not body.isascii()
+        or any(blank in body for blank in _ASCII_BLANKS)
+    ):
+        return None
+    header = body[: body.index("\n")]
+    raw = np.frombuffer(body.encode("ascii"), dtype=np.uint8)
+    counter = np.int32 if len(raw) < 2**31 else np.int64  # int32 sums several times faster
+    commas_by_line_end = np.cumsum(raw == ord(","), dtype=counter)[raw == ord("\n")]
+    if '"' in header or (np.diff(commas_by_line_end, prepend=0) != header.count(",")).any():
+        return None  # a short or long row (pandas would pad it), or quoting
+    columns = _parse_numbers(body, header)
+    if columns is not None and end < len(content):
+        problems.append(
+            f"{what}: last line is truncated ({len(content) - end} characters); ignored"
+        )
+    return columns
+
+
 def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
     """A table of numbers only, parsed by pandas' C reader (exactly as ``float()`` would:
     round-trip precision); None when any row is not clean, for the careful reader to
     tell which rows it drops and why."""
-    import pandas as pd
-
     commas = lines[0].count(",")
     if '"' in lines[0] or any(line.count(",") != commas for line in lines):
         return None  # a short or long row (pandas would pad it), or quoting
+    return _parse_numbers("\n".join(lines), lines[0])
+
+
+def _parse_numbers(text: str, header: str) -> dict[str, list[Any]] | None:
+    """:func:`_read_numbers` of ``text`` (lines of as many fields as ``header``, its first)."""
+    import pandas as pd
+
     # pandas 3 parses floats exactly by default (and deprecates the option); pandas 2 needs asking.
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     try:
         frame = pd.read_csv(
-            io.StringIO("\n".join(lines)),
+            io.StringIO(text),
             dtype=float,
             keep_default_na=False,
             na_values=[""],
@@ -438,7 +506,7 @@ def _read_numbers(lines: list[str]) -> dict[str, list[Any]] | None:
         )
     except (ValueError, pd.errors.ParserError):
         return None
-    if list(frame.columns) != next(csv.reader([lines[0]])):
+    if list(frame.columns) != next(csv.reader([header])):
         return None  # duplicate or odd names, which pandas would rename
     return {str(c): frame[c].tolist() for c in frame.columns}
 

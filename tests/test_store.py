@@ -85,3 +85,49 @@ def test_latest_run(tmp_path):
     make_run(tmp_path)
     last = make_run(tmp_path)
     assert store.latest_run(tmp_path) == last
+
+
+def test_samples_writes_columns_as_sample_writes_rows(tmp_path):
+    import numpy as np
+
+    path = store.new_run_dir(tmp_path, "imported", None)
+    columns = ("t", "steps", "rss", "pid", "generation")
+    with store.RunWriter(path, {"scenario": "imported"}, columns) as writer:
+        writer.samples(
+            {
+                "t": np.array([0.0, 15.25, 1e16]),
+                "steps": np.ma.masked_array(np.array([3, 0, 5]), mask=[False, True, False]),
+                "rss": np.array([4096, -1, 2**60]),
+                "pid": None,
+                "generation": np.array([np.nan, 0.1, -0.0]),
+            }
+        )
+    lines = (path / store.SAMPLES).read_text().splitlines()
+    assert lines == [
+        "t,steps,rss,pid,generation",
+        "0.0,3,4096,,",
+        "15.25,,-1,,0.1",
+        f"1e+16,5,{2**60},,-0.0",
+    ]
+
+
+def test_odd_rows_are_dropped_with_a_warning_and_blank_lines_skipped(tmp_path):
+    path = make_run(tmp_path, rows=3)
+    width = len(store.BASE_COLUMNS)
+
+    def row(*cells):
+        return ",".join(list(cells) + [""] * (width - len(cells)))
+
+    with open(path / store.SAMPLES, "a") as fh:
+        fh.write(f"\n  \n2.0,20\n{row('2.5', '25', '1003')},,\n{row('3.0', 'x', '1004')}\n")
+        fh.write(f"{row('3.5', '35', '1005')}\n")
+    with pytest.warns(UserWarning) as caught:
+        run = store.read_run(path)
+    assert run.columns["t"] == [0.0, 0.5, 1.0, 3.5]
+    assert run.columns["rss"] == [1000.0, 1001.0, 1002.0, 1005.0]
+    # line numbers count the lines left once blank ones are skipped
+    assert [str(w.message) for w in caught] == [
+        f"{path.name}: samples.csv:5: expected {width} fields, got 2; row ignored",
+        f"{path.name}: samples.csv:6: expected {width} fields, got {width + 2}; row ignored",
+        f"{path.name}: samples.csv:7: non-numeric field; row ignored",
+    ]

@@ -26,6 +26,7 @@ floor a sawtooth returns to: a leak raises the floor, a periodic clear does not.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import InitVar, asdict, dataclass, field, replace
 from typing import Any
@@ -235,6 +236,48 @@ def empty_growth(
     )
 
 
+def median_last_axis(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=-1)``, the same bits, faster: one partition at the middle (numpy's
+    vectorised select) instead of np.median's partition at three places, and for an even count
+    the largest value below the middle. A row holding NaN is NaN, as in np.median. Rows whose
+    median is zero are taken from np.median itself: among equal zeros the two selections may
+    pick a different sign of zero."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        return np.median(a, axis=-1)
+    n = a.shape[-1]
+    rows = a.reshape(-1, n)
+    half = n // 2
+    part = np.partition(rows, half, axis=-1)
+    upper = part[:, half]
+    # np.median's mean of the two middle values: their sum over two
+    mid = upper.copy() if n % 2 else (part[:, :half].max(axis=-1) + upper) / 2
+    mid[np.isnan(rows).any(axis=-1)] = np.nan
+    zero = mid == 0
+    if zero.any():
+        mid[zero] = np.median(rows[zero], axis=-1)
+    return mid.reshape(a.shape[:-1])[()]
+
+
+def bin_edges(group: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of up to ``n_bins`` equal-count bins that never cross a group
+    (``group`` in row order): each group gets its share of the bins, none empty."""
+    n = len(group)
+    bounds = np.flatnonzero(np.diff(group)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [n]))
+    lows: list[np.ndarray] = []
+    highs: list[np.ndarray] = []
+    for a, b in zip(starts, ends, strict=True):
+        k = max(1, round(n_bins * (b - a) / n))
+        edges = np.linspace(a, b, k + 1).round().astype(int)
+        lows.append(edges[:-1])
+        highs.append(edges[1:])
+    lo, hi = np.concatenate(lows), np.concatenate(highs)
+    keep = hi > lo
+    return lo[keep], hi[keep]
+
+
 def bin_medians(
     t: np.ndarray, steps: np.ndarray, y: np.ndarray, group: np.ndarray, n_bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -242,31 +285,35 @@ def bin_medians(
     n = len(t)
     if n <= n_bins:
         return t, steps, y, group
-    bounds = np.flatnonzero(np.diff(group)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [n]))
-    out_t: list[float] = []
-    out_s: list[float] = []
-    out_y: list[float] = []
-    out_g: list[float] = []
-    for a, b in zip(starts, ends, strict=True):
-        k = max(1, round(n_bins * (b - a) / n))
-        edges = np.linspace(a, b, k + 1).round().astype(int)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            if hi <= lo:
-                continue
-            out_t.append(float(np.median(t[lo:hi])))
-            out_s.append(float(np.median(steps[lo:hi])))
-            out_y.append(float(np.median(y[lo:hi])))
-            out_g.append(float(group[lo]))
-    return np.array(out_t), np.array(out_s), np.array(out_y), np.array(out_g)
+    lo, hi = bin_edges(group, n_bins)
+    columns = np.stack([np.asarray(t, float), np.asarray(steps, float), np.asarray(y, float)])
+    medians = np.empty((3, len(lo)))
+    # Bins of one length at a time (a group's bins differ by one row at most): one median
+    # over a (bins, length) array per length, row by row what np.median of each bin gives.
+    for length in np.unique(hi - lo):
+        which = np.flatnonzero(hi - lo == length)
+        rows = lo[which, None] + np.arange(length)
+        medians[:, which] = median_last_axis(columns[:, rows])
+    return medians[0], medians[1], medians[2], np.asarray(group, dtype=float)[lo]
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(m, k=1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def pair_indices(group: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i < j) in the same group with distinct x."""
-    i, j = np.triu_indices(len(x), k=1)
+    i, j = _upper_pairs(len(x))
     keep = (group[i] == group[j]) & (x[j] != x[i])
     return i[keep], j[keep]
+
+
+#: Pairwise slopes computed at once (a block of bootstrap replicates): all replicates at once
+#: would be megabytes of fresh memory per fit, slower to allocate than to compute.
+_SLOPES_PER_BLOCK = 65_536
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -274,7 +321,16 @@ def theil_sen(x: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.
     if len(i) == 0:
         return np.full(y.shape[:-1], np.nan) if y.ndim > 1 else np.array(np.nan)
     dx = x[j] - x[i]
-    return np.median((y[..., j] - y[..., i]) / dx, axis=-1)
+    if y.ndim == 1:
+        return median_last_axis((y[j] - y[i]) / dx)
+    rows = y.reshape(-1, y.shape[-1])
+    out = np.empty(len(rows))
+    step = max(1, _SLOPES_PER_BLOCK // len(i))
+    for r in range(0, len(rows), step):
+        block = rows[r : r + step]
+        slopes = (np.take(block, j, axis=-1) - np.take(block, i, axis=-1)) / dx
+        out[r : r + step] = median_last_axis(slopes)
+    return out.reshape(y.shape[:-1])
 
 
 def intercepts(x: np.ndarray, y: np.ndarray, slope: float, group: np.ndarray) -> np.ndarray:
@@ -339,6 +395,15 @@ def moving_blocks(m: int, length: int, n_boot: int, rng: np.random.Generator) ->
     return idx[:, :m]
 
 
+@functools.lru_cache(maxsize=256)
+def seeded_blocks(m: int, length: int, n_boot: int, seed: int) -> np.ndarray:
+    """:func:`moving_blocks` from a fresh generator seeded with ``seed``: the same indices for
+    the same arguments, so they are drawn once (read-only) and shared by every fit of that shape."""
+    idx = moving_blocks(m, length, n_boot, np.random.default_rng(seed))
+    idx.flags.writeable = False
+    return idx
+
+
 @dataclass
 class Fit:
     """Theil-Sen slopes against time and steps, with block-bootstrap percentile intervals."""
@@ -363,7 +428,7 @@ def fit(
     fit_t = slope_t * bt + intercepts(bt, by, slope_t, bg)
     resid_t = by - fit_t
     length = block_length(resid_t)
-    idx = moving_blocks(len(bt), length, options.n_boot, np.random.default_rng(options.seed))
+    idx = seeded_blocks(len(bt), length, options.n_boot, options.seed)
     boot_t = theil_sen(bt, fit_t[None, :] + resid_t[idx], i, j)
     n_blocks = len(bt) / length
     ci = widen(slope_t, *(float(v) for v in np.nanpercentile(boot_t, [2.5, 97.5])), n_blocks)

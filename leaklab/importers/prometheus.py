@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,26 @@ def _get(session: Any, url: str, params: Mapping[str, Any], timeout: float) -> A
     return doc
 
 
+def _chunk_params(
+    query: str, start: float, step: float, total_points: int, per_chunk: int
+) -> list[dict[str, Any]]:
+    """The range queries of a live import in time order, ``per_chunk`` points per series each."""
+    chunks = []
+    first = 0
+    while first < total_points:
+        last = min(total_points - 1, first + per_chunk - 1)
+        chunks.append(
+            {
+                "query": query,
+                "start": start + first * step,
+                "end": start + last * step,
+                "step": step,
+            }
+        )
+        first = last + 1
+    return chunks
+
+
 def import_live(
     url: str,
     query: str,
@@ -224,7 +245,9 @@ def import_live(
         raise ImportFailed("--step must be positive")
     total_points = int((end - start) // step) + 1
     members = _Members(restart_labels)
-    with requests.Session() as session:
+    # One request ahead: the server answers the next chunk while this one is written (the
+    # answers are fed in order, so the runs are the same; two chunks are held at most).
+    with requests.Session() as session, ThreadPoolExecutor(max_workers=1) as ahead:
         # A coarse look first: how many series, so a chunk of time holds a bounded number of points.
         coarse_step = max(step, (end - start) / 20)
         probe = _matrix(
@@ -241,16 +264,13 @@ def import_live(
                 f"the query matched nothing between {start:.0f} and {end:.0f}: {query}"
             )
         per_chunk = int(min(MAX_POINTS_PER_SERIES, max(10, POINTS_PER_CHUNK // len(probe))))
-        first = 0
-        while first < total_points:
-            last = min(total_points - 1, first + per_chunk - 1)
-            params = {
-                "query": query,
-                "start": start + first * step,
-                "end": start + last * step,
-                "step": step,
-            }
-            _feed(_matrix(_get(session, url, params, timeout), url), sink, members, url)
-            first = last + 1
+        chunks = _chunk_params(query, start, step, total_points, per_chunk)
+        answer = ahead.submit(_get, session, url, chunks[0], timeout)
+        for k in range(len(chunks)):
+            doc = answer.result()
+            if k + 1 < len(chunks):
+                answer = ahead.submit(_get, session, url, chunks[k + 1], timeout)
+            _feed(_matrix(doc, url), sink, members, url)
+            del doc
     if not sink.series:
         raise ImportFailed(f"the query matched nothing between {start:.0f} and {end:.0f}: {query}")

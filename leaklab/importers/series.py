@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from leaklab import __version__, store
@@ -180,17 +179,17 @@ def _utc(ts: float) -> datetime:
 
 
 def _compact(values: np.ndarray | None) -> Any:
-    """Whole numbers as integers (written faster and shorter than floats, read back the same);
-    other values unchanged. NaN stays missing."""
+    """Whole numbers as integers (written faster and shorter than floats, read back the same):
+    an integer array, masked where a value is missing; other values unchanged (NaN is written
+    as missing)."""
     if values is None:
         return None
     missing = np.isnan(values)
     known = values[~missing]
     if not len(known) or not ((np.abs(known) < 2**53).all() and (known == np.round(known)).all()):
         return values
-    whole = pd.array(np.where(missing, 0, values).astype(np.int64), dtype="Int64")
-    whole[missing] = pd.NA
-    return whole
+    whole = np.where(missing, 0, values).astype(np.int64)
+    return np.ma.masked_array(whole, mask=missing) if missing.any() else whole
 
 
 class RunSink:
