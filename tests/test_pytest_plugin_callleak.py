@@ -121,12 +121,9 @@ def test_a_bound_filled_past_the_measured_rounds_passes_by_patience() -> None:
     result = callleak.measure(call)
     assert not result.leaked
     assert result.patience_calls == 1000 - 105 and result.calls_made == 1100
-    # The bound is full by then: the confirming rounds retain nothing, but for one round now and
-    # then on a busy machine (measured once: +728 B, then -552 B in the next round).
-    assert (
-        all(b > 0 for b in result.round_bytes[:4])
-        and sum(b > 0 for b in result.round_bytes[4:]) <= 1
-    )
+    # Together, not each: a busy machine can move one round and the next back (docs/testing.md).
+    filling, confirming = result.round_bytes[:4], result.round_bytes[4:]
+    assert min(filling) > 0 and sum(confirming) < min(filling), result.round_bytes
 
 
 def test_lazy_import_and_interning_happen_once() -> None:
