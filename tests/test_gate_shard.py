@@ -62,6 +62,7 @@ def _leaklab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # in the soak job, so that make test stays under 10 minutes
 def test_sharded_gate_then_merge(tmp_path: Path) -> None:
     _config(tmp_path)
     first = _leaklab(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis.ipynb"
@@ -24,6 +25,7 @@ def test_notebook_is_committed_without_outputs() -> None:
             assert cell.outputs == [] and cell.execution_count is None
 
 
+@pytest.mark.slow  # in the soak job, so that make test stays under 10 minutes
 def test_notebook_executes(tmp_path, monkeypatch) -> None:
     kernel_dir = tmp_path / "jupyter" / "kernels" / "leaklab-test"
     kernel_dir.mkdir(parents=True)

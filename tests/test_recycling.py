@@ -191,6 +191,7 @@ def test_failed_requests_are_real_and_happen_during_restarts(runs):
     assert m.throughput_rps == pytest.approx(m.ok / m.load_s)
 
 
+@pytest.mark.slow  # in the soak job, so that make test stays under 10 minutes
 def test_graceful_restart_finishes_requests_in_flight_sigkill_cuts_them(runs):
     graceful, killed = runs("restart", "SIGINT"), runs("restart", "SIGKILL")
     in_flight_graceful, in_flight_killed = (
@@ -220,6 +221,7 @@ def test_graceful_reload_loses_fewer_requests_than_sigkill(runs):
     assert g.success_rate > k.success_rate
 
 
+@pytest.mark.slow  # in the soak job, so that make test stays under 10 minutes
 def test_prediction_from_an_unrecycled_run_matches_the_measured_sawtooth(runs, unrecycled):
     """Growth to the limit plus the wait for a check is predicted within 10%. The restart itself
     (a process start-up, 0.2-1.05 s here) depends on how busy the machine is at that moment, so
