@@ -18,7 +18,8 @@ them alike; the table shows medians and the spread (max/min - 1) of each mode's 
 Targets (ratio to ``plain``): rss >= 0.97, default >= 0.95, deep >= the ``memray-run``
 ratio of the same row (when measured). ``--suite`` measures every row of SUITE (real
 steps, each in runs of 1 s and 10 s); ``--only`` keeps the rows whose scenario contains
-one of its words. The SQLAlchemy row needs benchmarks/requirements.txt installed:
+one of its words, ``--lengths`` the rows of those run lengths (seconds). The SQLAlchemy
+row needs benchmarks/requirements.txt installed:
 
     python benchmarks/profiler_overhead.py --suite --rounds 3 \
         --modes plain,rss,default,deep,tracemalloc-1,memray-run --only sqlalchemy,cookie
@@ -308,6 +309,11 @@ def main() -> None:
         default="",
         help="with --suite: comma-separated words; keep the rows whose scenario contains one",
     )
+    parser.add_argument(
+        "--lengths",
+        default="",
+        help="with --suite: comma-separated run lengths in seconds; keep the rows of those lengths",
+    )
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -327,6 +333,11 @@ def main() -> None:
         rows = tuple(row for row in rows if any(w in row[0] for w in words))
         if not rows:
             parser.error(f"--only {args.only!r} keeps no row of the suite")
+    lengths = {float(x) for x in args.lengths.split(",") if x.strip()}
+    if lengths:
+        rows = tuple(row for row in rows if row[2] in lengths)
+        if not rows:
+            parser.error(f"--lengths {args.lengths!r} keeps no row of the suite")
     results = [(row, *measure(*row, modes, args.rounds)) for row in rows]
     missed = sum(report(*row, args.rounds, modes, rates, costs) for row, rates, costs in results)
     print(
