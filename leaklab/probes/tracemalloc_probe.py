@@ -324,8 +324,12 @@ class TracemallocProbe(Probe):
         # The snapshot's thousands of tuples went to the interpreter's free lists, where
         # they count as allocated blocks until the next full collection: a step up after
         # every window that the blocks signal would carry (a full collection empties them).
+        # In the warm-up the step loop's own collection at its end does that: the blocks
+        # there are not analysed, and a full collection per window would make the warm-up's
+        # windows last far longer than their steps on a large heap.
         collect_began = time.perf_counter()
-        gc.collect()
+        if ctx.warmup_done or not gc.isenabled():
+            gc.collect()
         collect_s = time.perf_counter() - collect_began
         end = time.monotonic()
         # Reading source files for function names is paid once per file: the cadence
