@@ -63,6 +63,8 @@ class ProbeContext:
     #: from inside a probe call): memray attributes allocations to the frames it sees
     #: called after it starts, so its tracker must start where the steps are called
     loop_call: Callable[[], Any] | None = None
+    #: seconds the latest ``loop_call`` took (None: none made yet)
+    loop_call_s: float | None = None
     #: what the probes called at one moment share (a type count: support.count_types_at); the
     #: step loop sets it for each round of calls and drops it after; None: nothing is shared
     shared: dict[str, Any] | None = None
