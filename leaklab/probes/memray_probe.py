@@ -53,8 +53,11 @@ def tracking() -> bool:
 class MemrayProbe(Probe):
     name = "memray"
     native = False
-    #: share of the planned run that the traced steps may lose (their slowdown)
-    BUDGET = 0.08
+    #: share of the planned stretch after the warm-up that the traced steps may lose (their
+    #: slowdown, and the tracker's start and stop)
+    BUDGET = 0.05
+    #: how often, at least, the tracker's cost is compared with its budget (times per budget)
+    CHECKS_PER_BUDGET = 10
     #: ... but the traced part lasts at least this many steps and seconds (at the untraced rate,
     #: within ``TAIL_FRACTION``), so a run whose steps pause (a long collection) still gets a
     #: capture
@@ -115,6 +118,10 @@ class MemrayProbe(Probe):
             if ctx.loop_call is None and not ctx.done and self._over_budget(ctx):
                 self.stopped_early = True
                 self._end(ctx)
+            elif self.budget_s:
+                # Looked at again after a tenth of the budget at most, whatever the sampling
+                # interval: a short run's budget is a few of its samples' intervals.
+                ctx.wake(time.monotonic() + self.budget_s / self.CHECKS_PER_BUDGET)
             return
         if self.skipped or not ctx.warmup_done or ctx.done or self.ended:
             return
