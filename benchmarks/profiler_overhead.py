@@ -7,11 +7,13 @@ always-on tracemalloc (1 and 10 frames) and under `memray run`, side by side.
 Every mode runs the scenario's steps back to back (no rate) in a fresh process
 for ``--seconds``; throughput is counted after a warm-up of 10 % of that, in
 steps per second of the step loop. ``plain``, ``tracemalloc-1``, ``tracemalloc-10``
-and ``memray-run`` use a bare driver (this file, ``--drive``); ``rss``, ``default``
-and ``deep`` are `leaklab run --profile ...`, whose rate runs from the end of the
-warm-up (so what the probes do there counts) to the last sample taken while the
-steps ran (the final sample, taken after the last step with a forced collection,
-and the probes' end-of-run work, like the bare driver's teardown, do not count).
+and ``memray-run`` use a bare driver (this file, ``--drive``), which ends its warm-up
+with a full collection as leaklab's child does; ``rss``, ``default`` and ``deep`` are
+`leaklab run --profile ...`, whose rate runs from the end of the warm-up (stamped
+after the probes' baselines and that collection: what the probes do after it counts)
+to the last sample taken while the steps ran (the final sample, taken after the last
+step with a forced collection, and the probes' end-of-run work, like the bare
+driver's teardown, do not count).
 Rounds go through every mode in turn so that drift on a shared machine hits all of
 them alike; the table shows medians and the spread (max/min - 1) of each mode's rounds.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import statistics
@@ -88,6 +91,10 @@ def drive(path: str, variant: str | None, seconds: float, frames: int) -> dict[s
         return n
 
     run_for(seconds * WARMUP_FRACTION)
+    # leaklab's child ends its warm-up with a full collection (before its rate's clock starts):
+    # the bare loop's stretch starts from the same state, so that where the next collection of
+    # a growing heap falls (a pause of up to a tenth of a second) does not favour either side.
+    gc.collect()
     if frames:
         tracemalloc.start(frames)
     began = time.monotonic()
