@@ -30,6 +30,12 @@ Profile levels (``--profile``):
 ``deep``
     the default probes plus pympler size summaries and a memray capture over the
     last part of the run, turned into memray's leak flame graph and stats.
+
+Each snapshotting probe spends a share of the run, its ``BUDGET``; the shares add up to
+what a profile may cost the steps (``benchmarks/profiler_overhead.py``): the default
+probes' 2.5 % and 1.5 %, with the sampling's own cost, stay within 5 % of the bare step
+rate, and the deep profile's additions (pympler 2 %, memray 5 % of the stretch after the
+warm-up) within what ``memray run`` costs on the same steps.
 """
 
 from __future__ import annotations

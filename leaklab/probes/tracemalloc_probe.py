@@ -73,7 +73,7 @@ class TracemallocProbe(Probe):
     NFRAMES = 4
     TOP = 10
     #: share of the run's time the windows may cost
-    BUDGET = 0.05
+    BUDGET = 0.025
     #: steps of the shortest window, and the seconds the longest may last (slow steps)
     MIN_WINDOW_STEPS = 50
     MAX_WINDOW_S = 4.0
