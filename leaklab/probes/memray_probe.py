@@ -227,8 +227,8 @@ class MemrayProbe(Probe):
             tracker.__exit__(None, None, None)
         finally:
             _tracking = False
-        # The tracker's start and stop (tens of milliseconds each: it opens, flushes and closes
-        # the capture) are what the steps lose too.
+        # The tracker's start and stop (it opens, flushes and closes the capture; figures in
+        # docs/profiles.md) hold the steps up too.
         seconds = time.monotonic() - self.track_t
         self.ended = True
         self.tracked_s, self.tracked_steps = seconds, steps
