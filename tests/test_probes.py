@@ -20,7 +20,7 @@ import pytest
 from leaklab import chain_graph, naming, probes
 from leaklab.kinds import EventKind
 from leaklab.naming import Classifier, blame, function_at, group_sites, source_lines
-from leaklab.probes import ProbeContext, referrers, support
+from leaklab.probes import ProbeContext, referrers, support, tracemalloc_probe
 from leaklab.probes.gc_types import GcTypesProbe
 from leaklab.probes.memray_probe import MemrayProbe, tracking
 from leaklab.probes.pympler_probe import PymplerProbe
@@ -474,6 +474,36 @@ def test_tracemalloc_windows_collect_only_after_the_warmup(tmp_path):
         gc.set_threshold(*threshold)
     assert probe.primed >= 2 and probe.count >= 2  # windows on both sides of the warm-up's end
     assert collections and all(collections)
+
+
+@pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")
+def test_where_stopping_tracing_leaks_the_next_window_waits_for_ten_times_the_warmup(
+    tmp_path, monkeypatch
+):
+    """Where tracemalloc.stop() leaks, the three reported windows run in the warm-up; the next
+    waits until the run is LEAKY_GROWTH times as old as at the warm-up's end (so none in a run
+    whose warm-up is its tenth), however early in the warm-up the three closed."""
+    monkeypatch.setattr(tracemalloc_probe, "STOP_LEAKS", True)
+    ctx, recorder = context(tmp_path)
+    ctx.warmup_done = False
+    ctx.plan["warmup"] = {"steps": 1000}
+    probe = TracemallocProbe()
+    kept: list[LeakedBlock] = []
+    probe.start(ctx)
+    assert probe.leaky
+    for i in range(1000):
+        kept.append(LeakedBlock(i))
+        time.sleep(0.0002)  # steps that take time: the pause after a window is as long as it
+        ctx.steps = i + 1
+        probe.tick(ctx)
+    assert probe.count == len(probe.LENGTHS) and probe.window is None
+    ctx.warmup_done = True
+    warmup_end = time.monotonic()
+    probe.warmup_end(ctx)
+    assert probe.cadence is not None and probe.cadence.next_t is not None
+    assert probe.cadence.next_t >= probe.started + probe.LEAKY_GROWTH * (warmup_end - probe.started)
+    probe.finish(ctx)
+    assert len(recorder.of("tracemalloc_snapshot")) == len(probe.LENGTHS)
 
 
 @pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")

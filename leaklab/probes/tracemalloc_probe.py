@@ -187,6 +187,15 @@ class TracemallocProbe(Probe):
         if not (self.leaky and self.count >= len(self.LENGTHS)):
             # The next window waits as long as the budget asks after the latest one's cost.
             self.cadence.schedule(now, ctx.steps, cost_s=self.last_cost_s)
+        else:
+            # The reported windows all ran in the warm-up: the next waits until the run is
+            # LEAKY_GROWTH times as old as at the warm-up's end, not at the end of the last of
+            # them, which may have closed early in the warm-up (none in a run whose warm-up is
+            # the default tenth, as the module says).
+            self.cadence.next_steps = None
+            self.cadence.next_t = max(
+                self.cadence.next_t or now, self.started + self.LEAKY_GROWTH * (now - self.started)
+            )
         self._rearm(ctx)
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
