@@ -7,18 +7,27 @@ always-on tracemalloc (1 and 10 frames) and under `memray run`, side by side.
 Every mode runs the scenario's steps back to back (no rate) in a fresh process
 for ``--seconds``; throughput is counted after a warm-up of 10 % of that, in
 steps per second of the step loop. ``plain``, ``tracemalloc-1``, ``tracemalloc-10``
-and ``memray-run`` use a bare driver (this file, ``--drive``); ``rss``, ``default``
-and ``deep`` are `leaklab run --profile ...`, whose rate runs from the end of the
-warm-up (so what the probes do there counts) to the last sample taken while the
-steps ran (the final sample, taken after the last step with a forced collection,
-and the probes' end-of-run work, like the bare driver's teardown, do not count).
+and ``memray-run`` use a bare driver (this file, ``--drive``), which ends its warm-up
+with a full collection as leaklab's child does; ``rss``, ``default`` and ``deep`` are
+`leaklab run --profile ...`, whose rate runs from the end of the warm-up (stamped
+after the probes' baselines and that collection: what the probes do after it counts)
+to the last sample taken while the steps ran (the final sample, taken after the last
+step with a forced collection, and the probes' end-of-run work, like the bare
+driver's teardown, do not count).
 Rounds go through every mode in turn so that drift on a shared machine hits all of
 them alike; the table shows medians and the spread (max/min - 1) of each mode's rounds.
+Beside each rate is the CPU time per step over the same stretch: the bare driver's own,
+and leaklab's child's (all its threads, read as the parent writes each new step count).
+The bare loop's CPU per step over a mode's (``cpu ratio``) is the share of the rate the mode
+would keep with a core to itself: it leaves out what the mode costs other processes (the
+parent's sampling) but not what others take of the machine, which on a shared machine
+spreads the rates of the rounds by tens of per cent. The targets are checked on the rates.
 
 Targets (ratio to ``plain``): rss >= 0.97, default >= 0.95, deep >= the ``memray-run``
 ratio of the same row (when measured). ``--suite`` measures every row of SUITE (real
 steps, each in runs of 1 s and 10 s); ``--only`` keeps the rows whose scenario contains
-one of its words. The SQLAlchemy row needs benchmarks/requirements.txt installed:
+one of its words, ``--lengths`` the rows of those run lengths (seconds). The SQLAlchemy
+row needs benchmarks/requirements.txt installed:
 
     python benchmarks/profiler_overhead.py --suite --rounds 3 \
         --modes plain,rss,default,deep,tracemalloc-1,memray-run --only sqlalchemy,cookie
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import statistics
@@ -36,6 +46,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,24 +98,29 @@ def drive(path: str, variant: str | None, seconds: float, frames: int) -> dict[s
         return n
 
     run_for(seconds * WARMUP_FRACTION)
+    # leaklab's child ends its warm-up with a full collection (before its rate's clock starts):
+    # the bare loop's stretch starts from the same state, so that where the next collection of
+    # a growing heap falls (a pause of up to a tenth of a second) does not favour either side.
+    gc.collect()
     if frames:
         tracemalloc.start(frames)
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     steps = run_for(seconds * (1 - WARMUP_FRACTION))
-    elapsed = time.monotonic() - began
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu_began
     if frames:
         tracemalloc.stop()
     if loaded.teardown:
         call(loaded.teardown, state)
     if loop is not None:
         loop.close()
-    return {"steps": steps, "seconds": elapsed, "rate": steps / elapsed}
+    return {"steps": steps, "seconds": elapsed, "rate": steps / elapsed, "cpu": cpu / steps}
 
 
 # -- one measurement per mode -------------------------------------------------------------
 
 
-def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float:
+def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> tuple[float, float]:
+    """Steps per second of the bare driver in ``mode``, and its CPU seconds per step."""
     frames = {"tracemalloc-1": 1, "tracemalloc-10": 10}.get(mode, 0)
     command = [
         sys.executable,
@@ -139,12 +155,16 @@ def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> float
     )
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-2000:]}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(measured["rate"]), float(measured["cpu"])
 
 
 def under_leaklab(
     path: str, variant: str, seconds: float, profile: str, tmp: Path
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, float, dict[str, Any]]:
+    """Steps per second while stepping under ``--profile``, the child's CPU seconds per step over
+    the same stretch, and each probe's own estimate of its share of the run."""
+    cpu = ChildCpu()
     config = runner.RunConfig(
         scenario=path,
         variant=variant,
@@ -154,18 +174,58 @@ def under_leaklab(
         profile=profile,
         probes=probes.resolve(profile, []),
     )
-    result = runner.run(config)
+    result = runner.run(config, on_sample=cpu.on_sample)
     if result.status != "completed":
         raise SystemExit(f"leaklab run --profile {profile} failed: {result.message}")
     run = store.read_run(result.run_dir)
-    return stepping_rate(run), {
-        name: p.get("fraction")
-        for name, p in ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()
-    }
+    (t0, s0), (t1, s1) = stretch(run)
+    return (
+        (s1 - s0) / (t1 - t0),
+        cpu.per_step(s0, s1),
+        {
+            name: p.get("fraction")
+            for name, p in ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()
+        },
+    )
+
+
+class ChildCpu:
+    """The child's CPU time (all its threads) when the parent writes each new step count: CPU
+    per step does not depend on how much of the machine others take, as the rate does."""
+
+    def __init__(self) -> None:
+        self.at: dict[float, float] = {}  # steps -> CPU seconds
+        self.processes: dict[int, Any] = {}
+
+    def on_sample(self, row: dict[str, Any]) -> None:
+        import psutil
+
+        steps, pid = row.get("steps"), row.get("pid")
+        if steps is None or pid is None or float(steps) in self.at:
+            return
+        try:
+            process = self.processes.setdefault(int(pid), psutil.Process(int(pid)))
+            times = process.cpu_times()
+        except psutil.Error:
+            return
+        self.at[float(steps)] = times.user + times.system
+
+    def per_step(self, s0: float, s1: float) -> float:
+        """CPU seconds per step from the first count at or after ``s0`` to ``s1``."""
+        start = min((s for s in self.at if s >= s0), default=None)
+        if start is None or s1 not in self.at or s1 <= start:
+            return math.nan
+        return (self.at[s1] - self.at[start]) / (s1 - start)
 
 
 def stepping_rate(run: store.RunData) -> float:
-    """Steps per second from the end of the warm-up to the last sample taken while stepping.
+    """Steps per second from the end of the warm-up to the last sample taken while stepping."""
+    (t0, s0), (t1, s1) = stretch(run)
+    return (s1 - s0) / (t1 - t0)
+
+
+def stretch(run: store.RunData) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(time, steps) at the end of the warm-up and at the last sample taken while stepping.
 
     A sample row counts where its step count first appears: the parent's own rows while the
     child is busy repeat the last count, and the final sample (after the last step) is left
@@ -190,7 +250,7 @@ def stepping_rate(run: store.RunData) -> float:
         if not final or final[0][0] <= t0:
             raise SystemExit(f"{run.path}: no sample after the warm-up")
         end = final[0]
-    return (end[1] - s0) / (end[0] - t0)
+    return (t0, s0), end
 
 
 #: ``--suite``: real steps, each in runs of 10 s and 1 s: http-agent's listeners (aiohttp,
@@ -208,83 +268,103 @@ SUITE = tuple(
 )
 
 
+@dataclass
+class Measured:
+    """One row's rounds, per mode: steps per second, CPU seconds per step (the driver's, or
+    leaklab's child's), and the probes' own estimates of their shares (the last round's)."""
+
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cpus: dict[str, list[float]] = field(default_factory=dict)
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ratio(self, mode: str) -> float:
+        """The mode's median rate over the bare loop's."""
+        return statistics.median(self.rates[mode]) / statistics.median(self.rates["plain"])
+
+    def cpu_ratio(self, mode: str) -> float:
+        """The bare loop's median CPU per step over the mode's: the share of the step rate the
+        mode would keep with a core to itself (what others take of the machine cancels out)."""
+        cpus = [c for c in self.cpus[mode] if math.isfinite(c)]
+        plain = [c for c in self.cpus["plain"] if math.isfinite(c)]
+        return statistics.median(plain) / statistics.median(cpus) if cpus and plain else math.nan
+
+
 def measure(
     scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
-) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+) -> Measured:
     in_repo = HERE.parent.parent / scenario_name
     path = str(
         in_repo
         if scenario_name.endswith(".py") and in_repo.is_file()
         else scenario.find(scenario_name)
     )
-    rates: dict[str, list[float]] = {m: [] for m in modes}
-    costs: dict[str, dict[str, Any]] = {}
+    measured = Measured({m: [] for m in modes}, {m: [] for m in modes})
     with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for _ in range(rounds):
             for mode in modes:
                 if mode in TARGETS:
-                    rate, costs[mode] = under_leaklab(path, variant, seconds, mode, tmp)
+                    rate, cpu, measured.costs[mode] = under_leaklab(
+                        path, variant, seconds, mode, tmp
+                    )
                 else:
-                    rate = bare(path, variant, seconds, mode, tmp)
-                rates[mode].append(rate)
+                    rate, cpu = bare(path, variant, seconds, mode, tmp)
+                measured.rates[mode].append(rate)
+                measured.cpus[mode].append(cpu)
                 print(
-                    f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s",
+                    f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s "
+                    f"{cpu * 1e6:>9,.1f} us CPU/step",
                     file=sys.stderr,
                 )
-    return rates, costs
+    return measured
 
 
 def report(
-    scenario_name: str,
-    variant: str,
-    seconds: float,
-    rounds: int,
-    modes: list[str],
-    rates: dict[str, list[float]],
-    costs: dict[str, dict[str, Any]],
+    scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str], got: Measured
 ) -> int:
-    """Print one table; return how many targets were missed."""
-    base = statistics.median(rates["plain"])
-    ratios = {mode: statistics.median(rates[mode]) / base for mode in modes}
+    """Print one table; return how many targets were missed (by the rate ratio)."""
     missed = 0
     print(
         f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per "
         "mode, medians\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13}  probes' own "
-        "estimate (share of the run)"
+        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13} {'cpu ratio':>9}"
+        "  probes' own estimate (share of the run)"
     )
     for mode in modes:
-        median = statistics.median(rates[mode])
-        spread = max(rates[mode]) / min(rates[mode]) - 1 if min(rates[mode]) > 0 else math.inf
+        rates = got.rates[mode]
+        spread = max(rates) / min(rates) - 1 if min(rates) > 0 else math.inf
         target = TARGETS.get(mode)
-        if mode == "deep" and DEEP_AT_LEAST in ratios:
-            target = max(target or 0.0, ratios[DEEP_AT_LEAST])
-        ok = target is None or ratios[mode] >= target
+        if mode == "deep" and DEEP_AT_LEAST in modes:
+            target = max(target or 0.0, got.ratio(DEEP_AT_LEAST))
+        ok = target is None or got.ratio(mode) >= target
         missed += not ok
         verdict = "" if target is None else f">={target:.2f} {'ok' if ok else 'MISSED'}"
         estimate = ", ".join(
-            f"{k} {v:.1%}" for k, v in costs.get(mode, {}).items() if v is not None
+            f"{k} {v:.1%}" for k, v in got.costs.get(mode, {}).items() if v is not None
         )
         print(
-            f"{mode:<16} {median:>10,.1f} {spread:>7.1%} {ratios[mode]:>7.3f} {verdict:>13}  "
-            f"{estimate}"
+            f"{mode:<16} {statistics.median(rates):>10,.1f} {spread:>7.1%} "
+            f"{got.ratio(mode):>7.3f} {verdict:>13} {got.cpu_ratio(mode):>9.3f}  {estimate}"
         )
     return missed
 
 
-def markdown_row(
-    scenario_name: str,
-    variant: str,
-    seconds: float,
-    modes: list[str],
-    rates: dict[str, list[float]],
+def markdown_table(
+    rows: list[tuple[tuple[str, str, float], Measured]], modes: list[str], by_cpu: bool
 ) -> str:
-    base = statistics.median(rates["plain"])
-    cells = [f"{statistics.median(rates[m]) / base:.2f}" for m in modes if m != "plain"]
-    return f"| {Path(scenario_name).stem} [{variant}] | {seconds:g} s | " + " | ".join(cells) + " |"
+    others = [m for m in modes if m != "plain"]
+    lines = [
+        "| step | run | " + " | ".join(others) + " |",
+        "| --- | ---: |" + " ---: |" * len(others),
+    ]
+    for (name, variant, seconds), got in rows:
+        cells = [f"{got.cpu_ratio(m) if by_cpu else got.ratio(m):.2f}" for m in others]
+        lines.append(
+            f"| {Path(name).stem} [{variant}] | {seconds:g} s | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -308,6 +388,11 @@ def main() -> None:
         default="",
         help="with --suite: comma-separated words; keep the rows whose scenario contains one",
     )
+    parser.add_argument(
+        "--lengths",
+        default="",
+        help="with --suite: comma-separated run lengths in seconds; keep the rows of those lengths",
+    )
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -327,8 +412,13 @@ def main() -> None:
         rows = tuple(row for row in rows if any(w in row[0] for w in words))
         if not rows:
             parser.error(f"--only {args.only!r} keeps no row of the suite")
-    results = [(row, *measure(*row, modes, args.rounds)) for row in rows]
-    missed = sum(report(*row, args.rounds, modes, rates, costs) for row, rates, costs in results)
+    lengths = {float(x) for x in args.lengths.split(",") if x.strip()}
+    if lengths:
+        rows = tuple(row for row in rows if row[2] in lengths)
+        if not rows:
+            parser.error(f"--lengths {args.lengths!r} keeps no row of the suite")
+    results = [(row, measure(*row, modes, args.rounds)) for row in rows]
+    missed = sum(report(*row, args.rounds, modes, got) for row, got in results)
     print(
         "\nrss: no probes; default: "
         + ", ".join(probes.PROFILES["default"])
@@ -336,15 +426,10 @@ def main() -> None:
         + ", ".join(probes.PROFILES["deep"])
     )
     if len(rows) > 1:
-        others = [m for m in modes if m != "plain"]
-        print(
-            "\n| step | run | "
-            + " | ".join(others)
-            + " |\n| --- | ---: |"
-            + " ---: |" * len(others)
-        )
-        for row, rates, _costs in results:
-            print(markdown_row(*row, modes, rates))
+        print("\nRate, ratio to the bare loop (medians):\n")
+        print(markdown_table(results, modes, by_cpu=False))
+        print("\nCPU per step, the bare loop's over the mode's (medians):\n")
+        print(markdown_table(results, modes, by_cpu=True))
         print(f"targets missed: {missed}")
 
 

@@ -20,7 +20,7 @@ import pytest
 from leaklab import chain_graph, naming, probes
 from leaklab.kinds import EventKind
 from leaklab.naming import Classifier, blame, function_at, group_sites, source_lines
-from leaklab.probes import ProbeContext, referrers, support
+from leaklab.probes import ProbeContext, referrers, support, tracemalloc_probe
 from leaklab.probes.gc_types import GcTypesProbe
 from leaklab.probes.memray_probe import MemrayProbe, tracking
 from leaklab.probes.pympler_probe import PymplerProbe
@@ -443,6 +443,70 @@ def test_tracemalloc_windows_find_the_leaking_line(tmp_path):
 
 
 @pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")
+def test_tracemalloc_windows_collect_only_after_the_warmup(tmp_path):
+    """A window closed in the warm-up leaves the full collection (which empties the free lists its
+    snapshot filled) to the one at the warm-up's end; a window after it collects at once."""
+    ctx, _recorder = context(tmp_path, snapshot_every={"steps": 300, "seconds": None})
+    ctx.warmup_done = False
+    probe = TracemallocProbe()
+    kept: list[LeakedBlock] = []
+    collections: list[bool] = []  # ctx.warmup_done at each full collection
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            collections.append(ctx.warmup_done)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(10**7)  # no collection of the interpreter's own in between
+    gc.callbacks.append(on_gc)
+    try:
+        probe.start(ctx)
+        for i in range(3000):
+            kept.append(LeakedBlock(i))
+            ctx.steps = i + 1
+            if ctx.steps == 1500:
+                ctx.warmup_done = True
+                probe.warmup_end(ctx)
+            probe.tick(ctx)
+        probe.finish(ctx)
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.set_threshold(*threshold)
+    assert probe.primed >= 2 and probe.count >= 2  # windows on both sides of the warm-up's end
+    assert collections and all(collections)
+
+
+@pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")
+def test_where_stopping_tracing_leaks_the_next_window_waits_for_ten_times_the_warmup(
+    tmp_path, monkeypatch
+):
+    """Where tracemalloc.stop() leaks, the three reported windows run in the warm-up; the next
+    waits until the run is LEAKY_GROWTH times as old as at the warm-up's end (so none in a run
+    whose warm-up is its tenth), however early in the warm-up the three closed."""
+    monkeypatch.setattr(tracemalloc_probe, "STOP_LEAKS", True)
+    ctx, recorder = context(tmp_path)
+    ctx.warmup_done = False
+    ctx.plan["warmup"] = {"steps": 1000}
+    probe = TracemallocProbe()
+    kept: list[LeakedBlock] = []
+    probe.start(ctx)
+    assert probe.leaky
+    for i in range(1000):
+        kept.append(LeakedBlock(i))
+        time.sleep(0.0002)  # steps that take time: the pause after a window is as long as it
+        ctx.steps = i + 1
+        probe.tick(ctx)
+    assert probe.count == len(probe.LENGTHS) and probe.window is None
+    ctx.warmup_done = True
+    warmup_end = time.monotonic()
+    probe.warmup_end(ctx)
+    assert probe.cadence is not None and probe.cadence.next_t is not None
+    assert probe.cadence.next_t >= probe.started + probe.LEAKY_GROWTH * (warmup_end - probe.started)
+    probe.finish(ctx)
+    assert len(recorder.of("tracemalloc_snapshot")) == len(probe.LENGTHS)
+
+
+@pytest.mark.skipif(tracemalloc.is_tracing(), reason="tracemalloc is already on in this process")
 def test_tracemalloc_full_compares_with_the_baseline(tmp_path):
     ctx, recorder = context(tmp_path, snapshot_every={"steps": 1000, "seconds": None})
     probe = TracemallocFullProbe()
@@ -530,6 +594,22 @@ def _allocating_step() -> int:
     return len([{"i": i} for i in range(200)])
 
 
+def _drive_memray(ctx: ProbeContext, probe: MemrayProbe, timed: bool = False) -> None:
+    """Steps and ticks until the tracker has ended (at most 3 s after the plan's start), the
+    tracker started between two steps as the step loop starts it (and timed as it times it)."""
+    end = ctx.plan["started"] + 3.0  # bounded: the plan's second and time for the traced steps
+    while time.monotonic() < end and not probe.ended:
+        if ctx.loop_call is not None:
+            call, ctx.loop_call = ctx.loop_call, None
+            began = time.perf_counter()
+            call()  # the tracker starts in the loop's own frame, as in the step loop
+            if timed:
+                ctx.loop_call_s = time.perf_counter() - began
+        _allocating_step()
+        ctx.steps += 1
+        probe.tick(ctx)
+
+
 def test_memray_tracks_the_end_of_the_run_and_stops_once_its_slowed_steps_cost_the_budget(tmp_path):
     """The tracker starts near the planned end and stops, before the last step, once the steps
     it slowed down have lost ``BUDGET`` of the planned run against the untraced rate."""
@@ -537,14 +617,7 @@ def test_memray_tracks_the_end_of_the_run_and_stops_once_its_slowed_steps_cost_t
     probe = MemrayProbe()
     probe.start(ctx)
     ctx.plan.update(duration_s=1.0, started=time.monotonic())
-    end = ctx.plan["started"] + 3.0  # bounded: the plan's second and time for the traced steps
-    while time.monotonic() < end and not probe.ended:
-        if ctx.loop_call is not None:
-            call, ctx.loop_call = ctx.loop_call, None
-            call()  # the tracker starts in the loop's own frame, as in the step loop
-        _allocating_step()
-        ctx.steps += 1
-        probe.tick(ctx)
+    _drive_memray(ctx, probe)
     assert probe.ended and probe.stopped_early and not tracking()
     (started,) = recorder.of("memray_started")
     # Due within the last TAIL_FRACTION of the plan (a step or a tick late at most on a busy
@@ -553,3 +626,21 @@ def test_memray_tracks_the_end_of_the_run_and_stops_once_its_slowed_steps_cost_t
     assert 0 < started["steps"] < ctx.steps
     assert probe.slowdown_s >= probe.BUDGET * 1.0
     assert (tmp_path / "memray" / "capture.bin").stat().st_size > 0
+
+
+def test_memrays_budget_is_a_share_of_the_stretch_after_the_warmup(tmp_path):
+    """A warm-up that took half the planned run leaves half the budget (the share is of the stretch
+    the analysis reads); the tracker's start counts against it, and so does its stop."""
+    ctx, _recorder = context(tmp_path)
+    ctx.warmup_done = False
+    probe = MemrayProbe()
+    probe.start(ctx)
+    ctx.plan.update(duration_s=1.0, started=time.monotonic() - 0.5)
+    ctx.warmup_done = True
+    probe.warmup_end(ctx)
+    _drive_memray(ctx, probe, timed=True)
+    assert probe.ended and probe.stopped_early and not tracking()
+    assert probe.budget_s == pytest.approx(probe.BUDGET * 0.5, rel=0.01)
+    assert ctx.loop_call_s is not None and ctx.loop_call_s > 0
+    # What it lost, its start and stop included, reached the budget once the start was counted.
+    assert probe.slowdown_s + ctx.loop_call_s >= probe.budget_s

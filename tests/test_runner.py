@@ -328,3 +328,31 @@ def test_a_preempted_block_read_does_not_stop_the_reads_after_it():
     time.sleep(0.03)  # half of 30 ms covers them; charged by the clock it would take 0.8 s
     assert counter.read() == pytest.approx(sys.getallocatedblocks(), rel=0.01)
     assert counter.reads == 3 and counter.skipped == 1
+
+
+def test_the_step_loop_times_the_call_a_probe_leaves_it(tmp_path):
+    """A probe's ``loop_call`` is made by the step loop between two steps, and how long it took is
+    there for the probes (memray counts its tracker's start, and expects its stop to cost as much,
+    against its budget)."""
+    from leaklab import probes
+    from leaklab.runner.child import Reporter, StepLoop
+    from leaklab.runner.spec import ChildSpec
+
+    class LeavesACall(probes.Probe):
+        name = "leaves-a-call"
+
+        def tick(self, ctx: probes.ProbeContext) -> None:
+            if ctx.steps == 2:
+                ctx.loop_call = lambda: time.sleep(0.02)
+
+    read_fd, write_fd = os.pipe()
+    try:
+        spec = ChildSpec(t0=time.monotonic(), artifacts=str(tmp_path), steps=4)
+        ctx = probes.ProbeContext(artifacts=tmp_path, emit=lambda *_a, **_k: None)
+        loop = StepLoop(spec, Reporter(write_fd), None, [LeavesACall()], ctx)
+        loop.run_sync(lambda _state: None)
+    finally:
+        os.close(write_fd)
+        os.close(read_fd)
+    assert loop.steps == 4 and ctx.loop_call is None
+    assert ctx.loop_call_s is not None and ctx.loop_call_s >= 0.02

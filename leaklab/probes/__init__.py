@@ -30,6 +30,12 @@ Profile levels (``--profile``):
 ``deep``
     the default probes plus pympler size summaries and a memray capture over the
     last part of the run, turned into memray's leak flame graph and stats.
+
+Each snapshotting probe spends a share of the run, its ``BUDGET``; the shares add up to
+what a profile may cost the steps (``benchmarks/profiler_overhead.py``): the default
+probes' 2.5 % and 1.5 %, with the sampling's own cost, stay within 5 % of the bare step
+rate, and the deep profile's additions (pympler 2 %, memray 5 % of the stretch after the
+warm-up) within what ``memray run`` costs on the same steps.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class ProbeContext:
     #: from inside a probe call): memray attributes allocations to the frames it sees
     #: called after it starts, so its tracker must start where the steps are called
     loop_call: Callable[[], Any] | None = None
+    #: seconds the latest ``loop_call`` took (None: none made yet)
+    loop_call_s: float | None = None
     #: what the probes called at one moment share (a type count: support.count_types_at); the
     #: step loop sets it for each round of calls and drops it after; None: nothing is shared
     shared: dict[str, Any] | None = None

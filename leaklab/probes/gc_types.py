@@ -36,7 +36,7 @@ from leaklab.probes import ProbeContext, memray_probe, support
 
 class GcTypesProbe(support.TypeSnapshots):
     name = "gc-types"
-    BUDGET = 0.02
+    BUDGET = 0.015
     MIN_PERIOD_S = 1.0
     MAX_PERIOD_S = 60.0
     #: longest wait for a tracemalloc window to close (tracing that never stops does not hold the

@@ -4,12 +4,13 @@
 blocks, so its leak report sees objects rather than arenas), ``memray-native``
 adds native stacks. Tracing that way costs a lot more than ``memray run`` (which
 sees arenas only) while it runs, so the tracker runs only over the end of the run,
-and its cost is held to ``BUDGET`` of the planned run: it starts when the steps
-left, slowed down ``SLOWDOWN_GUESS`` times, would spend that share (at most
-``MAX_TRACK_S`` seconds, which also bounds the capture file), and it stops early,
-before the last step, once the steps it slowed down have cost that share
-(measured against the untraced rate just before it started). The capture covers
-the stretch the tracker ran; the event says which steps those were.
+and its cost is held to ``BUDGET`` of the planned stretch after the warm-up (the one
+the analysis reads): it starts when the steps left, slowed down ``SLOWDOWN_GUESS``
+times, would spend that share (at most ``MAX_TRACK_S`` seconds, which also bounds the
+capture file), and it stops early, before the last step, once the steps it slowed
+down, and the tracker's own start and stop, have cost that share (measured against
+the untraced rate just before it started). The capture covers the stretch the
+tracker ran; the event says which steps those were.
 
 At the end the capture (``artifacts/memray/capture.bin``) becomes memray's leak
 flame graph (``memray flamegraph --leaks --no-web``: self-contained HTML) and
@@ -52,8 +53,11 @@ def tracking() -> bool:
 class MemrayProbe(Probe):
     name = "memray"
     native = False
-    #: share of the planned run that the traced steps may lose (their slowdown)
-    BUDGET = 0.08
+    #: share of the planned stretch after the warm-up that the traced steps may lose (their
+    #: slowdown, and the tracker's start and stop)
+    BUDGET = 0.05
+    #: how often, at least, the tracker's cost is compared with its budget (times per budget)
+    CHECKS_PER_BUDGET = 10
     #: ... but the traced part lasts at least this many steps and seconds (at the untraced rate,
     #: within ``TAIL_FRACTION``), so a run whose steps pause (a long collection) still gets a
     #: capture
@@ -87,6 +91,10 @@ class MemrayProbe(Probe):
         #: (time, steps) at recent ticks before tracking: the untraced rate just before it
         self.marks: list[tuple[float, int]] = []
         self.planned_s: float | None = None
+        #: seconds the traced steps may lose: ``BUDGET`` of the planned stretch after the warm-up
+        self.budget_s: float | None = None
+        #: time.monotonic() when the warm-up ended (None: not yet, or a run without one)
+        self.warmup_t: float | None = None
         self.stopped_early = False
 
     def start(self, ctx: ProbeContext) -> None:
@@ -94,6 +102,9 @@ class MemrayProbe(Probe):
 
         self.started = time.monotonic()
         self.classifier = Classifier(ctx.plan.get("scenario_path"))
+
+    def warmup_end(self, ctx: ProbeContext) -> None:
+        self.warmup_t = time.monotonic()
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
         if ctx.done and self.tracker is not None:
@@ -107,6 +118,10 @@ class MemrayProbe(Probe):
             if ctx.loop_call is None and not ctx.done and self._over_budget(ctx):
                 self.stopped_early = True
                 self._end(ctx)
+            elif self.budget_s:
+                # Looked at again after a tenth of the budget at most, whatever the sampling
+                # interval: a short run's budget is a few of its samples' intervals.
+                ctx.wake(time.monotonic() + self.budget_s / self.CHECKS_PER_BUDGET)
             return
         if self.skipped or not ctx.warmup_done or ctx.done or self.ended:
             return
@@ -124,14 +139,18 @@ class MemrayProbe(Probe):
         return (s1 - s0) / (t1 - t0) if t1 - t0 >= self.RATE_WINDOW_S / 4 and s1 > s0 else None
 
     def _due(self, ctx: ProbeContext) -> bool:
-        """When the steps left, traced, would lose ``BUDGET`` of the planned run (within
-        ``TAIL_FRACTION`` of it and ``MAX_TRACK_S``)."""
+        """When the steps left, traced, would lose ``BUDGET`` of the planned stretch after the
+        warm-up (within ``TAIL_FRACTION`` of the planned run and ``MAX_TRACK_S``)."""
         started = float(ctx.plan.get("started") or self.started)
         elapsed = time.monotonic() - started
         planned = support.planned_seconds(ctx, started)
         if not planned:
             return False  # an open-ended run has no "end" to trace: nothing is captured
         self.planned_s = planned
+        # The share is of what the steps do after the warm-up, the stretch the analysis reads: in
+        # a short run whose first steps are slow, the warm-up takes much of the planned time.
+        warmed = max(0.0, (self.warmup_t or started) - started)
+        self.budget_s = self.BUDGET * max(planned - warmed, 0.0)
         # Traced steps run slower: the traced time, not just the untraced time left, stays within
         # bounds.
         rate = self._recent_rate() or (ctx.steps / elapsed if elapsed > 0 and ctx.steps else None)
@@ -141,7 +160,7 @@ class MemrayProbe(Probe):
             self.TAIL_FRACTION * planned,
             self.MAX_TRACK_S / self.SLOWDOWN_GUESS,
             max(
-                self.BUDGET * planned / (self.SLOWDOWN_GUESS - 1),
+                self.budget_s / (self.SLOWDOWN_GUESS - 1),
                 self.MIN_TRACK_STEPS / rate,
                 self.MIN_TRACK_S,
             ),
@@ -152,12 +171,14 @@ class MemrayProbe(Probe):
         return (int(ctx.plan.get("steps") or 0) - ctx.steps) / rate <= tail
 
     def _over_budget(self, ctx: ProbeContext) -> bool:
-        """Whether the traced steps have lost ``BUDGET`` of the planned run (past a first few)."""
-        if not self.rate_before or not self.planned_s:
+        """Whether the traced steps have lost their budget (past a first one)."""
+        if not self.rate_before or self.budget_s is None:
             return False
         steps = ctx.steps - self.track_steps
         lost = time.monotonic() - self.track_t - steps / self.rate_before
-        return steps >= 1 and lost >= self.BUDGET * self.planned_s
+        # Stopping the tracker costs about what starting it did (each opens or closes the
+        # capture and swaps the allocator hooks): that is spent too once it stops.
+        return steps >= 1 and lost + (ctx.loop_call_s or 0.0) >= self.budget_s
 
     def _begin(self, ctx: ProbeContext) -> None:
         global _tracking
@@ -196,7 +217,6 @@ class MemrayProbe(Probe):
     def _end(self, ctx: ProbeContext) -> None:
         global _tracking
         tracker, self.tracker = self.tracker, None
-        seconds = time.monotonic() - self.track_t
         steps = ctx.steps - self.track_steps
         if ctx.loop_call == tracker.__enter__:
             ctx.loop_call = None
@@ -207,6 +227,9 @@ class MemrayProbe(Probe):
             tracker.__exit__(None, None, None)
         finally:
             _tracking = False
+        # The tracker's start and stop (it opens, flushes and closes the capture; figures in
+        # docs/profiles.md) hold the steps up too.
+        seconds = time.monotonic() - self.track_t
         self.ended = True
         self.tracked_s, self.tracked_steps = seconds, steps
         if self.rate_before:

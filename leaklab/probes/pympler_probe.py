@@ -57,7 +57,7 @@ def seconds_per_object(n: int = 2_000) -> float:
 
 class PymplerProbe(support.TypeSnapshots):
     name = "pympler"
-    BUDGET = 0.03
+    BUDGET = 0.02
     MIN_PERIOD_S = 5.0
     MAX_PERIOD_S = 300.0
     STRETCH = 4

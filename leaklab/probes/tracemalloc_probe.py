@@ -73,7 +73,7 @@ class TracemallocProbe(Probe):
     NFRAMES = 4
     TOP = 10
     #: share of the run's time the windows may cost
-    BUDGET = 0.05
+    BUDGET = 0.025
     #: steps of the shortest window, and the seconds the longest may last (slow steps)
     MIN_WINDOW_STEPS = 50
     MAX_WINDOW_S = 4.0
@@ -187,6 +187,15 @@ class TracemallocProbe(Probe):
         if not (self.leaky and self.count >= len(self.LENGTHS)):
             # The next window waits as long as the budget asks after the latest one's cost.
             self.cadence.schedule(now, ctx.steps, cost_s=self.last_cost_s)
+        else:
+            # The reported windows all ran in the warm-up: the next waits until the run is
+            # LEAKY_GROWTH times as old as at the warm-up's end, not at the end of the last of
+            # them, which may have closed early in the warm-up (none in a run whose warm-up is
+            # the default tenth, as the module says).
+            self.cadence.next_steps = None
+            self.cadence.next_t = max(
+                self.cadence.next_t or now, self.started + self.LEAKY_GROWTH * (now - self.started)
+            )
         self._rearm(ctx)
 
     def sample(self, ctx: ProbeContext) -> dict[str, float]:
@@ -324,8 +333,12 @@ class TracemallocProbe(Probe):
         # The snapshot's thousands of tuples went to the interpreter's free lists, where
         # they count as allocated blocks until the next full collection: a step up after
         # every window that the blocks signal would carry (a full collection empties them).
+        # In the warm-up the step loop's own collection at its end does that: the blocks
+        # there are not analysed, and a full collection per window would make the warm-up's
+        # windows last far longer than their steps on a large heap.
         collect_began = time.perf_counter()
-        gc.collect()
+        if ctx.warmup_done or not gc.isenabled():
+            gc.collect()
         collect_s = time.perf_counter() - collect_began
         end = time.monotonic()
         # Reading source files for function names is paid once per file: the cadence

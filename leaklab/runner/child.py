@@ -160,6 +160,7 @@ class StepLoop:
         self.failure: dict[str, Any] | None = None
         self.start = time.monotonic()
         self.next_sample = self.start
+        self._loop_call_began = 0.0
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -288,7 +289,12 @@ class StepLoop:
         """The call a probe left for the step loop (``ProbeContext.loop_call``), taken once.
         The loop makes it itself, in its own frame: a helper here would be the wrong frame."""
         call, self.ctx.loop_call = self.ctx.loop_call, None
+        self._loop_call_began = time.perf_counter()
         return call
+
+    def loop_call_done(self) -> None:
+        """Record how long the ``loop_call`` just made took (``ProbeContext.loop_call_s``)."""
+        self.ctx.loop_call_s = time.perf_counter() - self._loop_call_began
 
     def loop_call_failed(self, exc: Exception) -> None:
         """A ``loop_call`` that raised: a probe error event; the run goes on."""
@@ -373,6 +379,7 @@ class StepLoop:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
                     self.loop_call_failed(exc)
+                self.loop_call_done()
             try:
                 step(self.state)
             except Exception as exc:
@@ -395,6 +402,7 @@ class StepLoop:
                     call()  # in this frame on purpose: see ProbeContext.loop_call
                 except Exception as exc:
                     self.loop_call_failed(exc)
+                self.loop_call_done()
             try:
                 if is_coroutine:
                     await step(self.state)

@@ -116,6 +116,7 @@ async def serve(
                     call()
                 except Exception as exc:
                     step_loop.loop_call_failed(exc)
+                step_loop.loop_call_done()
     finally:
         # Stop accepting, finish the requests in progress, close idle keep-alive connections.
         await runner.cleanup()
