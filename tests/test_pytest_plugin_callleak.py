@@ -105,7 +105,7 @@ def test_a_bound_filled_past_the_measured_rounds_passes_by_patience() -> None:
     """A log of 100 entries, one every 5th call, is full after 500 calls: every one of the
     first 105 calls' rounds retains (an entry per round at least), so ``patience=0`` calls it
     a leak; the default patience calls on to 1,000 before the confirming rounds, and those
-    retain nothing."""
+    together retain less than one round of the filling."""
     log: collections.deque[bytes] = collections.deque(maxlen=100)
     counter = itertools.count()
 
