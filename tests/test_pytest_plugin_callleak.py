@@ -38,11 +38,15 @@ def test_one_64_byte_object_per_call_is_measured_to_the_byte() -> None:
 
 
 def test_one_call_per_round_still_catches_one_object_per_call() -> None:
-    """The ``-R`` way: a round of a single call retains exactly one block, every round."""
+    """The ``-R`` way: a round of a single call retains exactly one block.
+
+    The verdict is the traced bytes'; the block count is process-wide, so a thread left by an
+    earlier test that ends or frees its old objects within a round takes blocks off that
+    round (once in a busy run of the suite): the median round is held to one block."""
     kept: list[object] = []
     result = callleak.measure(lambda: kept.append(object()), callleak.Options(calls=1, rounds=6))
-    assert result.leaked
-    assert all(blocks >= 1 for blocks in result.round_blocks)
+    assert result.leaked and all(retained > 0 for retained in result.round_bytes)
+    assert result.blocks_per_call == 1, result.round_blocks
 
 
 def test_a_thread_working_beside_the_check_does_not_move_its_rounds() -> None:

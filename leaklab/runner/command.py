@@ -76,6 +76,10 @@ DEFAULT_READY_TIMEOUT_S = 30.0
 #: Without load, a program that stays up this long has started (one that exits sooner exited at
 #: once).
 STARTED_AFTER_S = 1.0
+#: Longest wait for the in-process bootstrap of a Python or Node.js program to report in, before
+#: its start is counted from the spawn instead (a Python of another version cannot load it).
+BOOTSTRAP_REPORT_WAIT_S = 10.0
+_INTERPRETERS = ("python", "node")
 #: How long after the program's exit its (grand)children may still report.
 _EXIT_GRACE_S = 1.0
 _POLL_S = 0.05
@@ -282,6 +286,8 @@ class CommandGeneration(Generation):
         self.server_errors = 0  # 5xx answers
         self.health_path: str | None = None
         self.stopped = threading.Event()
+        self.probes_began = threading.Event()  # its in-process bootstrap reported in
+        self.probes_began_at = 0.0  # time.monotonic() when it did
 
     @classmethod
     def start(
@@ -359,17 +365,44 @@ class CommandGeneration(Generation):
 
         threading.Thread(target=wait, daemon=True, name=f"leaklab-port-{self.number}").start()
 
-    def await_start(self, messages: queue.Queue[Message], t0: float) -> None:
+    def await_start(self, messages: queue.Queue[Message], t0: float, bootstrapped: bool) -> None:
         """From a thread (no load, so no port to wait for): ``hello`` once the program has
-        stayed up for ``STARTED_AFTER_S``; one that exits sooner "exited at once"."""
+        stayed up for ``STARTED_AFTER_S``; one that exits sooner "exited at once".
+
+        A Python or Node.js program runs its own code only after the in-process bootstrap has
+        loaded in it, which a busy machine stretches past ``STARTED_AFTER_S``: for such a
+        program (``bootstrapped``), the time counts from the bootstrap's report."""
+
+        def gone(wait_s: float) -> bool:
+            return self.stopped.wait(max(0.0, wait_s)) or not self.alive
 
         def wait() -> None:
-            if not self.stopped.wait(STARTED_AFTER_S) and self.alive:
-                messages.put(
-                    (self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0})
-                )
+            if gone(STARTED_AFTER_S):
+                return
+            if bootstrapped and not self.probes_began.is_set() and self._runs_an_interpreter():
+                deadline = time.monotonic() + BOOTSTRAP_REPORT_WAIT_S
+                while not self.probes_began.wait(_POLL_S):
+                    if gone(0.0):
+                        return
+                    if time.monotonic() >= deadline:
+                        break
+            if self.probes_began.is_set() and gone(
+                self.probes_began_at + STARTED_AFTER_S - time.monotonic()
+            ):
+                return
+            messages.put(
+                (self.number, {"type": "hello", "pid": self.pid, "t": time.monotonic() - t0})
+            )
 
         threading.Thread(target=wait, daemon=True, name=f"leaklab-start-{self.number}").start()
+
+    def _runs_an_interpreter(self) -> bool:
+        """Whether a process of the program is a Python or Node.js interpreter."""
+        try:
+            names = [proc.name().lower() for proc in self.memory.processes()]
+        except psutil.Error:
+            return False
+        return any(name.startswith(_INTERPRETERS) for name in names)
 
     def start_ticks(
         self, messages: queue.Queue[Message], interval_s: float, steps_file: Path, steps_now: Any
@@ -545,7 +578,7 @@ class CommandSession(Session):
         if self.config.serve:
             gen.await_port(self.messages, self.t0, self.config.ready_timeout_s)
         else:
-            gen.await_start(self.messages, self.t0)
+            gen.await_start(self.messages, self.t0, bootstrapped=self.config.bootstrap)
         return gen
 
     # -- hooks of the scenario session --------------------------------------------------------
@@ -680,6 +713,9 @@ class CommandSession(Session):
         kind = body.get("type")
         pid = body.get("pid")
         if kind == MessageType.HELLO:
+            if not gen.probes_began.is_set():
+                gen.probes_began_at = time.monotonic()
+                gen.probes_began.set()
             self.writer.event(
                 EventKind.INPROCESS_START,
                 body.get("t"),
