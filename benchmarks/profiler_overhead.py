@@ -14,16 +14,20 @@ after the probes' baselines and that collection: what the probes do after it cou
 to the last sample taken while the steps ran (the final sample, taken after the last
 step with a forced collection, and the probes' end-of-run work, like the bare
 driver's teardown, do not count).
-Rounds go through every mode in turn so that drift on a shared machine hits all of
-them alike; the table shows medians and the spread (max/min - 1) of each mode's rounds.
+Each round runs every mode once, with a bare run before the first and after each one: a
+run's ratio is its rate over the mean of the two bare runs beside it, so that drift on a shared
+machine cancels out, and the table shows the median of those paired ratios over the rounds and
+their range. The ``plain`` row's range is each bare run's rate over the one before it: the
+noise between two runs of the same thing, against which the targets' margins are to be read.
 Beside each rate is the CPU time per step over the same stretch: the bare driver's own,
 and leaklab's child's (all its threads, read as the parent writes each new step count).
-The bare loop's CPU per step over a mode's (``cpu ratio``) is the share of the rate the mode
-would keep with a core to itself: it leaves out what the mode costs other processes (the
-parent's sampling) but not what others take of the machine, which on a shared machine
-spreads the rates of the rounds by tens of per cent. The targets are checked on the rates.
+The neighbouring bare runs' CPU per step over a mode's (``cpu ratio``) is the share of the
+rate the mode would keep with a core to itself: it leaves out what the mode costs other
+processes (the parent's sampling) but not what others take of the machine, which on a shared
+machine spreads the rates of the rounds by tens of per cent. The targets are checked on the
+rates.
 
-Targets (ratio to ``plain``): rss >= 0.97, default >= 0.95, deep >= the ``memray-run``
+Targets (median paired ratio): rss >= 0.97, default >= 0.95, deep >= the ``memray-run``
 ratio of the same row (when measured). ``--suite`` measures every row of SUITE (real
 steps, each in runs of 1 s and 10 s); ``--only`` keeps the rows whose scenario contains
 one of its words, ``--lengths`` the rows of those run lengths (seconds). The SQLAlchemy
@@ -270,71 +274,111 @@ SUITE = tuple(
 
 @dataclass
 class Measured:
-    """One row's rounds, per mode: steps per second, CPU seconds per step (the driver's, or
-    leaklab's child's), and the probes' own estimates of their shares (the last round's)."""
+    """One row's rounds: per mode, its runs' steps per second and CPU seconds per step (the
+    driver's, or leaklab's child's), each beside the mean of the bare runs just before and just
+    after it; and the probes' own estimates of their shares (the last round's)."""
 
     rates: dict[str, list[float]] = field(default_factory=dict)
     cpus: dict[str, list[float]] = field(default_factory=dict)
+    plain_rates: dict[str, list[float]] = field(default_factory=dict)
+    plain_cpus: dict[str, list[float]] = field(default_factory=dict)
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def add(
+        self,
+        mode: str,
+        run: tuple[float, float],
+        before: tuple[float, float],
+        after: tuple[float, float],
+    ) -> None:
+        """One run of ``mode`` between two bare runs."""
+        self.rates.setdefault(mode, []).append(run[0])
+        self.cpus.setdefault(mode, []).append(run[1])
+        self.plain_rates.setdefault(mode, []).append((before[0] + after[0]) / 2)
+        self.plain_cpus.setdefault(mode, []).append((before[1] + after[1]) / 2)
+
+    def ratios(self, mode: str) -> list[float]:
+        """Each run's rate over its neighbouring bare runs' (for ``plain``: each bare run's over
+        the one before it, the noise between two runs of the same thing)."""
+        if mode == "plain":
+            plain = self.rates["plain"]
+            return [b / a for a, b in zip(plain, plain[1:], strict=False)] or [1.0]
+        return [r / p for r, p in zip(self.rates[mode], self.plain_rates[mode], strict=True)]
+
     def ratio(self, mode: str) -> float:
-        """The mode's median rate over the bare loop's."""
-        return statistics.median(self.rates[mode]) / statistics.median(self.rates["plain"])
+        """The median of the mode's paired ratios."""
+        return statistics.median(self.ratios(mode))
 
     def cpu_ratio(self, mode: str) -> float:
-        """The bare loop's median CPU per step over the mode's: the share of the step rate the
-        mode would keep with a core to itself (what others take of the machine cancels out)."""
-        cpus = [c for c in self.cpus[mode] if math.isfinite(c)]
-        plain = [c for c in self.cpus["plain"] if math.isfinite(c)]
-        return statistics.median(plain) / statistics.median(cpus) if cpus and plain else math.nan
+        """The neighbouring bare runs' CPU per step over the mode's (median over the rounds): the
+        share of the step rate the mode would keep with a core to itself (what others take of
+        the machine cancels out)."""
+        if mode == "plain":
+            return 1.0
+        pairs = [
+            p / c
+            for c, p in zip(self.cpus[mode], self.plain_cpus[mode], strict=True)
+            if math.isfinite(c) and math.isfinite(p) and c > 0
+        ]
+        return statistics.median(pairs) if pairs else math.nan
 
 
 def measure(
     scenario_name: str, variant: str, seconds: float, modes: list[str], rounds: int
 ) -> Measured:
+    """Each round runs every mode once, with a bare run before the first and after each: a mode's
+    ratio is to the bare runs beside it, so that drift on a shared machine cancels out."""
     in_repo = HERE.parent.parent / scenario_name
     path = str(
         in_repo
         if scenario_name.endswith(".py") and in_repo.is_file()
         else scenario.find(scenario_name)
     )
-    measured = Measured({m: [] for m in modes}, {m: [] for m in modes})
+    measured = Measured()
     with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
         tmp = Path(tmp_name)
+
+        def one(mode: str) -> tuple[float, float]:
+            if mode in TARGETS:
+                rate, cpu, measured.costs[mode] = under_leaklab(path, variant, seconds, mode, tmp)
+            else:
+                rate, cpu = bare(path, variant, seconds, mode, tmp)
+            if mode == "plain":
+                measured.rates.setdefault(mode, []).append(rate)
+                measured.cpus.setdefault(mode, []).append(cpu)
+            print(
+                f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s "
+                f"{cpu * 1e6:>9,.1f} us CPU/step",
+                file=sys.stderr,
+            )
+            return rate, cpu
+
         for _ in range(rounds):
-            for mode in modes:
-                if mode in TARGETS:
-                    rate, cpu, measured.costs[mode] = under_leaklab(
-                        path, variant, seconds, mode, tmp
-                    )
-                else:
-                    rate, cpu = bare(path, variant, seconds, mode, tmp)
-                measured.rates[mode].append(rate)
-                measured.cpus[mode].append(cpu)
-                print(
-                    f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s "
-                    f"{cpu * 1e6:>9,.1f} us CPU/step",
-                    file=sys.stderr,
-                )
+            before = one("plain")
+            for mode in (m for m in modes if m != "plain"):
+                run = one(mode)
+                after = one("plain")
+                measured.add(mode, run, before, after)
+                before = after
     return measured
 
 
 def report(
     scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str], got: Measured
 ) -> int:
-    """Print one table; return how many targets were missed (by the rate ratio)."""
+    """Print one table; return how many targets were missed (by the median paired ratio)."""
     missed = 0
     print(
         f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per "
-        "mode, medians\n"
+        "mode; ratios to the bare runs beside each run, medians (and range) over the rounds; "
+        "plain: each bare run over the one before\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'spread':>7} {'ratio':>7} {'target':>13} {'cpu ratio':>9}"
-        "  probes' own estimate (share of the run)"
+        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'range':>13} {'target':>13} "
+        f"{'cpu ratio':>9}  probes' own estimate (share of the run)"
     )
     for mode in modes:
-        rates = got.rates[mode]
-        spread = max(rates) / min(rates) - 1 if min(rates) > 0 else math.inf
+        ratios = got.ratios(mode)
         target = TARGETS.get(mode)
         if mode == "deep" and DEEP_AT_LEAST in modes:
             target = max(target or 0.0, got.ratio(DEEP_AT_LEAST))
@@ -345,8 +389,9 @@ def report(
             f"{k} {v:.1%}" for k, v in got.costs.get(mode, {}).items() if v is not None
         )
         print(
-            f"{mode:<16} {statistics.median(rates):>10,.1f} {spread:>7.1%} "
-            f"{got.ratio(mode):>7.3f} {verdict:>13} {got.cpu_ratio(mode):>9.3f}  {estimate}"
+            f"{mode:<16} {statistics.median(got.rates[mode]):>10,.1f} {got.ratio(mode):>7.3f} "
+            f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>13} {verdict:>13} "
+            f"{got.cpu_ratio(mode):>9.3f}  {estimate}"
         )
     return missed
 

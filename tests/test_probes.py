@@ -568,13 +568,12 @@ def test_a_failed_pympler_summary_is_recorded_and_the_probe_goes_on(tmp_path):
 
 
 def test_pympler_baseline_is_left_out_where_it_would_cost_more_than_its_share(tmp_path):
-    """Without --snapshot-every the baseline is taken only when its expected cost (the heap's
-    gc-tracked objects times the summary's cost per object, timed at start) fits 5 % of the run."""
+    """Without --snapshot-every the baseline is taken only when its expected cost (a summary of a
+    sample of the heap, timed and scaled to the heap) fits 5 % of the run."""
     short, recorder = context(tmp_path)
     short.plan["duration_s"] = 1e-6  # no summary of a real heap fits in 5 % of this
     probe = PymplerProbe()
     probe.start(short)
-    assert probe.per_object_s > 0
     probe.tick(short)
     probe.finish(short)
     (skipped,) = recorder.of("pympler_skipped")

@@ -8,10 +8,12 @@ counts (top growers by size, each followed to the end once seen).
 
 The baseline, when the warm-up ends, stops the steps for as long as it takes: on a
 large heap longer than the rest of the deep profile costs. Without ``--snapshot-every``
-it is taken only when its expected cost fits ``BASELINE_BUDGET`` of the planned run:
-the expected cost is the heap's gc-tracked objects times the seconds per object of a
-summary of a small set of objects of its own, timed at start (muppy's walk costs about
-as much per object again, hence ``WALK_FACTOR``). A baseline left out is recorded
+it is taken only when its expected cost fits ``BASELINE_BUDGET`` of the planned run. The
+expected cost is measured on the heap itself when the warm-up ends: a summary of a random sample
+of its gc-tracked objects, with the objects muppy's walk adds for each (their untracked
+referents), timed and scaled to the whole heap. (A cost per object timed on objects of the
+probe's own was off by a factor of two either way on real heaps: ``docs/profiles.md``.) A
+baseline left out is recorded
 (``pympler_skipped``) and the probe does nothing more in that run. Snapshots wait
 while memray traces (they would be traced too, slowly).
 """
@@ -19,6 +21,7 @@ while memray traces (they would be traced too, slowly).
 from __future__ import annotations
 
 import gc
+import random
 import time
 from typing import Any
 
@@ -38,21 +41,26 @@ def summarize() -> dict[str, tuple[int, int]]:
     return {str(name): (int(count), int(size)) for name, count, size in rows}
 
 
-class _Sample:
-    def __init__(self, i: int) -> None:
-        self.i = i
-
-
-def seconds_per_object(n: int = 2_000) -> float:
-    """What ``summary.summarize`` takes per object here, timed on ``n`` objects of our own."""
+def expected_summary_s(sample: int = 2_000) -> tuple[int, float]:
+    """The gc-tracked objects now, and the seconds a summary of every object would take: a
+    summary of a random sample of them and of what muppy adds for each (its untracked
+    referents), timed and scaled to the heap."""
     from pympler import summary
 
-    objects: list[Any] = []
-    for i in range(n // 4):
-        objects += [{"i": i}, [i], f"text {i}", _Sample(i)]
+    tracked = gc.get_objects()
+    total = len(tracked)
+    # A generator of its own: the program's random state is not the probe's to advance.
+    picked = random.Random().sample(tracked, min(total, sample))
+    del tracked
+    if not picked:
+        return total, 0.0
     began = time.perf_counter()
-    summary.summarize(objects)
-    return (time.perf_counter() - began) / len(objects)
+    objects = list(picked)
+    for obj in picked:
+        objects.extend(ref for ref in gc.get_referents(obj) if not gc.is_tracked(ref))
+    summary.summarize(list({id(obj): obj for obj in objects}.values()))
+    took = time.perf_counter() - began
+    return total, took * total / len(picked)
 
 
 class PymplerProbe(support.TypeSnapshots):
@@ -67,22 +75,17 @@ class PymplerProbe(support.TypeSnapshots):
     MIN_GROWTH = 1024
     #: share of the planned run the baseline may stop the steps for
     BASELINE_BUDGET = 0.05
-    #: summary cost per gc-tracked object -> summary and muppy walk cost per gc-tracked object
-    WALK_FACTOR = 2.0
 
     def __init__(self) -> None:
         super().__init__()
         self.base: dict[str, tuple[int, int]] | None = None
         self.started = 0.0
-        self.per_object_s = 0.0
 
     def start(self, ctx: ProbeContext) -> None:
         self.started = time.monotonic()
         self.cadence = support.Cadence(
             ctx.options, self.BUDGET, self.MIN_PERIOD_S, self.MAX_PERIOD_S, stretch=self.STRETCH
         )
-        if not self.cadence.fixed:
-            self.per_object_s = seconds_per_object()
         if ctx.warmup_done:
             self.warmup_end(ctx)
 
@@ -92,9 +95,7 @@ class PymplerProbe(support.TypeSnapshots):
         assert self.cadence is not None
         if self.cadence.fixed:
             return False  # asked for with --snapshot-every
-        counts = (ctx.shared or {}).get("type_counts")
-        objects = sum(counts.values()) if counts is not None else len(gc.get_objects())
-        expected = objects * self.per_object_s * self.WALK_FACTOR
+        objects, expected = expected_summary_s()
         planned = support.planned_seconds(ctx, self.started)
         if planned is not None and expected <= self.BASELINE_BUDGET * planned:
             return False
