@@ -190,34 +190,20 @@ def test_bad_commands_exit_2_with_a_clear_message(tmp_path):
     assert missing.returncode == 2 and "command not found: 'no-such-program-xyz'" in missing.stderr
     assert not list(tmp_path.iterdir())  # nothing started, nothing recorded
 
-    at_once = _leaklab(
-        "run",
-        "--out",
-        str(tmp_path),
-        "--duration",
-        "5s",
-        "--",
-        sys.executable,
-        "-c",
-        "import sys; sys.exit('config file missing')",
-    )
+    def run_python(*argv: str) -> subprocess.CompletedProcess[str]:
+        return _leaklab(
+            "run", "--out", str(tmp_path), "--duration", "5s", "--", sys.executable, *argv
+        )
+
+    at_once = run_python("-c", "import sys; sys.exit('config file missing')")
     assert at_once.returncode == 2
     assert "exited (exit code 1) before it was ready: config file missing" in at_once.stderr
     assert "Traceback" not in at_once.stderr
 
     # A Python program counts as started 1 s after its in-process probes report in; one whose
     # probes never load (python -S) is waited for, and exiting meanwhile is exiting at once.
-    never_reported = _leaklab(
-        "run",
-        "--out",
-        str(tmp_path),
-        "--duration",
-        "5s",
-        "--",
-        sys.executable,
-        "-S",
-        "-c",
-        "import sys, time; time.sleep(2); sys.exit('late config error')",
+    never_reported = run_python(
+        "-S", "-c", "import sys, time; time.sleep(2); sys.exit('late config error')"
     )
     assert never_reported.returncode == 2, never_reported.stderr
     assert "exited (exit code 1) before it was ready: late config error" in never_reported.stderr
