@@ -223,17 +223,18 @@ class MemrayProbe(Probe):
             _tracking = False
             self.skipped = "the steps ended before the step loop could start the tracker"
             return
+        stopping = time.monotonic()
         try:
             tracker.__exit__(None, None, None)
         finally:
             _tracking = False
         # The tracker's start and stop (it opens, flushes and closes the capture; figures in
-        # docs/profiles.md) hold the steps up too.
-        seconds = time.monotonic() - self.track_t
+        # docs/profiles.md) hold the steps up too. The stop runs inside this probe call, which
+        # the step loop already counts as the probe's: the slowdown runs up to the stop.
         self.ended = True
-        self.tracked_s, self.tracked_steps = seconds, steps
+        self.tracked_s, self.tracked_steps = time.monotonic() - self.track_t, steps
         if self.rate_before:
-            self.slowdown_s = max(0.0, seconds - steps / self.rate_before)
+            self.slowdown_s = max(0.0, stopping - self.track_t - steps / self.rate_before)
 
     def finish(self, ctx: ProbeContext) -> None:
         if self.tracker is not None:
