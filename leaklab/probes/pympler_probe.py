@@ -13,9 +13,8 @@ expected cost is measured on the heap itself when the warm-up ends: a summary of
 of its gc-tracked objects, with the objects muppy's walk adds for each (their untracked
 referents), timed and scaled to the whole heap. (A cost per object timed on objects of the
 probe's own was off by a factor of two either way on real heaps: ``docs/profiles.md``.) A
-baseline left out is recorded
-(``pympler_skipped``) and the probe does nothing more in that run. Snapshots wait
-while memray traces (they would be traced too, slowly).
+baseline left out is recorded (``pympler_skipped``) and the probe does nothing more in that
+run. Snapshots wait while memray traces (they would be traced too, slowly).
 """
 
 from __future__ import annotations
