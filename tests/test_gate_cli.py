@@ -19,6 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from leaklab import store
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
@@ -185,7 +187,6 @@ def test_interrupt_stops_the_running_checks(tmp_path: Path) -> None:
                     if event.get("kind") == "ready":
                         child_pid = event["pid"]
         assert child_pid is not None, "the check's child never became ready"
-        time.sleep(0.5)  # let the gate see a sample carrying the child's pid
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -194,6 +195,8 @@ def test_interrupt_stops_the_running_checks(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted; stopped the running checks" in err
+    (run,) = [store.read_run(d) for d in (tmp_path / "runs").iterdir()]
+    assert run.meta["status"] == "interrupted"
     deadline = time.monotonic() + 10
     while (
         psutil.pid_exists(child_pid) and psutil.Process(child_pid).status() != psutil.STATUS_ZOMBIE

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal as signal_mod
 import threading
 import time
 import traceback
@@ -209,42 +207,21 @@ def validate_runs(config: GateConfig, argv: list[str]) -> list[Any]:
     return prepared
 
 
-class _Children:
-    """Process groups of the checks' running children, so Ctrl-C can stop them all."""
-
-    def __init__(self) -> None:
-        self._pids: set[int] = set()
-        self._lock = threading.Lock()
-
-    def seen(self, pid: Any) -> None:
-        if isinstance(pid, (int, float)) and pid > 0:
-            with self._lock:
-                self._pids.add(int(pid))
-
-    def terminate(self) -> None:
-        with self._lock:
-            pids = list(self._pids)
-        for pid in pids:
-            with contextlib.suppress(OSError):  # already gone, or not ours to signal
-                os.killpg(pid, signal_mod.SIGTERM)
-
-
 def run_check(
     check: Check,
     prepared: Any,
     config: GateConfig,
     baseline: Mapping[str, Any] | None,
-    children: _Children,
+    interrupt: threading.Event,
 ) -> Outcome:
-    """Run one check's scenario, analyse it and judge it. Never raises for what the run does."""
+    """Run one check's scenario, analyse it and judge it. Never raises for what the run does;
+    ``interrupt`` stops its run as Ctrl-C does."""
     from leaklab import runner
     from leaklab.analysis import analyze
 
     started = time.monotonic()
     try:
-        result = runner.run(
-            prepared.config, prepared, on_sample=lambda row: children.seen(row.get("pid"))
-        )
+        result = runner.run(prepared.config, prepared, interrupt=interrupt)
     except Exception as exc:  # the runner could not start the child at all
         return Outcome(
             check,
@@ -300,12 +277,14 @@ def run_gate(
     on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Run the checks, ``jobs`` at a time, in config order in the result. A
-    KeyboardInterrupt stops every running child (SIGTERM to its group) and is re-raised."""
-    children = _Children()
+    KeyboardInterrupt interrupts every running check's run, as Ctrl-C interrupts ``leaklab run``
+    (each run stops its child and is kept, marked interrupted), and is re-raised once they
+    have stopped."""
+    interrupt = threading.Event()
     outcomes: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="leaklab-gate") as pool:
         futures: dict[Future[Outcome], int] = {
-            pool.submit(run_check, check, prep, config, baseline, children): i
+            pool.submit(run_check, check, prep, config, baseline, interrupt): i
             for i, (check, prep) in enumerate(zip(checks, prepared, strict=True))
         }
         pending = set(futures)
@@ -320,6 +299,6 @@ def run_gate(
         except KeyboardInterrupt:
             for future in pending:
                 future.cancel()
-            children.terminate()
+            interrupt.set()
             raise
     return [outcomes[i] for i in sorted(outcomes)]

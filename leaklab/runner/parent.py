@@ -23,6 +23,7 @@ The rest of the parent lives in:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -307,8 +308,11 @@ def run(
     config: RunConfig,
     prepared: Prepared | None = None,
     on_sample: Callable[[dict[str, Any]], None] | None = None,
+    interrupt: threading.Event | None = None,
 ) -> RunResult:
-    """Run a scenario in a child process and record it; never raises for what the scenario does."""
+    """Run a scenario in a child process and record it; never raises for what the scenario does.
+
+    ``interrupt``, set from another thread, stops the run as SIGINT does (status interrupted)."""
     from leaklab.runner.session import Session  # the session builds on this module's records
 
     prepared = prepared or prepare(config)
@@ -330,6 +334,7 @@ def run(
         on_sample,
         stdout,
         stderr,
+        interrupt,
     )
     try:
         session.spawn()

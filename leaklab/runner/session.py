@@ -47,9 +47,12 @@ class Session(MessageHandlers, Supervision):
         on_sample: Callable[[dict[str, Any]], None] | None,
         stdout: Any,
         stderr: Any,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self.config, self.prepared, self.writer, self.spec = config, prepared, writer, spec
         self.t0, self.on_sample, self.stdout, self.stderr = t0, on_sample, stdout, stderr
+        #: set from another thread (the gate's, on Ctrl-C): the run stops as on SIGINT
+        self.interrupt = interrupt
         self.state = RunState()
         self.messages: queue.Queue[Message] = queue.Queue()
         self.handlers = self.message_handlers()
@@ -189,6 +192,8 @@ class Session(MessageHandlers, Supervision):
             next_cap_check = 0.0
             while True:
                 self._receive()
+                if self.interrupt is not None and self.interrupt.is_set() and not self.interrupts:
+                    self._on_signal(signal.SIGINT, None)
                 for gen in self.generations:
                     if gen.t_exit is None and gen.finished:
                         self.on_exit(gen)
