@@ -149,9 +149,11 @@ def command(
             terminal.echo(f"      run: {outcome.run_dir}")
 
     # SIGTERM (a CI runner cancelling the job) stops the checks as Ctrl-C does: their runs end
-    # "interrupted", not "running".
-    sigterm_before = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # "interrupted", not "running". SIGINT is set too, as `leaklab run` sets it: a job started in
+    # the background of a shell inherits it ignored, and Python then installs no handler.
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers_before:
+        signal.signal(sig, signal.default_int_handler)
     try:
         outcomes = gate.run_gate(
             config, config.checks, prepared, workers, compare_with, on_done=show
@@ -160,7 +162,8 @@ def command(
         click.echo("leaklab gate: interrupted; stopped the running checks", err=True)
         sys.exit(gate.EXIT_INTERRUPTED)
     finally:
-        signal.signal(signal.SIGTERM, sigterm_before)
+        for sig, handler in handlers_before.items():
+            signal.signal(sig, handler)
 
     if update_baseline and baseline_file is not None:
         written = gate.write_baseline(baseline_file, outcomes, previous)
