@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import synthetic
 
 
@@ -76,6 +77,7 @@ def test_analyze_usage_errors_exit_2_and_say_what_to_do(tmp_path: Path) -> None:
     assert bad_growth.returncode == 2 and "accepted forms" in bad_growth.stderr
 
 
+@pytest.mark.slow  # a run then its analysis, ~15 s: the soak job runs it
 def test_run_ends_with_the_same_summary(tmp_path: Path, test_scenario) -> None:
     """A real 2 s child retaining 16 KB per step: the run's own output carries the verdict."""
     args = [

@@ -146,6 +146,7 @@ def test_restarts_by_pid_and_by_drop_to_baseline_are_generations(tmp_path: Path)
     assert set(store.read_run(run).columns["generation"]) == {0.0}
 
 
+@pytest.mark.slow  # a fleet of series, ~15 s: the soak job runs it
 def test_csv_fleet_one_run_per_series(tmp_path: Path) -> None:
     frames = []
     for k, slope in enumerate([0.0, 40.0, 0.0]):

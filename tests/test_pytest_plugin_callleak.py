@@ -49,6 +49,7 @@ def test_one_call_per_round_still_catches_one_object_per_call() -> None:
     assert result.blocks_per_call == 1, result.round_blocks
 
 
+@pytest.mark.slow  # ten checks beside a busy thread, 20-34 s: the soak job runs it
 def test_a_thread_working_beside_the_check_does_not_move_its_rounds() -> None:
     """A thread that wakes every millisecond to make and drop 100 objects, as a suite's leftover
     server, timer and progress-bar threads do (docs/testing.md: how often it moved a round)."""

@@ -90,6 +90,7 @@ def test_session_per_key_long_run_retention():
     assert abs(blocks - expected) <= BLOCKS_MARGIN * expected, blocks
 
 
+@pytest.mark.slow  # 20,000 steps, ~15 s: the soak job runs it
 def test_fixed_does_not_grow_over_20000_steps(tmp_path):
     """20,000 steps (5,000 of warm-up) at full speed: the blocks slope is indistinguishable
     from zero (95% CI inside +-0.05 blocks/step, the analysis's material threshold) and RSS
