@@ -155,6 +155,27 @@ def test_processes_in_other_sessions_do_not_outlive_a_completed_run(tmp_path):
     assert "killed 2 process(es) the scenario left running" in log
 
 
+def test_a_process_slow_to_die_is_counted_once():
+    # A process holding 1 GB takes longer than one kill round to die (its pages are freed
+    # first), more so on a busy machine: it was signalled again and listed once per round.
+    # The sweep kills every descendant of its caller, so it runs in its own interpreter.
+    sweep = (
+        "import subprocess, sys\n"
+        "from leaklab.runner import reaper\n"
+        "holder = subprocess.Popen([sys.executable, '-c', "
+        "\"b = b'x' * (1 << 30); print(flush=True); import time; time.sleep(120)\"], "
+        "stdout=subprocess.PIPE)\n"
+        "holder.stdout.readline()\n"
+        "print(reaper.kill_everything_below({}, None), holder.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", sweep], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    killed, holder = done.stdout.rsplit(" ", 1)
+    assert json.loads(killed) == [int(holder)]
+
+
 def test_nothing_survives_when_the_leaklab_parent_is_killed_with_sigkill(tmp_path):
     pidfile = tmp_path / "pids"
     parent = subprocess.Popen(

@@ -124,8 +124,9 @@ def _reap(statuses: dict[int, int]) -> None:
 
 
 def kill_everything_below(statuses: dict[int, int], child_pgid: int | None) -> list[int]:
-    """SIGKILL the child's group and every process below the reaper until none is left."""
-    killed: list[int] = []
+    """SIGKILL the child's group and every process below the reaper until none is left; the
+    pids killed, each once (a process that takes more than a round to die is signalled again)."""
+    killed: dict[int, None] = {}
     if child_pgid is not None:
         with contextlib.suppress(OSError):
             os.killpg(child_pgid, signal.SIGKILL)
@@ -137,10 +138,10 @@ def kill_everything_below(statuses: dict[int, int], child_pgid: int | None) -> l
         for pid in left:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed[pid] = None
         time.sleep(0.01)
     _reap(statuses)
-    return killed
+    return list(killed)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
