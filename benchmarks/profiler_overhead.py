@@ -14,11 +14,12 @@ after the probes' baselines and that collection: what the probes do after it cou
 to the last sample taken while the steps ran (the final sample, taken after the last
 step with a forced collection, and the probes' end-of-run work, like the bare
 driver's teardown, do not count).
-Each round runs every mode once, with a bare run before the first and after each one: a
-run's ratio is its rate over the mean of the two bare runs beside it, so that drift on a shared
-machine cancels out, and the table shows the median of those paired ratios over the rounds and
-their range. The ``plain`` row's range is each bare run's rate over the one before it: the
-noise between two runs of the same thing, against which the targets' margins are to be read.
+Each round runs every mode once, with a bare run before the first and after each one, in an
+order that turns by one mode from round to round: a run's ratio is its rate over the mean of
+the two bare runs beside it, so that drift on a shared machine cancels out, and the table shows
+the median of those paired ratios over the rounds and their range. The ``plain`` row's range
+is each bare run's rate over the one before it: the noise between two runs of the same
+thing, against which the targets' margins are to be read.
 Beside each rate is the CPU time per step over the same stretch: the bare driver's own,
 and leaklab's child's (all its threads, read as the parent writes each new step count).
 The neighbouring bare runs' CPU per step over a mode's (``cpu ratio``) is the share of the
@@ -353,9 +354,13 @@ def measure(
             )
             return rate, cpu
 
-        for _ in range(rounds):
+        others = [m for m in modes if m != "plain"]
+        for r in range(rounds):
             before = one("plain")
-            for mode in (m for m in modes if m != "plain"):
+            # The order turns by one mode each round, so that no mode always runs first (or
+            # just after another): where a run sits in the round weighs on every mode alike.
+            shift = r % len(others) if others else 0
+            for mode in others[shift:] + others[:shift]:
                 run = one(mode)
                 after = one("plain")
                 measured.add(mode, run, before, after)
