@@ -32,10 +32,10 @@ Targets (median paired ratio): rss >= 0.97, default >= 0.95, deep >= the ``memra
 ratio of the same row (when measured). ``--suite`` measures every row of SUITE (real
 steps, each in runs of 1 s and 10 s); ``--only`` keeps the rows whose scenario contains
 one of its words, ``--lengths`` the rows of those run lengths (seconds). The SQLAlchemy
-row needs benchmarks/requirements.txt installed:
+and gRPC rows need benchmarks/requirements.txt installed:
 
-    python benchmarks/profiler_overhead.py --suite --rounds 3 \
-        --modes plain,rss,default,deep,tracemalloc-1,memray-run --only sqlalchemy,cookie
+    python benchmarks/profiler_overhead.py --suite --rounds 5 \
+        --modes plain,rss,default,deep,tracemalloc-1,memray-run --only sqlalchemy,grpc
 """
 
 from __future__ import annotations
@@ -260,14 +260,15 @@ def stretch(run: store.RunData) -> tuple[tuple[float, float], tuple[float, float
 
 #: ``--suite``: real steps, each in runs of 10 s and 1 s: http-agent's listeners (aiohttp,
 #: loopback), a SQLAlchemy engine with event listeners kept per step (a heap growing by tens of KB
-#: per step), and an aiohttp session whose cookie jar gains a cookie per request (a heap growing
-#: too).
+#: per step), an aiohttp session whose cookie jar gains a cookie per request (a heap growing
+#: too), and gRPC unary calls to a loopback server in steady state (a level heap).
 SUITE = tuple(
     (name, variant, seconds)
     for name, variant in (
         ("http-agent", "listeners"),
         ("benchmarks/scenarios/sqlalchemy_engine_listeners.py", "leaky"),
         ("benchmarks/scenarios/aiohttp_cookie_jar.py", "leaky"),
+        ("benchmarks/scenarios/grpc_unary.py", "steady"),
     )
     for seconds in (10.0, 1.0)
 )
