@@ -45,6 +45,7 @@ import asyncio
 import gc
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -155,9 +156,18 @@ def bare(path: str, variant: str, seconds: float, mode: str, tmp: Path) -> tuple
     # A session of its own, as leaklab's child has: where the kernel groups the scheduling by
     # session (autogroup), a busy machine would otherwise give the driver a smaller share than the
     # child.
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds * 3 + 120, start_new_session=True
-    )
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=seconds * 3 + 120,
+            start_new_session=True,
+        )
+    finally:
+        # Deleted at once, its pages are dropped unwritten: left, they would be written back
+        # to disk half a minute later, in the middle of another mode's run.
+        (tmp / "memray-run.bin").unlink(missing_ok=True)
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-2000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
@@ -184,14 +194,14 @@ def under_leaklab(
         raise SystemExit(f"leaklab run --profile {profile} failed: {result.message}")
     run = store.read_run(result.run_dir)
     (t0, s0), (t1, s1) = stretch(run)
-    return (
-        (s1 - s0) / (t1 - t0),
-        cpu.per_step(s0, s1),
-        {
-            name: p.get("fraction")
-            for name, p in ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()
-        },
-    )
+    costs = {
+        name: p.get("fraction")
+        for name, p in ((run.meta.get("probe_overhead") or {}).get("probes") or {}).items()
+    }
+    # The run's files (a deep run's memray capture among them) go at once, for the same reason
+    # as the bare `memray run`'s capture.
+    shutil.rmtree(result.run_dir, ignore_errors=True)
+    return (s1 - s0) / (t1 - t0), cpu.per_step(s0, s1), costs
 
 
 class ChildCpu:
