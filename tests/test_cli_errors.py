@@ -8,10 +8,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_support import wait_for_samples
 
 from leaklab import runner, store
 from leaklab.analysis import analyze
@@ -324,11 +324,8 @@ def test_sigterm_to_the_gate_ends_its_runs_interrupted(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
     runs = tmp_path / "gate"
-    while time.monotonic() < deadline and not list(runs.glob("*/samples.csv")):
-        time.sleep(0.1)
-    time.sleep(1.5)  # the child is stepping
+    wait_for_samples(runs, gate, 2)  # the child is stepping
     gate.send_signal(signal.SIGTERM)
     _out, err = gate.communicate(timeout=60)
     assert gate.returncode == 130, err

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from process_support import wait_for_samples
 
 from leaklab import store
 
@@ -240,7 +241,6 @@ def test_bad_commands_exit_2_with_a_clear_message(tmp_path):
 
 def test_ctrl_c_stops_the_program_and_keeps_the_run(tmp_path):
     import signal
-    import time
 
     import psutil
 
@@ -265,7 +265,7 @@ def test_ctrl_c_stops_the_program_and_keeps_the_run(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)
+    wait_for_samples(tmp_path, run, 3)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=30)
     assert run.returncode == 130, err[-2000:]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from process_support import wait_for_samples
 
 from leaklab import runner, store
 from leaklab.runner.heap import BlockCounter
@@ -255,7 +256,7 @@ def test_ctrl_c_keeps_the_run_marks_it_and_leaves_no_process(tmp_path, test_scen
     while time.monotonic() < deadline and not pidfile.exists():
         time.sleep(0.05)
     assert pidfile.exists(), "scenario setup never ran"
-    time.sleep(1.0)
+    wait_for_samples(tmp_path / "runs", proc, 5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from process_support import wait_for_samples
+
 from leaklab import store
 from leaklab.runner.command import free_port
 
@@ -78,36 +80,34 @@ def test_watch_records_a_running_service_and_probes_its_health(tmp_path):
     assert app.pid in store.read_processes(summary["run_dir"])["pid"]
 
 
+def _watch_in_background(pid: int, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "leaklab", "watch", str(pid), "--out", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_watch_ends_when_the_process_exits_or_on_ctrl_c(tmp_path):
-    short = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    short = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        done = _watch(str(short.pid), "--out", str(tmp_path / "exit"), "--json")
+        watch = _watch_in_background(short.pid, tmp_path / "exit")
+        wait_for_samples(tmp_path / "exit", watch, 2)
+        short.kill()
+        out, err = watch.communicate(timeout=30)
     finally:
         short.kill()
         short.wait()
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout)
+    assert watch.returncode == 0, err[-2000:]
+    summary = json.loads(out)
     assert summary["ended_by"] == "exit" and summary["samples"] >= 2
     assert store.read_run(summary["run_dir"]).events_of("exit")
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        watch = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "leaklab",
-                "watch",
-                str(sleeper.pid),
-                "--out",
-                str(tmp_path / "int"),
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2.5)
+        watch = _watch_in_background(sleeper.pid, tmp_path / "int")
+        wait_for_samples(tmp_path / "int", watch, 1)
         watch.send_signal(signal.SIGINT)
         out, err = watch.communicate(timeout=30)
         assert sleeper.poll() is None
