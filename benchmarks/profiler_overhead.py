@@ -17,9 +17,10 @@ driver's teardown, do not count).
 Each round runs every mode once, with a bare run before the first and after each one, in an
 order that turns by one mode from round to round: a run's ratio is its rate over the mean of
 the two bare runs beside it, so that drift on a shared machine cancels out, and the table shows
-the median of those paired ratios over the rounds and their range. The ``plain`` row's range
-is each bare run's rate over the one before it: the noise between two runs of the same
-thing, against which the targets' margins are to be read.
+the median of those paired ratios over the rounds, a 90 % confidence interval for that median
+(from the order statistics: it assumes nothing of the noise's shape) and their range. The
+``plain`` row's ratios are each bare run's rate over the one before it: the noise between two
+runs of the same thing, against which the targets' margins are to be read.
 Beside each rate is the CPU time per step over the same stretch: the bare driver's own,
 and leaklab's child's (all its threads, read as the parent writes each new step count).
 The neighbouring bare runs' CPU per step over a mode's (``cpu ratio``) is the share of the
@@ -27,6 +28,10 @@ rate the mode would keep with a core to itself: it leaves out what the mode cost
 processes (the parent's sampling) but not what others take of the machine, which on a shared
 machine spreads the rates of the rounds by tens of per cent. The targets are checked on the
 rates.
+Every mode's process runs with glibc's heap thresholds held at the same fixed values
+(``MALLOC_FOOTING``; ``--dynamic-malloc`` leaves them dynamic): otherwise a step's page faults,
+and up to a quarter of its time, depend on whether something in the process's first second
+freed a large block, which differs between the bare driver and leaklab's child by accident.
 
 Targets (median paired ratio): rss >= 0.97, default >= 0.95, deep >= the ``memray-run``
 ratio of the same row (when measured). ``--suite`` measures every row of SUITE (real
@@ -45,6 +50,7 @@ import asyncio
 import gc
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -63,6 +69,14 @@ from leaklab import probes, runner, scenario, store  # noqa: E402
 
 WARMUP_FRACTION = 0.1
 MODES = ("plain", "rss", "default", "deep", "tracemalloc-1", "tracemalloc-10", "memray-run")
+#: glibc's heap thresholds, held fixed in every mode's process (``--dynamic-malloc`` leaves them
+#: be). Left dynamic, glibc raises them the first time a process frees a large block, and whether
+#: that happened before the steps (an import, a probe's baseline) changes how often a step's
+#: allocations fault pages in: a difference of the process's history, not of what a mode costs.
+#: These are the values a long-running process reaches (the top of glibc's dynamic range).
+MALLOC_FOOTING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+#: of the interval printed beside each median ratio
+CONFIDENCE = 0.9
 TARGETS = {"rss": 0.97, "default": 0.95, "deep": 0.50}
 #: deep must keep at least what `memray run` keeps of the same step (when both are measured)
 DEEP_AT_LEAST = "memray-run"
@@ -321,6 +335,23 @@ class Measured:
         """The median of the mode's paired ratios."""
         return statistics.median(self.ratios(mode))
 
+    def interval(self, mode: str) -> tuple[float, float]:
+        """A 90 % confidence interval for the median paired ratio (order statistics, no
+        assumption on the shape of the noise): what more rounds could still move it by."""
+        # Imported here, not at the top: the bare driver runs this file too, and what it imports
+        # shapes its allocator's state (see drive).
+        from scipy.stats import quantile_test
+
+        ratios = self.ratios(mode)
+        if len(ratios) < 5:  # too few for a 90 % interval: the range
+            return min(ratios), max(ratios)
+        ci = quantile_test(ratios, q=self.ratio(mode), p=0.5).confidence_interval(
+            confidence_level=CONFIDENCE
+        )
+        low = ci.low if math.isfinite(ci.low) else min(ratios)
+        high = ci.high if math.isfinite(ci.high) else max(ratios)
+        return float(low), float(high)
+
     def cpu_ratio(self, mode: str) -> float:
         """The neighbouring bare runs' CPU per step over the mode's (median over the rounds): the
         share of the step rate the mode would keep with a core to itself (what others take of
@@ -386,15 +417,17 @@ def report(
     missed = 0
     print(
         f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per "
-        "mode; ratios to the bare runs beside each run, medians (and range) over the rounds; "
+        "mode; ratios to the bare runs beside each run, medians over the rounds "
+        f"({CONFIDENCE:.0%} CI, range); "
         "plain: each bare run over the one before\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'range':>13} {'target':>13} "
+        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'90% CI':>11} {'range':>11} {'target':>13} "
         f"{'cpu ratio':>9}  probes' own estimate (share of the run)"
     )
     for mode in modes:
         ratios = got.ratios(mode)
+        low, high = got.interval(mode)
         target = TARGETS.get(mode)
         if mode == "deep" and DEEP_AT_LEAST in modes:
             target = max(target or 0.0, got.ratio(DEEP_AT_LEAST))
@@ -406,7 +439,8 @@ def report(
         )
         print(
             f"{mode:<16} {statistics.median(got.rates[mode]):>10,.1f} {got.ratio(mode):>7.3f} "
-            f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>13} {verdict:>13} "
+            f"{f'{low:.2f}-{high:.2f}':>11} {f'{min(ratios):.2f}-{max(ratios):.2f}':>11} "
+            f"{verdict:>13} "
             f"{got.cpu_ratio(mode):>9.3f}  {estimate}"
         )
     return missed
@@ -421,7 +455,12 @@ def markdown_table(
         "| --- | ---: |" + " ---: |" * len(others),
     ]
     for (name, variant, seconds), got in rows:
-        cells = [f"{got.cpu_ratio(m) if by_cpu else got.ratio(m):.2f}" for m in others]
+        cells = [
+            f"{got.cpu_ratio(m):.2f}"
+            if by_cpu
+            else "{:.2f} ({:.2f}-{:.2f})".format(got.ratio(m), *got.interval(m))
+            for m in others
+        ]
         lines.append(
             f"| {Path(name).stem} [{variant}] | {seconds:g} s | " + " | ".join(cells) + " |"
         )
@@ -454,6 +493,12 @@ def main() -> None:
         default="",
         help="with --suite: comma-separated run lengths in seconds; keep the rows of those lengths",
     )
+    parser.add_argument(
+        "--dynamic-malloc",
+        action="store_true",
+        help="leave glibc's heap thresholds dynamic (by default they are held fixed in every "
+        "mode: " + ", ".join(f"{k}={v}" for k, v in MALLOC_FOOTING.items()) + ")",
+    )
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -478,8 +523,17 @@ def main() -> None:
         rows = tuple(row for row in rows if row[2] in lengths)
         if not rows:
             parser.error(f"--lengths {args.lengths!r} keeps no row of the suite")
+    if not args.dynamic_malloc:
+        # Inherited by the bare driver and by leaklab's child alike (a value the caller set wins).
+        for name, value in MALLOC_FOOTING.items():
+            os.environ.setdefault(name, value)
     results = [(row, measure(*row, modes, args.rounds)) for row in rows]
     missed = sum(report(*row, args.rounds, modes, got) for row, got in results)
+    footing = {k: os.environ[k] for k in MALLOC_FOOTING if k in os.environ}
+    print(
+        "\nglibc heap thresholds: "
+        + (", ".join(f"{k}={v}" for k, v in footing.items()) if footing else "dynamic")
+    )
     print(
         "\nrss: no probes; default: "
         + ", ".join(probes.PROFILES["default"])
@@ -487,7 +541,7 @@ def main() -> None:
         + ", ".join(probes.PROFILES["deep"])
     )
     if len(rows) > 1:
-        print("\nRate, ratio to the bare loop (medians):\n")
+        print(f"\nRate, ratio to the bare loop (medians, {CONFIDENCE:.0%} CI):\n")
         print(markdown_table(results, modes, by_cpu=False))
         print("\nCPU per step, the bare loop's over the mode's (medians):\n")
         print(markdown_table(results, modes, by_cpu=True))

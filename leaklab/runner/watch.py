@@ -204,6 +204,8 @@ class Watcher:
                 **fields,
             )
         self.pids.append(obs.pid)
+        if self.memory is not None:
+            self.memory.close()
         self.memory = ChildMemory(obs.pid, include_children=True)
         self.writer.event(EventKind.START, t, pid=obs.pid, generation=number, **obs.info)
         self.writer.event(EventKind.READY, t, pid=obs.pid, generation=number)
