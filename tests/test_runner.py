@@ -256,7 +256,7 @@ def test_ctrl_c_keeps_the_run_marks_it_and_leaves_no_process(tmp_path, test_scen
     while time.monotonic() < deadline and not pidfile.exists():
         time.sleep(0.05)
     assert pidfile.exists(), "scenario setup never ran"
-    wait_for_samples(tmp_path / "runs", proc, 5)
+    wait_for_samples(tmp_path / "runs", proc, 5, min_steps=25)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
