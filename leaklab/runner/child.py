@@ -30,7 +30,7 @@ from leaklab import probes as probe_registry
 from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
 from leaklab.kinds import EventKind, Status
-from leaklab.runner.heap import BlockCounter, CollectedHeap, SelfRss
+from leaklab.runner.heap import BlockCounter, CollectedHeap, ProcessRss
 from leaklab.runner.spec import ChildSpec
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
@@ -132,7 +132,7 @@ class StepLoop:
         self.sample_every: int | None = (
             max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
         )
-        self.self_rss = SelfRss()
+        self.self_rss = ProcessRss()
         #: run times (seconds) at which to force a collection and sample: just before the parent's
         #: looks
         self.collect_at: list[float] = sorted(float(x) for x in spec.collect_at)

@@ -30,12 +30,12 @@ from typing import IO, Any
 import psutil
 
 from leaklab.kinds import EventKind
+from leaklab.runner.heap import ProcessRss
 from leaklab.runner.spec import ChildSpec
 
 HOST = "127.0.0.1"
 #: Longest time before a process the child started counts in its RSS.
 DESCENDANTS_REFRESH_S = 0.25
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 HEALTH_PATH = "/health"
 _HEALTH_POLL_S = 0.02
 
@@ -63,7 +63,7 @@ class ChildMemory:
         self.uss_available = (
             sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
         )
-        self._statm: dict[int, int] = {}  # pid -> its /proc/PID/statm, open
+        self._statm: dict[int, ProcessRss] = {}
         self._tracked: list[psutil.Process] = []
         self._descendants_due = 0.0
 
@@ -74,10 +74,9 @@ class ChildMemory:
         return [self.process, *below]
 
     def rss(self) -> int | None:
-        """The RSS of the child (and of what it started), read at every sample: one ``pread`` of
-        each process's ``/proc/PID/statm``, kept open, where psutil would open and parse it anew.
-        The list of descendants is walked again at most every ``DESCENDANTS_REFRESH_S``: the walk
-        reads every process of the machine."""
+        """The RSS of the child (and of what it started), read at every sample through a
+        :class:`ProcessRss` per process. The list of descendants is walked again at most every
+        ``DESCENDANTS_REFRESH_S``: the walk reads every process of the machine."""
         now = time.monotonic()
         if now >= self._descendants_due:
             try:
@@ -98,27 +97,20 @@ class ChildMemory:
         return total
 
     def _rss_of(self, proc: psutil.Process) -> int | None:
-        """One process's RSS, or None once it is gone (a zombie's statm reads all zeros)."""
-        fd = self._statm.get(proc.pid)
-        try:
-            if fd is None:
-                fd = self._statm[proc.pid] = os.open(f"/proc/{proc.pid}/statm", os.O_RDONLY)
-            fields = os.pread(fd, 128, 0).split()
-            if int(fields[0]) == 0:
-                return None
-            return int(fields[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            if fd is None:  # no /proc here: psutil reads it its own way
-                try:
-                    return int(proc.memory_info().rss)
-                except psutil.Error:
-                    return None
+        """One process's RSS, or None once it is gone."""
+        reader = self._statm.get(proc.pid)
+        if reader is None:
+            reader = self._statm[proc.pid] = ProcessRss(proc.pid)
+        if reader.available:
+            return reader.read()
+        try:  # no /proc/PID/statm to keep open: psutil reads it its own way
+            return int(proc.memory_info().rss)
+        except psutil.Error:
             return None
 
     def _close_statm(self, keep: set[int] | None = None) -> None:
         for pid in [p for p in self._statm if keep is None or p not in keep]:
-            with contextlib.suppress(OSError):
-                os.close(self._statm.pop(pid))
+            self._statm.pop(pid).close()
 
     def close(self) -> None:
         """Close the files kept open for reading RSS."""

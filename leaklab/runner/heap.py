@@ -1,5 +1,5 @@
-"""Cheap in-child memory readings: the child's own RSS and the Python heap as it stands
-after a full collection.
+"""Cheap memory readings: a process's RSS (the child's own, and its children's for the parent)
+and, in the child, the Python heap as it stands after a full collection.
 
 Allocated blocks count cyclic garbage until the collector frees it, so a step that
 builds and drops reference cycles makes the count swing with the collector, which
@@ -22,20 +22,32 @@ from typing import Any
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-class SelfRss:
-    """The process's own resident set size, read from ``/proc/self/statm`` (one pread)."""
+class ProcessRss:
+    """A process's resident set size (this one's by default), read from ``/proc/PID/statm``
+    kept open: one ``pread`` per reading, where opening and parsing it anew costs ten times more.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
         try:
-            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+            self._fd: int | None = os.open(
+                "/proc/self/statm" if pid is None else f"/proc/{pid}/statm", os.O_RDONLY
+            )
         except OSError:
             self._fd = None
 
+    @property
+    def available(self) -> bool:
+        """Whether the file could be opened (no ``/proc`` here, or the process was gone)."""
+        return self._fd is not None
+
     def read(self) -> int | None:
+        """The RSS in bytes; None once the process is gone (a zombie's statm reads all zeros)."""
         if self._fd is None:
             return None
         try:
             fields = os.pread(self._fd, 128, 0).split()
+            if int(fields[0]) == 0:
+                return None
             return int(fields[1]) * _PAGE
         except (OSError, IndexError, ValueError):
             return None
