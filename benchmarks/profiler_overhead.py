@@ -336,14 +336,14 @@ class Measured:
         return statistics.median(self.ratios(mode))
 
     def interval(self, mode: str) -> tuple[float, float]:
-        """A 90 % confidence interval for the median paired ratio (order statistics, no
+        """A ``CONFIDENCE`` interval for the median paired ratio (order statistics, no
         assumption on the shape of the noise): what more rounds could still move it by."""
         # Imported here, not at the top: the bare driver runs this file too, and what it imports
         # shapes its allocator's state (see drive).
         from scipy.stats import quantile_test
 
         ratios = self.ratios(mode)
-        if len(ratios) < 5:  # too few for a 90 % interval: the range
+        if len(ratios) < 5:  # too few for an interval: the range
             return min(ratios), max(ratios)
         ci = quantile_test(ratios, q=self.ratio(mode), p=0.5).confidence_interval(
             confidence_level=CONFIDENCE
@@ -422,7 +422,8 @@ def report(
         "plain: each bare run over the one before\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {'90% CI':>11} {'range':>11} {'target':>13} "
+        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {f'{CONFIDENCE:.0%} CI':>11} {'range':>11} "
+        f"{'target':>13} "
         f"{'cpu ratio':>9}  probes' own estimate (share of the run)"
     )
     for mode in modes:

@@ -63,7 +63,7 @@ class ChildMemory:
         self.uss_available = (
             sys.platform.startswith("linux") and Path(f"/proc/{pid}/smaps_rollup").exists()
         )
-        self._statm: dict[int, ProcessRss] = {}
+        self._readers: dict[int, ProcessRss] = {}  # pid -> its RSS reader
         self._tracked: list[psutil.Process] = []
         self._descendants_due = 0.0
 
@@ -84,7 +84,7 @@ class ChildMemory:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 return None
             self._descendants_due = now + DESCENDANTS_REFRESH_S
-            self._close_statm({p.pid for p in self._tracked})
+            self._close_readers({p.pid for p in self._tracked})
         total = 0
         for proc in self._tracked:
             rss = self._rss_of(proc)
@@ -98,9 +98,9 @@ class ChildMemory:
 
     def _rss_of(self, proc: psutil.Process) -> int | None:
         """One process's RSS, or None once it is gone."""
-        reader = self._statm.get(proc.pid)
+        reader = self._readers.get(proc.pid)
         if reader is None:
-            reader = self._statm[proc.pid] = ProcessRss(proc.pid)
+            reader = self._readers[proc.pid] = ProcessRss(proc.pid)
         if reader.available:
             return reader.read()
         try:  # no /proc/PID/statm to keep open: psutil reads it its own way
@@ -108,13 +108,13 @@ class ChildMemory:
         except psutil.Error:
             return None
 
-    def _close_statm(self, keep: set[int] | None = None) -> None:
-        for pid in [p for p in self._statm if keep is None or p not in keep]:
-            self._statm.pop(pid).close()
+    def _close_readers(self, keep: set[int] | None = None) -> None:
+        for pid in [p for p in self._readers if keep is None or p not in keep]:
+            self._readers.pop(pid).close()
 
     def close(self) -> None:
         """Close the files kept open for reading RSS."""
-        self._close_statm()
+        self._close_readers()
 
     def rss_uss(self) -> tuple[int | None, int | None]:
         if not self.uss_available:

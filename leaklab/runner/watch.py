@@ -275,6 +275,8 @@ class Watcher:
             duration = self.now()
             self._finish_meta(status, message, duration, summary)
             self.writer.close()
+            if self.memory is not None:
+                self.memory.close()
         return WatchResult(
             self.writer.path,
             status,
