@@ -6,7 +6,8 @@ through the real runner with default settings:
 
 * ``steps``: ``--steps NATURAL_STEPS`` (the case's own length);
 * ``auto``: no length at all (stops when the verdict is confident, ``--max-duration``);
-* ``10s``: ``--duration 10s``.
+* ``10s``: ``--duration 10s`` (any ``<seconds>s`` way is a run of that duration: ``1s`` shows
+  what the verdict makes of the shortest runs).
 
 Printed: a confusion table per way, each case's verdicts, and how long the ``auto`` way
 took to decide. Install the cases' pinned libraries first:
@@ -89,12 +90,21 @@ def right(expected: str, label: str) -> bool:
     return label == "LEAK" if expected == "LEAK" else label in ("PLATEAU", "NO_LEAK")
 
 
+def _seconds(way: str) -> float | None:
+    """The duration of a ``<seconds>s`` way (None for another)."""
+    try:
+        seconds = float(way[:-1]) if way.endswith("s") and way != "steps" else math.nan
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
 def run_case(case: Case, way: str, out: Path, max_duration_s: float) -> dict[str, Any]:
     config = runner.RunConfig(scenario=str(case.path), out=str(out), progress=False)
     if way == "steps":
         config.steps = case.natural_steps
-    elif way == "10s":
-        config.duration_s = 10.0
+    elif _seconds(way):
+        config.duration_s = _seconds(way)
     else:
         config.max_duration_s = max_duration_s
         config.stop_rule = SequentialStop(max_duration_s)
@@ -146,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="*", help="glob over case names")
     parser.add_argument(
-        "--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS)
+        "--ways",
+        default=",".join(WAYS),
+        help="comma-separated: " + ", ".join(WAYS) + " or any other '<seconds>s'",
     )
     parser.add_argument(
         "--max-duration", type=float, default=120.0, help="seconds, for the auto way"
@@ -155,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of cases")
     args = parser.parse_args(argv)
     ways = [w for w in args.ways.split(",") if w]
+    for way in ways:
+        if way not in WAYS and not _seconds(way):
+            parser.error(f"unknown way {way!r}: one of {', '.join(WAYS)} or '<seconds>s'")
     chosen = cases(args.cases, args.corpus)
     out = Path(tempfile.mkdtemp(prefix="leaklab-corpus-"))
     results: list[dict[str, Any]] = []

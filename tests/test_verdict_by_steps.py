@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from leaklab import runner, store
 from leaklab.analysis import analyze
 from leaklab.analysis.sequential import SequentialStop, look_level, look_times
+from leaklab.runner.spec import MIN_INTERVAL_S, MIN_SAMPLES_PER_RUN
 
 
 def _run(tmp_path, scenario: str, **fields) -> runner.RunResult:
@@ -34,10 +36,24 @@ def test_a_short_step_bounded_run_has_a_trend(tmp_path, test_scenario, steps):
         steps=steps,
     )
     run = store.read_run(result.run_dir)
-    # Sampled by work: about every steps/200 steps whatever the speed of a step.
-    assert run.n_samples >= 150
+    # Sampled by work: a run of a few hundredths of a second still gets its least number of
+    # samples, however fast its steps (a whole one in a boundary's rounding may be lost).
+    assert run.n_samples >= MIN_SAMPLES_PER_RUN - 1, run.n_samples
     a = analyze(run)
     assert a.label == "LEAK", a.verdict
+
+
+@pytest.mark.parametrize("length", [{"duration_s": 1.0}, {"steps": 2_000, "rate": 1_000}])
+def test_a_short_run_is_sampled_no_more_often_than_a_long_one(tmp_path, test_scenario, length):
+    result = _run(tmp_path, test_scenario("retain_bytes"), variant="fixed", **length)
+    run = store.read_run(result.run_dir)
+    steps, t = np.asarray(run.columns["steps"]), np.asarray(run.columns["t"])
+    stepping = t[(steps > 0) & (steps < steps[~np.isnan(steps)].max())]
+    # A busy machine only spreads the samples out: the median spacing is the child's clock.
+    assert np.median(np.diff(stepping)) >= 0.9 * MIN_INTERVAL_S, np.diff(stepping)
+    assert run.n_samples >= MIN_SAMPLES_PER_RUN - 1, run.n_samples
+    a = analyze(run)
+    assert a.label != "LEAK", a.verdict
 
 
 def test_a_long_step_bounded_run_measures_bytes_per_step(tmp_path, test_scenario):

@@ -13,11 +13,11 @@ it would change the memory behaviour it measures. A probe that raises is
 recorded as a ``probe_error`` event and switched off; the run goes on. A probe
 that can carry on after a failed snapshot records a ``snapshot_error`` event instead.
 
-A probe that needs to act between samples (a short tracing window) asks for an
-extra ``tick`` with :meth:`ProbeContext.wake`; the step loop checks that deadline
-after every step. ``overhead()`` adds the probe's own cost estimates (for costs
-that slow the steps down rather than take time inside its calls) to the
-``probe_overhead`` event and ``meta.json``.
+A probe that needs to act between samples (a short tracing window, a start a few steps
+before the end) asks for an extra ``tick`` with :meth:`ProbeContext.wake`, at a time or at a
+step count; the step loop checks both after every step. ``overhead()`` adds the probe's own
+cost estimates (for costs that slow the steps down rather than take time inside its calls) to
+the ``probe_overhead`` event and ``meta.json``.
 
 Profile levels (``--profile``):
 
@@ -63,6 +63,8 @@ class ProbeContext:
     plan: dict[str, Any] = field(default_factory=dict)
     #: time.monotonic() deadline for an extra tick (see :meth:`wake`); None: none asked
     wake_at: float | None = None
+    #: step count at which to tick too (see :meth:`wake`); None: none asked
+    wake_steps: int | None = None
     #: the steps are over: set for the final sample, before ``finish``
     done: bool = False
     #: a callable the step loop runs once, between two steps, in its own frame (not
@@ -75,10 +77,14 @@ class ProbeContext:
     #: step loop sets it for each round of calls and drops it after; None: nothing is shared
     shared: dict[str, Any] | None = None
 
-    def wake(self, at: float) -> None:
-        """Ask for a ``tick`` at monotonic time ``at`` (the earliest request wins)."""
-        if self.wake_at is None or at < self.wake_at:
+    def wake(self, at: float | None = None, steps: int | None = None) -> None:
+        """Ask for a ``tick`` at monotonic time ``at``, or once the steps reach ``steps`` (of
+        each, the earliest request wins). Steps matter where time says little: a rate-bound run
+        catching up after a pause runs thousands of steps between two samples."""
+        if at is not None and (self.wake_at is None or at < self.wake_at):
             self.wake_at = at
+        if steps is not None and (self.wake_steps is None or steps < self.wake_steps):
+            self.wake_steps = steps
 
 
 class Probe:

@@ -96,6 +96,9 @@ class MemrayProbe(Probe):
         #: time.monotonic() when the warm-up ended (None: not yet, or a run without one)
         self.warmup_t: float | None = None
         self.stopped_early = False
+        #: in a run of set steps, the step count at which the traced tail begins at the rate
+        #: seen last (None: not known yet, or a run of set duration)
+        self.due_steps: int | None = None
 
     def start(self, ctx: ProbeContext) -> None:
         import memray  # noqa: F401  (fail here, recorded as probe_error, where memray is missing)
@@ -131,6 +134,8 @@ class MemrayProbe(Probe):
             self.marks.pop(0)
         if self._due(ctx):
             self._begin(ctx)
+        elif self.due_steps is not None:
+            ctx.wake(steps=self.due_steps)  # samples may be 50 ms apart: thousands of steps
 
     def _recent_rate(self) -> float | None:
         """Steps per second over the last ``RATE_WINDOW_S`` (None until a quarter of it has
@@ -168,7 +173,9 @@ class MemrayProbe(Probe):
         duration = ctx.plan.get("duration_s")
         if duration:
             return duration - elapsed <= tail
-        return (int(ctx.plan.get("steps") or 0) - ctx.steps) / rate <= tail
+        steps = int(ctx.plan.get("steps") or 0)
+        self.due_steps = steps - int(tail * rate)  # at this rate
+        return (steps - ctx.steps) / rate <= tail
 
     def _over_budget(self, ctx: ProbeContext) -> bool:
         """Whether the traced steps have lost their budget (past a first one)."""

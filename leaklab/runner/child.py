@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import os
 import signal
 import sys
@@ -31,12 +32,15 @@ from leaklab import scenario as scenario_mod
 from leaklab.aio import close_loop
 from leaklab.kinds import EventKind, Status
 from leaklab.runner.heap import BlockCounter, CollectedHeap, ProcessRss
-from leaklab.runner.spec import ChildSpec
+from leaklab.runner.spec import (
+    MIN_INTERVAL_S,
+    MIN_SAMPLES_PER_RUN,
+    SAMPLES_PER_RUN,
+    ChildSpec,
+)
 
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
-#: A step-bounded run is sampled about this many times, whatever its length.
-SAMPLES_PER_RUN = 200
 #: Forced full collections wanted per run (each only when the budget allows it).
 COLLECTIONS_PER_RUN = 32
 #: Share of the run's time that forced collections may take.
@@ -128,10 +132,16 @@ class StepLoop:
         self.deadline: float | None = spec.deadline
         self.rate: float | None = spec.rate
         self.interval: float = float(spec.interval)
-        #: sample at step boundaries too, so a short step-bounded run still has a trend
-        self.sample_every: int | None = (
-            max(1, self.max_steps // SAMPLES_PER_RUN) if self.max_steps else None
-        )
+        #: sample at step boundaries too, so a short step-bounded run still has a trend: every
+        #: sample_every steps where MIN_INTERVAL_S has passed since the last sample (a short run's
+        #: steps pay for sampling what a long run's pay), and every must_sample_every steps
+        self.sample_every: int | None = None
+        self.must_sample_every: int | None = None
+        if self.max_steps:
+            self.sample_every = max(1, self.max_steps // SAMPLES_PER_RUN)
+            self.must_sample_every = max(1, self.max_steps // MIN_SAMPLES_PER_RUN)
+        self.sample_spacing = min(self.interval, MIN_INTERVAL_S)  # an asked interval may be less
+        self.last_sample_at = -math.inf  # time.monotonic() of the last sample
         self.self_rss = ProcessRss()
         #: run times (seconds) at which to force a collection and sample: just before the parent's
         #: looks
@@ -180,6 +190,17 @@ class StepLoop:
         # Wake up in time for a due sample so slow rates are still sampled on schedule.
         return max(0.0, min(due, self.next_sample) - now)
 
+    def sample_by_work_due(self) -> bool:
+        """Whether a step-bounded run takes a sample after this step (see ``sample_every``)."""
+        if self.sample_every is None or self.must_sample_every is None:
+            return False
+        if self.steps % self.must_sample_every == 0:
+            return True
+        return (
+            self.steps % self.sample_every == 0
+            and time.monotonic() - self.last_sample_at >= self.sample_spacing
+        )
+
     def sample_if_due(self) -> None:
         now = time.monotonic()
         if self.collect_at and now - self.t0 >= self.collect_at[0]:
@@ -195,12 +216,20 @@ class StepLoop:
             self.next_sample = max(self.next_sample + self.interval, now + self.interval / 2)
         elif self.ctx.wake_at is not None and now >= self.ctx.wake_at:
             self.ctx.wake_at = None
-            self.ctx.steps, self.ctx.t = self.steps, self.now()
-            self.call_probes("tick")
+            self.tick()
+        elif self.ctx.wake_steps is not None and self.steps >= self.ctx.wake_steps:
+            self.ctx.wake_steps = None
+            self.tick()
+
+    def tick(self) -> None:
+        """A tick a probe asked for (:meth:`ProbeContext.wake`), between samples."""
+        self.ctx.steps, self.ctx.t = self.steps, self.now()
+        self.call_probes("tick")
 
     def sample(self, final: bool = False) -> None:
         first = self.samples_taken == 0
         self.samples_taken += 1
+        self.last_sample_at = time.monotonic()
         if final or first:
             # The first and last samples pin both ends of the post-collection series; the
             # first one happens before any step, so it is not charged to the budget. (Later
@@ -345,11 +374,7 @@ class StepLoop:
             # Stamped after the probes' baselines and the collection: their pause belongs to the
             # warm-up, not to the start of the analysed stretch (nor to its step rate).
             self.reporter.event(EventKind.WARMUP_END, self.now(), steps=self.steps)
-        if (
-            self.sample_every is not None
-            and self.steps % self.sample_every == 0
-            and not (self.collect_at and self.now() >= self.collect_at[0])
-        ):
+        if self.sample_by_work_due() and not (self.collect_at and self.now() >= self.collect_at[0]):
             self.sample()
             self.next_sample = time.monotonic() + self.interval
         else:

@@ -40,7 +40,7 @@ from leaklab.records import Look
 from leaklab.runner import load as load_mod
 from leaklab.runner import meta as meta_mod
 from leaklab.runner.generation import ChildMemory, kill_process_group
-from leaklab.runner.spec import ChildSpec
+from leaklab.runner.spec import MIN_INTERVAL_S, MIN_SAMPLES_PER_RUN, SAMPLES_PER_RUN, ChildSpec
 from leaklab.runner.supervisor import RecyclePolicy
 
 __all__ = ["ChildMemory", "RunConfig", "RunResult", "kill_process_group", "prepare", "run"]
@@ -64,10 +64,6 @@ DEFAULT_MAX_DURATION_S = 300.0
 #: ``timed_out``): setup, the last step, the probes' finish and teardown must fit in it.
 DEFAULT_GRACE_S = 30.0
 DEFAULT_INTERVAL_S = 0.5
-#: A run of known length is sampled about this many times (at least every interval).
-SAMPLES_PER_RUN = 200
-#: The shortest sampling interval the parent asks for.
-MIN_INTERVAL_S = 0.01
 #: Sampling interval of a run that stops when its verdict is confident (looks need points early).
 UNTIL_CONFIDENT_INTERVAL_S = 0.05
 #: How long before each look the child forces a collection and samples.
@@ -206,8 +202,9 @@ class Prepared:
     steps: int | None
     warmup: dict[str, Any]
     max_rss: int
-    #: seconds between time-driven samples (the asked interval, shortened so a run of known
-    #: length gets about SAMPLES_PER_RUN samples)
+    #: seconds between time-driven samples (the asked interval, shortened so a run of set
+    #: duration gets about SAMPLES_PER_RUN samples, but not below MIN_INTERVAL_S unless that
+    #: leaves fewer than MIN_SAMPLES_PER_RUN)
     sample_interval_s: float = DEFAULT_INTERVAL_S
     #: neither steps nor duration was given: the stop rule ends the run, at max_duration_s at the
     #: latest
@@ -273,7 +270,8 @@ class Length:
 def plan_length(config: RunConfig) -> Length:
     """The run's length from its config: steps, a duration, or neither (until the verdict is
     confident, at ``max_duration_s`` at the latest); the warm-up (asked, or a tenth of the run);
-    a sampling interval that gives a run of set duration about ``SAMPLES_PER_RUN`` samples."""
+    a sampling interval that gives a run of set duration about ``SAMPLES_PER_RUN`` samples, or
+    in a short run fewer, ``MIN_INTERVAL_S`` apart (but ``MIN_SAMPLES_PER_RUN`` at least)."""
     duration_s, steps = config.duration_s, config.steps
     if duration_s is not None and not duration_s > 0:
         raise scenario_mod.ScenarioError(
@@ -300,7 +298,8 @@ def plan_length(config: RunConfig) -> Length:
     if until_confident:
         interval = min(interval, UNTIL_CONFIDENT_INTERVAL_S)
     elif duration_s is not None:
-        interval = min(interval, max(duration_s / SAMPLES_PER_RUN, MIN_INTERVAL_S))
+        least = min(MIN_INTERVAL_S, duration_s / MIN_SAMPLES_PER_RUN)
+        interval = min(interval, max(duration_s / SAMPLES_PER_RUN, least))
     return Length(duration_s, steps, warmup, interval, until_confident)
 
 

@@ -12,6 +12,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+#: A run of known length is sampled about this many times: a run of set duration by time (the
+#: parent shortens the interval), a run of set steps also at step boundaries (the child) ...
+SAMPLES_PER_RUN = 200
+#: ... but not more often than this, so that a short run's steps pay for sampling what a long
+#: run's pay (an asked ``--interval`` may be shorter) ...
+MIN_INTERVAL_S = 0.05
+#: ... unless that would leave fewer samples than this: a run of set duration under a second
+#: is sampled more often, a run of set steps at least every 1/this of its steps.
+MIN_SAMPLES_PER_RUN = 20
+
 
 @dataclass
 class ChildSpec:
