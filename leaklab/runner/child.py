@@ -374,7 +374,11 @@ class StepLoop:
             # Stamped after the probes' baselines and the collection: their pause belongs to the
             # warm-up, not to the start of the analysed stretch (nor to its step rate).
             self.reporter.event(EventKind.WARMUP_END, self.now(), steps=self.steps)
-        if self.sample_by_work_due() and not (self.collect_at and self.now() >= self.collect_at[0]):
+        if (
+            self.sample_every is not None  # checked here first: a run of set duration pays no call
+            and self.sample_by_work_due()
+            and not (self.collect_at and self.now() >= self.collect_at[0])
+        ):
             self.sample()
             self.next_sample = time.monotonic() + self.interval
         else:
