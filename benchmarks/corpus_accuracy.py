@@ -103,8 +103,8 @@ def run_case(case: Case, way: str, out: Path, max_duration_s: float) -> dict[str
     config = runner.RunConfig(scenario=str(case.path), out=str(out), progress=False)
     if way == "steps":
         config.steps = case.natural_steps
-    elif _seconds(way):
-        config.duration_s = _seconds(way)
+    elif seconds := _seconds(way):
+        config.duration_s = seconds
     else:
         config.max_duration_s = max_duration_s
         config.stop_rule = SequentialStop(max_duration_s)
