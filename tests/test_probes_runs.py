@@ -20,6 +20,7 @@ import pytest
 
 from leaklab import probes, runner, store
 from leaklab.analysis import analyze
+from leaklab.probes import tracemalloc_probe
 
 NAMED = str(Path(__file__).parent / "scenarios" / "named_leaks.py")
 AIOHTTP = str(Path(__file__).parent / "scenarios" / "aiohttp_registry.py")
@@ -135,6 +136,42 @@ def test_fixed_variant_reports_nothing_leaking(tmp_path):
     assert (analysis.top_types, analysis.top_sites, analysis.chains) == ([], [], [])
     assert len(run.events_of("gc_types")) >= 5 and len(run.events_of("tracemalloc_snapshot")) >= 5
     assert run.events_of("retention_chain") == []
+
+
+#: steps of 20 ms: a 1 s run's warm-up (0.1 s) holds five, fewer than the tracemalloc windows
+#: and their pauses need where stopping tracing leaks (one step each, from a quarter of the way in)
+SLOW_STEPS = """
+import time
+
+VARIANTS = {"leaky": "keeps a buffer per step"}
+_KEPT = []
+
+
+def setup(variant):
+    return None
+
+
+def step(state):
+    _KEPT.append(bytearray(100))
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.skipif(
+    not tracemalloc_probe.STOP_LEAKS,
+    reason="tracemalloc.stop() frees its tracebacks here: the windows need not run in the warm-up",
+)
+def test_the_warmup_waits_for_the_tracemalloc_windows_that_must_run_in_it(tmp_path):
+    """Where tracemalloc.stop() leaks, what its windows leak must land before the analysed
+    stretch: slow first steps make them overrun the planned warm-up, which waits for them."""
+    scenario = tmp_path / "slow_steps.py"
+    scenario.write_text(SLOW_STEPS)
+    run = record(tmp_path, str(scenario), "leaky", duration_s=1.0)
+    windows = run.events_of("tracemalloc_snapshot")
+    (warmup_end,) = run.events_of("warmup_end")
+    assert len(windows) == len(tracemalloc_probe.TracemallocProbe.LENGTHS)
+    assert all(window["t"] < warmup_end["t"] for window in windows)
+    assert warmup_end["steps"] > 5  # past the planned warm-up
 
 
 def test_rss_profile_runs_no_probe(tmp_path):

@@ -73,6 +73,10 @@ class ProbeContext:
     loop_call: Callable[[], Any] | None = None
     #: seconds the latest ``loop_call`` took (None: none made yet)
     loop_call_s: float | None = None
+    #: probes that need the warm-up to go on past its planned length (their unreported work,
+    #: which must land before the analysed stretch, has not fit in it): the step loop ends the
+    #: warm-up when none is left, or at ``runner.child.WARMUP_HOLD_LIMIT`` times its length
+    warmup_holds: set[str] = field(default_factory=set)
     #: what the probes called at one moment share (a type count: support.count_types_at); the
     #: step loop sets it for each round of calls and drops it after; None: nothing is shared
     shared: dict[str, Any] | None = None

@@ -21,15 +21,16 @@ stretch, where it reads as growth.
 CPython before 3.12.5 never frees the tracebacks it recorded when tracing stops
 (python/cpython#121390): each window leaks about 100 bytes per distinct traceback it
 saw, and at the budget's cadence that adds up to a steady growth that the run would
-report as the program's own leak (``docs/profiles.md``). On those versions the
-reported windows run in the warm-up instead, from a quarter of the way into it, one
-of each length (those the warm-up has no room for run right after it), so what they
-leak lands before the analysed stretch; each later window waits until the run is
+report as the program's own leak (``docs/profiles.md``). On those versions the reported
+windows run in the warm-up instead, from a quarter of the way into it, one of each
+length (the warm-up waits for the last of them, up to ``runner.child.WARMUP_HOLD_LIMIT``
+times its planned length; those it still has no room for run right after it), so what
+they leak lands before the analysed stretch; each later window waits until the run is
 ``LEAKY_GROWTH`` times as old as at the end of the one before: none in a run whose
 warm-up is the default tenth, one more each time the run gets ten times longer
-otherwise. Windows in the warm-up can see caches still filling; a cache fills once,
-so it does not scale with the window's steps, which is what the analysis asks of a
-leaking site. ``--snapshot-every`` keeps the cadence it asks for, after the warm-up.
+otherwise. Windows in the warm-up can see caches still filling; a cache fills once, so
+it does not scale with the window's steps, which is what the analysis asks of a leaking
+site. ``--snapshot-every`` keeps the cadence it asks for, after the warm-up.
 
 ``tracemalloc-full`` traces from the end of the warm-up to the end of the run and
 compares each snapshot with the post-warm-up one (the sites whose size and count
@@ -156,6 +157,8 @@ class TracemallocProbe(Probe):
             if self.leaky:
                 # One window of each length, each followed by a pause as long, from LEAKY_START of
                 # the warm-up on: sized to fit in it, so that none is left for the analysed stretch.
+                # Where slow first steps make them overrun it, the warm-up waits for the last one.
+                ctx.warmup_holds.add(self.name)
                 room = (1 - self.LEAKY_START) / sum(self.LENGTHS)
                 if warmup.get("seconds"):
                     self.cadence.next_t = self.started + self.LEAKY_START * float(warmup["seconds"])
@@ -171,6 +174,7 @@ class TracemallocProbe(Probe):
             self._rearm(ctx)
 
     def warmup_end(self, ctx: ProbeContext) -> None:
+        ctx.warmup_holds.discard(self.name)
         if self.ready:
             return
         now = time.monotonic()
@@ -351,6 +355,7 @@ class TracemallocProbe(Probe):
                 self.cadence.next_steps = None
                 self.cadence.next_t = end + elapsed
             if self.count >= len(self.LENGTHS):
+                ctx.warmup_holds.discard(self.name)
                 self.cadence.next_steps = None
                 self.cadence.next_t = self.started + self.LEAKY_GROWTH * (end - self.started)
         self.mark = (end, ctx.steps)

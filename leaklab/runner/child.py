@@ -39,6 +39,9 @@ from leaklab.runner.spec import (
     ChildSpec,
 )
 
+#: A warm-up that a probe holds (``ProbeContext.warmup_holds``) goes on until the probe lets go,
+#: or until it has lasted this many times its planned steps or seconds.
+WARMUP_HOLD_LIMIT = 2.0
 #: Full tracebacks sent for the first few step errors; after that only counts.
 MAX_REPORTED_TRACEBACKS = 5
 #: Forced full collections wanted per run (each only when the budget allows it).
@@ -190,6 +193,17 @@ class StepLoop:
         # Wake up in time for a due sample so slow rates are still sampled on schedule.
         return max(0.0, min(due, self.next_sample) - now)
 
+    def warmup_reached(self) -> bool:
+        """Whether the warm-up has run its planned steps or seconds, or, while a probe holds it
+        (``ProbeContext.warmup_holds``), ``WARMUP_HOLD_LIMIT`` times as many."""
+        factor = WARMUP_HOLD_LIMIT if self.ctx.warmup_holds else 1.0
+        return (
+            self.warmup_steps is not None
+            and self.steps >= factor * self.warmup_steps
+            or self.warmup_seconds is not None
+            and time.monotonic() - self.start >= factor * self.warmup_seconds
+        )
+
     def sample_by_work_due(self) -> bool:
         """Whether a step-bounded run takes a sample after this step (see ``sample_every``)."""
         if self.sample_every is None or self.must_sample_every is None:
@@ -285,6 +299,7 @@ class StepLoop:
             return getattr(probe, method)(self.ctx)
         except Exception as exc:
             self.probes.remove(probe)
+            self.ctx.warmup_holds.discard(probe.name)
             self.reporter.event(
                 EventKind.PROBE_ERROR,
                 self.now(),
@@ -357,13 +372,7 @@ class StepLoop:
                     "traceback": tb,
                 }
                 self.request_stop(Status.FAILED)
-        if not self.warmup_done and (
-            (self.warmup_steps is not None and self.steps >= self.warmup_steps)
-            or (
-                self.warmup_seconds is not None
-                and time.monotonic() - self.start >= self.warmup_seconds
-            )
-        ):
+        if not self.warmup_done and self.warmup_reached():
             self.warmup_done = True
             self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = self.steps, self.now()

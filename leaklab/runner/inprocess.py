@@ -126,9 +126,6 @@ class InProcess:
         )
         loop_spec = spec.replace(steps=None, duration_s=None, rate=None)
         self.loop = StepLoop(loop_spec, self.reporter, None, active, self.ctx)  # type: ignore[arg-type]
-        warmup = spec.warmup
-        self.warmup_s: float | None = warmup.get("seconds")
-        self.warmup_steps: int | None = warmup.get("steps")
         self.reporter.send(
             {
                 "type": "hello",
@@ -157,12 +154,7 @@ class InProcess:
         loop = self.loop
         if loop.warmup_done:
             return
-        if (
-            self.warmup_s is not None
-            and time.monotonic() - loop.start >= self.warmup_s
-            or self.warmup_steps is not None
-            and loop.steps >= self.warmup_steps
-        ):
+        if loop.warmup_reached():
             loop.warmup_done = self.ctx.warmup_done = True
             self.ctx.steps, self.ctx.t = loop.steps, self.now()
             self.reporter.event(EventKind.WARMUP_END, self.now(), steps=loop.steps)
