@@ -23,7 +23,8 @@ def record(tmp_path, test_scenario, variant: str, size: int, warmup: str | None 
         rate=500.0,
         # Every 20 ms, asked: the 200 samples the margins were measured on. At the 50 ms the
         # run would choose, the fixed run's allocated blocks read PLATEAU: the child's own
-        # sampling leaves about 2 blocks a sample for its first 50 samples, then none.
+        # sampling refills CPython's free lists that a full collection empties, about 2 blocks
+        # a sample for its first 50 samples, then none (docs/analysis.md).
         interval_s=0.02,
         out=str(tmp_path),
         progress=False,
