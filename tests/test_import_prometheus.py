@@ -45,6 +45,14 @@ def fleet() -> Fleet:
         yield running
 
 
+@pytest.fixture(scope="module")
+def prometheus() -> Fleet:
+    """A real Prometheus scraping one real exporter, for the answers that need a server up but
+    no run of scrapes (the fleet above waits ~25 s for its scrapes)."""
+    with Fleet(["fixed"], duration_s=150, leak_rate="1MB/s", scrape_s=1.0) as running:
+        yield running
+
+
 def _window(fleet: Fleet) -> tuple[str, str]:
     end = time.time()
     return str(int(fleet.started)), str(int(end))
@@ -140,9 +148,14 @@ def _free_port() -> int:
     ],
 )
 def test_bad_prometheus_input_exits_2_and_leaves_nothing(
-    fleet: Fleet, tmp_path: Path, url: str, query: str, message: str
+    request: pytest.FixtureRequest, tmp_path: Path, url: str, query: str, message: str
 ) -> None:
-    base = fleet.url if url == "up" else f"http://127.0.0.1:{_free_port()}"
+    # "down" needs no server at all: a free port on 127.0.0.1 refuses the connection.
+    base = (
+        request.getfixturevalue("prometheus").url
+        if url == "up"
+        else f"http://127.0.0.1:{_free_port()}"
+    )
     out = tmp_path / "runs"
     out.mkdir()
     result = _leaklab(
