@@ -29,9 +29,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:  # imported where used: every leaklab command loads this module
+    import aiohttp
 
 HOST = "127.0.0.1"
 DEFAULT_TIMEOUT_S = 5.0
@@ -73,6 +74,8 @@ class LoadConfig:
 
 def classify(exc: BaseException) -> str:
     """A short name for why a request got no response, as a client sees it."""
+    import aiohttp
+
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -101,6 +104,8 @@ class Connections:
     """
 
     def __init__(self, timeout_s: float, idle_s: float = IDLE_S) -> None:
+        import aiohttp
+
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.idle_s = idle_s
         #: (session, last used), least recently used first
@@ -114,6 +119,8 @@ class Connections:
     def take(self) -> aiohttp.ClientSession:
         if self._idle:
             return self._idle.pop()[0]
+        import aiohttp
+
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=self.idle_s),
             timeout=self.timeout,
