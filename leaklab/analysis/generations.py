@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from leaklab import store, units
 from leaklab.analysis import recycling
@@ -104,6 +103,9 @@ def generations_report(run: store.RunData | str | os.PathLike[str]) -> Generatio
     )
     starts = [(g.generation, g.rss_start) for g in summaries]
     if len(starts) >= 3:
+        # Imported only for a run with restarts to compare: it costs most of a second.
+        from scipy import stats
+
         x = np.array([s[0] for s in starts], dtype=float)
         y = np.array([s[1] for s in starts], dtype=float)
         slope, _, low, high = stats.theilslopes(y, x)

@@ -32,7 +32,10 @@ from dataclasses import InitVar, asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+# Student's t quantiles straight from scipy.special (what scipy.stats.t.ppf calls): importing
+# scipy.stats costs every analysing command most of a second, and only short stretches need it.
+from scipy.special import stdtrit
 
 #: Signals analysed, in display order, and their unit.
 SIGNALS: dict[str, str] = {"rss": "bytes", "uss": "bytes", "blocks": "blocks", "traced": "bytes"}
@@ -153,7 +156,7 @@ class Growth:
         if level == 0.95:
             return self
         df = max(self.n_blocks - 1, 1.0) if math.isfinite(self.n_blocks) else 1e6
-        factor = float(stats.t.ppf(0.5 + level / 2, df) / stats.t.ppf(0.975, df))
+        factor = float(stdtrit(df, 0.5 + level / 2) / stdtrit(df, 0.975))
 
         def stretch(centre: float, interval: tuple[float, float]) -> tuple[float, float]:
             lo, hi = interval
@@ -459,8 +462,10 @@ def sen_interval(x: np.ndarray, y: np.ndarray, slope: float) -> tuple[float, flo
     if n < 4:
         return math.nan, math.nan
     if n < MIN_SEN_POINTS:
+        from scipy import stats  # here: see the import of stdtrit
+
         fit_ = stats.linregress(x, y)
-        half = float(stats.t.ppf(0.975, n - 2)) * float(fit_.stderr)
+        half = float(stdtrit(n - 2, 0.975)) * float(fit_.stderr)
         return float(min(fit_.slope - half, slope)), float(max(fit_.slope + half, slope))
     i, j = np.triu_indices(n, k=1)
     dx = x[j] - x[i]

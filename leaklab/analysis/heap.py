@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from leaklab import store, units
 from leaklab.analysis import window as window_mod
@@ -74,6 +73,9 @@ def heap_split(run: store.RunData | str) -> HeapSplit | None:
     used = np.asarray(columns.get("v8_heap_used") or [], dtype=float)
     if not len(used) or not np.isfinite(used).any():
         return None
+    # Imported only for a run with V8 heap samples: it costs most of a second.
+    from scipy import stats
+
     mask = window_mod.select(columns, run.meta).mask
     t = np.asarray(columns["t"], dtype=float)
     rss = np.asarray(columns["rss"], dtype=float)

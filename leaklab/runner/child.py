@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# The child imports aiohttp at start-up as it did when leaklab.runner.load imported it at module
-# level: its idle memory (about 40 MB, which MIN_MAX_RSS and docs/testing.md assume) stays what
-# it was. Only the leaklab commands, which need it only to send load, now skip it (~0.15 s each).
+# aiohttp is loaded at start-up whether or not the scenario uses it: service mode and most
+# scenarios need it, and a child's idle memory (about 40 MB, which the memory-cap tests and
+# docs/testing.md's figures assume) should not depend on which mode or scenario runs.
 import aiohttp  # noqa: F401
 
 from leaklab import probes as probe_registry

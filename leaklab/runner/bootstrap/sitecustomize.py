@@ -9,7 +9,6 @@ nothing. A ``sitecustomize`` that this one hides is imported after it.
 
 import os
 import sys
-from types import ModuleType
 
 
 def _chain_next_sitecustomize() -> None:
@@ -27,26 +26,15 @@ def _chain_next_sitecustomize() -> None:
             return
 
 
-def _import_inprocess() -> ModuleType:
-    """leaklab's in-process probes, and aiohttp with them: the program imported it at start-up
-    when leaklab.runner.load imported it at module level, and still does, so its memory at
-    start (what a run of it measures from) stays what it was."""
-    import aiohttp  # noqa: F401
-
-    from leaklab.runner import inprocess
-
-    return inprocess
-
-
 if os.environ.get("LEAKLAB_INPROCESS"):
     try:
-        inprocess = _import_inprocess()
+        from leaklab.runner import inprocess
     except ImportError:
         extra = os.environ.get("LEAKLAB_SYS_PATH", "")
         if extra and os.environ.get("LEAKLAB_PYTHON") == "{}.{}".format(*sys.version_info[:2]):
             sys.path.extend(p for p in extra.split(os.pathsep) if p and p not in sys.path)
         try:
-            inprocess = _import_inprocess()
+            from leaklab.runner import inprocess
         except ImportError as exc:
             sys.stderr.write(f"leaklab: in-process probes unavailable in {sys.executable}: {exc}\n")
             inprocess = None
