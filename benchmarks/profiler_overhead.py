@@ -41,6 +41,14 @@ and gRPC rows need benchmarks/requirements.txt installed:
 
     python benchmarks/profiler_overhead.py --suite --rounds 5 \
         --modes plain,rss,default,deep,tracemalloc-1,memray-run --only sqlalchemy,grpc
+
+On a shared machine the medians of a few rounds move by more than the targets' margins.
+``--pool LOG...`` measures nothing: it reads back the runs that earlier sittings printed (on
+stderr), pairs each with the bare runs beside it in its own sitting, and reports every row
+over all those rounds; ``benchmarks/results/profiler_overhead/`` keeps the sittings behind the
+README's table:
+
+    python benchmarks/profiler_overhead.py --pool benchmarks/results/profiler_overhead/*.log
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ import gc
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -309,6 +318,21 @@ class Measured:
     plain_rates: dict[str, list[float]] = field(default_factory=dict)
     plain_cpus: dict[str, list[float]] = field(default_factory=dict)
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: each bare run's rate over the one before it in the same sitting
+    bare_ratios: list[float] = field(default_factory=list)
+    _last_bare: float | None = None
+
+    def add_bare(self, run: tuple[float, float]) -> None:
+        """One bare run (``plain``), after the previous one of the same sitting."""
+        self.rates.setdefault("plain", []).append(run[0])
+        self.cpus.setdefault("plain", []).append(run[1])
+        if self._last_bare:
+            self.bare_ratios.append(run[0] / self._last_bare)
+        self._last_bare = run[0]
+
+    def new_sitting(self) -> None:
+        """Rounds added from here on were run in another sitting (``--pool``)."""
+        self._last_bare = None
 
     def add(
         self,
@@ -327,8 +351,7 @@ class Measured:
         """Each run's rate over its neighbouring bare runs' (for ``plain``: each bare run's over
         the one before it, the noise between two runs of the same thing)."""
         if mode == "plain":
-            plain = self.rates["plain"]
-            return [b / a for a, b in zip(plain, plain[1:], strict=False)] or [1.0]
+            return self.bare_ratios or [1.0]
         return [r / p for r, p in zip(self.rates[mode], self.plain_rates[mode], strict=True)]
 
     def ratio(self, mode: str) -> float:
@@ -387,8 +410,7 @@ def measure(
             else:
                 rate, cpu = bare(path, variant, seconds, mode, tmp)
             if mode == "plain":
-                measured.rates.setdefault(mode, []).append(rate)
-                measured.cpus.setdefault(mode, []).append(cpu)
+                measured.add_bare((rate, cpu))
             print(
                 f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s "
                 f"{cpu * 1e6:>9,.1f} us CPU/step",
@@ -410,19 +432,60 @@ def measure(
     return measured
 
 
+#: One run as ``measure`` prints it (on stderr): what ``--pool`` reads back.
+RUN_LINE = re.compile(
+    r"^\s+(?P<name>\S+) \[(?P<variant>[^\]]+)\] (?P<seconds>[\d.]+)s (?P<mode>\S+)\s+"
+    r"(?P<rate>[\d,.]+) steps/s\s+(?P<cpu>[\d,.]+) us CPU/step$"
+)
+
+
+def pool(paths: list[str]) -> dict[tuple[str, str, float], Measured]:
+    """The rounds of earlier sittings, read from their logs of runs, pooled per row: each
+    mode's run is paired with the bare runs beside it in its own sitting, as ``measure`` pairs
+    them, so that a sitting on a slower machine weighs on both sides of its ratios alike."""
+    pooled: dict[tuple[str, str, float], Measured] = {}
+    for path in paths:
+        runs: dict[tuple[str, str, float], list[tuple[str, tuple[float, float]]]] = {}
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SystemExit(f"{path}: cannot read it ({exc.strerror})") from None
+        for line in text.splitlines():
+            match = RUN_LINE.match(line)
+            if match:
+                row = (match["name"], match["variant"], float(match["seconds"]))
+                rate = float(match["rate"].replace(",", ""))
+                cpu = float(match["cpu"].replace(",", "")) / 1e6
+                runs.setdefault(row, []).append((match["mode"], (rate, cpu)))
+        if not runs:
+            raise SystemExit(f"{path}: no runs in it (the lines a sitting prints on stderr)")
+        for row, sequence in runs.items():
+            got = pooled.setdefault(row, Measured())
+            got.new_sitting()
+            for i, (mode, run) in enumerate(sequence):
+                if mode == "plain":
+                    got.add_bare(run)
+                elif 0 < i < len(sequence) - 1:
+                    (before_mode, before), (after_mode, after) = sequence[i - 1], sequence[i + 1]
+                    if before_mode == after_mode == "plain":
+                        got.add(mode, run, before, after)
+    return pooled
+
+
 def report(
-    scenario_name: str, variant: str, seconds: float, rounds: int, modes: list[str], got: Measured
+    scenario_name: str, variant: str, seconds: float, modes: list[str], got: Measured
 ) -> int:
     """Print one table; return how many targets were missed (by the median paired ratio)."""
     missed = 0
     print(
-        f"\n{Path(scenario_name).stem} [{variant}], {rounds} round(s) of {seconds:g} s per "
-        "mode; ratios to the bare runs beside each run, medians over the rounds "
+        f"\n{Path(scenario_name).stem} [{variant}], runs of {seconds:g} s; ratios to the bare "
+        "runs beside each run, medians over the rounds "
         f"({CONFIDENCE:.0%} CI, range); "
         "plain: each bare run over the one before\n"
     )
     print(
-        f"{'mode':<16} {'steps/s':>10} {'ratio':>7} {f'{CONFIDENCE:.0%} CI':>11} {'range':>11} "
+        f"{'mode':<16} {'rounds':>6} {'steps/s':>10} {'ratio':>7} {f'{CONFIDENCE:.0%} CI':>11} "
+        f"{'range':>11} "
         f"{'target':>13} "
         f"{'cpu ratio':>9}  probes' own estimate (share of the run)"
     )
@@ -439,7 +502,8 @@ def report(
             f"{k} {v:.1%}" for k, v in got.costs.get(mode, {}).items() if v is not None
         )
         print(
-            f"{mode:<16} {statistics.median(got.rates[mode]):>10,.1f} {got.ratio(mode):>7.3f} "
+            f"{mode:<16} {len(ratios):>6} {statistics.median(got.rates[mode]):>10,.1f} "
+            f"{got.ratio(mode):>7.3f} "
             f"{f'{low:.2f}-{high:.2f}':>11} {f'{min(ratios):.2f}-{max(ratios):.2f}':>11} "
             f"{verdict:>13} "
             f"{got.cpu_ratio(mode):>9.3f}  {estimate}"
@@ -457,7 +521,9 @@ def markdown_table(
     ]
     for (name, variant, seconds), got in rows:
         cells = [
-            f"{got.cpu_ratio(m):.2f}"
+            "-"
+            if m not in got.rates
+            else f"{got.cpu_ratio(m):.2f}"
             if by_cpu
             else "{:.2f} ({:.2f}-{:.2f})".format(got.ratio(m), *got.interval(m))
             for m in others
@@ -500,6 +566,13 @@ def main() -> None:
         help="leave glibc's heap thresholds dynamic (by default they are held fixed in every "
         "mode: " + ", ".join(f"{k}={v}" for k, v in MALLOC_FOOTING.items()) + ")",
     )
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="LOG",
+        help="measure nothing: pool the rounds of earlier sittings from their logs of runs (what "
+        "a sitting prints on stderr) and report them as one, per row",
+    )
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -513,28 +586,42 @@ def main() -> None:
         parser.error(f"unknown mode {unknown[0]!r}; known modes: {', '.join(MODES)}")
     if "plain" not in modes:
         modes.insert(0, "plain")
-    rows = SUITE if args.suite else ((args.scenario, args.variant, args.seconds),)
     words = [w.strip() for w in args.only.split(",") if w.strip()]
-    if words:
-        rows = tuple(row for row in rows if any(w in row[0] for w in words))
-        if not rows:
-            parser.error(f"--only {args.only!r} keeps no row of the suite")
     lengths = {float(x) for x in args.lengths.split(",") if x.strip()}
-    if lengths:
-        rows = tuple(row for row in rows if row[2] in lengths)
-        if not rows:
-            parser.error(f"--lengths {args.lengths!r} keeps no row of the suite")
-    if not args.dynamic_malloc:
-        # Inherited by the bare driver and by leaklab's child alike (a value the caller set wins).
-        for name, value in MALLOC_FOOTING.items():
-            os.environ.setdefault(name, value)
-    results = [(row, measure(*row, modes, args.rounds)) for row in rows]
-    missed = sum(report(*row, args.rounds, modes, got) for row, got in results)
-    footing = {k: os.environ[k] for k in MALLOC_FOOTING if k in os.environ}
-    print(
-        "\nglibc heap thresholds: "
-        + (", ".join(f"{k}={v}" for k, v in footing.items()) if footing else "dynamic")
+    pooled = pool(args.pool) if args.pool else {}
+    every = (
+        tuple(sorted(pooled, key=lambda row: SUITE.index(row) if row in SUITE else len(SUITE)))
+        if args.pool
+        else SUITE
+        if args.suite
+        else ((args.scenario, args.variant, args.seconds),)
     )
+    rows = tuple(
+        row
+        for row in every
+        if (not words or any(w in row[0] for w in words)) and (not lengths or row[2] in lengths)
+    )
+    if not rows:
+        parser.error(f"--only {args.only!r} and --lengths {args.lengths!r} keep no row")
+    if args.pool:
+        results = [(row, pooled[row]) for row in rows]
+        modes = [m for m in MODES if any(m in got.rates for _, got in results)]
+    else:
+        if not args.dynamic_malloc:
+            # Inherited by the bare driver and by leaklab's child alike (a value the caller set
+            # wins).
+            for name, value in MALLOC_FOOTING.items():
+                os.environ.setdefault(name, value)
+        results = [(row, measure(*row, modes, args.rounds)) for row in rows]
+    missed = sum(report(*row, [m for m in modes if m in got.rates], got) for row, got in results)
+    if args.pool:
+        print(f"\npooled from: {', '.join(args.pool)}")
+    else:
+        footing = {k: os.environ[k] for k in MALLOC_FOOTING if k in os.environ}
+        print(
+            "\nglibc heap thresholds: "
+            + (", ".join(f"{k}={v}" for k, v in footing.items()) if footing else "dynamic")
+        )
     print(
         "\nrss: no probes; default: "
         + ", ".join(probes.PROFILES["default"])
