@@ -320,19 +320,21 @@ class Measured:
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: each bare run's rate over the one before it in the same sitting
     bare_ratios: list[float] = field(default_factory=list)
-    _last_bare: float | None = None
 
-    def add_bare(self, run: tuple[float, float]) -> None:
-        """One bare run (``plain``), after the previous one of the same sitting."""
-        self.rates.setdefault("plain", []).append(run[0])
-        self.cpus.setdefault("plain", []).append(run[1])
-        if self._last_bare:
-            self.bare_ratios.append(run[0] / self._last_bare)
-        self._last_bare = run[0]
-
-    def new_sitting(self) -> None:
-        """Rounds added from here on were run in another sitting (``--pool``)."""
-        self._last_bare = None
+    def add_sitting(self, runs: list[tuple[str, tuple[float, float]]]) -> None:
+        """One sitting's runs of this row, (mode, (rate, CPU per step)) in the order they ran:
+        each mode's run is paired with the bare runs just before and after it, each bare run
+        with the bare run before it."""
+        last_bare: float | None = None
+        for i, (mode, run) in enumerate(runs):
+            if mode == "plain":
+                self.rates.setdefault("plain", []).append(run[0])
+                self.cpus.setdefault("plain", []).append(run[1])
+                if last_bare:
+                    self.bare_ratios.append(run[0] / last_bare)
+                last_bare = run[0]
+            elif 0 < i < len(runs) - 1 and runs[i - 1][0] == runs[i + 1][0] == "plain":
+                self.add(mode, run, runs[i - 1][1], runs[i + 1][1])
 
     def add(
         self,
@@ -401,34 +403,32 @@ def measure(
         else scenario.find(scenario_name)
     )
     measured = Measured()
+    runs: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp_name:
         tmp = Path(tmp_name)
 
-        def one(mode: str) -> tuple[float, float]:
+        def one(mode: str) -> None:
             if mode in TARGETS:
                 rate, cpu, measured.costs[mode] = under_leaklab(path, variant, seconds, mode, tmp)
             else:
                 rate, cpu = bare(path, variant, seconds, mode, tmp)
-            if mode == "plain":
-                measured.add_bare((rate, cpu))
+            runs.append((mode, (rate, cpu)))
             print(
                 f"  {scenario_name} [{variant}] {seconds:g}s {mode:<15} {rate:>10,.1f} steps/s "
                 f"{cpu * 1e6:>9,.1f} us CPU/step",
                 file=sys.stderr,
             )
-            return rate, cpu
 
         others = [m for m in modes if m != "plain"]
         for r in range(rounds):
-            before = one("plain")
+            one("plain")
             # The order turns by one mode each round, so that no mode always runs first (or
             # just after another): where a run sits in the round weighs on every mode alike.
             shift = r % len(others) if others else 0
             for mode in others[shift:] + others[:shift]:
-                run = one(mode)
-                after = one("plain")
-                measured.add(mode, run, before, after)
-                before = after
+                one(mode)
+                one("plain")
+    measured.add_sitting(runs)
     return measured
 
 
@@ -441,8 +441,9 @@ RUN_LINE = re.compile(
 
 def pool(paths: list[str]) -> dict[tuple[str, str, float], Measured]:
     """The rounds of earlier sittings, read from their logs of runs, pooled per row: each
-    mode's run is paired with the bare runs beside it in its own sitting, as ``measure`` pairs
-    them, so that a sitting on a slower machine weighs on both sides of its ratios alike."""
+    mode's run is paired with the bare runs beside it in its own sitting (``add_sitting``, as
+    ``measure`` does), so that a sitting on a slower machine weighs on both sides of its ratios
+    alike."""
     pooled: dict[tuple[str, str, float], Measured] = {}
     for path in paths:
         runs: dict[tuple[str, str, float], list[tuple[str, tuple[float, float]]]] = {}
@@ -459,16 +460,8 @@ def pool(paths: list[str]) -> dict[tuple[str, str, float], Measured]:
                 runs.setdefault(row, []).append((match["mode"], (rate, cpu)))
         if not runs:
             raise SystemExit(f"{path}: no runs in it (the lines a sitting prints on stderr)")
-        for row, sequence in runs.items():
-            got = pooled.setdefault(row, Measured())
-            got.new_sitting()
-            for i, (mode, run) in enumerate(sequence):
-                if mode == "plain":
-                    got.add_bare(run)
-                elif 0 < i < len(sequence) - 1:
-                    (before_mode, before), (after_mode, after) = sequence[i - 1], sequence[i + 1]
-                    if before_mode == after_mode == "plain":
-                        got.add(mode, run, before, after)
+        for row, sitting in runs.items():
+            pooled.setdefault(row, Measured()).add_sitting(sitting)
     return pooled
 
 
